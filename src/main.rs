@@ -1,3 +1,97 @@
-fn main() {
-    println!("Hello, world!");
+//! tcpalive: parse, validate, run, and map the outcome to an exit code.
+
+mod cli;
+mod cmd;
+mod config;
+mod event;
+mod keepalive;
+mod observe;
+mod poller;
+mod report;
+mod run;
+mod session;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::config::{ConnectConfig, ListenConfig};
+use crate::event::Outcome;
+use crate::run::{Clock, Reporter, RunError, Signals};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    let outcome = match run(&cli.command) {
+        Ok(outcome) => outcome,
+        Err(Failure::Usage(msg)) => {
+            eprintln!("tcpalive: {msg}");
+            Outcome::Usage
+        }
+        Err(Failure::Run(RunError::OutputClosed)) => return ExitCode::SUCCESS,
+        Err(Failure::Run(e)) => {
+            eprintln!("tcpalive: {:#}", anyhow::Error::from(e));
+            Outcome::Error
+        }
+    };
+    ExitCode::from(outcome.exit_code())
+}
+
+enum Failure {
+    Usage(config::ConfigError),
+    Run(RunError),
+}
+
+impl From<RunError> for Failure {
+    fn from(e: RunError) -> Failure {
+        Failure::Run(e)
+    }
+}
+
+fn run(command: &Command) -> Result<Outcome, Failure> {
+    let clock = Clock::start();
+    match command {
+        Command::Connect(args) => {
+            let cfg = ConnectConfig::from_args(args).map_err(Failure::Usage)?;
+            let signals = Signals::install()?;
+            let mut rep = Reporter::new(clock, report::sink_for(&cfg.run, false));
+            Ok(cmd::connect::run(&cfg, &mut rep, &signals)?)
+        }
+        Command::Listen(args) => {
+            let cfg = ListenConfig::from_args(args).map_err(Failure::Usage)?;
+            let signals = Signals::install()?;
+            let mut rep = Reporter::new(clock, report::sink_for(&cfg.run, true));
+            Ok(cmd::listen::run(&cfg, &mut rep, &signals)?)
+        }
+        Command::Demo(args) => {
+            let signals = Signals::install()?;
+            Ok(cmd::demo::run(args, clock, &signals)?)
+        }
+    }
+}
+
+/// clap's own errors (unknown flag, missing value) as one line, exit 2; help and
+/// version go to stdout with exit 0.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                ExitCode::from(Outcome::Usage.exit_code())
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        _ => {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("tcpalive: {first} (see --help)");
+            ExitCode::from(Outcome::Usage.exit_code())
+        }
+    }
 }

@@ -1,0 +1,5 @@
+//! The subcommands: each wires sockets, the observer and the reporter together.
+
+pub mod connect;
+pub mod demo;
+pub mod listen;
