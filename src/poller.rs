@@ -55,11 +55,6 @@ mod imp {
             Ok(self.epoll.add(fd, EpollEvent::new(flags(write), token))?)
         }
 
-        pub fn modify(&mut self, fd: BorrowedFd<'_>, token: u64, write: bool) -> std::io::Result<()> {
-            let mut ev = EpollEvent::new(flags(write), token);
-            Ok(self.epoll.modify(fd, &mut ev)?)
-        }
-
         pub fn delete(&mut self, fd: BorrowedFd<'_>) -> std::io::Result<()> {
             Ok(self.epoll.delete(fd)?)
         }
@@ -105,11 +100,6 @@ mod imp {
         pub fn add(&mut self, fd: BorrowedFd<'_>, token: u64, write: bool) -> std::io::Result<()> {
             self.fds.push((fd.as_raw_fd(), token, write));
             Ok(())
-        }
-
-        pub fn modify(&mut self, fd: BorrowedFd<'_>, token: u64, write: bool) -> std::io::Result<()> {
-            self.delete(fd)?;
-            self.add(fd, token, write)
         }
 
         pub fn delete(&mut self, fd: BorrowedFd<'_>) -> std::io::Result<()> {

@@ -2,10 +2,10 @@
 //! when the next sample is worth taking.
 //!
 //! This is pure logic over [`TcpSample`]s and run times, so it is tested without
-//! sockets. The observer wakes at the predicted time of the next probe (last contact
-//! + idle, then + intvl each) plus a small slack; when the kernel's timer is late
-//! (its timer wheel rounds long timeouts up), it samples again with short steps that
-//! grow with the lateness, so an event is never much later than the probe itself.
+//! sockets. The observer wakes at the predicted time of the next probe (idle after the
+//! last contact, then every intvl) plus a small slack; when the kernel's timer is
+//! late (its timer wheel rounds long timeouts up), it samples again with short steps
+//! that grow with the lateness, so an event is never much later than the probe.
 
 use std::time::Duration;
 
