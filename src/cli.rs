@@ -63,6 +63,16 @@ pub struct KeepaliveArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct HeartbeatArgs {
+    /// Send an application heartbeat every D (PING <seq> lines between tcpalive ends).
+    #[arg(long, value_name = "D", allow_hyphen_values = true)]
+    pub heartbeat: Option<String>,
+    /// Give up when a heartbeat is unanswered this long (default: 3 x --heartbeat).
+    #[arg(long, value_name = "D", allow_hyphen_values = true)]
+    pub heartbeat_timeout: Option<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct RunArgs {
     /// Stop after this long; the outcome is "alive" if the peer is still there.
     #[arg(long = "for", value_name = "D", allow_hyphen_values = true)]
@@ -76,6 +86,13 @@ pub struct RunArgs {
     /// Time column: rel (since start) or abs (wall clock, UTC).
     #[arg(long, value_name = "rel|abs", default_value = "rel")]
     pub timestamps: String,
+    /// Exit 0 only if the connection ends this way (alive, eof, reset, timeout,
+    /// unreachable, heartbeat-timeout, connect-failed, interrupted, error), else 9.
+    #[arg(long, value_name = "OUTCOME")]
+    pub expect: Option<String>,
+    /// Exit 0 only if the detection latency is in MIN..MAX (either may be left out).
+    #[arg(long, value_name = "MIN..MAX", allow_hyphen_values = true)]
+    pub within: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -86,15 +103,37 @@ pub struct ConnectArgs {
     #[command(flatten)]
     pub keepalive: KeepaliveArgs,
     #[command(flatten)]
+    pub heartbeat: HeartbeatArgs,
+    /// Heartbeat bytes for a server that is not tcpalive (escapes: \r \n \t \0 \\ \xHH);
+    /// any bytes received count as the reply.
+    #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
+    pub heartbeat_payload: Option<String>,
+    #[command(flatten)]
     pub run: RunArgs,
+    /// Monitor: after each death, reconnect with backoff and log the outage.
+    #[arg(long)]
+    pub reconnect: bool,
+    /// With --reconnect: stop after N outages.
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub count: Option<String>,
     /// Give up connecting after this long.
-    #[arg(long, value_name = "D", default_value = "10s", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "D",
+        default_value = "10s",
+        allow_hyphen_values = true
+    )]
     pub connect_timeout: String,
     /// Write --send-size bytes every D, so data is in flight when the peer dies.
     #[arg(long, value_name = "D", allow_hyphen_values = true)]
     pub send_every: Option<String>,
     /// Bytes per --send-every write.
-    #[arg(long, value_name = "N", default_value = "64", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "64",
+        allow_hyphen_values = true
+    )]
     pub send_size: String,
 }
 
@@ -106,12 +145,22 @@ pub struct ListenArgs {
     #[command(flatten)]
     pub keepalive: KeepaliveArgs,
     #[command(flatten)]
+    pub heartbeat: HeartbeatArgs,
+    #[command(flatten)]
     pub run: RunArgs,
+    /// Fault: stop answering heartbeats while the kernel keeps ACKing (a hung app).
+    #[arg(long)]
+    pub mute: bool,
     /// Serve one connection and exit with its outcome.
     #[arg(long)]
     pub once: bool,
     /// Connections held at once; more are refused (accepted and reset), not queued.
-    #[arg(long, value_name = "N", default_value = "1024", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "1024",
+        allow_hyphen_values = true
+    )]
     pub max_conns: String,
     /// Fault: close each connection cleanly (FIN) after D.
     #[arg(long, value_name = "D", allow_hyphen_values = true)]

@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::cli::{ConnectArgs, KeepaliveArgs, ListenArgs, RunArgs};
+use crate::cli::{ConnectArgs, HeartbeatArgs, KeepaliveArgs, ListenArgs, RunArgs};
+use crate::event::Outcome;
+use crate::expect::Expectation;
+use crate::heartbeat::{HeartbeatConfig, unescape};
 
 /// The kernel's limits for keepalive options (net/ipv4/tcp.c: MAX_TCP_KEEPIDLE etc.).
 pub const MAX_KEEPIDLE_S: u64 = 32767;
@@ -84,6 +87,7 @@ pub struct RunConfig {
     pub format: Format,
     pub quiet: bool,
     pub timestamps: Timestamps,
+    pub expect: Expectation,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +103,15 @@ pub struct ConnectConfig {
     pub run: RunConfig,
     pub connect_timeout: Duration,
     pub send: Option<SendPlan>,
+    pub heartbeat: Option<HeartbeatConfig>,
+    pub reconnect: Option<Reconnect>,
+}
+
+/// `connect --reconnect`: when the monitor stops by itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reconnect {
+    /// Stop after this many outages.
+    pub count: Option<u64>,
 }
 
 /// A misbehaving-peer mode of `listen`.
@@ -118,6 +131,8 @@ pub struct ListenConfig {
     pub once: bool,
     pub max_conns: usize,
     pub fault: Option<Fault>,
+    pub heartbeat: Option<HeartbeatConfig>,
+    pub mute: bool,
 }
 
 impl ConnectConfig {
@@ -135,6 +150,8 @@ impl ConnectConfig {
             run: RunConfig::from_args(&args.run)?,
             connect_timeout: validate_positive("--connect-timeout", &args.connect_timeout)?,
             send,
+            heartbeat: validate_heartbeat(&args.heartbeat, args.heartbeat_payload.as_deref())?,
+            reconnect: validate_reconnect(args.reconnect, args.count.as_deref())?,
         })
     }
 }
@@ -148,6 +165,8 @@ impl ListenConfig {
             once: args.once,
             max_conns: validate_count("--max-conns", &args.max_conns, 1, 1_000_000)? as usize,
             fault: validate_fault(args.close_after.as_deref(), args.reset_after.as_deref())?,
+            heartbeat: validate_heartbeat(&args.heartbeat, None)?,
+            mute: args.mute,
         })
     }
 }
@@ -196,6 +215,10 @@ impl RunConfig {
             },
             quiet: args.quiet,
             timestamps: validate_timestamps(&args.timestamps)?,
+            expect: Expectation {
+                outcome: args.expect.as_deref().map(validate_expect).transpose()?,
+                ..validate_within(args.within.as_deref())?
+            },
         })
     }
 }
@@ -231,10 +254,7 @@ fn parse_decimal_seconds(text: &str) -> Option<Result<Duration, String>> {
         return Some(Err("not a duration (use 5, 5s, 1500ms, 2m)".to_string()));
     }
     let secs: f64 = text.parse().ok()?;
-    Some(
-        Duration::try_from_secs_f64(secs)
-            .map_err(|_| "duration is out of range".to_string()),
-    )
+    Some(Duration::try_from_secs_f64(secs).map_err(|_| "duration is out of range".to_string()))
 }
 
 pub fn validate_duration(flag: &'static str, value: &str) -> Result<Duration, ConfigError> {
@@ -276,7 +296,12 @@ pub fn validate_keepalive_seconds(
 }
 
 /// A whole number within a range (--cnt, --max-conns, --send-size).
-pub fn validate_count(flag: &'static str, value: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
+pub fn validate_count(
+    flag: &'static str,
+    value: &str,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
     let n: u64 = value
         .trim()
         .parse()
@@ -295,10 +320,18 @@ pub fn validate_user_timeout(value: &str) -> Result<Duration, ConfigError> {
         return Err(invalid(FLAG, value, "has millisecond resolution"));
     }
     if d.is_zero() {
-        return Err(invalid(FLAG, value, "must be longer than zero (leave it out for off)"));
+        return Err(invalid(
+            FLAG,
+            value,
+            "must be longer than zero (leave it out for off)",
+        ));
     }
     if d.as_millis() > i32::MAX as u128 {
-        return Err(invalid(FLAG, value, format!("must be at most {}ms", i32::MAX)));
+        return Err(invalid(
+            FLAG,
+            value,
+            format!("must be at most {}ms", i32::MAX),
+        ));
     }
     Ok(d)
 }
@@ -337,6 +370,111 @@ pub fn validate_fault(
         (None, Some(v)) => Ok(Some(Fault::Reset(validate_positive("--reset-after", v)?))),
         (None, None) => Ok(None),
     }
+}
+
+/// `--heartbeat D [--heartbeat-timeout D] [--heartbeat-payload TEXT]`.
+pub fn validate_heartbeat(
+    args: &HeartbeatArgs,
+    payload: Option<&str>,
+) -> Result<Option<HeartbeatConfig>, ConfigError> {
+    let Some(every) = args.heartbeat.as_deref() else {
+        if let Some(t) = &args.heartbeat_timeout {
+            return Err(invalid("--heartbeat-timeout", t, "needs --heartbeat"));
+        }
+        if let Some(p) = payload {
+            return Err(invalid("--heartbeat-payload", p, "needs --heartbeat"));
+        }
+        return Ok(None);
+    };
+    let every = validate_positive("--heartbeat", every)?;
+    let timeout = match args.heartbeat_timeout.as_deref() {
+        Some(t) => validate_positive("--heartbeat-timeout", t)?,
+        None => every * 3,
+    };
+    let payload = payload
+        .map(|p| {
+            let bytes = unescape(p).map_err(|why| invalid("--heartbeat-payload", p, why))?;
+            if bytes.is_empty() {
+                return Err(invalid("--heartbeat-payload", p, "must not be empty"));
+            }
+            Ok(bytes)
+        })
+        .transpose()?;
+    Ok(Some(HeartbeatConfig {
+        every,
+        timeout,
+        payload,
+    }))
+}
+
+pub fn validate_reconnect(
+    reconnect: bool,
+    count: Option<&str>,
+) -> Result<Option<Reconnect>, ConfigError> {
+    match (reconnect, count) {
+        (false, Some(c)) => Err(invalid("--count", c, "needs --reconnect")),
+        (false, None) => Ok(None),
+        (true, count) => Ok(Some(Reconnect {
+            count: count
+                .map(|c| validate_count("--count", c, 1, 1_000_000))
+                .transpose()?,
+        })),
+    }
+}
+
+pub fn validate_expect(value: &str) -> Result<Outcome, ConfigError> {
+    Outcome::from_name(value).ok_or_else(|| {
+        let names: Vec<&str> = Outcome::CONNECTION_OUTCOMES
+            .iter()
+            .map(|o| o.name())
+            .collect();
+        invalid(
+            "--expect",
+            value,
+            format!("not an outcome ({})", names.join(", ")),
+        )
+    })
+}
+
+/// `MIN..MAX`, either side optional: `3s..5s`, `..5s`, `3s..`.
+pub fn validate_within(value: Option<&str>) -> Result<Expectation, ConfigError> {
+    const FLAG: &str = "--within";
+    let Some(value) = value else {
+        return Ok(Expectation::default());
+    };
+    let (min, max) = value.split_once("..").ok_or_else(|| {
+        invalid(
+            FLAG,
+            value,
+            "expected MIN..MAX, e.g. 3s..5s (either may be left out)",
+        )
+    })?;
+    if min.trim().is_empty() && max.trim().is_empty() {
+        return Err(invalid(
+            FLAG,
+            value,
+            "give at least one of MIN and MAX, e.g. 3s..5s",
+        ));
+    }
+    let bound = |text: &str| -> Result<Option<Duration>, ConfigError> {
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        parse_duration(text)
+            .map(Some)
+            .map_err(|why| invalid(FLAG, value, format!("'{text}' is {why}")))
+    };
+    let (min, max) = (bound(min)?, bound(max)?);
+    if let (Some(lo), Some(hi)) = (min, max)
+        && lo > hi
+    {
+        return Err(invalid(FLAG, value, "MIN is above MAX"));
+    }
+    Ok(Expectation {
+        outcome: None,
+        min,
+        max,
+    })
 }
 
 pub fn validate_timestamps(value: &str) -> Result<Timestamps, ConfigError> {

@@ -167,28 +167,117 @@ pub struct EndFacts {
     pub exit_code: u8,
     pub detect_s: Option<f64>,
     pub predicted_detect_s: Option<f64>,
+    /// `--expect`/`--within` as text ("timeout within 3s..5s"), when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expect_met: Option<bool>,
+    /// What happened instead of the expectation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expect_failure: Option<String>,
+    /// `connect --reconnect`: the outage log's summary.
+    #[serde(skip_serializing_if = "Option::is_none", flatten)]
+    pub outages: Option<OutageSummary>,
+}
+
+impl EndFacts {
+    /// An end whose exit code is the outcome's own.
+    pub fn new(
+        outcome: Outcome,
+        errno: Option<String>,
+        message: String,
+        detect_s: Option<f64>,
+        predicted_detect_s: Option<f64>,
+    ) -> EndFacts {
+        EndFacts {
+            outcome,
+            errno,
+            message,
+            exit_code: outcome.exit_code(),
+            detect_s,
+            predicted_detect_s,
+            expected: None,
+            expect_met: None,
+            expect_failure: None,
+            outages: None,
+        }
+    }
+}
+
+/// The reconnecting monitor's account of its outages.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutageSummary {
+    pub outages: usize,
+    pub detect_min_s: Option<f64>,
+    pub detect_median_s: Option<f64>,
+    pub detect_max_s: Option<f64>,
+    pub downtime_s: f64,
+    pub availability: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventKind {
     /// `listen` bound its socket.
-    Listening { local: SocketAddr, max_conns: usize },
+    Listening {
+        local: SocketAddr,
+        max_conns: usize,
+    },
     /// A connection past `--max-conns` was refused.
-    Refused { peer: SocketAddr, reason: String },
-    Connected { local: SocketAddr, peer: SocketAddr },
+    Refused {
+        peer: SocketAddr,
+        reason: String,
+    },
+    Connected {
+        local: SocketAddr,
+        peer: SocketAddr,
+    },
     Config(ConfigFacts),
     /// Idle-start: the last contact with the peer was at `since` (run time).
-    Idle { since: Duration },
+    Idle {
+        since: Duration,
+    },
     /// The first probe is due now; the peer is declared dead at `dead_at` if unanswered.
-    ProbeWindow { due: Duration, dead_at: Option<Duration> },
-    Probe { n: u32 },
-    ProbeAcked { n: u32 },
-    Retransmit { n: u32, unacked: u32 },
-    Data { bytes_in: u64, bytes_out: u64 },
-    Heartbeat { seq: u64 },
-    HeartbeatReply { seq: u64, rtt: Duration },
+    ProbeWindow {
+        due: Duration,
+        dead_at: Option<Duration>,
+    },
+    Probe {
+        n: u32,
+    },
+    ProbeAcked {
+        n: u32,
+    },
+    Retransmit {
+        n: u32,
+        unacked: u32,
+    },
+    Data {
+        bytes_in: u64,
+        bytes_out: u64,
+    },
+    Heartbeat {
+        seq: u64,
+    },
+    HeartbeatReply {
+        seq: u64,
+        rtt: Duration,
+    },
+    /// `--reconnect`: the connection died (outage `n` begins).
+    Down {
+        n: usize,
+        outcome: Outcome,
+        errno: Option<String>,
+        detect_s: Option<f64>,
+    },
+    /// `--reconnect`: connected again after `downtime` (from the last contact).
+    Up {
+        n: usize,
+        downtime: Duration,
+    },
     /// Something the operator should know that is not a state change.
-    Warning { message: String },
+    Warning {
+        message: String,
+    },
     End(EndFacts),
 }
 
@@ -208,6 +297,8 @@ impl EventKind {
             EventKind::Data { .. } => "data",
             EventKind::Heartbeat { .. } => "heartbeat",
             EventKind::HeartbeatReply { .. } => "heartbeat-reply",
+            EventKind::Down { .. } => "down",
+            EventKind::Up { .. } => "up",
             EventKind::Warning { .. } => "warning",
             EventKind::End(_) => "end",
         }

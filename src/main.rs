@@ -4,6 +4,8 @@ mod cli;
 mod cmd;
 mod config;
 mod event;
+mod expect;
+mod heartbeat;
 mod keepalive;
 mod observe;
 mod poller;
@@ -17,7 +19,7 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command};
 use crate::config::{ConnectConfig, ListenConfig};
-use crate::event::Outcome;
+use crate::event::{EndFacts, Outcome};
 use crate::run::{Clock, Reporter, RunError, Signals};
 
 fn main() -> ExitCode {
@@ -25,19 +27,25 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
-    let outcome = match run(&cli.command) {
-        Ok(outcome) => outcome,
+    let code = match run(&cli.command) {
+        Ok(end) => {
+            if let Some(why) = &end.expect_failure {
+                eprintln!("tcpalive: {why}");
+            }
+            end.exit_code
+        }
         Err(Failure::Usage(msg)) => {
             eprintln!("tcpalive: {msg}");
-            Outcome::Usage
+            Outcome::Usage.exit_code()
         }
-        Err(Failure::Run(RunError::OutputClosed)) => return ExitCode::SUCCESS,
+        // stdout went away (`| head -1`): nobody is left to tell; end quietly.
+        Err(Failure::Run(RunError::OutputClosed)) => 0,
         Err(Failure::Run(e)) => {
             eprintln!("tcpalive: {:#}", anyhow::Error::from(e));
-            Outcome::Error
+            Outcome::Error.exit_code()
         }
     };
-    ExitCode::from(outcome.exit_code())
+    ExitCode::from(code)
 }
 
 enum Failure {
@@ -51,19 +59,29 @@ impl From<RunError> for Failure {
     }
 }
 
-fn run(command: &Command) -> Result<Outcome, Failure> {
+/// Runs a command to its final `end`, whose exit code (the outcome's, or 0/9 under
+/// --expect) is the process's.
+fn run(command: &Command) -> Result<EndFacts, Failure> {
     let clock = Clock::start();
     match command {
         Command::Connect(args) => {
             let cfg = ConnectConfig::from_args(args).map_err(Failure::Usage)?;
             let signals = Signals::install()?;
-            let mut rep = Reporter::new(clock, report::sink_for(&cfg.run, false));
+            let mut rep = Reporter::new(
+                clock,
+                report::sink_for(&cfg.run, false),
+                cfg.run.expect.clone(),
+            );
             Ok(cmd::connect::run(&cfg, &mut rep, &signals)?)
         }
         Command::Listen(args) => {
             let cfg = ListenConfig::from_args(args).map_err(Failure::Usage)?;
             let signals = Signals::install()?;
-            let mut rep = Reporter::new(clock, report::sink_for(&cfg.run, true));
+            let mut rep = Reporter::new(
+                clock,
+                report::sink_for(&cfg.run, true),
+                cfg.run.expect.clone(),
+            );
             Ok(cmd::listen::run(&cfg, &mut rep, &signals)?)
         }
         Command::Demo(args) => {
@@ -78,7 +96,9 @@ fn run(command: &Command) -> Result<Outcome, Failure> {
 fn usage_error(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     match e.kind() {
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = e.print();
             if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
                 ExitCode::from(Outcome::Usage.exit_code())

@@ -60,7 +60,11 @@ mod imp {
         }
 
         /// Waits; EINTR (a harmless signal) returns an empty list, never an error.
-        pub fn wait(&mut self, out: &mut Vec<Ready>, timeout: Option<Duration>) -> std::io::Result<()> {
+        pub fn wait(
+            &mut self,
+            out: &mut Vec<Ready>,
+            timeout: Option<Duration>,
+        ) -> std::io::Result<()> {
             out.clear();
             let n = match self.epoll.wait(&mut self.buf, timeout_ms(timeout)) {
                 Ok(n) => n,
@@ -107,11 +111,18 @@ mod imp {
             Ok(())
         }
 
-        pub fn wait(&mut self, out: &mut Vec<Ready>, timeout: Option<Duration>) -> std::io::Result<()> {
+        pub fn wait(
+            &mut self,
+            out: &mut Vec<Ready>,
+            timeout: Option<Duration>,
+        ) -> std::io::Result<()> {
             out.clear();
             // SAFETY: every registered fd is deleted before its owner closes it.
-            let borrowed: Vec<BorrowedFd<'_>> =
-                self.fds.iter().map(|(raw, _, _)| unsafe { BorrowedFd::borrow_raw(*raw) }).collect();
+            let borrowed: Vec<BorrowedFd<'_>> = self
+                .fds
+                .iter()
+                .map(|(raw, _, _)| unsafe { BorrowedFd::borrow_raw(*raw) })
+                .collect();
             let mut pfds: Vec<PollFd<'_>> = borrowed
                 .iter()
                 .zip(&self.fds)

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use thiserror::Error;
 
-use crate::event::{Event, EventKind, Outcome, Sink};
+use crate::event::{EndFacts, Event, EventKind, Outcome, Sink};
+use crate::expect::Expectation;
 
 /// Failures of tcpalive itself (exit code 1), each naming the operation and address.
 #[derive(Debug, Error)]
@@ -37,7 +38,10 @@ impl RunError {
         move |source| RunError::Io { op, source }
     }
 
-    pub fn socket(op: &'static str, addr: impl ToString) -> impl FnOnce(std::io::Error) -> RunError {
+    pub fn socket(
+        op: &'static str,
+        addr: impl ToString,
+    ) -> impl FnOnce(std::io::Error) -> RunError {
         move |source| RunError::Socket {
             op,
             addr: addr.to_string(),
@@ -66,15 +70,27 @@ impl Clock {
     }
 }
 
-/// Stamps events and hands them to the sink.
+/// Stamps events and hands them to the sink; judges `end`s against `--expect`.
 pub struct Reporter {
     pub clock: Clock,
     sink: Box<dyn Sink>,
+    pub expect: Expectation,
 }
 
 impl Reporter {
-    pub fn new(clock: Clock, sink: Box<dyn Sink>) -> Reporter {
-        Reporter { clock, sink }
+    pub fn new(clock: Clock, sink: Box<dyn Sink>, expect: Expectation) -> Reporter {
+        Reporter {
+            clock,
+            sink,
+            expect,
+        }
+    }
+
+    /// Judges a connection's `end` against the expectation, emits it, returns it.
+    pub fn end(&mut self, conn: u64, mut facts: EndFacts) -> Result<EndFacts, RunError> {
+        self.expect.judge(&mut facts);
+        self.emit(conn, EventKind::End(facts.clone()))?;
+        Ok(facts)
     }
 
     /// Emits one event stamped `at` (run time).
@@ -121,7 +137,9 @@ impl Signals {
                 .map_err(RunError::io("create the signal pipe"))?;
         }
         let reg = |sig, w: &UnixStream| -> Result<(), RunError> {
-            let w = w.try_clone().map_err(RunError::io("create the signal pipe"))?;
+            let w = w
+                .try_clone()
+                .map_err(RunError::io("create the signal pipe"))?;
             signal_hook::low_level::pipe::register(sig, w)
                 .map(|_| ())
                 .map_err(RunError::io("install the signal handler"))

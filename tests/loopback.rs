@@ -13,7 +13,8 @@ fn alive_with_answered_probes() {
     let l = listen(&["--once"]);
     let target = format!("127.0.0.1:{}", l.port);
     let (code, events, _) = run_json(&[
-        "connect", &target, "--idle", "1", "--intvl", "1", "--cnt", "3", "--for", "2500ms", "--json",
+        "connect", &target, "--idle", "1", "--intvl", "1", "--cnt", "3", "--for", "2500ms",
+        "--json",
     ]);
     assert_eq!(code, 0, "{events:?}");
     let seq = names(&events);
@@ -37,7 +38,10 @@ fn alive_with_answered_probes() {
     assert_eq!(end["outcome"], "alive");
     assert_eq!(end["exit_code"], 0);
     assert_eq!(end["conn"], 1);
-    let first_ack = events.iter().find(|e| e["event"] == "probe-acked").expect("acked");
+    let first_ack = events
+        .iter()
+        .find(|e| e["event"] == "probe-acked")
+        .expect("acked");
     let t = first_ack["t"].as_f64().expect("t");
     assert!((1.0..1.2).contains(&t), "first probe answered at {t}");
 }
@@ -74,11 +78,22 @@ fn reset_when_the_peer_aborts() {
 #[test]
 fn connect_failed_when_refused() {
     // A bound socket that never listens: its port refuses connections.
-    let holder = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    let holder =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
     holder
-        .bind(&"127.0.0.1:0".parse::<std::net::SocketAddr>().expect("addr").into())
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .expect("addr")
+                .into(),
+        )
         .expect("bind");
-    let port = holder.local_addr().expect("addr").as_socket().expect("inet").port();
+    let port = holder
+        .local_addr()
+        .expect("addr")
+        .as_socket()
+        .expect("inet")
+        .port();
     let (code, events, _) = run_json(&["connect", &format!("127.0.0.1:{port}"), "--json"]);
     assert_eq!(code, 3);
     assert_eq!(events.len(), 1, "only the end line: {events:?}");
@@ -94,7 +109,8 @@ fn connect_failed_when_refused() {
 fn interrupt(signal: i32, want_code: i32) {
     let l = listen(&[]);
     let target = format!("127.0.0.1:{}", l.port);
-    let (mut child, rx) = spawn_json(&["connect", &target, "--idle", "1", "--intvl", "1", "--json"]);
+    let (mut child, rx) =
+        spawn_json(&["connect", &target, "--idle", "1", "--intvl", "1", "--json"]);
     // Wait for the connection to be up before interrupting it.
     let first = rx.recv_timeout(Duration::from_secs(5)).expect("connected");
     assert_eq!(first["event"], "connected");
@@ -146,7 +162,9 @@ fn max_conns_refuses_instead_of_queueing() {
     let target = format!("127.0.0.1:{}", l.port);
     let _held = std::net::TcpStream::connect(&target).expect("first");
     let extra = std::net::TcpStream::connect(&target).expect("second handshake");
-    extra.set_read_timeout(Some(Duration::from_secs(3))).expect("timeout");
+    extra
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
     let mut buf = [0u8; 1];
     let err = std::io::Read::read(&mut &extra, &mut buf).expect_err("reset");
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
@@ -163,7 +181,13 @@ fn max_conns_refuses_instead_of_queueing() {
 fn quiet_prints_only_the_end_line_and_abs_timestamps_are_wall_clock() {
     let l = listen(&["--once", "--close-after", "200ms"]);
     let out = Command::new(common::bin())
-        .args(["connect", &format!("127.0.0.1:{}", l.port), "--quiet", "--timestamps", "abs"])
+        .args([
+            "connect",
+            &format!("127.0.0.1:{}", l.port),
+            "--quiet",
+            "--timestamps",
+            "abs",
+        ])
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(4));
@@ -171,7 +195,10 @@ fn quiet_prints_only_the_end_line_and_abs_timestamps_are_wall_clock() {
     assert_eq!(text.lines().count(), 1, "{text}");
     let line = text.lines().next().expect("one line");
     assert!(line.contains(" end ") && line.contains("eof"), "{line}");
-    assert!(line.starts_with("20") && line.contains('T') && line.contains("Z "), "{line}");
+    assert!(
+        line.starts_with("20") && line.contains('T') && line.contains("Z "),
+        "{line}"
+    );
 }
 
 #[test]

@@ -60,7 +60,9 @@ fn config_lines(f: &ConfigFacts) -> Vec<(&'static str, String)> {
     if let Some(busy) = f.predicted_busy_detect_s {
         lines.push((
             "predict",
-            format!("with data in flight: dead peer detected {busy:.1}s after the unacknowledged send"),
+            format!(
+                "with data in flight: dead peer detected {busy:.1}s after the unacknowledged send"
+            ),
         ));
     }
     lines.extend(f.warnings.iter().map(|w| ("warning", w.clone())));
@@ -82,6 +84,25 @@ fn end_line(e: &EndFacts) -> String {
             opt_secs(e.detect_s),
             opt_secs(e.predicted_detect_s)
         ));
+    }
+    if let Some(o) = &e.outages {
+        text.push_str(&format!(
+            "; {} outage(s), detection min/median/max {}/{}/{}, downtime {:.3}s, availability {:.4}%",
+            o.outages,
+            opt_secs(o.detect_min_s),
+            opt_secs(o.detect_median_s),
+            opt_secs(o.detect_max_s),
+            o.downtime_s,
+            o.availability * 100.0
+        ));
+    }
+    match (e.expect_met, &e.expect_failure) {
+        (Some(true), _) => text.push_str(&format!(
+            "; expected {}: met",
+            e.expected.as_deref().unwrap_or("")
+        )),
+        (Some(false), Some(why)) => text.push_str(&format!("; NOT MET: {why}")),
+        _ => {}
     }
     text.push_str(&format!("; exit {}", e.exit_code));
     text
@@ -111,13 +132,35 @@ fn describe(kind: &EventKind) -> Vec<(&'static str, String)> {
         EventKind::Retransmit { n, unacked } => one(format!(
             "#{n}, {unacked} segment(s) unacknowledged: keepalive is suspended while data is in flight"
         )),
-        EventKind::Data { bytes_in, bytes_out } => {
-            one(format!("{bytes_in} bytes in, {bytes_out} bytes out (acknowledged)"))
-        }
+        EventKind::Data {
+            bytes_in,
+            bytes_out,
+        } => one(format!(
+            "{bytes_in} bytes in, {bytes_out} bytes out (acknowledged)"
+        )),
         EventKind::Heartbeat { seq } => one(format!("#{seq} sent")),
-        EventKind::HeartbeatReply { seq, rtt } => {
-            one(format!("#{seq} answered in {:.3}ms", rtt.as_secs_f64() * 1e3))
-        }
+        EventKind::HeartbeatReply { seq, rtt } => one(format!(
+            "#{seq} answered in {:.3}ms",
+            rtt.as_secs_f64() * 1e3
+        )),
+        EventKind::Down {
+            n,
+            outcome,
+            errno,
+            detect_s,
+        } => one(format!(
+            "outage #{n}: {}{} detected {} after last contact",
+            outcome.name(),
+            errno
+                .as_deref()
+                .map(|e| format!(" {e}"))
+                .unwrap_or_default(),
+            opt_secs(*detect_s)
+        )),
+        EventKind::Up { n, downtime } => one(format!(
+            "outage #{n} over: connected again {:.3}s after the last contact",
+            downtime.as_secs_f64()
+        )),
         EventKind::Warning { message } => one(message.clone()),
         EventKind::End(e) => one(end_line(e)),
     }
@@ -145,14 +188,13 @@ mod tests {
 
     #[test]
     fn end_line_reads_as_a_verdict() {
-        let e = EndFacts {
-            outcome: Outcome::Timeout,
-            errno: Some("ETIMEDOUT".into()),
-            message: "Connection timed out".into(),
-            exit_code: 6,
-            detect_s: Some(4.012),
-            predicted_detect_s: Some(4.0),
-        };
+        let e = EndFacts::new(
+            Outcome::Timeout,
+            Some("ETIMEDOUT".into()),
+            "Connection timed out".into(),
+            Some(4.012),
+            Some(4.0),
+        );
         assert_eq!(
             end_line(&e),
             "timeout ETIMEDOUT (Connection timed out); detected 4.012s after last contact, \
