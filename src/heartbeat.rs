@@ -90,6 +90,7 @@ impl LineReader {
     }
 
     /// Bytes held for an incomplete line (never more than `MAX_LINE`).
+    #[cfg(test)]
     pub fn buffered(&self) -> usize {
         self.buf.len()
     }

@@ -21,18 +21,18 @@ const SIGNAL: u64 = u64::MAX;
 /// How dialing ended.
 pub enum Dialed {
     Connected(Socket),
-    Failed(EndFacts),
+    Failed(Box<EndFacts>),
     Interrupted(Outcome),
 }
 
 fn failed(errno: Option<i32>, message: String) -> Dialed {
-    Dialed::Failed(EndFacts::new(
+    Dialed::Failed(Box::new(EndFacts::new(
         Outcome::ConnectFailed,
         errno.map(errno_name),
         message,
         None,
         None,
-    ))
+    )))
 }
 
 pub fn run(
@@ -45,7 +45,7 @@ pub fn run(
     }
     let sock = match dial(cfg, rep, signals)? {
         Dialed::Connected(sock) => sock,
-        Dialed::Failed(end) => return rep.end(CONN, end),
+        Dialed::Failed(end) => return rep.end(CONN, *end),
         Dialed::Interrupted(outcome) => return rep.end(CONN, interrupted_end(outcome)),
     };
     let stop_at = cfg.run.run_for.map(|d| rep.clock.now() + d);
