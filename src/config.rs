@@ -498,6 +498,16 @@ pub fn validate_endpoint(
         let port = after
             .strip_prefix(':')
             .ok_or_else(|| invalid(flag, value, "missing port (expected [IPv6]:PORT)"))?;
+        // A zone suffix (fe80::1%eth0) is the resolver's business; the rest must
+        // be an IPv6 address.
+        let addr = host.split_once('%').map_or(host, |(a, _)| a);
+        if addr.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(invalid(
+                flag,
+                value,
+                format!("'{host}' in brackets is not an IPv6 address"),
+            ));
+        }
         (host, port)
     } else {
         let (host, port) = value

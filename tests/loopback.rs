@@ -208,3 +208,28 @@ fn demo_shows_answered_probes_then_a_reset() {
     assert!(count(&events, "probe-acked") >= 3, "{:?}", names(&events));
     assert_eq!(end_of(&events)["errno"], "ECONNRESET");
 }
+
+#[test]
+fn ipv6_loopback() {
+    let (child, lines) = spawn_json(&["listen", "[::1]:0", "--once", "--json"]);
+    let mut l = common::Listener {
+        child,
+        port: 0,
+        lines,
+    };
+    let first = l
+        .lines
+        .recv_timeout(Duration::from_secs(5))
+        .expect("listening");
+    let local = first["local"].as_str().expect("local").to_string();
+    assert!(local.starts_with("[::1]:"), "{local}");
+    l.port = local
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let (code, events, _) = run_json(&["connect", &local, "--for", "300ms", "--json"]);
+    assert_eq!(code, 0);
+    let connected = &events[0];
+    assert_eq!(connected["peer"], local);
+}
