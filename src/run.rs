@@ -3,7 +3,7 @@
 //! event loop.
 
 use std::io::Read;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -11,6 +11,7 @@ use thiserror::Error;
 
 use crate::event::{EndFacts, Event, EventKind, Outcome, Sink};
 use crate::expect::Expectation;
+use crate::poller::Poller;
 
 /// Failures of tcpalive itself (exit code 1), each naming the operation and address.
 #[derive(Debug, Error)]
@@ -153,8 +154,14 @@ impl Signals {
         })
     }
 
-    pub fn fds(&self) -> [BorrowedFd<'_>; 2] {
-        [self.int.as_fd(), self.term.as_fd()]
+    /// Makes a poller wake (with `token`) when either signal arrives.
+    pub fn register(&self, poller: &mut Poller, token: u64) -> Result<(), RunError> {
+        for fd in [self.int.as_fd(), self.term.as_fd()] {
+            poller
+                .add(fd, token, false)
+                .map_err(RunError::io("watch signals"))?;
+        }
+        Ok(())
     }
 
     /// The interruption that arrived, if any (SIGTERM wins when both did).

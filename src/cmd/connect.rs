@@ -82,11 +82,7 @@ pub fn follow(
     poller
         .add(session.fd(), SOCK, false)
         .map_err(RunError::io("watch the socket"))?;
-    for fd in signals.fds() {
-        poller
-            .add(fd, SIGNAL, false)
-            .map_err(RunError::io("watch signals"))?;
-    }
+    signals.register(&mut poller, SIGNAL)?;
     let mut ready = Vec::new();
     loop {
         let now = rep.clock.now();
@@ -197,11 +193,7 @@ fn connect_one(
     poller
         .add(sock.as_fd(), SOCK, true)
         .map_err(RunError::io("watch the socket"))?;
-    for fd in signals.fds() {
-        poller
-            .add(fd, SIGNAL, false)
-            .map_err(RunError::io("watch signals"))?;
-    }
+    signals.register(&mut poller, SIGNAL)?;
     let deadline = rep.clock.now() + timeout;
     let mut ready = Vec::new();
     loop {

@@ -176,12 +176,7 @@ pub fn serve(
         .add(std::os::fd::AsFd::as_fd(&listener), LISTENER, false)
         .map_err(RunError::io("watch the listening socket"))?;
     if let Some(signals) = signals {
-        for fd in signals.fds() {
-            table
-                .poller
-                .add(fd, SIGNAL, false)
-                .map_err(RunError::io("watch signals"))?;
-        }
+        signals.register(&mut table.poller, SIGNAL)?;
     }
     let stop_at = cfg.run.run_for.map(|d| rep.clock.now() + d);
     let mut reserve = Reserve::take();

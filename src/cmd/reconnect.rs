@@ -123,11 +123,7 @@ fn pause(
     stop_at: Option<Duration>,
 ) -> Result<Option<Outcome>, RunError> {
     let mut poller = Poller::new().map_err(RunError::io("create the poller"))?;
-    for fd in signals.fds() {
-        poller
-            .add(fd, 0, false)
-            .map_err(RunError::io("watch signals"))?;
-    }
+    signals.register(&mut poller, 0)?;
     let now = rep.clock.now();
     let until = [Some(now + backoff), stop_at]
         .into_iter()
