@@ -19,6 +19,9 @@ pub use fallback::sample;
 
 pub mod timeline;
 
+#[cfg(target_os = "linux")]
+pub mod sockdiag;
+
 /// What the kernel reported about a connection at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TcpSample {
