@@ -169,6 +169,33 @@ pub struct EndFacts {
     pub predicted_detect_s: Option<f64>,
 }
 
+/// `watch`: a connection another process owns, as seen from outside through
+/// sock_diag. Keepalive settings cannot be read from another process's socket, so
+/// each value says where it comes from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WatchFacts {
+    pub local: SocketAddr,
+    pub peer: SocketAddr,
+    pub pid: Option<u32>,
+    pub process: Option<String>,
+    pub uid: u32,
+    pub inode: u32,
+    /// The pending timer: "keepalive", "none", "retransmit", "zero-window-probe".
+    pub timer: &'static str,
+    pub timer_expires_ms: u64,
+    /// SO_KEEPALIVE as the timer shows it; `None` while a retransmit or zero-window
+    /// timer hides the keepalive timer.
+    pub keepalive: Option<bool>,
+    pub idle_s: u32,
+    pub intvl_s: u32,
+    pub cnt: u32,
+    /// "kernel-timer" (measured from the socket's keepalive timer) or
+    /// "system-default" (net.ipv4.tcp_keepalive_*; the app may override it).
+    pub idle_source: &'static str,
+    pub intvl_source: &'static str,
+    pub cnt_source: &'static str,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventKind {
     /// `listen` bound its socket.
@@ -190,6 +217,14 @@ pub enum EventKind {
     /// Something the operator should know that is not a state change.
     Warning { message: String },
     End(EndFacts),
+    /// `watch`: a connection another process owns joined the watch.
+    Watched(WatchFacts),
+    /// `watch`: how a watched connection ended, inferred from outside (its state
+    /// and last counters, not an errno its owner saw). Named `end` like [`End`],
+    /// rendered with `"inferred": true` and the evidence.
+    ///
+    /// [`End`]: EventKind::End
+    InferredEnd { end: EndFacts, evidence: String },
 }
 
 impl EventKind {
@@ -209,7 +244,8 @@ impl EventKind {
             EventKind::Heartbeat { .. } => "heartbeat",
             EventKind::HeartbeatReply { .. } => "heartbeat-reply",
             EventKind::Warning { .. } => "warning",
-            EventKind::End(_) => "end",
+            EventKind::End(_) | EventKind::InferredEnd { .. } => "end",
+            EventKind::Watched(_) => "watched",
         }
     }
 }

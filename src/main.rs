@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{Cli, Command};
-use crate::config::{ConnectConfig, ListenConfig};
+use crate::config::{ConnectConfig, ListenConfig, WatchConfig};
 use crate::event::Outcome;
 use crate::run::{Clock, Reporter, RunError, Signals};
 
@@ -65,6 +65,12 @@ fn run(command: &Command) -> Result<Outcome, Failure> {
             let signals = Signals::install()?;
             let mut rep = Reporter::new(clock, report::sink_for(&cfg.run, true));
             Ok(cmd::listen::run(&cfg, &mut rep, &signals)?)
+        }
+        Command::Watch(args) => {
+            let cfg = WatchConfig::from_args(args).map_err(Failure::Usage)?;
+            let signals = Signals::install()?;
+            let mut rep = Reporter::new(clock, report::sink_for(&cfg.run, true));
+            Ok(cmd::watch::run(&cfg, &mut rep, &signals)?)
         }
         Command::Demo(args) => {
             let signals = Signals::install()?;

@@ -3,3 +3,4 @@
 pub mod connect;
 pub mod demo;
 pub mod listen;
+pub mod watch;

@@ -22,6 +22,9 @@ pub mod timeline;
 #[cfg(target_os = "linux")]
 pub mod sockdiag;
 
+#[cfg(target_os = "linux")]
+pub mod procfs;
+
 /// What the kernel reported about a connection at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TcpSample {

@@ -54,6 +54,15 @@ pub fn to_value(event: &Event) -> Value {
         }
         EventKind::Warning { message } => json!({"message": message}),
         EventKind::End(facts) => serde_json::to_value(facts).unwrap_or(Value::Null),
+        EventKind::Watched(facts) => serde_json::to_value(facts).unwrap_or(Value::Null),
+        EventKind::InferredEnd { end, evidence } => {
+            let mut v = serde_json::to_value(end).unwrap_or(Value::Null);
+            if let Value::Object(m) = &mut v {
+                m.insert("inferred".into(), json!(true));
+                m.insert("evidence".into(), json!(evidence));
+            }
+            v
+        }
     };
     if let Value::Object(fields) = fields {
         obj.extend(fields);

@@ -28,7 +28,7 @@ pub struct OnlyEnd(pub Box<dyn Sink>);
 impl Sink for OnlyEnd {
     fn emit(&mut self, event: &Event) -> std::io::Result<()> {
         match event.kind {
-            EventKind::End(_) => self.0.emit(event),
+            EventKind::End(_) | EventKind::InferredEnd { .. } => self.0.emit(event),
             _ => Ok(()),
         }
     }
