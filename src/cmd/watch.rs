@@ -20,7 +20,11 @@ pub fn run(cfg: &WatchConfig, rep: &mut Reporter, signals: &Signals) -> Result<O
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn run(_cfg: &WatchConfig, _rep: &mut Reporter, _signals: &Signals) -> Result<Outcome, RunError> {
+pub fn run(
+    _cfg: &WatchConfig,
+    _rep: &mut Reporter,
+    _signals: &Signals,
+) -> Result<Outcome, RunError> {
     Err(RunError::Io {
         op: "watch connections",
         source: std::io::Error::new(
@@ -123,7 +127,8 @@ impl Knowledge {
         }
         if prev.keepalive_timer && r.keepalive_timer {
             let rearmed = r.expires_ms + dt_ms > prev.expires_ms + REARM_TOLERANCE_MS;
-            let traffic = r.bytes_received != prev.bytes_received || r.bytes_acked != prev.bytes_acked;
+            let traffic =
+                r.bytes_received != prev.bytes_received || r.bytes_acked != prev.bytes_acked;
             let contact = r.since_contact_ms + REARM_TOLERANCE_MS < prev.since_contact_ms + dt_ms;
             if rearmed && !traffic {
                 if r.probes > prev.probes || (contact && r.probes == 0) {
@@ -151,7 +156,7 @@ fn round_s(ms: u64) -> u32 {
 #[cfg(target_os = "linux")]
 mod linux {
     use std::collections::{BTreeMap, HashMap, HashSet};
-    use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+    use std::net::{IpAddr, ToSocketAddrs};
     use std::time::{Duration, Instant};
 
     use super::{Knowledge, TimerReading};
@@ -173,10 +178,16 @@ mod linux {
     /// Run-level events (the summary `end`) carry connection id 0.
     const RUN: u64 = 0;
 
+    /// Our errors already name the cause in their text; as an io::Error's message
+    /// (not its source) they print once, not twice, in the error chain.
+    fn as_io(e: impl std::fmt::Display) -> std::io::Error {
+        std::io::Error::other(e.to_string())
+    }
+
     fn diag_error(op: &'static str) -> impl FnOnce(SockDiagError) -> RunError {
         move |e| RunError::Io {
             op,
-            source: std::io::Error::other(e),
+            source: as_io(e),
         }
     }
 
@@ -270,7 +281,7 @@ mod linux {
     fn pid_error(e: procfs::ProcError) -> RunError {
         RunError::Io {
             op: "apply --pid",
-            source: std::io::Error::other(e),
+            source: as_io(e),
         }
     }
 
@@ -322,7 +333,11 @@ mod linux {
         ended: BTreeMap<&'static str, usize>,
     }
 
-    pub fn run(cfg: &WatchConfig, rep: &mut Reporter, signals: &Signals) -> Result<Outcome, RunError> {
+    pub fn run(
+        cfg: &WatchConfig,
+        rep: &mut Reporter,
+        signals: &Signals,
+    ) -> Result<Outcome, RunError> {
         let mut w = Watch {
             diag: SockDiag::open().map_err(diag_error("watch connections"))?,
             filter: Filter::new(cfg)?,
@@ -341,7 +356,9 @@ mod linux {
         }
         let mut poller = Poller::new().map_err(RunError::io("create the poller"))?;
         for fd in signals.fds() {
-            poller.add(fd, SIGNAL, false).map_err(RunError::io("watch signals"))?;
+            poller
+                .add(fd, SIGNAL, false)
+                .map_err(RunError::io("watch signals"))?;
         }
         let start = rep.clock.now();
         let stop_at = cfg.run.run_for.map(|d| start + d);
@@ -389,8 +406,11 @@ mod linux {
                 })
                 .map_err(diag_error("dump the kernel's socket table (sock_diag)"))?;
             self.fresh.clear();
-            self.fresh
-                .extend(self.batch.iter().filter(|e| !self.conns.contains_key(&e.cookie)));
+            self.fresh.extend(
+                self.batch
+                    .iter()
+                    .filter(|e| !self.conns.contains_key(&e.cookie)),
+            );
             self.filter.settle_pid(&self.fresh)?;
             let filter = &self.filter;
             self.fresh.retain(|e| filter.matches_pid(e));
@@ -476,12 +496,18 @@ mod linux {
                 );
             }
             facts.warnings.push(
-                "watched from outside: TCP_USER_TIMEOUT cannot be seen and is assumed off".to_string(),
+                "watched from outside: TCP_USER_TIMEOUT cannot be seen and is assumed off"
+                    .to_string(),
             );
             facts
         }
 
-        fn watched_facts(&self, e: &DiagEntry, owner: Option<&Owner>, know: &Knowledge) -> WatchFacts {
+        fn watched_facts(
+            &self,
+            e: &DiagEntry,
+            owner: Option<&Owner>,
+            know: &Knowledge,
+        ) -> WatchFacts {
             WatchFacts {
                 local: e.local,
                 peer: e.peer,
@@ -501,13 +527,25 @@ mod linux {
             }
         }
 
-        fn join(&mut self, rep: &mut Reporter, now: Duration, e: &DiagEntry) -> Result<(), RunError> {
+        fn join(
+            &mut self,
+            rep: &mut Reporter,
+            now: Duration,
+            e: &DiagEntry,
+        ) -> Result<(), RunError> {
             let id = self.next_id;
             self.next_id += 1;
             let owner = self.owners.lookup(e.inode).cloned();
-            let mut know = Knowledge::from_defaults(self.defaults.idle_s, self.defaults.intvl_s, self.defaults.cnt);
+            let mut know = Knowledge::from_defaults(
+                self.defaults.idle_s,
+                self.defaults.intvl_s,
+                self.defaults.cnt,
+            );
             know.first(keepalive_from_timer(e.timer), &reading(e));
-            rep.emit(id, EventKind::Watched(self.watched_facts(e, owner.as_ref(), &know)))?;
+            rep.emit(
+                id,
+                EventKind::Watched(self.watched_facts(e, owner.as_ref(), &know)),
+            )?;
             let facts = self.config_facts(&know);
             let mut timeline = Timeline::new(self.effective(&know), &facts, now);
             let config_sent = know.keepalive.is_some();
@@ -533,19 +571,32 @@ mod linux {
             Ok(())
         }
 
-        fn update(&mut self, rep: &mut Reporter, now: Duration, e: &DiagEntry) -> Result<(), RunError> {
+        fn update(
+            &mut self,
+            rep: &mut Reporter,
+            now: Duration,
+            e: &DiagEntry,
+        ) -> Result<(), RunError> {
             let retries2 = self.retries2;
-            let Some(mut conn) = self.conns.remove(&e.cookie) else { return Ok(()) };
+            let Some(mut conn) = self.conns.remove(&e.cookie) else {
+                return Ok(());
+            };
             conn.generation = self.generation;
             if e.state != TCP_ESTABLISHED {
                 let (outcome, message) = closed_by(e.state);
-                let evidence = format!("the socket went from ESTABLISHED to {}", state_name(e.state));
+                let evidence = format!(
+                    "the socket went from ESTABLISHED to {}",
+                    state_name(e.state)
+                );
                 return self.end(rep, now, conn, outcome, None, message.to_string(), evidence);
             }
             let dt = now.saturating_sub(conn.last_at).as_millis() as u64;
-            let changed = conn
-                .know
-                .update(keepalive_from_timer(e.timer), &reading(&conn.last), &reading(e), dt);
+            let changed = conn.know.update(
+                keepalive_from_timer(e.timer),
+                &reading(&conn.last),
+                &reading(e),
+                dt,
+            );
             if changed || (!conn.config_sent && conn.know.keepalive.is_some()) {
                 // What is known changed: say so, and follow with the new settings.
                 let facts = self.config_facts(&conn.know);
@@ -566,14 +617,32 @@ mod linux {
         /// The socket is no longer in the dump: look it up by its four-tuple (a
         /// TIME_WAIT socket says its owner closed first), else judge from the last
         /// counters seen.
-        fn vanished(&mut self, rep: &mut Reporter, now: Duration, cookie: u64) -> Result<(), RunError> {
-            let Some(conn) = self.conns.remove(&cookie) else { return Ok(()) };
+        fn vanished(
+            &mut self,
+            rep: &mut Reporter,
+            now: Duration,
+            cookie: u64,
+        ) -> Result<(), RunError> {
+            let Some(conn) = self.conns.remove(&cookie) else {
+                return Ok(());
+            };
             let last = conn.last;
             if let Ok(Some(found)) = self.diag.lookup(last.local, last.peer)
-                && matches!(found.state, TCP_TIME_WAIT | TCP_FIN_WAIT1 | TCP_FIN_WAIT2 | TCP_CLOSING | TCP_CLOSE_WAIT | TCP_LAST_ACK)
+                && matches!(
+                    found.state,
+                    TCP_TIME_WAIT
+                        | TCP_FIN_WAIT1
+                        | TCP_FIN_WAIT2
+                        | TCP_CLOSING
+                        | TCP_CLOSE_WAIT
+                        | TCP_LAST_ACK
+                )
             {
                 let (outcome, message) = closed_by(found.state);
-                let evidence = format!("the socket went from ESTABLISHED to {}", state_name(found.state));
+                let evidence = format!(
+                    "the socket went from ESTABLISHED to {}",
+                    state_name(found.state)
+                );
                 return self.end(rep, now, conn, outcome, None, message.to_string(), evidence);
             }
             let info = last.info.unwrap_or_default();
@@ -581,13 +650,18 @@ mod linux {
                 (
                     Outcome::Timeout,
                     Some("ETIMEDOUT".to_string()),
-                    format!("the kernel gave up after {} unanswered keepalive probe(s)", info.probes),
+                    format!(
+                        "the kernel gave up after {} unanswered keepalive probe(s)",
+                        info.probes
+                    ),
                     format!(
                         "the socket vanished with {} keepalive probe(s) unanswered at the last dump",
                         info.probes
                     ),
                 )
-            } else if info.retransmits > 0 || last.timer == TimerKind::Retransmit && info.unacked > 0 {
+            } else if info.retransmits > 0
+                || last.timer == TimerKind::Retransmit && info.unacked > 0
+            {
                 (
                     Outcome::Timeout,
                     None,
@@ -599,7 +673,10 @@ mod linux {
                     ),
                 )
             } else {
-                let held = conn.owner.as_ref().and_then(|o| procfs::holds(o.pid, last.inode));
+                let held = conn
+                    .owner
+                    .as_ref()
+                    .and_then(|o| procfs::holds(o.pid, last.inode));
                 let evidence = match (held, &conn.owner) {
                     (Some(true), Some(o)) => format!(
                         "the socket vanished without a FIN while pid {} still holds it: the kernel \
@@ -638,7 +715,12 @@ mod linux {
         }
 
         /// `--for` elapsed or a signal: every watched connection ends as it is.
-        fn finish(&mut self, rep: &mut Reporter, outcome: Outcome, cfg: &WatchConfig) -> Result<Outcome, RunError> {
+        fn finish(
+            &mut self,
+            rep: &mut Reporter,
+            outcome: Outcome,
+            cfg: &WatchConfig,
+        ) -> Result<Outcome, RunError> {
             let now = rep.clock.now();
             let message = match outcome {
                 Outcome::Alive => format!(
@@ -650,12 +732,9 @@ mod linux {
             let mut conns: Vec<Conn> = self.conns.drain().map(|(_, c)| c).collect();
             conns.sort_by_key(|c| c.id);
             for conn in conns {
-                let end = conn.timeline.end(
-                    now,
-                    outcome,
-                    None,
-                    format!("{message}; still established"),
-                );
+                let end =
+                    conn.timeline
+                        .end(now, outcome, None, format!("{message}; still established"));
                 *self.ended.entry(outcome.name()).or_default() += 1;
                 rep.emit(conn.id, EventKind::End(end))?;
             }
@@ -693,7 +772,8 @@ mod linux {
         e: &DiagEntry,
         retries2: u32,
     ) -> Result<(), RunError> {
-        let hidden = matches!(e.timer, TimerKind::Retransmit | TimerKind::ZeroWindow).then_some(e.timer);
+        let hidden =
+            matches!(e.timer, TimerKind::Retransmit | TimerKind::ZeroWindow).then_some(e.timer);
         if hidden == conn.hidden_timer {
             return Ok(());
         }
@@ -730,7 +810,12 @@ mod linux {
 mod tests {
     use super::*;
 
-    fn r(keepalive_timer: bool, expires_ms: u64, since_contact_ms: u64, probes: u8) -> TimerReading {
+    fn r(
+        keepalive_timer: bool,
+        expires_ms: u64,
+        since_contact_ms: u64,
+        probes: u8,
+    ) -> TimerReading {
         TimerReading {
             keepalive_timer,
             expires_ms,
@@ -770,7 +855,12 @@ mod tests {
         k.first(Some(true), &r(true, 100, 7_199_900, 0));
         // 200 ms later the timer fired, found the connection not idle long enough
         // (a contact at 7_100 s) and re-armed for last contact + idle.
-        let changed = k.update(Some(true), &r(true, 100, 4000, 0), &r(true, 2_800, 4200, 0), 200);
+        let changed = k.update(
+            Some(true),
+            &r(true, 100, 4000, 0),
+            &r(true, 2_800, 4200, 0),
+            200,
+        );
         assert!(changed);
         assert_eq!((k.idle_s, k.idle_source), (7, Source::KernelTimer));
     }
@@ -782,7 +872,12 @@ mod tests {
         assert_eq!(k.idle_s, 1);
         // The probe went out at +1.0 s and was answered at once: contact moved, timer
         // re-armed for probe + intvl (5 s), 120 ms before this dump.
-        let changed = k.update(Some(true), &r(true, 150, 850, 0), &r(true, 4_880, 120, 0), 200);
+        let changed = k.update(
+            Some(true),
+            &r(true, 150, 850, 0),
+            &r(true, 4_880, 120, 0),
+            200,
+        );
         assert!(changed);
         assert_eq!((k.intvl_s, k.intvl_source), (5, Source::KernelTimer));
         assert_eq!(k.idle_s, 1);
@@ -791,7 +886,12 @@ mod tests {
     #[test]
     fn unanswered_probe_reads_the_interval() {
         let mut k = know();
-        let changed = k.update(Some(true), &r(true, 50, 9_950, 0), &r(true, 2_900, 10_150, 1), 200);
+        let changed = k.update(
+            Some(true),
+            &r(true, 50, 9_950, 0),
+            &r(true, 2_900, 10_150, 1),
+            200,
+        );
         assert!(changed);
         assert_eq!(k.intvl_s, 3);
     }
@@ -800,7 +900,12 @@ mod tests {
     fn a_ticking_timer_changes_nothing() {
         let mut k = know();
         k.first(Some(true), &r(true, 5_000, 1000, 0));
-        assert!(!k.update(Some(true), &r(true, 5_000, 1000, 0), &r(true, 4_800, 1200, 0), 200));
+        assert!(!k.update(
+            Some(true),
+            &r(true, 5_000, 1000, 0),
+            &r(true, 4_800, 1200, 0),
+            200
+        ));
         // A retransmit timer hides keepalive: what was known stays.
         assert!(!k.update(None, &r(true, 4_800, 1200, 0), &r(false, 200, 0, 0), 200));
         assert_eq!(k.keepalive, Some(true));

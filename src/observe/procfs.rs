@@ -63,7 +63,10 @@ pub fn holds(pid: u32, inode: u32) -> Option<bool> {
 fn socket_inode_of(link: &Path) -> Option<u32> {
     let target = fs::read_link(link).ok()?;
     let text = target.to_str()?;
-    text.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+    text.strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
 }
 
 /// Inode-to-owner cache over all processes this user may inspect.
@@ -92,16 +95,25 @@ impl Owners {
             return;
         }
         self.pending = false;
-        let Ok(procs) = fs::read_dir("/proc") else { return };
+        let Ok(procs) = fs::read_dir("/proc") else {
+            return;
+        };
         for proc_entry in procs.flatten() {
-            let Some(pid) = proc_entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok())
+            let Some(pid) = proc_entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
             else {
                 continue;
             };
-            let Ok(fds) = fs::read_dir(proc_entry.path().join("fd")) else { continue };
+            let Ok(fds) = fs::read_dir(proc_entry.path().join("fd")) else {
+                continue;
+            };
             let mut name = None;
             for fd in fds.flatten() {
-                let Some(inode) = socket_inode_of(&fd.path()) else { continue };
+                let Some(inode) = socket_inode_of(&fd.path()) else {
+                    continue;
+                };
                 if !self.unknown.remove(&inode) {
                     continue;
                 }

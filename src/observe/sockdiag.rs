@@ -348,8 +348,8 @@ pub fn port_bytecode(port: u16) -> Vec<u8> {
 /// Parses one `inet_diag_msg` and its `INET_DIAG_INFO`; `None` for a family this
 /// module does not handle.
 fn parse_entry(payload: &[u8]) -> Result<Option<DiagEntry>, SockDiagError> {
-    let header = InetResponseHeader::parse(payload)
-        .map_err(|e| SockDiagError::Malformed(e.to_string()))?;
+    let header =
+        InetResponseHeader::parse(payload).map_err(|e| SockDiagError::Malformed(e.to_string()))?;
     if header.family != AF_INET && header.family != AF_INET6 {
         return Ok(None);
     }
@@ -427,7 +427,10 @@ mod tests {
             .expect("dump");
         // Both ends match: the client by its remote port, the server by its local one.
         assert_eq!(seen.len(), 2, "{seen:?}");
-        let mine = seen.iter().find(|e| e.local == local).expect("client socket");
+        let mine = seen
+            .iter()
+            .find(|e| e.local == local)
+            .expect("client socket");
         assert_eq!(mine.state, TCP_ESTABLISHED);
         assert_eq!(mine.timer, TimerKind::None);
         assert_eq!(mine.info.expect("INET_DIAG_INFO").state, TCP_ESTABLISHED);
