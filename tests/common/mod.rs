@@ -41,8 +41,8 @@ pub fn spawn_json(args: &[&str]) -> (Child, Receiver<Value>) {
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            let v: Value =
-                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"));
+            let v: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"));
             if tx.send(v).is_err() {
                 break;
             }
@@ -61,20 +61,13 @@ pub fn listen(args: &[&str]) -> Listener {
         .expect("listen prints a listening line");
     assert_eq!(first["event"], "listening", "{first}");
     let local = first["local"].as_str().expect("local address");
-    let port = local
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port");
+    let port = local.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
     Listener { child, port, lines }
 }
 
 /// Runs a command to completion; returns the exit code and the parsed JSON lines.
 pub fn run_json(args: &[&str]) -> (i32, Vec<Value>, String) {
-    let out = Command::new(bin())
-        .args(args)
-        .output()
-        .expect("run tcpalive");
+    let out = Command::new(bin()).args(args).output().expect("run tcpalive");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let lines = stdout
         .lines()
