@@ -39,6 +39,9 @@ pub enum Command {
     Connect(ConnectArgs),
     /// Accept connections, apply the settings to each and follow every timeline.
     Listen(ListenArgs),
+    /// Follow established TCP connections other processes own (sock_diag), without
+    /// touching them: is keepalive on, and when would a dead peer be noticed?
+    Watch(WatchArgs),
     /// A self-contained loopback demonstration: answered probes, then a peer reset.
     Demo(DemoArgs),
 }
@@ -175,4 +178,32 @@ pub struct DemoArgs {
     /// Write the timeline as JSON Lines on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Only connections with this local or remote port.
+    #[arg(long, value_name = "P", allow_hyphen_values = true)]
+    pub port: Option<String>,
+    /// Only connections to this peer: HOST, HOST:PORT, [IPv6]:PORT.
+    #[arg(long, value_name = "HOST[:PORT]", allow_hyphen_values = true)]
+    pub peer: Option<String>,
+    /// Only the sockets this process holds (another user's process needs root).
+    #[arg(long, value_name = "PID", allow_hyphen_values = true)]
+    pub pid: Option<String>,
+    /// Time between two dumps of the kernel's socket table; event times are
+    /// accurate to this.
+    #[arg(
+        long,
+        value_name = "D",
+        default_value = "200ms",
+        allow_hyphen_values = true
+    )]
+    pub interval: String,
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Benchmark aid: one dump-and-match pass, no timelines; the end line says how
+    /// many sockets matched and how long the pass took.
+    #[arg(long, hide = true)]
+    pub dump_once: bool,
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::cli::{ConnectArgs, HeartbeatArgs, KeepaliveArgs, ListenArgs, RunArgs};
+use crate::cli::{ConnectArgs, HeartbeatArgs, KeepaliveArgs, ListenArgs, RunArgs, WatchArgs};
 use crate::event::Outcome;
 use crate::expect::Expectation;
 use crate::heartbeat::{HeartbeatConfig, unescape};
@@ -133,6 +133,110 @@ pub struct ListenConfig {
     pub fault: Option<Fault>,
     pub heartbeat: Option<HeartbeatConfig>,
     pub mute: bool,
+}
+
+/// `watch --peer`: a host (resolved later, by the command) and maybe a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerFilter {
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchConfig {
+    pub port: Option<u16>,
+    pub peer: Option<PeerFilter>,
+    pub pid: Option<u32>,
+    pub interval: Duration,
+    pub run: RunConfig,
+    pub dump_once: bool,
+}
+
+/// The shortest `--interval`: below it a watch of many sockets would busy-poll.
+pub const MIN_WATCH_INTERVAL: Duration = Duration::from_millis(10);
+/// Linux's largest PID (PID_MAX_LIMIT on 64-bit).
+pub const MAX_PID: u64 = 4_194_304;
+
+impl WatchConfig {
+    pub fn from_args(args: &WatchArgs) -> Result<Self, ConfigError> {
+        Ok(WatchConfig {
+            port: args.port.as_deref().map(validate_watch_port).transpose()?,
+            peer: args.peer.as_deref().map(validate_peer_filter).transpose()?,
+            pid: args
+                .pid
+                .as_deref()
+                .map(|v| validate_count("--pid", v, 1, MAX_PID).map(|n| n as u32))
+                .transpose()?,
+            interval: validate_watch_interval(&args.interval)?,
+            run: RunConfig::from_args(&args.run)?,
+            dump_once: args.dump_once,
+        })
+    }
+}
+
+/// `watch --port`: 1..=65535 (no connection has port 0).
+pub fn validate_watch_port(value: &str) -> Result<u16, ConfigError> {
+    validate_port("--port", value, value.trim(), false)
+}
+
+/// `watch --peer`: `HOST`, `HOST:PORT`, `[IPv6]:PORT`, or a bare IPv6 address.
+pub fn validate_peer_filter(value: &str) -> Result<PeerFilter, ConfigError> {
+    const FLAG: &str = "--peer";
+    if value.is_empty() {
+        return Err(invalid(
+            FLAG,
+            value,
+            "missing host (expected HOST or HOST:PORT)",
+        ));
+    }
+    if value.starts_with('[') {
+        if !value.contains("]:") {
+            let host = value
+                .strip_prefix('[')
+                .and_then(|v| v.strip_suffix(']'))
+                .ok_or_else(|| invalid(FLAG, value, "missing ']' after the IPv6 address"))?;
+            return Ok(PeerFilter {
+                host: host.to_string(),
+                port: None,
+            });
+        }
+        let e = validate_endpoint(FLAG, value, false)?;
+        return Ok(PeerFilter {
+            host: e.host,
+            port: Some(e.port),
+        });
+    }
+    match value.matches(':').count() {
+        // More than one colon: a bare IPv6 address, no port.
+        0 | 2.. => Ok(PeerFilter {
+            host: value.to_string(),
+            port: None,
+        }),
+        _ => {
+            let e = validate_endpoint(FLAG, value, false)?;
+            Ok(PeerFilter {
+                host: e.host,
+                port: Some(e.port),
+            })
+        }
+    }
+}
+
+/// `watch --interval`: how often the socket table is dumped.
+pub fn validate_watch_interval(value: &str) -> Result<Duration, ConfigError> {
+    const FLAG: &str = "--interval";
+    let d = validate_duration(FLAG, value)?;
+    if d < MIN_WATCH_INTERVAL {
+        return Err(invalid(
+            FLAG,
+            value,
+            "must be at least 10ms (shorter would busy-poll the kernel)",
+        ));
+    }
+    if d > Duration::from_secs(60) {
+        return Err(invalid(FLAG, value, "must be at most 60s"));
+    }
+    Ok(d)
 }
 
 impl ConnectConfig {
@@ -571,6 +675,96 @@ fn validate_port(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn err_text<T: std::fmt::Debug>(r: Result<T, ConfigError>) -> String {
+        r.expect_err("should be rejected").to_string()
+    }
+
+    #[test]
+    fn watch_port_messages() {
+        assert_eq!(validate_watch_port("5432"), Ok(5432));
+        let table = [
+            ("0", "invalid --port '0': port 0 is out of range 1..=65535"),
+            (
+                "70000",
+                "invalid --port '70000': port 70000 is out of range 1..=65535",
+            ),
+            ("http", "invalid --port 'http': port 'http' is not a number"),
+            ("", "invalid --port '': missing port (expected HOST:PORT)"),
+        ];
+        for (input, want) in table {
+            assert_eq!(err_text(validate_watch_port(input)), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn watch_peer_forms() {
+        let peer = |host: &str, port: Option<u16>| PeerFilter {
+            host: host.to_string(),
+            port,
+        };
+        let table = [
+            ("db.example", Ok(peer("db.example", None))),
+            ("10.0.0.5:5432", Ok(peer("10.0.0.5", Some(5432)))),
+            ("[::1]:80", Ok(peer("::1", Some(80)))),
+            ("[::1]", Ok(peer("::1", None))),
+            ("fe80::1", Ok(peer("fe80::1", None))),
+            (
+                "",
+                Err("invalid --peer '': missing host (expected HOST or HOST:PORT)"),
+            ),
+            (
+                "10.0.0.5:0",
+                Err("invalid --peer '10.0.0.5:0': port 0 is out of range 1..=65535"),
+            ),
+            (
+                "10.0.0.5:x",
+                Err("invalid --peer '10.0.0.5:x': port 'x' is not a number"),
+            ),
+            (
+                ":80",
+                Err("invalid --peer ':80': missing host (expected HOST:PORT)"),
+            ),
+            (
+                "[::1",
+                Err("invalid --peer '[::1': missing ']' after the IPv6 address"),
+            ),
+        ];
+        for (input, want) in table {
+            let got = validate_peer_filter(input).map_err(|e| e.to_string());
+            assert_eq!(got, want.map_err(str::to_string), "{input}");
+        }
+    }
+
+    #[test]
+    fn watch_interval_and_pid_messages() {
+        assert_eq!(
+            validate_watch_interval("200ms"),
+            Ok(Duration::from_millis(200))
+        );
+        let table = [
+            (
+                "1ms",
+                "invalid --interval '1ms': must be at least 10ms (shorter would busy-poll the kernel)",
+            ),
+            ("2m", "invalid --interval '2m': must be at most 60s"),
+            (
+                "soon",
+                "invalid --interval 'soon': not a duration (use 5, 5s, 1500ms, 2m)",
+            ),
+        ];
+        for (input, want) in table {
+            assert_eq!(err_text(validate_watch_interval(input)), want, "{input}");
+        }
+        assert_eq!(
+            err_text(validate_count("--pid", "0", 1, MAX_PID)),
+            "invalid --pid '0': must be from 1 to 4194304"
+        );
+        assert_eq!(
+            err_text(validate_count("--pid", "self", 1, MAX_PID)),
+            "invalid --pid 'self': not a whole number"
+        );
+    }
 
     #[test]
     fn durations() {

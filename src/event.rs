@@ -175,6 +175,12 @@ pub struct EndFacts {
     /// What happened instead of the expectation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expect_failure: Option<String>,
+    /// `watch`: the end was inferred from outside (the socket's state and last
+    /// counters, not an errno its owner saw); this says from what.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inferred: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
     /// `connect --reconnect`: the outage log's summary.
     #[serde(skip_serializing_if = "Option::is_none", flatten)]
     pub outages: Option<OutageSummary>,
@@ -199,6 +205,8 @@ impl EndFacts {
             expected: None,
             expect_met: None,
             expect_failure: None,
+            inferred: None,
+            evidence: None,
             outages: None,
         }
     }
@@ -213,6 +221,33 @@ pub struct OutageSummary {
     pub detect_max_s: Option<f64>,
     pub downtime_s: f64,
     pub availability: f64,
+}
+
+/// `watch`: a connection another process owns, as seen from outside through
+/// sock_diag. Keepalive settings cannot be read from another process's socket, so
+/// each value says where it comes from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WatchFacts {
+    pub local: SocketAddr,
+    pub peer: SocketAddr,
+    pub pid: Option<u32>,
+    pub process: Option<String>,
+    pub uid: u32,
+    pub inode: u32,
+    /// The pending timer: "keepalive", "none", "retransmit", "zero-window-probe".
+    pub timer: &'static str,
+    pub timer_expires_ms: u64,
+    /// SO_KEEPALIVE as the timer shows it; `None` while a retransmit or zero-window
+    /// timer hides the keepalive timer.
+    pub keepalive: Option<bool>,
+    pub idle_s: u32,
+    pub intvl_s: u32,
+    pub cnt: u32,
+    /// "kernel-timer" (measured from the socket's keepalive timer) or
+    /// "system-default" (net.ipv4.tcp_keepalive_*; the app may override it).
+    pub idle_source: &'static str,
+    pub intvl_source: &'static str,
+    pub cnt_source: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -279,6 +314,8 @@ pub enum EventKind {
         message: String,
     },
     End(EndFacts),
+    /// `watch`: a connection another process owns joined the watch.
+    Watched(WatchFacts),
 }
 
 impl EventKind {
@@ -301,6 +338,7 @@ impl EventKind {
             EventKind::Up { .. } => "up",
             EventKind::Warning { .. } => "warning",
             EventKind::End(_) => "end",
+            EventKind::Watched(_) => "watched",
         }
     }
 }

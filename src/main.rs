@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{Cli, Command};
-use crate::config::{ConnectConfig, ListenConfig};
+use crate::config::{ConnectConfig, ListenConfig, WatchConfig};
 use crate::event::{EndFacts, Outcome};
 use crate::run::{Clock, Reporter, RunError, Signals};
 
@@ -83,6 +83,16 @@ fn run(command: &Command) -> Result<EndFacts, Failure> {
                 cfg.run.expect.clone(),
             );
             Ok(cmd::listen::run(&cfg, &mut rep, &signals)?)
+        }
+        Command::Watch(args) => {
+            let cfg = WatchConfig::from_args(args).map_err(Failure::Usage)?;
+            let signals = Signals::install()?;
+            let mut rep = Reporter::new(
+                clock,
+                report::sink_for(&cfg.run, true),
+                cfg.run.expect.clone(),
+            );
+            Ok(cmd::watch::run(&cfg, &mut rep, &signals)?)
         }
         Command::Demo(args) => {
             let signals = Signals::install()?;

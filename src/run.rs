@@ -16,14 +16,14 @@ use crate::poller::Poller;
 /// Failures of tcpalive itself (exit code 1), each naming the operation and address.
 #[derive(Debug, Error)]
 pub enum RunError {
-    #[error("cannot {op} {addr}: {source}")]
+    #[error("cannot {op} {addr}")]
     Socket {
         op: &'static str,
         addr: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot {op}: {source}")]
+    #[error("cannot {op}")]
     Io {
         op: &'static str,
         #[source]

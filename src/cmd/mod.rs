@@ -4,3 +4,4 @@ pub mod connect;
 pub mod demo;
 pub mod listen;
 pub mod reconnect;
+pub mod watch;

@@ -28,8 +28,6 @@ pub fn sample(fd: BorrowedFd<'_>) -> std::io::Result<Option<TcpSample>> {
     Ok(Some(from_info(&info)))
 }
 
-// Used by `watch`, which reads sock_diag's INET_DIAG_INFO.
-#[allow(dead_code)]
 /// Parses the `struct tcp_info` bytes of an `INET_DIAG_INFO` attribute. Shorter
 /// payloads (older kernels) leave the missing fields zero; longer ones are cut.
 pub fn sample_from_bytes(bytes: &[u8]) -> TcpSample {

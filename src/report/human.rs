@@ -4,12 +4,15 @@ use std::io::Write;
 use std::time::Duration;
 
 use crate::config::Timestamps;
-use crate::event::{ConfigFacts, EndFacts, Event, EventKind, Sink};
+use crate::event::{ConfigFacts, EndFacts, Event, EventKind, Sink, WatchFacts};
 
 pub struct Human {
     out: Box<dyn Write>,
     timestamps: Timestamps,
     tag_conns: bool,
+    /// Connections `watch` follows from outside: their settings are inferred, not
+    /// read back, and the settings line says so.
+    watched: std::collections::HashSet<u64>,
 }
 
 impl Human {
@@ -18,6 +21,7 @@ impl Human {
             out,
             timestamps,
             tag_conns,
+            watched: std::collections::HashSet::new(),
         }
     }
 
@@ -105,7 +109,43 @@ fn end_line(e: &EndFacts) -> String {
         _ => {}
     }
     text.push_str(&format!("; exit {}", e.exit_code));
+    if let Some(evidence) = &e.evidence {
+        text.push_str(&format!(" [inferred from outside: {evidence}]"));
+    }
     text
+}
+
+/// A watched connection's first line: endpoints, owner, timer and settings.
+fn watched_line(w: &WatchFacts) -> String {
+    let owner = match (&w.pid, &w.process) {
+        (Some(pid), Some(name)) => format!("pid {pid} ({name})"),
+        (Some(pid), None) => format!("pid {pid}"),
+        _ => format!("owner not visible (uid {})", w.uid),
+    };
+    let keepalive = match w.keepalive {
+        Some(true) => "keepalive on".to_string(),
+        Some(false) => "keepalive OFF".to_string(),
+        None => "keepalive unknown".to_string(),
+    };
+    let timer = match w.timer {
+        "none" => "no timer pending".to_string(),
+        t => format!("{t} timer in {:.3}s", w.timer_expires_ms as f64 / 1e3),
+    };
+    let source = |s: &str| match s {
+        "kernel-timer" => " (from the kernel's keepalive timer)",
+        _ => " (system default, may be overridden by the app)",
+    };
+    format!(
+        "{} -> {}, {owner}; {keepalive} ({timer}); idle {}s{}, intvl {}s{}, cnt {}{}",
+        w.local,
+        w.peer,
+        w.idle_s,
+        source(w.idle_source),
+        w.intvl_s,
+        source(w.intvl_source),
+        w.cnt,
+        source(w.cnt_source)
+    )
 }
 
 /// The event's name and facts as text lines (most events are one line).
@@ -163,6 +203,7 @@ fn describe(kind: &EventKind) -> Vec<(&'static str, String)> {
         )),
         EventKind::Warning { message } => one(message.clone()),
         EventKind::End(e) => one(end_line(e)),
+        EventKind::Watched(w) => one(watched_line(w)),
     }
 }
 
@@ -174,7 +215,16 @@ impl Sink for Human {
         } else {
             String::new()
         };
+        if let EventKind::Watched(_) = event.kind {
+            self.watched.insert(event.conn);
+        }
+        let watched = self.watched.contains(&event.conn);
         for (name, text) in describe(&event.kind) {
+            let text = if watched && name == "settings" {
+                text.replace("(read back from the kernel)", "(inferred from outside)")
+            } else {
+                text
+            };
             writeln!(self.out, "{stamp} {tag}{name:<12} {text}")?;
         }
         self.out.flush()

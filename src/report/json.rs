@@ -64,6 +64,7 @@ pub fn to_value(event: &Event) -> Value {
         EventKind::Up { n, downtime } => json!({"n": n, "downtime_s": secs(*downtime)}),
         EventKind::Warning { message } => json!({"message": message}),
         EventKind::End(facts) => serde_json::to_value(facts).unwrap_or(Value::Null),
+        EventKind::Watched(facts) => serde_json::to_value(facts).unwrap_or(Value::Null),
     };
     if let Value::Object(fields) = fields {
         obj.extend(fields);
