@@ -1,0 +1,178 @@
+//! Command-line surface: clap derive types only.
+//!
+//! Values arrive here as text and are turned into checked settings by `config.rs`,
+//! so that every bad value gets one line naming the flag and the value.
+
+use clap::{Args, Parser, Subcommand};
+
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0    alive              --for elapsed with the peer alive, or --expect was met
+  1    error              tcpalive itself failed (bind failed, I/O error of its own)
+  2    usage              bad arguments
+  3    connect-failed     refused, no route, connect timeout, name not resolved
+  4    eof                peer closed cleanly (FIN)
+  5    reset              ECONNRESET: peer aborted, or rebooted and answered with RST
+  6    timeout            ETIMEDOUT: keepalive probes or user timeout gave up
+  7    unreachable        EHOSTUNREACH / ENETUNREACH on an established connection
+  8    heartbeat-timeout  application heartbeat unanswered within its timeout
+  9    expect-failed      --expect / --within not met
+  130  interrupted        SIGINT (143 for SIGTERM); the summary is still printed
+
+Durations: 5 (seconds), 5s, 1500ms, 2m. Keepalive values are whole seconds.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tcpalive",
+    version,
+    about = "TCP connection liveness probe: see when a dead peer is noticed, and prove it",
+    after_help = EXIT_CODES
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Open a connection with the given keepalive settings and follow its timeline.
+    Connect(ConnectArgs),
+    /// Accept connections, apply the settings to each and follow every timeline.
+    Listen(ListenArgs),
+    /// A self-contained loopback demonstration: answered probes, then a peer reset.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeepaliveArgs {
+    /// Idle time before the first keepalive probe (TCP_KEEPIDLE), whole seconds.
+    #[arg(long, value_name = "D", allow_hyphen_values = true)]
+    pub idle: Option<String>,
+    /// Gap between keepalive probes (TCP_KEEPINTVL), whole seconds.
+    #[arg(long, value_name = "D", allow_hyphen_values = true)]
+    pub intvl: Option<String>,
+    /// Unanswered probes before the kernel gives up (TCP_KEEPCNT), 1..=127.
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub cnt: Option<String>,
+    /// Leave SO_KEEPALIVE off (see what happens without it).
+    #[arg(long)]
+    pub no_keepalive: bool,
+    /// Longest time sent data may stay unacknowledged (TCP_USER_TIMEOUT), ms resolution.
+    #[arg(long, value_name = "D", allow_hyphen_values = true)]
+    pub user_timeout: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HeartbeatArgs {
+    /// Send an application heartbeat every D (PING <seq> lines between tcpalive ends).
+    #[arg(long, value_name = "D", allow_hyphen_values = true)]
+    pub heartbeat: Option<String>,
+    /// Give up when a heartbeat is unanswered this long (default: 3 x --heartbeat).
+    #[arg(long, value_name = "D", allow_hyphen_values = true)]
+    pub heartbeat_timeout: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Stop after this long; the outcome is "alive" if the peer is still there.
+    #[arg(long = "for", value_name = "D", allow_hyphen_values = true)]
+    pub for_: Option<String>,
+    /// Write the timeline as JSON Lines on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Print only the final `end` line.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Time column: rel (since start) or abs (wall clock, UTC).
+    #[arg(long, value_name = "rel|abs", default_value = "rel")]
+    pub timestamps: String,
+    /// Exit 0 only if the connection ends this way (alive, eof, reset, timeout,
+    /// unreachable, heartbeat-timeout, connect-failed, interrupted, error), else 9.
+    #[arg(long, value_name = "OUTCOME")]
+    pub expect: Option<String>,
+    /// Exit 0 only if the detection latency is in MIN..MAX (either may be left out).
+    #[arg(long, value_name = "MIN..MAX", allow_hyphen_values = true)]
+    pub within: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// Peer to connect to: HOST:PORT, [IPv6]:PORT.
+    #[arg(value_name = "HOST:PORT")]
+    pub target: String,
+    #[command(flatten)]
+    pub keepalive: KeepaliveArgs,
+    #[command(flatten)]
+    pub heartbeat: HeartbeatArgs,
+    /// Heartbeat bytes for a server that is not tcpalive (escapes: \r \n \t \0 \\ \xHH);
+    /// any bytes received count as the reply.
+    #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
+    pub heartbeat_payload: Option<String>,
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Monitor: after each death, reconnect with backoff and log the outage.
+    #[arg(long)]
+    pub reconnect: bool,
+    /// With --reconnect: stop after N outages.
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub count: Option<String>,
+    /// Give up connecting after this long.
+    #[arg(
+        long,
+        value_name = "D",
+        default_value = "10s",
+        allow_hyphen_values = true
+    )]
+    pub connect_timeout: String,
+    /// Write --send-size bytes every D, so data is in flight when the peer dies.
+    #[arg(long, value_name = "D", allow_hyphen_values = true)]
+    pub send_every: Option<String>,
+    /// Bytes per --send-every write.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "64",
+        allow_hyphen_values = true
+    )]
+    pub send_size: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// Address to listen on: [HOST:]PORT; PORT alone listens on all IPv4 interfaces.
+    #[arg(value_name = "[HOST:]PORT")]
+    pub addr: String,
+    #[command(flatten)]
+    pub keepalive: KeepaliveArgs,
+    #[command(flatten)]
+    pub heartbeat: HeartbeatArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Fault: stop answering heartbeats while the kernel keeps ACKing (a hung app).
+    #[arg(long)]
+    pub mute: bool,
+    /// Serve one connection and exit with its outcome.
+    #[arg(long)]
+    pub once: bool,
+    /// Connections held at once; more are refused (accepted and reset), not queued.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "1024",
+        allow_hyphen_values = true
+    )]
+    pub max_conns: String,
+    /// Fault: close each connection cleanly (FIN) after D.
+    #[arg(long, value_name = "D", allow_hyphen_values = true)]
+    pub close_after: Option<String>,
+    /// Fault: abort each connection (RST, SO_LINGER 0) after D.
+    #[arg(long, value_name = "D", allow_hyphen_values = true)]
+    pub reset_after: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Write the timeline as JSON Lines on stdout.
+    #[arg(long)]
+    pub json: bool,
+}

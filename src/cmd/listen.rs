@@ -1,0 +1,392 @@
+//! `listen`: accept connections, apply the settings to each, and follow every
+//! timeline in one thread (epoll and a timer queue, no thread per connection).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::cmd::connect::signal_message;
+use crate::config::ListenConfig;
+use crate::event::{EndFacts, EventKind, Outcome};
+use crate::keepalive;
+use crate::poller::Poller;
+use crate::run::{Reporter, RunError, Signals};
+use crate::session::{Plan, Session};
+
+const LISTENER: u64 = 0;
+const SIGNAL: u64 = u64::MAX;
+/// The run-level events (`listening`, the summary `end`) carry connection id 0.
+const RUN: u64 = 0;
+
+/// Binds the listening socket (port 0 picks a free port, shown in `listening`).
+pub fn bind(cfg: &ListenConfig) -> Result<Socket, RunError> {
+    let shown = cfg.bind.to_string();
+    let addr: SocketAddr = (cfg.bind.host.as_str(), cfg.bind.port)
+        .to_socket_addrs()
+        .map_err(RunError::socket("resolve", &shown))?
+        .next()
+        .ok_or_else(|| RunError::Socket {
+            op: "resolve",
+            addr: shown.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no address"),
+        })?;
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+        .map_err(RunError::socket("create a socket for", addr))?;
+    sock.set_reuse_address(true)
+        .map_err(RunError::socket("set SO_REUSEADDR on", addr))?;
+    sock.bind(&addr.into())
+        .map_err(RunError::socket("bind", addr))?;
+    sock.listen(1024)
+        .map_err(RunError::socket("listen on", addr))?;
+    sock.set_nonblocking(true)
+        .map_err(RunError::socket("make non-blocking", addr))?;
+    Ok(sock)
+}
+
+/// The connections being followed, with their wake-ups in a timer queue. Stale
+/// queue entries (a connection rescheduled or gone) are skipped when popped.
+struct Table {
+    sessions: HashMap<u64, Session>,
+    timers: BinaryHeap<Reverse<(Duration, u64)>>,
+    poller: Poller,
+    ended: BTreeMap<&'static str, usize>,
+    /// Connections judged against --expect, and how many missed it.
+    judged: usize,
+    missed: Option<String>,
+}
+
+impl Table {
+    fn schedule(&mut self, id: u64, now: Duration) {
+        if let Some(s) = self.sessions.get_mut(&id) {
+            let wake = s.next_wake(now);
+            if wake != s.scheduled {
+                s.scheduled = wake;
+                if let Some(w) = wake {
+                    self.timers.push(Reverse((w, id)));
+                }
+            }
+        }
+    }
+
+    fn next_timer(&mut self) -> Option<Duration> {
+        while let Some(Reverse((at, id))) = self.timers.peek().copied() {
+            match self.sessions.get(&id) {
+                Some(s) if s.scheduled == Some(at) => return Some(at),
+                _ => {
+                    self.timers.pop();
+                }
+            }
+        }
+        None
+    }
+
+    fn remove(&mut self, id: u64, end: &EndFacts) {
+        if let Some(s) = self.sessions.remove(&id) {
+            // Closing the socket removes it from epoll anyway; this keeps the poll
+            // fallback's table exact.
+            let _ = self.poller.delete(s.fd());
+        }
+        *self.ended.entry(end.outcome.name()).or_default() += 1;
+        if let Some(met) = end.expect_met {
+            self.judged += 1;
+            if !met && self.missed.is_none() {
+                self.missed = end.expect_failure.clone();
+            }
+        }
+    }
+
+    fn summary(&self, served: u64) -> String {
+        let parts: Vec<String> = self.ended.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        if parts.is_empty() {
+            format!("served {served} connection(s)")
+        } else {
+            format!("served {served} connection(s): {}", parts.join(", "))
+        }
+    }
+}
+
+/// Accepting under EMFILE would spin: one descriptor is kept in reserve, freed to
+/// accept and drop the waiting connection, then taken back.
+struct Reserve(Option<std::fs::File>);
+
+impl Reserve {
+    fn take() -> Reserve {
+        Reserve(std::fs::File::open("/dev/null").ok())
+    }
+
+    fn shed(&mut self, listener: &Socket) {
+        self.0 = None;
+        if let Ok((conn, _)) = listener.accept() {
+            let _ = conn.set_linger(Some(Duration::ZERO));
+        }
+        *self = Reserve::take();
+    }
+}
+
+pub fn run(
+    cfg: &ListenConfig,
+    rep: &mut Reporter,
+    signals: &Signals,
+) -> Result<EndFacts, RunError> {
+    let listener = bind(cfg)?;
+    serve(listener, cfg, rep, Some(signals))
+}
+
+/// Serves on a bound listening socket until `--once` is satisfied, `--for`
+/// elapses or a signal arrives.
+pub fn serve(
+    listener: Socket,
+    cfg: &ListenConfig,
+    rep: &mut Reporter,
+    signals: Option<&Signals>,
+) -> Result<EndFacts, RunError> {
+    let plan = Plan {
+        send: None,
+        fault: cfg.fault,
+        heartbeat: cfg.heartbeat.clone(),
+        answer_pings: !cfg.mute,
+    };
+    let local = listener
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .ok_or_else(|| {
+            RunError::io("read the listening address")(std::io::Error::last_os_error())
+        })?;
+    rep.emit(
+        RUN,
+        EventKind::Listening {
+            local,
+            max_conns: cfg.max_conns,
+        },
+    )?;
+    let mut table = Table {
+        sessions: HashMap::new(),
+        timers: BinaryHeap::new(),
+        poller: Poller::new().map_err(RunError::io("create the poller"))?,
+        ended: BTreeMap::new(),
+        judged: 0,
+        missed: None,
+    };
+    table
+        .poller
+        .add(std::os::fd::AsFd::as_fd(&listener), LISTENER, false)
+        .map_err(RunError::io("watch the listening socket"))?;
+    if let Some(signals) = signals {
+        signals.register(&mut table.poller, SIGNAL)?;
+    }
+    let stop_at = cfg.run.run_for.map(|d| rep.clock.now() + d);
+    let mut reserve = Reserve::take();
+    let mut emfile_reported = false;
+    // Dropped after --once accepted its connection, so later ones are refused by
+    // the kernel instead of queued.
+    let mut listener = Some(listener);
+    let mut next_id: u64 = 1;
+    let mut ready = Vec::new();
+    loop {
+        let now = rep.clock.now();
+        let wake = [table.next_timer(), stop_at].into_iter().flatten().min();
+        table
+            .poller
+            .wait(&mut ready, wake.map(|w| w.saturating_sub(now)))
+            .map_err(RunError::io("wait for connections"))?;
+        let now = rep.clock.now();
+
+        let stop = signals
+            .and_then(|s| s.pending())
+            .or_else(|| stop_at.filter(|&s| now >= s).map(|_| Outcome::Alive));
+        if let Some(outcome) = stop {
+            let message = match outcome {
+                Outcome::Alive => "--for elapsed".to_string(),
+                _ => signal_message(outcome),
+            };
+            let ids: Vec<u64> = table.sessions.keys().copied().collect();
+            for id in ids {
+                let mut events = Vec::new();
+                if let Some(s) = table.sessions.get_mut(&id) {
+                    let end = s.finish(now, outcome, message.clone(), &mut events);
+                    rep.emit_all(id, events)?;
+                    let end = rep.end(id, end)?;
+                    table.remove(id, &end);
+                }
+            }
+            let summary = format!("{}; {}", message, table.summary(next_id - 1));
+            let end = run_end(outcome, summary, &table);
+            rep.emit(RUN, EventKind::End(end.clone()))?;
+            return Ok(end);
+        }
+
+        for r in ready.iter().filter(|r| r.token != SIGNAL) {
+            if r.token == LISTENER {
+                let Some(sock) = &listener else { continue };
+                accept_all(
+                    sock,
+                    cfg,
+                    &plan,
+                    rep,
+                    &mut table,
+                    &mut next_id,
+                    &mut reserve,
+                    &mut emfile_reported,
+                )?;
+                if cfg.once && next_id > 1 {
+                    let _ = table.poller.delete(std::os::fd::AsFd::as_fd(sock));
+                    listener = None;
+                }
+                continue;
+            }
+            let id = r.token;
+            let mut events = Vec::new();
+            let end = match table.sessions.get_mut(&id) {
+                Some(s) => s.on_ready(now, &mut events),
+                None => continue,
+            };
+            if let Some(done) = finish_step(rep, &mut table, id, events, end, cfg.once, now)? {
+                return Ok(done);
+            }
+        }
+
+        while let Some(at) = table.next_timer() {
+            if at > now {
+                break;
+            }
+            let Some(Reverse((_, id))) = table.timers.pop() else {
+                break;
+            };
+            let mut events = Vec::new();
+            let end = match table.sessions.get_mut(&id) {
+                Some(s) => {
+                    s.scheduled = None;
+                    s.on_wake(now, &mut events)
+                }
+                None => continue,
+            };
+            if let Some(done) = finish_step(rep, &mut table, id, events, end, cfg.once, now)? {
+                return Ok(done);
+            }
+        }
+    }
+}
+
+/// Emits a session's events; removes it when it ended. Returns the run's outcome
+/// when `--once` is done.
+fn finish_step(
+    rep: &mut Reporter,
+    table: &mut Table,
+    id: u64,
+    events: Vec<EventKind>,
+    end: Option<EndFacts>,
+    once: bool,
+    now: Duration,
+) -> Result<Option<EndFacts>, RunError> {
+    rep.emit_all(id, events)?;
+    match end {
+        Some(end) => {
+            let end = rep.end(id, end)?;
+            table.remove(id, &end);
+            Ok(once.then_some(end))
+        }
+        None => {
+            table.schedule(id, now);
+            Ok(None)
+        }
+    }
+}
+
+/// The run's summary `end`. Under --expect, the connections were judged one by
+/// one; the run exits 9 if any missed, 0 if all met.
+fn run_end(outcome: Outcome, message: String, table: &Table) -> EndFacts {
+    let mut end = EndFacts::new(outcome, None, message, None, None);
+    if table.judged > 0 {
+        end.expect_met = Some(table.missed.is_none());
+        end.expect_failure = table.missed.clone();
+        end.exit_code = match table.missed {
+            None => 0,
+            Some(_) => Outcome::ExpectFailed.exit_code(),
+        };
+    }
+    end
+}
+
+#[allow(clippy::too_many_arguments)]
+fn accept_all(
+    listener: &Socket,
+    cfg: &ListenConfig,
+    plan: &Plan,
+    rep: &mut Reporter,
+    table: &mut Table,
+    next_id: &mut u64,
+    reserve: &mut Reserve,
+    emfile_reported: &mut bool,
+) -> Result<(), RunError> {
+    loop {
+        if cfg.once && *next_id > 1 {
+            return Ok(());
+        }
+        let (sock, peer) = match listener.accept() {
+            Ok(pair) => pair,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                if !*emfile_reported {
+                    *emfile_reported = true;
+                    rep.emit(
+                        RUN,
+                        EventKind::Warning {
+                            message: format!(
+                                "accept: {e}; connections are refused until descriptors free up \
+                                 (raise ulimit -n); reported once"
+                            ),
+                        },
+                    )?;
+                }
+                reserve.shed(listener);
+                return Ok(());
+            }
+            // ECONNABORTED and friends: that one connection is gone, keep serving.
+            Err(_) => continue,
+        };
+        let peer = peer.as_socket();
+        if table.sessions.len() >= cfg.max_conns {
+            let _ = sock.set_linger(Some(Duration::ZERO));
+            if let Some(peer) = peer {
+                rep.emit(
+                    RUN,
+                    EventKind::Refused {
+                        peer,
+                        reason: format!("--max-conns {} reached; reset", cfg.max_conns),
+                    },
+                )?;
+            }
+            continue;
+        }
+        let id = *next_id;
+        *next_id += 1;
+        let now = rep.clock.now();
+        let started = keepalive::apply(&sock, &cfg.keepalive)
+            .and_then(|_| sock.set_nonblocking(true))
+            .and_then(|_| Session::start(sock, now, plan));
+        let (session, events) = match started {
+            Ok(pair) => pair,
+            Err(e) => {
+                rep.emit(
+                    id,
+                    EventKind::Warning {
+                        message: format!("cannot follow the connection from {peer:?}: {e}"),
+                    },
+                )?;
+                continue;
+            }
+        };
+        table
+            .poller
+            .add(session.fd(), id, false)
+            .map_err(RunError::io("watch an accepted connection"))?;
+        table.sessions.insert(id, session);
+        rep.emit_all(id, events)?;
+        table.schedule(id, now);
+    }
+}

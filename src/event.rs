@@ -1,0 +1,354 @@
+//! The event model: what the core tells the renderers, and how a connection ended.
+//!
+//! Every observation the core makes becomes an [`Event`]; renderers in `report/` turn
+//! events into text. [`Outcome`] owns the mapping from a connection's end to the
+//! stable exit codes of the product contract, and [`classify_errno`] owns the mapping
+//! from the kernel's errno to an outcome.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+/// How a connection (or the whole run) ended. The exit code of each is stable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Alive,
+    Error,
+    Usage,
+    ConnectFailed,
+    Eof,
+    Reset,
+    Timeout,
+    Unreachable,
+    HeartbeatTimeout,
+    ExpectFailed,
+    /// SIGINT.
+    Interrupted,
+    /// SIGTERM: named "interrupted" like SIGINT, but exits 143.
+    Terminated,
+}
+
+impl Outcome {
+    /// The process exit code for this outcome (DESIGN.md, "Outcomes, exit codes").
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Alive => 0,
+            Outcome::Error => 1,
+            Outcome::Usage => 2,
+            Outcome::ConnectFailed => 3,
+            Outcome::Eof => 4,
+            Outcome::Reset => 5,
+            Outcome::Timeout => 6,
+            Outcome::Unreachable => 7,
+            Outcome::HeartbeatTimeout => 8,
+            Outcome::ExpectFailed => 9,
+            Outcome::Interrupted => 130,
+            Outcome::Terminated => 143,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Alive => "alive",
+            Outcome::Error => "error",
+            Outcome::Usage => "usage",
+            Outcome::ConnectFailed => "connect-failed",
+            Outcome::Eof => "eof",
+            Outcome::Reset => "reset",
+            Outcome::Timeout => "timeout",
+            Outcome::Unreachable => "unreachable",
+            Outcome::HeartbeatTimeout => "heartbeat-timeout",
+            Outcome::ExpectFailed => "expect-failed",
+            Outcome::Interrupted | Outcome::Terminated => "interrupted",
+        }
+    }
+
+    /// All outcomes a connection can end with, for `--expect` parsing and help text.
+    pub const CONNECTION_OUTCOMES: [Outcome; 9] = [
+        Outcome::Alive,
+        Outcome::Eof,
+        Outcome::Reset,
+        Outcome::Timeout,
+        Outcome::Unreachable,
+        Outcome::HeartbeatTimeout,
+        Outcome::ConnectFailed,
+        Outcome::Interrupted,
+        Outcome::Error,
+    ];
+
+    pub fn from_name(name: &str) -> Option<Outcome> {
+        Outcome::CONNECTION_OUTCOMES
+            .into_iter()
+            .find(|o| o.name() == name)
+    }
+}
+
+impl Serialize for Outcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// The classification of an errno that ended an established connection.
+pub fn classify_errno(errno: i32) -> Outcome {
+    match errno {
+        libc::ECONNRESET | libc::EPIPE | libc::ECONNABORTED => Outcome::Reset,
+        libc::ETIMEDOUT => Outcome::Timeout,
+        libc::EHOSTUNREACH | libc::ENETUNREACH | libc::EHOSTDOWN | libc::ENETDOWN => {
+            Outcome::Unreachable
+        }
+        _ => Outcome::Error,
+    }
+}
+
+/// The symbolic name of an errno ("ETIMEDOUT"), for the timeline and JSON.
+pub fn errno_name(errno: i32) -> String {
+    let name = match errno {
+        libc::ECONNRESET => "ECONNRESET",
+        libc::ECONNREFUSED => "ECONNREFUSED",
+        libc::ECONNABORTED => "ECONNABORTED",
+        libc::ETIMEDOUT => "ETIMEDOUT",
+        libc::EHOSTUNREACH => "EHOSTUNREACH",
+        libc::ENETUNREACH => "ENETUNREACH",
+        libc::EHOSTDOWN => "EHOSTDOWN",
+        libc::ENETDOWN => "ENETDOWN",
+        libc::EPIPE => "EPIPE",
+        libc::EADDRINUSE => "EADDRINUSE",
+        libc::EADDRNOTAVAIL => "EADDRNOTAVAIL",
+        libc::EACCES => "EACCES",
+        libc::EPERM => "EPERM",
+        libc::EMFILE => "EMFILE",
+        libc::ENFILE => "ENFILE",
+        libc::EINVAL => "EINVAL",
+        libc::EPROTO => "EPROTO",
+        _ => return format!("errno {errno}"),
+    };
+    name.to_string()
+}
+
+/// One fact on a connection's timeline. `conn` is 0 for events about the whole run
+/// (the listening socket), 1 for `connect`, and the accept order for `listen`.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub at: Duration,
+    pub wall: SystemTime,
+    pub conn: u64,
+    pub kind: EventKind,
+}
+
+/// The effective settings of a connection as read back from the kernel, with the
+/// prediction made from them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConfigFacts {
+    pub keepalive: bool,
+    pub idle_s: u32,
+    pub intvl_s: u32,
+    pub cnt: u32,
+    pub user_timeout_ms: u32,
+    /// Seconds from the last contact to the detection of a dead idle peer; `None`
+    /// when nothing would ever detect it.
+    pub predicted_detect_s: Option<f64>,
+    /// Number of keepalive probes the kernel sends before it gives up.
+    pub predicted_probes: Option<u32>,
+    /// Seconds from an unacknowledged send to the detection when data is in flight.
+    pub predicted_busy_detect_s: Option<f64>,
+    /// Human explanation of the prediction ("idle 5s + 3 x intvl 5s").
+    pub explain: String,
+    pub warnings: Vec<String>,
+}
+
+/// How a connection ended, with the facts a script needs to assert it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EndFacts {
+    pub outcome: Outcome,
+    pub errno: Option<String>,
+    pub message: String,
+    pub exit_code: u8,
+    pub detect_s: Option<f64>,
+    pub predicted_detect_s: Option<f64>,
+    /// `--expect`/`--within` as text ("timeout within 3s..5s"), when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expect_met: Option<bool>,
+    /// What happened instead of the expectation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expect_failure: Option<String>,
+    /// `connect --reconnect`: the outage log's summary.
+    #[serde(skip_serializing_if = "Option::is_none", flatten)]
+    pub outages: Option<OutageSummary>,
+}
+
+impl EndFacts {
+    /// An end whose exit code is the outcome's own.
+    pub fn new(
+        outcome: Outcome,
+        errno: Option<String>,
+        message: String,
+        detect_s: Option<f64>,
+        predicted_detect_s: Option<f64>,
+    ) -> EndFacts {
+        EndFacts {
+            outcome,
+            errno,
+            message,
+            exit_code: outcome.exit_code(),
+            detect_s,
+            predicted_detect_s,
+            expected: None,
+            expect_met: None,
+            expect_failure: None,
+            outages: None,
+        }
+    }
+}
+
+/// The reconnecting monitor's account of its outages.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutageSummary {
+    pub outages: usize,
+    pub detect_min_s: Option<f64>,
+    pub detect_median_s: Option<f64>,
+    pub detect_max_s: Option<f64>,
+    pub downtime_s: f64,
+    pub availability: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventKind {
+    /// `listen` bound its socket.
+    Listening {
+        local: SocketAddr,
+        max_conns: usize,
+    },
+    /// A connection past `--max-conns` was refused.
+    Refused {
+        peer: SocketAddr,
+        reason: String,
+    },
+    Connected {
+        local: SocketAddr,
+        peer: SocketAddr,
+    },
+    Config(ConfigFacts),
+    /// Idle-start: the last contact with the peer was at `since` (run time).
+    Idle {
+        since: Duration,
+    },
+    /// The first probe is due now; the peer is declared dead at `dead_at` if unanswered.
+    ProbeWindow {
+        due: Duration,
+        dead_at: Option<Duration>,
+    },
+    Probe {
+        n: u32,
+    },
+    ProbeAcked {
+        n: u32,
+    },
+    Retransmit {
+        n: u32,
+        unacked: u32,
+    },
+    Data {
+        bytes_in: u64,
+        bytes_out: u64,
+    },
+    Heartbeat {
+        seq: u64,
+    },
+    HeartbeatReply {
+        seq: u64,
+        rtt: Duration,
+    },
+    /// `--reconnect`: the connection died (outage `n` begins).
+    Down {
+        n: usize,
+        outcome: Outcome,
+        errno: Option<String>,
+        detect_s: Option<f64>,
+    },
+    /// `--reconnect`: connected again after `downtime` (from the last contact).
+    Up {
+        n: usize,
+        downtime: Duration,
+    },
+    /// Something the operator should know that is not a state change.
+    Warning {
+        message: String,
+    },
+    End(EndFacts),
+}
+
+impl EventKind {
+    /// The event name used on the timeline and as the JSON `event` field.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Listening { .. } => "listening",
+            EventKind::Refused { .. } => "refused",
+            EventKind::Connected { .. } => "connected",
+            EventKind::Config(_) => "config",
+            EventKind::Idle { .. } => "idle",
+            EventKind::ProbeWindow { .. } => "probe-window",
+            EventKind::Probe { .. } => "probe",
+            EventKind::ProbeAcked { .. } => "probe-acked",
+            EventKind::Retransmit { .. } => "retransmit",
+            EventKind::Data { .. } => "data",
+            EventKind::Heartbeat { .. } => "heartbeat",
+            EventKind::HeartbeatReply { .. } => "heartbeat-reply",
+            EventKind::Down { .. } => "down",
+            EventKind::Up { .. } => "up",
+            EventKind::Warning { .. } => "warning",
+            EventKind::End(_) => "end",
+        }
+    }
+}
+
+/// Where events go. Renderers implement it; the core only ever calls `emit`.
+pub trait Sink {
+    fn emit(&mut self, event: &Event) -> std::io::Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_match_the_contract() {
+        let table = [
+            (Outcome::Alive, 0),
+            (Outcome::Error, 1),
+            (Outcome::Usage, 2),
+            (Outcome::ConnectFailed, 3),
+            (Outcome::Eof, 4),
+            (Outcome::Reset, 5),
+            (Outcome::Timeout, 6),
+            (Outcome::Unreachable, 7),
+            (Outcome::HeartbeatTimeout, 8),
+            (Outcome::ExpectFailed, 9),
+            (Outcome::Interrupted, 130),
+            (Outcome::Terminated, 143),
+        ];
+        for (outcome, code) in table {
+            assert_eq!(outcome.exit_code(), code, "{outcome:?}");
+        }
+    }
+
+    #[test]
+    fn errno_classification() {
+        assert_eq!(classify_errno(libc::ETIMEDOUT), Outcome::Timeout);
+        assert_eq!(classify_errno(libc::ECONNRESET), Outcome::Reset);
+        assert_eq!(classify_errno(libc::EHOSTUNREACH), Outcome::Unreachable);
+        assert_eq!(classify_errno(libc::ENETUNREACH), Outcome::Unreachable);
+        assert_eq!(classify_errno(libc::EBADF), Outcome::Error);
+    }
+
+    #[test]
+    fn outcome_names_round_trip() {
+        for o in Outcome::CONNECTION_OUTCOMES {
+            assert_eq!(Outcome::from_name(o.name()), Some(o));
+        }
+        assert_eq!(Outcome::from_name("dead"), None);
+    }
+}

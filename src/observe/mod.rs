@@ -1,0 +1,51 @@
+//! The kernel observer: what the kernel knows about one TCP connection.
+//!
+//! `TcpSample` is the platform-neutral snapshot (from `TCP_INFO` on a socket we own,
+//! or from sock_diag's `INET_DIAG_INFO` for sockets other processes own). Platforms
+//! without `TCP_INFO` get `None` and fall back to the predicted timeline.
+
+use std::time::Duration;
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+#[allow(unused_imports)] // sample_from_bytes serves sock_diag (watch).
+pub use linux::{sample, sample_from_bytes};
+
+#[cfg(not(target_os = "linux"))]
+mod fallback;
+#[cfg(not(target_os = "linux"))]
+pub use fallback::sample;
+
+pub mod timeline;
+
+/// What the kernel reported about a connection at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TcpSample {
+    /// TCP state (1 = ESTABLISHED, as in `include/net/tcp_states.h`).
+    pub state: u8,
+    /// Keepalive (or zero-window) probes sent and not yet answered.
+    pub probes: u8,
+    /// Retransmissions of the head segment not yet acknowledged.
+    pub retransmits: u8,
+    pub backoff: u8,
+    /// Segments sent and not yet acknowledged.
+    pub unacked: u32,
+    pub rto_us: u32,
+    pub last_data_recv_ms: u32,
+    pub last_ack_recv_ms: u32,
+    pub last_data_sent_ms: u32,
+    pub bytes_received: u64,
+    pub bytes_acked: u64,
+}
+
+#[cfg(test)]
+pub const TCP_ESTABLISHED: u8 = 1;
+
+impl TcpSample {
+    /// Time since the last data or ACK received, which is what keepalive's idle
+    /// counts from (our own sends do not count).
+    pub fn since_contact(&self) -> Duration {
+        Duration::from_millis(self.last_data_recv_ms.min(self.last_ack_recv_ms) as u64)
+    }
+}

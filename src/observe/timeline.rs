@@ -1,0 +1,414 @@
+//! One connection's timeline: turns successive kernel samples into events and says
+//! when the next sample is worth taking.
+//!
+//! This is pure logic over [`TcpSample`]s and run times, so it is tested without
+//! sockets. The observer wakes at the predicted time of the next probe (idle after the
+//! last contact, then every intvl) plus a small slack; when the kernel's timer is
+//! late (its timer wheel rounds long timeouts up), it samples again with short steps
+//! that grow with the lateness, so an event is never much later than the probe.
+
+use std::time::Duration;
+
+use super::TcpSample;
+use crate::event::{ConfigFacts, EndFacts, EventKind, Outcome};
+use crate::keepalive::{Effective, IdleSchedule};
+
+/// Two readings of "time since last contact" differ by up to one jiffy (4 ms at
+/// HZ=250) plus millisecond rounding; a contact must move more than this to count.
+const CONTACT_JITTER: Duration = Duration::from_millis(10);
+/// Sample this long after a predicted probe, so the kernel's timer has fired.
+const DUE_SLACK: Duration = Duration::from_millis(3);
+/// Traffic (data, ACKs of our data) is reported at most this often.
+const TRAFFIC_REPORT_EVERY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone)]
+pub struct Timeline {
+    eff: Effective,
+    schedule: Option<IdleSchedule>,
+    busy_detect_after: Duration,
+    /// Run time of the last data or ACK received.
+    last_contact: Duration,
+    probes_seen: u32,
+    window_open: bool,
+    retransmits_seen: u32,
+    bytes_in_seen: u64,
+    bytes_out_seen: u64,
+    pending_in: u64,
+    pending_out: u64,
+    traffic_pending: bool,
+    last_traffic_report: Option<Duration>,
+    in_flight: bool,
+    rto: Duration,
+    /// Run time of the oldest send still unacknowledged, as far as we know.
+    unacked_since: Option<Duration>,
+    observed: bool,
+}
+
+impl Timeline {
+    /// Starts a timeline at `now`, with the first kernel sample when there is one.
+    pub fn new(eff: Effective, facts: &ConfigFacts, now: Duration) -> Timeline {
+        Timeline {
+            eff,
+            schedule: eff.idle_schedule(),
+            busy_detect_after: Duration::from_secs_f64(
+                facts.predicted_busy_detect_s.unwrap_or(0.0),
+            ),
+            last_contact: now,
+            probes_seen: 0,
+            window_open: false,
+            retransmits_seen: 0,
+            bytes_in_seen: 0,
+            bytes_out_seen: 0,
+            pending_in: 0,
+            pending_out: 0,
+            traffic_pending: false,
+            last_traffic_report: None,
+            in_flight: false,
+            rto: Duration::from_millis(200),
+            unacked_since: None,
+            observed: false,
+        }
+    }
+
+    pub fn last_contact(&self) -> Duration {
+        self.last_contact
+    }
+
+    /// Run time at which the `n`th probe since the last contact is due.
+    fn probe_due(&self, n: u32) -> Duration {
+        self.last_contact + self.eff.probe_due(n)
+    }
+
+    /// The first sample: sets the baseline and announces idle-start.
+    fn baseline(&mut self, now: Duration, s: &TcpSample) -> Vec<EventKind> {
+        self.observed = true;
+        self.last_contact = now.saturating_sub(s.since_contact());
+        self.bytes_in_seen = s.bytes_received;
+        self.bytes_out_seen = s.bytes_acked;
+        self.in_flight = s.unacked > 0;
+        self.last_traffic_report = Some(now);
+        vec![EventKind::Idle {
+            since: self.last_contact,
+        }]
+    }
+
+    /// Folds in one kernel sample taken at run time `now`.
+    pub fn observe(&mut self, now: Duration, s: &TcpSample) -> Vec<EventKind> {
+        if !self.observed {
+            return self.baseline(now, s);
+        }
+        let mut out = Vec::new();
+        let din = s.bytes_received.saturating_sub(self.bytes_in_seen);
+        let dout = s.bytes_acked.saturating_sub(self.bytes_out_seen);
+        self.bytes_in_seen = s.bytes_received;
+        self.bytes_out_seen = s.bytes_acked;
+        self.pending_in += din;
+        self.pending_out += dout;
+        self.in_flight = s.unacked > 0;
+        self.rto = Duration::from_micros(s.rto_us as u64);
+        if s.unacked == 0 {
+            self.unacked_since = None;
+        }
+
+        let contact = now.saturating_sub(s.since_contact());
+        if contact > self.last_contact + CONTACT_JITTER {
+            let traffic = din > 0 || dout > 0;
+            if !traffic {
+                self.answered_probe(contact, &mut out);
+            }
+            self.last_contact = contact;
+            self.probes_seen = 0;
+            self.window_open = false;
+            if traffic {
+                self.traffic_pending = true;
+            } else {
+                out.push(EventKind::Idle { since: contact });
+            }
+        } else if s.unacked == 0 && self.schedule.is_some() {
+            let probes = s.probes as u32;
+            if !self.window_open && (now >= self.probe_due(1) || probes > 0) {
+                out.push(self.window_event());
+            }
+            for n in self.probes_seen + 1..=probes {
+                out.push(EventKind::Probe { n });
+            }
+            self.probes_seen = self.probes_seen.max(probes);
+        }
+
+        self.retransmissions(s, &mut out);
+        self.report_traffic(now, &mut out);
+        out
+    }
+
+    /// A contact without traffic after the probe window opened is a probe answer.
+    fn answered_probe(&mut self, contact: Duration, out: &mut Vec<EventKind>) {
+        if self.schedule.is_none() || contact + CONTACT_JITTER < self.probe_due(1) {
+            return;
+        }
+        // Probes whose due time passed before the answer arrived were sent, even if
+        // no sample caught them while they were out.
+        let mut sent = self.probes_seen;
+        while contact + CONTACT_JITTER >= self.probe_due(sent + 1) && sent < u8::MAX as u32 {
+            sent += 1;
+        }
+        if !self.window_open {
+            out.push(self.window_event());
+        }
+        for n in self.probes_seen + 1..=sent {
+            out.push(EventKind::Probe { n });
+        }
+        out.push(EventKind::ProbeAcked { n: sent });
+    }
+
+    fn window_event(&mut self) -> EventKind {
+        self.window_open = true;
+        EventKind::ProbeWindow {
+            due: self.probe_due(1),
+            dead_at: self.schedule.map(|s| self.last_contact + s.detect_after),
+        }
+    }
+
+    fn retransmissions(&mut self, s: &TcpSample, out: &mut Vec<EventKind>) {
+        let n = s.retransmits as u32;
+        if n == 0 {
+            self.retransmits_seen = 0;
+            return;
+        }
+        for k in self.retransmits_seen + 1..=n {
+            out.push(EventKind::Retransmit {
+                n: k,
+                unacked: s.unacked,
+            });
+        }
+        self.retransmits_seen = self.retransmits_seen.max(n);
+    }
+
+    fn report_traffic(&mut self, now: Duration, out: &mut Vec<EventKind>) {
+        if !self.traffic_pending {
+            return;
+        }
+        let due = self
+            .last_traffic_report
+            .map_or(now, |t| t + TRAFFIC_REPORT_EVERY);
+        if now < due {
+            return;
+        }
+        out.push(EventKind::Data {
+            bytes_in: self.pending_in,
+            bytes_out: self.pending_out,
+        });
+        out.push(EventKind::Idle {
+            since: self.last_contact,
+        });
+        self.pending_in = 0;
+        self.pending_out = 0;
+        self.traffic_pending = false;
+        self.last_traffic_report = Some(now);
+    }
+
+    /// Called just before the command writes, with a fresh sample already observed:
+    /// remembers when the oldest unacknowledged send left, which starts the clock of
+    /// the retransmission path and the user timeout.
+    pub fn note_send(&mut self, now: Duration) {
+        if self.unacked_since.is_none() {
+            self.unacked_since = Some(now);
+        }
+        self.in_flight = true;
+    }
+
+    /// When the next sample is worth taking, or `None` to wait for readiness only.
+    pub fn next_wake(&self, now: Duration) -> Option<Duration> {
+        if !self.observed {
+            return None;
+        }
+        let traffic = self.traffic_pending.then(|| {
+            self.last_traffic_report
+                .map_or(now, |t| t + TRAFFIC_REPORT_EVERY)
+        });
+        let kernel = if self.in_flight {
+            let step = (self.rto / 4).clamp(Duration::from_millis(10), Duration::from_millis(200));
+            Some(now + step)
+        } else if self.schedule.is_some() {
+            let due = self.probe_due(self.probes_seen + 1) + DUE_SLACK;
+            if now < due {
+                Some(due)
+            } else {
+                let late = now - due;
+                Some(now + (late / 8).clamp(Duration::from_millis(10), Duration::from_secs(1)))
+            }
+        } else {
+            None
+        };
+        match (traffic, kernel) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The `end` facts for an outcome decided at `now`.
+    pub fn end(
+        &self,
+        now: Duration,
+        outcome: Outcome,
+        errno: Option<String>,
+        message: String,
+    ) -> EndFacts {
+        let idle_prediction = self.schedule.map(|s| s.detect_after.as_secs_f64());
+        let predicted = match self.unacked_since {
+            // Data was in flight: the retransmission path (or the user timeout) decides,
+            // counted from the oldest unacknowledged send.
+            Some(sent) if self.in_flight => Some(
+                (sent + self.busy_detect_after)
+                    .saturating_sub(self.last_contact)
+                    .as_secs_f64(),
+            ),
+            _ => idle_prediction,
+        };
+        let detect_s = match outcome {
+            Outcome::Alive | Outcome::Interrupted | Outcome::Error | Outcome::ConnectFailed => None,
+            _ if !self.observed => None,
+            _ => Some(now.saturating_sub(self.last_contact).as_secs_f64()),
+        };
+        EndFacts::new(outcome, errno, message, detect_s, predicted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    fn timeline() -> Timeline {
+        let eff = Effective {
+            keepalive: true,
+            idle_s: 1,
+            intvl_s: 1,
+            cnt: 3,
+            user_timeout_ms: 0,
+        };
+        let facts = eff.facts(15);
+        let mut t = Timeline::new(eff, &facts, ms(0));
+        let first = t.observe(ms(0), &TcpSample::default());
+        assert_eq!(first, vec![EventKind::Idle { since: ms(0) }]);
+        t
+    }
+
+    /// A sample at `now` whose last contact was at run time `contact`.
+    fn at(now: u64, contact: u64, probes: u8) -> TcpSample {
+        TcpSample {
+            state: 1,
+            probes,
+            last_ack_recv_ms: (now - contact) as u32,
+            last_data_recv_ms: now as u32,
+            ..TcpSample::default()
+        }
+    }
+
+    fn names(events: &[EventKind]) -> Vec<&'static str> {
+        events.iter().map(|e| e.name()).collect()
+    }
+
+    #[test]
+    fn wakes_just_after_the_predicted_probe() {
+        let t = timeline();
+        assert_eq!(t.next_wake(ms(10)), Some(ms(1003)));
+    }
+
+    #[test]
+    fn unanswered_probes_then_schedule_moves_by_intvl() {
+        let mut t = timeline();
+        let ev = t.observe(ms(1005), &at(1005, 0, 1));
+        assert_eq!(names(&ev), ["probe-window", "probe"]);
+        assert_eq!(
+            ev[0],
+            EventKind::ProbeWindow {
+                due: ms(1000),
+                dead_at: Some(ms(4000))
+            }
+        );
+        assert_eq!(t.next_wake(ms(1006)), Some(ms(2003)));
+        let ev = t.observe(ms(2004), &at(2004, 0, 2));
+        assert_eq!(ev, vec![EventKind::Probe { n: 2 }]);
+    }
+
+    #[test]
+    fn answered_probe_restarts_idle() {
+        let mut t = timeline();
+        let ev = t.observe(ms(1010), &at(1010, 1002, 0));
+        assert_eq!(names(&ev), ["probe-window", "probe", "probe-acked", "idle"]);
+        assert_eq!(ev[2], EventKind::ProbeAcked { n: 1 });
+        assert_eq!(ev[3], EventKind::Idle { since: ms(1002) });
+        assert_eq!(t.next_wake(ms(1011)), Some(ms(2005)));
+    }
+
+    #[test]
+    fn late_kernel_timer_is_sampled_in_short_steps() {
+        let mut t = timeline();
+        let ev = t.observe(ms(1004), &at(1004, 0, 0));
+        assert_eq!(names(&ev), ["probe-window"]);
+        assert_eq!(t.next_wake(ms(1004)), Some(ms(1014)));
+        assert_eq!(t.next_wake(ms(1803)), Some(ms(1903)));
+    }
+
+    #[test]
+    fn jitter_in_the_contact_reading_is_not_a_contact() {
+        let mut t = timeline();
+        assert!(t.observe(ms(500), &at(500, 4, 0)).is_empty());
+    }
+
+    #[test]
+    fn retransmissions_are_reported_once_each() {
+        let mut t = timeline();
+        let mut s = at(300, 0, 0);
+        s.unacked = 2;
+        s.retransmits = 2;
+        let ev = t.observe(ms(300), &s);
+        assert_eq!(
+            ev,
+            vec![
+                EventKind::Retransmit { n: 1, unacked: 2 },
+                EventKind::Retransmit { n: 2, unacked: 2 }
+            ]
+        );
+        assert!(t.observe(ms(310), &s).is_empty());
+    }
+
+    #[test]
+    fn traffic_is_coalesced() {
+        let mut t = timeline();
+        let mut s = at(1500, 1400, 0);
+        s.bytes_received = 10;
+        let ev = t.observe(ms(1500), &s);
+        assert_eq!(names(&ev), ["data", "idle"]);
+        let mut s = at(1700, 1650, 0);
+        s.bytes_received = 30;
+        assert!(t.observe(ms(1700), &s).is_empty());
+        assert_eq!(t.next_wake(ms(1700)), Some(ms(2500)));
+        let ev = t.observe(ms(2500), &at(2500, 1650, 0));
+        assert_eq!(
+            ev[0],
+            EventKind::Data {
+                bytes_in: 20,
+                bytes_out: 0
+            }
+        );
+    }
+
+    #[test]
+    fn detection_latency_counts_from_last_contact() {
+        let mut t = timeline();
+        t.observe(ms(1010), &at(1010, 1002, 0));
+        let end = t.end(
+            ms(5010),
+            Outcome::Timeout,
+            Some("ETIMEDOUT".into()),
+            String::new(),
+        );
+        assert_eq!(end.exit_code, 6);
+        assert!((end.detect_s.expect("observed") - 4.008).abs() < 1e-9);
+        assert_eq!(end.predicted_detect_s, Some(4.0));
+    }
+}

@@ -1,0 +1,204 @@
+//! Human renderer: one line per event, time first, then the event and its facts.
+
+use std::io::Write;
+use std::time::Duration;
+
+use crate::config::Timestamps;
+use crate::event::{ConfigFacts, EndFacts, Event, EventKind, Sink};
+
+pub struct Human {
+    out: Box<dyn Write>,
+    timestamps: Timestamps,
+    tag_conns: bool,
+}
+
+impl Human {
+    pub fn new(out: Box<dyn Write>, timestamps: Timestamps, tag_conns: bool) -> Human {
+        Human {
+            out,
+            timestamps,
+            tag_conns,
+        }
+    }
+
+    fn stamp(&self, event: &Event) -> String {
+        match self.timestamps {
+            Timestamps::Relative => format!("{:>9}", rel(event.at)),
+            Timestamps::Absolute => humantime::format_rfc3339_millis(event.wall).to_string(),
+        }
+    }
+}
+
+fn rel(d: Duration) -> String {
+    format!("+{:.3}s", d.as_secs_f64())
+}
+
+fn opt_secs(v: Option<f64>) -> String {
+    v.map_or("never".to_string(), |s| format!("{s:.3}s"))
+}
+
+fn config_lines(f: &ConfigFacts) -> Vec<(&'static str, String)> {
+    let uto = if f.user_timeout_ms == 0 {
+        "off".to_string()
+    } else {
+        format!("{}ms", f.user_timeout_ms)
+    };
+    let mut lines = vec![
+        (
+            "settings",
+            format!(
+                "keepalive {}: idle {}s, intvl {}s, cnt {}, user timeout {} (read back from the kernel)",
+                if f.keepalive { "on" } else { "off" },
+                f.idle_s,
+                f.intvl_s,
+                f.cnt,
+                uto
+            ),
+        ),
+        ("predict", f.explain.clone()),
+    ];
+    if let Some(busy) = f.predicted_busy_detect_s {
+        lines.push((
+            "predict",
+            format!(
+                "with data in flight: dead peer detected {busy:.1}s after the unacknowledged send"
+            ),
+        ));
+    }
+    lines.extend(f.warnings.iter().map(|w| ("warning", w.clone())));
+    lines
+}
+
+fn end_line(e: &EndFacts) -> String {
+    let mut text = e.outcome.name().to_string();
+    if let Some(errno) = &e.errno {
+        text.push(' ');
+        text.push_str(errno);
+    }
+    if !e.message.is_empty() {
+        text.push_str(&format!(" ({})", e.message));
+    }
+    if e.detect_s.is_some() {
+        text.push_str(&format!(
+            "; detected {} after last contact, predicted {}",
+            opt_secs(e.detect_s),
+            opt_secs(e.predicted_detect_s)
+        ));
+    }
+    if let Some(o) = &e.outages {
+        text.push_str(&format!(
+            "; {} outage(s), detection min/median/max {}/{}/{}, downtime {:.3}s, availability {:.4}%",
+            o.outages,
+            opt_secs(o.detect_min_s),
+            opt_secs(o.detect_median_s),
+            opt_secs(o.detect_max_s),
+            o.downtime_s,
+            o.availability * 100.0
+        ));
+    }
+    match (e.expect_met, &e.expect_failure) {
+        (Some(true), _) => text.push_str(&format!(
+            "; expected {}: met",
+            e.expected.as_deref().unwrap_or("")
+        )),
+        (Some(false), Some(why)) => text.push_str(&format!("; NOT MET: {why}")),
+        _ => {}
+    }
+    text.push_str(&format!("; exit {}", e.exit_code));
+    text
+}
+
+/// The event's name and facts as text lines (most events are one line).
+fn describe(kind: &EventKind) -> Vec<(&'static str, String)> {
+    let one = |text: String| vec![(kind.name(), text)];
+    match kind {
+        EventKind::Listening { local, max_conns } => {
+            one(format!("on {local} (at most {max_conns} connections)"))
+        }
+        EventKind::Refused { peer, reason } => one(format!("{peer}: {reason}")),
+        EventKind::Connected { local, peer } => one(format!("{local} -> {peer}")),
+        EventKind::Config(f) => config_lines(f),
+        EventKind::Idle { since } => one(format!("last contact with the peer at {}", rel(*since))),
+        EventKind::ProbeWindow { due, dead_at } => one(match dead_at {
+            Some(dead) => format!(
+                "first probe due at {}; dead at {} if none is answered",
+                rel(*due),
+                rel(*dead)
+            ),
+            None => format!("first probe due at {}", rel(*due)),
+        }),
+        EventKind::Probe { n } => one(format!("#{n} sent")),
+        EventKind::ProbeAcked { n } => one(format!("#{n} answered: the peer is alive")),
+        EventKind::Retransmit { n, unacked } => one(format!(
+            "#{n}, {unacked} segment(s) unacknowledged: keepalive is suspended while data is in flight"
+        )),
+        EventKind::Data {
+            bytes_in,
+            bytes_out,
+        } => one(format!(
+            "{bytes_in} bytes in, {bytes_out} bytes out (acknowledged)"
+        )),
+        EventKind::Heartbeat { seq } => one(format!("#{seq} sent")),
+        EventKind::HeartbeatReply { seq, rtt } => one(format!(
+            "#{seq} answered in {:.3}ms",
+            rtt.as_secs_f64() * 1e3
+        )),
+        EventKind::Down {
+            n,
+            outcome,
+            errno,
+            detect_s,
+        } => one(format!(
+            "outage #{n}: {}{} detected {} after last contact",
+            outcome.name(),
+            errno
+                .as_deref()
+                .map(|e| format!(" {e}"))
+                .unwrap_or_default(),
+            opt_secs(*detect_s)
+        )),
+        EventKind::Up { n, downtime } => one(format!(
+            "outage #{n} over: connected again {:.3}s after the last contact",
+            downtime.as_secs_f64()
+        )),
+        EventKind::Warning { message } => one(message.clone()),
+        EventKind::End(e) => one(end_line(e)),
+    }
+}
+
+impl Sink for Human {
+    fn emit(&mut self, event: &Event) -> std::io::Result<()> {
+        let stamp = self.stamp(event);
+        let tag = if self.tag_conns && event.conn != 0 {
+            format!("[{}] ", event.conn)
+        } else {
+            String::new()
+        };
+        for (name, text) in describe(&event.kind) {
+            writeln!(self.out, "{stamp} {tag}{name:<12} {text}")?;
+        }
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Outcome;
+
+    #[test]
+    fn end_line_reads_as_a_verdict() {
+        let e = EndFacts::new(
+            Outcome::Timeout,
+            Some("ETIMEDOUT".into()),
+            "Connection timed out".into(),
+            Some(4.012),
+            Some(4.0),
+        );
+        assert_eq!(
+            end_line(&e),
+            "timeout ETIMEDOUT (Connection timed out); detected 4.012s after last contact, \
+             predicted 4.000s; exit 6"
+        );
+    }
+}

@@ -1,0 +1,313 @@
+//! One monitored connection, driven by an outside event loop: it reads what the
+//! peer sends, samples the kernel when its timeline asks, writes when a send plan
+//! says so, injects a `listen` fault when due, and decides the outcome when the
+//! connection ends.
+//!
+//! The final errno comes from the failing read or write, never from `SO_ERROR`
+//! (DESIGN.md: reading it consumes the soft error that says EHOSTUNREACH).
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::Duration;
+
+use socket2::Socket;
+
+use crate::config::{Fault, SendPlan};
+use crate::event::{EndFacts, EventKind, Outcome, classify_errno, errno_name};
+use crate::heartbeat::{Due, Heartbeat, HeartbeatConfig, LineReader, Message};
+use crate::keepalive;
+use crate::observe::{self, timeline::Timeline};
+
+/// Reads per readiness before yielding to other connections.
+const READS_PER_WAKE: usize = 16;
+const READ_BUF: usize = 16 * 1024;
+/// Protocol bytes waiting for send-buffer room; beyond this, new replies are
+/// dropped rather than queued, so a peer that never reads cannot grow memory.
+const OUTBOX_MAX: usize = 4096;
+/// Retry a pending outbox this often (the socket is not watched for writability).
+const OUTBOX_RETRY: Duration = Duration::from_millis(10);
+
+/// What a session does besides observing.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Write bytes periodically, so data is in flight when the peer dies.
+    pub send: Option<SendPlan>,
+    /// `listen` fault modes.
+    pub fault: Option<Fault>,
+    /// Send heartbeats and expect replies.
+    pub heartbeat: Option<HeartbeatConfig>,
+    /// Answer the peer's `PING`s (`listen --mute` turns this off).
+    pub answer_pings: bool,
+}
+
+pub struct Session {
+    sock: Socket,
+    timeline: Timeline,
+    send: Option<(SendPlan, Duration)>,
+    fault: Option<(Fault, Duration)>,
+    heartbeat: Option<Heartbeat>,
+    answer_pings: bool,
+    lines: LineReader,
+    outbox: Vec<u8>,
+    /// The wake-up time last handed to the event loop's timer queue.
+    pub scheduled: Option<Duration>,
+}
+
+/// The text of an errno without Rust's " (os error N)" suffix.
+pub fn errno_text(errno: i32) -> String {
+    let text = std::io::Error::from_raw_os_error(errno).to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+fn addr_of(addr: std::io::Result<socket2::SockAddr>) -> std::io::Result<SocketAddr> {
+    addr?.as_socket().ok_or_else(|| {
+        std::io::Error::new(ErrorKind::InvalidData, "not an internet socket address")
+    })
+}
+
+impl Session {
+    /// Starts following an established, non-blocking socket: `connected`, `config`
+    /// (the settings read back from the kernel) and idle-start.
+    pub fn start(
+        sock: Socket,
+        now: Duration,
+        plan: &Plan,
+    ) -> std::io::Result<(Session, Vec<EventKind>)> {
+        let local = addr_of(sock.local_addr())?;
+        let peer = addr_of(sock.peer_addr())?;
+        let eff = keepalive::read_back(&sock)?;
+        let facts = eff.facts(keepalive::system_retries2());
+        let timeline = Timeline::new(eff, &facts, now);
+        let mut events = vec![
+            EventKind::Connected { local, peer },
+            EventKind::Config(facts),
+        ];
+        let fault = plan.fault.map(|f| {
+            let after = match f {
+                Fault::Close(d) | Fault::Reset(d) => d,
+            };
+            (f, now + after)
+        });
+        let send = plan.send.clone().map(|p| {
+            let first = now + p.every;
+            (p, first)
+        });
+        let mut session = Session {
+            sock,
+            timeline,
+            send,
+            fault,
+            heartbeat: plan.heartbeat.clone().map(|h| Heartbeat::new(h, now)),
+            answer_pings: plan.answer_pings,
+            lines: LineReader::default(),
+            outbox: Vec::new(),
+            scheduled: None,
+        };
+        session.sample(now, &mut events);
+        Ok((session, events))
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+
+    fn sample(&mut self, now: Duration, out: &mut Vec<EventKind>) {
+        // A failed TCP_INFO read only costs detail; the outcome comes from read().
+        if let Ok(Some(s)) = observe::sample(self.sock.as_fd()) {
+            out.extend(self.timeline.observe(now, &s));
+        }
+    }
+
+    fn end(
+        &self,
+        now: Duration,
+        outcome: Outcome,
+        errno: Option<i32>,
+        message: String,
+    ) -> EndFacts {
+        self.timeline
+            .end(now, outcome, errno.map(errno_name), message)
+    }
+
+    fn end_with_errno(&self, now: Duration, errno: i32) -> EndFacts {
+        self.end(now, classify_errno(errno), Some(errno), errno_text(errno))
+    }
+
+    /// The socket is readable or reported an error: sample, then read.
+    pub fn on_ready(&mut self, now: Duration, out: &mut Vec<EventKind>) -> Option<EndFacts> {
+        self.sample(now, out);
+        let mut buf = [0u8; READ_BUF];
+        for _ in 0..READS_PER_WAKE {
+            match (&self.sock).read(&mut buf) {
+                Ok(0) => {
+                    return Some(self.end(
+                        now,
+                        Outcome::Eof,
+                        None,
+                        "the peer closed the connection (FIN)".to_string(),
+                    ));
+                }
+                Ok(n) => self.on_data(now, &buf[..n], out),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Some(self.end_with_errno(now, e.raw_os_error().unwrap_or(0))),
+            }
+        }
+        self.flush(now)
+    }
+
+    /// Bytes from the peer: heartbeat replies and `PING`s to answer; everything
+    /// else is counted by the kernel (TCP_INFO) and dropped.
+    fn on_data(&mut self, now: Duration, bytes: &[u8], out: &mut Vec<EventKind>) {
+        if let Some(hb) = self.heartbeat.as_mut().filter(|h| h.raw()) {
+            if let Some((seq, rtt)) = hb.on_any_reply(now) {
+                out.push(EventKind::HeartbeatReply { seq, rtt });
+            }
+            return;
+        }
+        for msg in self.lines.feed(bytes) {
+            match msg {
+                Message::Ping(seq) if self.answer_pings => self.queue(&Message::Pong(seq).encode()),
+                Message::Ping(_) => {}
+                Message::Pong(seq) => {
+                    if let Some((seq, rtt)) =
+                        self.heartbeat.as_mut().and_then(|h| h.on_pong(seq, now))
+                    {
+                        out.push(EventKind::HeartbeatReply { seq, rtt });
+                    }
+                }
+            }
+        }
+    }
+
+    fn queue(&mut self, bytes: &[u8]) {
+        if self.outbox.len() + bytes.len() <= OUTBOX_MAX {
+            self.outbox.extend_from_slice(bytes);
+        }
+    }
+
+    /// Writes what the outbox holds, as far as the send buffer allows.
+    fn flush(&mut self, now: Duration) -> Option<EndFacts> {
+        while !self.outbox.is_empty() {
+            self.timeline.note_send(now);
+            match (&self.sock).write(&self.outbox) {
+                Ok(n) => {
+                    self.outbox.drain(..n);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Some(self.end_with_errno(now, e.raw_os_error().unwrap_or(0))),
+            }
+        }
+        None
+    }
+
+    /// The heartbeat schedule's due actions: send, or give up on a hung peer.
+    fn heartbeats(&mut self, now: Duration, out: &mut Vec<EventKind>) -> Option<EndFacts> {
+        while let Some(due) = self.heartbeat.as_mut().and_then(|h| h.poll(now)) {
+            match due {
+                Due::Send { seq, bytes } => {
+                    self.queue(&bytes);
+                    out.push(EventKind::Heartbeat { seq });
+                }
+                Due::TimedOut { seq, sent } => return Some(self.heartbeat_timeout(now, seq, sent)),
+            }
+        }
+        None
+    }
+
+    fn heartbeat_timeout(&self, now: Duration, seq: u64, sent: Duration) -> EndFacts {
+        let hb = self.heartbeat.as_ref();
+        let since_reply = hb.map(|h| now.saturating_sub(h.last_reply()));
+        let waited = humantime::format_duration(Duration::from_millis(
+            now.saturating_sub(sent).as_millis() as u64,
+        ));
+        let kernel_alive = self.timeline.last_contact() > sent;
+        let mut message = format!("heartbeat #{seq} unanswered for {waited}");
+        if kernel_alive {
+            message.push_str(
+                "; the peer's kernel still acknowledges: its application is not answering",
+            );
+        }
+        EndFacts::new(
+            Outcome::HeartbeatTimeout,
+            None,
+            message,
+            since_reply.map(|d| d.as_secs_f64()),
+            hb.map(|h| h.predicted_detect().as_secs_f64()),
+        )
+    }
+
+    /// A timer fired: sample the kernel, inject a due fault, write a due send.
+    pub fn on_wake(&mut self, now: Duration, out: &mut Vec<EventKind>) -> Option<EndFacts> {
+        self.sample(now, out);
+        if let Some((fault, at)) = self.fault
+            && now >= at
+        {
+            return Some(self.inject(now, fault));
+        }
+        if let Some(end) = self.heartbeats(now, out) {
+            return Some(end);
+        }
+        if let Some((plan, at)) = &mut self.send
+            && now >= *at
+        {
+            *at = now + plan.every;
+            let payload = vec![b'.'; plan.size];
+            self.timeline.note_send(now);
+            match (&self.sock).write(&payload) {
+                Ok(_) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+                Err(e) => return Some(self.end_with_errno(now, e.raw_os_error().unwrap_or(0))),
+            }
+        }
+        self.flush(now)
+    }
+
+    fn inject(&mut self, now: Duration, fault: Fault) -> EndFacts {
+        let (result, message) = match fault {
+            Fault::Close(_) => (
+                self.sock.shutdown(Shutdown::Write),
+                "closed by --close-after: FIN sent to the peer",
+            ),
+            Fault::Reset(_) => (
+                self.sock.set_linger(Some(Duration::ZERO)),
+                "aborted by --reset-after: RST sent to the peer",
+            ),
+        };
+        match result {
+            Ok(()) => self.end(now, Outcome::Alive, None, message.to_string()),
+            Err(e) => self.end_with_errno(now, e.raw_os_error().unwrap_or(0)),
+        }
+    }
+
+    /// When the event loop should call `on_wake` next.
+    pub fn next_wake(&self, now: Duration) -> Option<Duration> {
+        [
+            self.timeline.next_wake(now),
+            self.send.as_ref().map(|(_, at)| *at),
+            self.fault.map(|(_, at)| at),
+            self.heartbeat.as_ref().map(Heartbeat::next_deadline),
+            (!self.outbox.is_empty()).then(|| now + OUTBOX_RETRY),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Ends the session from outside (interrupted, `--for` elapsed).
+    pub fn finish(
+        &mut self,
+        now: Duration,
+        outcome: Outcome,
+        message: String,
+        out: &mut Vec<EventKind>,
+    ) -> EndFacts {
+        self.sample(now, out);
+        self.end(now, outcome, None, message)
+    }
+}
