@@ -27,14 +27,15 @@ JSONL_AWK=$(cat "$SCRIPT_DIR/lib/jsonl.awk") || { echo "lab: missing $SCRIPT_DIR
 # name|abbrev|topology|expected outcomes|scenario connect args|description
 SCENARIOS='
 alive|al|direct|alive|--for 4.5|peer alive: probes are answered, --for elapses
-cable-pull|cp|direct|timeout||cable pull: `ip link set down` on the far side, probes go unanswered
-reboot|rb|direct|reset||peer reboot: far side loses its socket silently (link down, ss -K, link up); next probe gets RST
+cable-pull|cp|switch|timeout||cable pull: `ip link set down` on the far host, behind a switch; probes go unanswered
+reboot|rb|switch|reset||peer reboot: far side loses its socket silently (link down, ss -K, link up); next probe gets RST
 exits|ex|direct|eof||peer process exits: listener SIGKILLed, its kernel sends FIN
 aborts|ab|direct|reset||peer aborts: `listen --reset-after` sends RST
-busy|bz|direct|timeout,unreachable|--send-every 200ms --send-size 100 --user-timeout 4s|busy connection: data in flight when the cable is pulled; TCP_USER_TIMEOUT bounds it (ETIMEDOUT or EHOSTUNREACH once ARP fails)
+busy|bz|switch|timeout,unreachable|--send-every 200ms --send-size 100 --user-timeout 4s|busy connection: data in flight when the cable is pulled; TCP_USER_TIMEOUT bounds it (ETIMEDOUT, or EHOSTUNREACH once ARP failed)
 icmp-idle|ii|router|timeout||router answers ICMP host-unreachable, idle connection: Linux ignores ICMP for probes
 icmp-busy|ib|router|unreachable|--send-every 200ms --send-size 100 --user-timeout 3s|router answers ICMP host-unreachable, data in flight: soft error EHOSTUNREACH at the user timeout
-fidelity|fd|direct|timeout||cable pull with tcpdump: every wire keepalive probe has its probe event within 50 ms
+fidelity|fd|switch|timeout||cable pull with tcpdump on the client: every wire keepalive probe has its probe event within 50 ms
+cable-pull-direct|cd|direct|timeout||cable pull on a direct veth pair: the local NIC loses carrier too (probes dropped locally can come 0.5 s late)
 '
 
 die()   { echo "lab: $*" >&2; exit $EXIT_FAIL; }
@@ -209,6 +210,21 @@ setup_topology() {
     if [ "$TOPO" = direct ]; then
         C_ADDR=$(addr 1); S_ADDR=$(addr 2)
         veth "$NS_C" "$DEV_C" "$C_ADDR" "$NS_S" "$DEV_S" "$S_ADDR"
+    elif [ "$TOPO" = switch ]; then
+        # client -- bridge -- server, one subnet: pulling the server's cable leaves the
+        # client's NIC up, as behind a real switch
+        NS_R=tca-$ABBR-$SLOT-r
+        mkns "$NS_R"
+        C_ADDR=$(addr 1); S_ADDR=$(addr 2)
+        ip -n "$NS_R" link add br0 type bridge 2>"$WORK/veth.err" || unavailable "cannot create a bridge: $(cat "$WORK/veth.err")"
+        ip link add "$DEV_C" netns "$NS_C" type veth peer name "tca${SLOT}wc" netns "$NS_R" \
+            && ip link add "$DEV_S" netns "$NS_S" type veth peer name "tca${SLOT}ws" netns "$NS_R" \
+            || unavailable "cannot create veth pairs"
+        ip -n "$NS_R" link set "tca${SLOT}wc" master br0 up && ip -n "$NS_R" link set "tca${SLOT}ws" master br0 up \
+            && ip -n "$NS_R" link set br0 up \
+            && ip -n "$NS_C" addr add "$C_ADDR/30" dev "$DEV_C" && ip -n "$NS_C" link set "$DEV_C" up \
+            && ip -n "$NS_S" addr add "$S_ADDR/30" dev "$DEV_S" && ip -n "$NS_S" link set "$DEV_S" up \
+            || unavailable "cannot configure the switch topology"
     else
         NS_R=tca-$ABBR-$SLOT-r; DEV_RC=tca${SLOT}rc; DEV_RS=tca${SLOT}rs
         mkns "$NS_R"
@@ -256,7 +272,7 @@ record_fault() {  # record_fault DESCRIPTION [EPOCH]
 inject_fault() {
     case $SCENARIO in
         alive) FAULT_EPOCH=''; echo "none" > "$WORK/fault_at" ;;
-        cable-pull|fidelity|busy)
+        cable-pull|cable-pull-direct|fidelity|busy)
             record_fault "ip link set $DEV_S down (in $NS_S)"
             ip -n "$NS_S" link set "$DEV_S" down || die "link down failed" ;;
         reboot)
@@ -358,12 +374,13 @@ END {
     # the scenario model: when should the end come, in seconds after the last contact
     tol = 0.15; want = ""
     if (scen == "cable-pull" || scen == "fidelity" || scen == "icmp-idle") want = pred
+    else if (scen == "cable-pull-direct") { want = pred; tol = -1 }
     else if (scen == "reboot" && intvl > 0) {
         k = 0; while (last + idle + k * intvl <= fault_rel + 0.01) k++   # first probe after the reboot gets the RST
         want = idle + k * intvl
     } else if (scen == "exits" || scen == "aborts") want = fault_rel - last
     else if (scen == "busy" || scen == "icmp-busy") { want = pred; tol = -1 }   # retransmission timing: reported, not judged
-    measured = (detect != "" && detect != "null") ? detect + 0 : (end_t ? end_t - last : "")
+    measured = (detect != "" && detect != "null") ? detect + 0 : ((end_t && outcome != "alive") ? end_t - last : "")
     timing_ok = "null"
     if (want != "" && want != "null" && measured != "" && tol > 0) { d = measured - want; if (d < 0) d = -d; timing_ok = (d <= tol) ? "true" : "false" }
     n = split(expected, ok, ",") ; match_ok = 0
@@ -389,7 +406,7 @@ if [ "$PCAP" = 1 ]; then
     jawk '
     FNR == 1 { file++ }
     file == 1 && /"event":"probe"/ { ev[++ne] = rfc3339(jget($0, "time")) }
-    file == 2 && substr($3, 1, length(c) + 1) == c "." && $4 == ">" && / Flags \[\.\],/ && / length 0$/ {
+    file == 2 && substr($3, 1, length(client) + 1) == client "." && $4 == ">" && / Flags \[\.\],/ && / length 0$/ {
         if (!handshake_seen) { handshake_seen = 1; next }
         wire[++nw] = $1 + 0
     }
@@ -402,7 +419,7 @@ if [ "$PCAP" = 1 ]; then
             if (d > 0.05) ok = 0
         }
         printf "{\"wire_probes\":%d,\"event_probes\":%d,\"worst_offset_ms\":%.1f,\"ok\":%s}\n", nw, ne, worst * 1000, ok ? "true" : "false"
-    }' c="$C_ADDR" "$WORK/connect.jsonl" "$WORK/pcap.txt" > "$WORK/fidelity.json"
+    }' client="$C_ADDR" "$WORK/connect.jsonl" "$WORK/pcap.txt" > "$WORK/fidelity.json"
     # fold it into the verdict
     FID=$(cat "$WORK/fidelity.json")
     if [ "$SCENARIO" = fidelity ] && ! grep -q '"ok":true' "$WORK/fidelity.json"; then

@@ -4,7 +4,7 @@
 
 # jget(line, key): the raw value of "key" in a one-line JSON object, without quotes
 # for strings; "" when absent. null stays "null".
-function jget(line, key,    p, rest, v) {
+function jget(line, key,    p, rest, v, c) {
     p = index(line, "\"" key "\":")
     if (p == 0) return ""
     rest = substr(line, p + length(key) + 3)
