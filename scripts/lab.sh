@@ -453,7 +453,7 @@ for f in netns.err veth.err ss.err tcpdump.err; do [ -s "$WORK/$f" ] || rm -f "$
 jawk '{
     printf "%s %s: outcome %s (errno %s), exit %s, detected %ss after last contact, predicted %ss",
         jget($0, "pass") == "true" ? "PASS" : "FAIL", jget($0, "scenario"), jget($0, "outcome"), jget($0, "errno"),
-        jget($0, "exit_code"), jget($0, "detect_s"), jget($0, "predicted_detect_s")
+        jget($0, "exit_code"), jget($0, "detect_s") == "null" ? "-" : jget($0, "detect_s"), jget($0, "predicted_detect_s")
     if (jget($0, "expected_detect_s") != "null" && jget($0, "expected_detect_s") != jget($0, "predicted_detect_s")) printf ", expected %ss", jget($0, "expected_detect_s")
     if (jget($0, "reason") != "") printf " -- %s", jget($0, "reason")
     if (index($0, "\"fidelity\"")) printf "; wire probes %s, probe events %s, worst offset %s ms",
