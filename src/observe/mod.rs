@@ -44,7 +44,6 @@ pub struct TcpSample {
     pub bytes_acked: u64,
 }
 
-#[cfg(test)]
 pub const TCP_ESTABLISHED: u8 = 1;
 
 impl TcpSample {

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use super::TcpSample;
+use super::{TCP_ESTABLISHED, TcpSample};
 use crate::event::{ConfigFacts, EndFacts, EventKind, Outcome};
 use crate::keepalive::{Effective, IdleSchedule};
 
@@ -41,6 +41,9 @@ pub struct Timeline {
     rto: Duration,
     /// Run time of the oldest send still unacknowledged, as far as we know.
     unacked_since: Option<Duration>,
+    /// Run time of the first retransmission of the current episode: the kernel
+    /// counts the user timeout (and tcp_retries2's budget) from there.
+    retrans_since: Option<Duration>,
     observed: bool,
 }
 
@@ -66,6 +69,7 @@ impl Timeline {
             in_flight: false,
             rto: Duration::from_millis(200),
             unacked_since: None,
+            retrans_since: None,
             observed: false,
         }
     }
@@ -104,10 +108,14 @@ impl Timeline {
         self.bytes_out_seen = s.bytes_acked;
         self.pending_in += din;
         self.pending_out += dout;
-        self.in_flight = s.unacked > 0;
-        self.rto = Duration::from_micros(s.rto_us as u64);
-        if s.unacked == 0 {
-            self.unacked_since = None;
+        // A connection the kernel has given up on has its queues purged: keep the
+        // view from before the death, which is what decided it.
+        if s.state == TCP_ESTABLISHED {
+            self.in_flight = s.unacked > 0;
+            self.rto = Duration::from_micros(s.rto_us as u64);
+            if s.unacked == 0 {
+                self.unacked_since = None;
+            }
         }
 
         let contact = now.saturating_sub(s.since_contact());
@@ -135,7 +143,7 @@ impl Timeline {
             self.probes_seen = self.probes_seen.max(probes);
         }
 
-        self.retransmissions(s, &mut out);
+        self.retransmissions(now, s, &mut out);
         self.report_traffic(now, &mut out);
         out
     }
@@ -168,11 +176,21 @@ impl Timeline {
         }
     }
 
-    fn retransmissions(&mut self, s: &TcpSample, out: &mut Vec<EventKind>) {
+    fn retransmissions(&mut self, now: Duration, s: &TcpSample, out: &mut Vec<EventKind>) {
         let n = s.retransmits as u32;
         if n == 0 {
-            self.retransmits_seen = 0;
+            if s.state == TCP_ESTABLISHED {
+                self.retransmits_seen = 0;
+                self.retrans_since = None;
+            }
             return;
+        }
+        if self.retrans_since.is_none() {
+            // Every data transmission, retransmissions included, stamps
+            // last_data_sent; our own writes come after the sample in a wake, so
+            // this is the first retransmission's time.
+            self.retrans_since =
+                Some(now.saturating_sub(Duration::from_millis(s.last_data_sent_ms as u64)));
         }
         for k in self.retransmits_seen + 1..=n {
             out.push(EventKind::Retransmit {
@@ -254,11 +272,12 @@ impl Timeline {
         message: String,
     ) -> EndFacts {
         let idle_prediction = self.schedule.map(|s| s.detect_after.as_secs_f64());
-        let predicted = match self.unacked_since {
-            // Data was in flight: the retransmission path (or the user timeout) decides,
-            // counted from the oldest unacknowledged send.
-            Some(sent) if self.in_flight => Some(
-                (sent + self.busy_detect_after)
+        let predicted = match self.retrans_since.or(self.unacked_since) {
+            // Data was in flight: the retransmission path (or the user timeout)
+            // decides, counted from the first retransmission (before one is seen,
+            // the oldest unacknowledged send is the best estimate).
+            Some(start) if self.in_flight => Some(
+                (start + self.busy_detect_after)
                     .saturating_sub(self.last_contact)
                     .as_secs_f64(),
             ),
@@ -357,6 +376,42 @@ mod tests {
     fn jitter_in_the_contact_reading_is_not_a_contact() {
         let mut t = timeline();
         assert!(t.observe(ms(500), &at(500, 4, 0)).is_empty());
+    }
+
+    #[test]
+    fn busy_prediction_counts_from_the_first_retransmission() {
+        let eff = Effective {
+            keepalive: true,
+            idle_s: 1,
+            intvl_s: 1,
+            cnt: 3,
+            user_timeout_ms: 4000,
+        };
+        let mut t = Timeline::new(eff, &eff.facts(15), ms(0));
+        t.observe(
+            ms(0),
+            &TcpSample {
+                state: 1,
+                ..TcpSample::default()
+            },
+        );
+        t.note_send(ms(600));
+        let mut s = at(1050, 400, 0);
+        s.unacked = 2;
+        s.retransmits = 1;
+        s.last_data_sent_ms = 40;
+        t.observe(ms(1050), &s);
+        // The kernel purges the queues when it gives up; the busy view stands.
+        let dead = TcpSample {
+            state: 7,
+            last_ack_recv_ms: 4600,
+            last_data_recv_ms: 5000,
+            ..s
+        };
+        t.observe(ms(5000), &dead);
+        let end = t.end(ms(5000), Outcome::Timeout, None, String::new());
+        let predicted = end.predicted_detect_s.expect("busy prediction");
+        assert!((predicted - 4.61).abs() < 1e-9, "{predicted}");
     }
 
     #[test]

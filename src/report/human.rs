@@ -65,7 +65,7 @@ fn config_lines(f: &ConfigFacts) -> Vec<(&'static str, String)> {
         lines.push((
             "predict",
             format!(
-                "with data in flight: dead peer detected {busy:.1}s after the unacknowledged send"
+                "with data in flight: dead peer detected {busy:.1}s after the first retransmission"
             ),
         ));
     }
