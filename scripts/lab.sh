@@ -35,6 +35,7 @@ busy|bz|switch|timeout,unreachable|--send-every 200ms --send-size 100 --user-tim
 icmp-idle|ii|router|timeout||router answers ICMP host-unreachable, idle connection: Linux ignores ICMP for probes
 icmp-busy|ib|router|unreachable|--send-every 200ms --send-size 100 --user-timeout 3s|router answers ICMP host-unreachable, data in flight: soft error EHOSTUNREACH at the user timeout
 fidelity|fd|switch|timeout||cable pull with tcpdump on the client: every wire keepalive probe has its probe event within 50 ms
+reconnect|rc|switch|alive|--reconnect --count 2 --connect-timeout 1s|reconnecting monitor: pull the cable, restore it after the outage, pull again; two outages logged
 cable-pull-direct|cd|direct|timeout||cable pull on a direct veth pair: the local NIC loses carrier too (probes dropped locally can come 0.5 s late)
 '
 
@@ -104,7 +105,10 @@ add_default() {  # add_default FLAG [VALUE]
 }
 add_default --idle 1; add_default --intvl 1; add_default --cnt 3
 set -- $SCEN_ARGS
-while [ $# -gt 0 ]; do add_default "$1" "$2"; shift 2; done
+while [ $# -gt 0 ]; do
+    if [ $# -ge 2 ] && [ "${2#--}" = "$2" ]; then add_default "$1" "$2"; shift 2   # --flag value
+    else add_default "$1"; shift; fi                                             # --switch
+done
 CONNECT_ARGS+=("${USER_ARGS[@]+"${USER_ARGS[@]}"}")
 
 # ---------------------------------------------------------------- prerequisites
@@ -292,6 +296,14 @@ inject_fault() {
             l_conn=$(jawk '/"event":"connected"/ { printf "%.6f", rfc3339(jget($0, "time")); exit }' "$WORK/listen.jsonl")
             record_fault "listen --reset-after $RESET_AFTER (RST)" \
                 "$(awk -v a="$l_conn" -v d="${RESET_AFTER%s}" 'BEGIN { printf "%.6f", a + d }')" ;;
+        reconnect)
+            record_fault "ip link set $DEV_S down; up after the first outage; down again (in $NS_S)"
+            ip -n "$NS_S" link set "$DEV_S" down || die "link down failed"
+            wait_event "$WORK/connect.jsonl" down 30 "$CONNECT_PID" || die "connect logged no first outage"
+            ip -n "$NS_S" link set "$DEV_S" up || die "link up failed"
+            wait_event "$WORK/connect.jsonl" up 30 "$CONNECT_PID" || die "connect did not reconnect"
+            sleep "$FAULT_AFTER"
+            ip -n "$NS_S" link set "$DEV_S" down || die "second link down failed" ;;
         icmp-idle|icmp-busy)
             record_fault "ip link set $DEV_S down (in $NS_S); ip route replace unreachable $S_ADDR/32 (in $NS_R)"
             ip -n "$NS_S" link set "$DEV_S" down || die "link down failed"
@@ -312,6 +324,8 @@ setup_topology
 log "scenario $SCENARIO: $NS_C ($C_ADDR) -> $NS_S ($S_ADDR:$PORT)${NS_R:+ via $NS_R}"
 
 LISTEN_ARGS=(--once --json)
+# the monitor reconnects, so its listener must accept more than one connection
+[ "$SCENARIO" = reconnect ] && LISTEN_ARGS=(--json)
 RESET_AFTER=''
 if [ "$SCENARIO" = aborts ]; then RESET_AFTER=1.5s; LISTEN_ARGS+=(--reset-after "$RESET_AFTER"); fi
 

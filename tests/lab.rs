@@ -295,6 +295,44 @@ fn lab_busy_user_timeout() {
     );
 }
 
+/// Issue: reconnect across at least two faults, with the outage log checked.
+#[test]
+fn lab_reconnect_across_two_cable_pulls() {
+    let Some(run) = run_lab("reconnect", &[]) else {
+        return;
+    };
+    assert_end(&run, &["alive"], &[None]);
+    let downs: Vec<&Value> = events(&run, "down").collect();
+    assert_eq!(downs.len(), 2, "two outages");
+    let predicted = f(config(&run), "predicted_detect_s");
+    for (i, d) in downs.iter().enumerate() {
+        assert_eq!(d["n"], i as u64 + 1);
+        assert_eq!(d["outcome"], "timeout");
+        assert_eq!(d["errno"], "ETIMEDOUT");
+        let detect = f(d, "detect_s");
+        assert!(
+            (detect - predicted).abs() <= 0.150,
+            "outage {}: detected {detect:.3}s, predicted {predicted:.3}s",
+            i + 1
+        );
+    }
+    let ups: Vec<&Value> = events(&run, "up").collect();
+    assert_eq!(ups.len(), 1, "reconnected once, between the two pulls");
+    let downtime = f(ups[0], "downtime_s");
+    assert!(
+        downtime >= predicted,
+        "downtime {downtime}s counts from the last contact"
+    );
+    let end = end(&run);
+    assert_eq!(end["outages"], 2);
+    assert_eq!(end["message"], "stopped after 2 outage(s) as asked");
+    let max = f(end, "detect_max_s");
+    let min = f(end, "detect_min_s");
+    assert!(min <= max && (max - predicted).abs() <= 0.150);
+    let availability = f(end, "availability");
+    assert!(availability > 0.0 && availability < 1.0, "{availability}");
+}
+
 #[test]
 fn lab_icmp_unreachable_idle() {
     let Some(run) = run_lab("icmp-idle", &[]) else {
