@@ -18,6 +18,9 @@ use crate::keepalive::{Effective, IdleSchedule};
 const CONTACT_JITTER: Duration = Duration::from_millis(10);
 /// Sample this long after a predicted probe, so the kernel's timer has fired.
 const DUE_SLACK: Duration = Duration::from_millis(3);
+/// A probe seen this long after its due time was not sent on time: the timer
+/// wheel alone makes it at most tens of milliseconds late.
+const LATE_PROBE: Duration = Duration::from_millis(250);
 /// Traffic (data, ACKs of our data) is reported at most this often.
 const TRAFFIC_REPORT_EVERY: Duration = Duration::from_secs(1);
 
@@ -139,6 +142,17 @@ impl Timeline {
             }
             for n in self.probes_seen + 1..=probes {
                 out.push(EventKind::Probe { n });
+                let late = now.saturating_sub(self.probe_due(n));
+                if late > LATE_PROBE {
+                    out.push(EventKind::Warning {
+                        message: format!(
+                            "probe #{n} went out {:.3}s after it was due: a probe the kernel cannot \
+                             transmit (local queue full, carrier down) is retried 0.5 s later, and \
+                             detection moves by as much",
+                            late.as_secs_f64()
+                        ),
+                    });
+                }
             }
             self.probes_seen = self.probes_seen.max(probes);
         }
@@ -361,6 +375,14 @@ mod tests {
         assert_eq!(ev[2], EventKind::ProbeAcked { n: 1 });
         assert_eq!(ev[3], EventKind::Idle { since: ms(1002) });
         assert_eq!(t.next_wake(ms(1011)), Some(ms(2005)));
+    }
+
+    #[test]
+    fn a_probe_sent_half_a_second_late_is_explained() {
+        let mut t = timeline();
+        t.observe(ms(1005), &at(1005, 0, 1));
+        let ev = t.observe(ms(2520), &at(2520, 0, 2));
+        assert_eq!(names(&ev), ["probe", "warning"]);
     }
 
     #[test]
