@@ -3,6 +3,8 @@
 mod cli;
 mod cmd;
 mod config;
+#[cfg(test)]
+mod config_props;
 mod event;
 mod keepalive;
 mod observe;
