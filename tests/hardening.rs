@@ -475,3 +475,53 @@ fn sigterm_mid_json_output_leaves_valid_json_lines_ending_with_end() {
     assert_eq!(last["exit_code"], 143);
     assert_eq!(status.code(), Some(143));
 }
+
+/// Found by scripts/bench-churn.sh: `listen` drained its whole accept backlog before
+/// reading the EOFs of the connections it held, so a client that connects and closes
+/// in a loop filled the table with departed peers and got most of its connections
+/// refused ("--max-conns reached") while almost none were open, and the loop starved
+/// timers and signals meanwhile. Accepts are now batched and, at the limit, wait one
+/// pass before refusing.
+#[test]
+fn churn_below_max_conns_is_never_refused_and_the_limit_still_holds() {
+    let (mut server, addr) = listen(&["--max-conns", "8"]);
+    let clients: Vec<_> = (0..2)
+        .map(|_| {
+            std::thread::spawn(move || {
+                for _ in 0..1500 {
+                    drop(TcpStream::connect(addr).expect("connect"));
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().expect("client");
+    }
+    let seen = server.until(Duration::from_secs(20), "3000 ends", {
+        let n = std::cell::Cell::new(0);
+        move |e| {
+            if event_is(e, "end") {
+                n.set(n.get() + 1);
+            }
+            n.get() == 3000
+        }
+    });
+    let refused: Vec<_> = seen.iter().filter(|e| event_is(e, "refused")).collect();
+    assert!(refused.is_empty(), "{} of 3000 short-lived connections refused: {:?}", refused.len(), refused.first());
+    assert!(seen.iter().filter(|e| event_is(e, "end")).all(|e| e["outcome"] == "eof"));
+
+    // Ten held connections: eight followed, two refused (reset).
+    let held: Vec<_> = (0..10).map(|_| TcpStream::connect(addr).expect("connect")).collect();
+    let mut connected = 0;
+    let mut refused = 0;
+    while connected + refused < 10 {
+        let ev = server.next_event(Duration::from_secs(5), "connected or refused");
+        connected += usize::from(event_is(&ev, "connected"));
+        refused += usize::from(event_is(&ev, "refused"));
+    }
+    assert_eq!((connected, refused), (8, 2));
+    drop(held);
+    server.signal(libc::SIGTERM);
+    let (_, status) = server.finish(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(143));
+}
