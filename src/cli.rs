@@ -39,6 +39,9 @@ pub enum Command {
     Connect(ConnectArgs),
     /// Accept connections, apply the settings to each and follow every timeline.
     Listen(ListenArgs),
+    /// Follow established TCP connections other processes own (sock_diag), without
+    /// touching them: is keepalive on, and when would a dead peer be noticed?
+    Watch(WatchArgs),
     /// A self-contained loopback demonstration: answered probes, then a peer reset.
     Demo(DemoArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
@@ -74,6 +77,16 @@ pub struct KeepaliveArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct HeartbeatArgs {
+    /// Send an application heartbeat every D (PING <seq> lines between tcpalive ends).
+    #[arg(long, value_name = "D", allow_hyphen_values = true)]
+    pub heartbeat: Option<String>,
+    /// Give up when a heartbeat is unanswered this long (default: 3 x --heartbeat).
+    #[arg(long, value_name = "D", allow_hyphen_values = true)]
+    pub heartbeat_timeout: Option<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct RunArgs {
     /// Stop after this long; the outcome is "alive" if the peer is still there.
     #[arg(long = "for", value_name = "D", allow_hyphen_values = true)]
@@ -87,6 +100,13 @@ pub struct RunArgs {
     /// Time column: rel (since start) or abs (wall clock, UTC).
     #[arg(long, value_name = "rel|abs", default_value = "rel")]
     pub timestamps: String,
+    /// Exit 0 only if the connection ends this way (alive, eof, reset, timeout,
+    /// unreachable, heartbeat-timeout, connect-failed, interrupted, error), else 9.
+    #[arg(long, value_name = "OUTCOME")]
+    pub expect: Option<String>,
+    /// Exit 0 only if the detection latency is in MIN..MAX (either may be left out).
+    #[arg(long, value_name = "MIN..MAX", allow_hyphen_values = true)]
+    pub within: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -97,15 +117,37 @@ pub struct ConnectArgs {
     #[command(flatten)]
     pub keepalive: KeepaliveArgs,
     #[command(flatten)]
+    pub heartbeat: HeartbeatArgs,
+    /// Heartbeat bytes for a server that is not tcpalive (escapes: \r \n \t \0 \\ \xHH);
+    /// any bytes received count as the reply.
+    #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
+    pub heartbeat_payload: Option<String>,
+    #[command(flatten)]
     pub run: RunArgs,
+    /// Monitor: after each death, reconnect with backoff and log the outage.
+    #[arg(long)]
+    pub reconnect: bool,
+    /// With --reconnect: stop after N outages.
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub count: Option<String>,
     /// Give up connecting after this long.
-    #[arg(long, value_name = "D", default_value = "10s", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "D",
+        default_value = "10s",
+        allow_hyphen_values = true
+    )]
     pub connect_timeout: String,
     /// Write --send-size bytes every D, so data is in flight when the peer dies.
     #[arg(long, value_name = "D", allow_hyphen_values = true)]
     pub send_every: Option<String>,
     /// Bytes per --send-every write.
-    #[arg(long, value_name = "N", default_value = "64", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "64",
+        allow_hyphen_values = true
+    )]
     pub send_size: String,
 }
 
@@ -117,12 +159,22 @@ pub struct ListenArgs {
     #[command(flatten)]
     pub keepalive: KeepaliveArgs,
     #[command(flatten)]
+    pub heartbeat: HeartbeatArgs,
+    #[command(flatten)]
     pub run: RunArgs,
+    /// Fault: stop answering heartbeats while the kernel keeps ACKing (a hung app).
+    #[arg(long)]
+    pub mute: bool,
     /// Serve one connection and exit with its outcome.
     #[arg(long)]
     pub once: bool,
     /// Connections held at once; more are refused (accepted and reset), not queued.
-    #[arg(long, value_name = "N", default_value = "1024", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "1024",
+        allow_hyphen_values = true
+    )]
     pub max_conns: String,
     /// Fault: close each connection cleanly (FIN) after D.
     #[arg(long, value_name = "D", allow_hyphen_values = true)]
@@ -137,4 +189,32 @@ pub struct DemoArgs {
     /// Write the timeline as JSON Lines on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Only connections with this local or remote port.
+    #[arg(long, value_name = "P", allow_hyphen_values = true)]
+    pub port: Option<String>,
+    /// Only connections to this peer: HOST, HOST:PORT, [IPv6]:PORT.
+    #[arg(long, value_name = "HOST[:PORT]", allow_hyphen_values = true)]
+    pub peer: Option<String>,
+    /// Only the sockets this process holds (another user's process needs root).
+    #[arg(long, value_name = "PID", allow_hyphen_values = true)]
+    pub pid: Option<String>,
+    /// Time between two dumps of the kernel's socket table; event times are
+    /// accurate to this.
+    #[arg(
+        long,
+        value_name = "D",
+        default_value = "200ms",
+        allow_hyphen_values = true
+    )]
+    pub interval: String,
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Benchmark aid: one dump-and-match pass, no timelines; the end line says how
+    /// many sockets matched and how long the pass took.
+    #[arg(long, hide = true)]
+    pub dump_once: bool,
 }

@@ -167,29 +167,155 @@ pub struct EndFacts {
     pub exit_code: u8,
     pub detect_s: Option<f64>,
     pub predicted_detect_s: Option<f64>,
+    /// `--expect`/`--within` as text ("timeout within 3s..5s"), when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expect_met: Option<bool>,
+    /// What happened instead of the expectation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expect_failure: Option<String>,
+    /// `watch`: the end was inferred from outside (the socket's state and last
+    /// counters, not an errno its owner saw); this says from what.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inferred: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
+    /// `connect --reconnect`: the outage log's summary.
+    #[serde(skip_serializing_if = "Option::is_none", flatten)]
+    pub outages: Option<OutageSummary>,
+}
+
+impl EndFacts {
+    /// An end whose exit code is the outcome's own.
+    pub fn new(
+        outcome: Outcome,
+        errno: Option<String>,
+        message: String,
+        detect_s: Option<f64>,
+        predicted_detect_s: Option<f64>,
+    ) -> EndFacts {
+        EndFacts {
+            outcome,
+            errno,
+            message,
+            exit_code: outcome.exit_code(),
+            detect_s,
+            predicted_detect_s,
+            expected: None,
+            expect_met: None,
+            expect_failure: None,
+            inferred: None,
+            evidence: None,
+            outages: None,
+        }
+    }
+}
+
+/// The reconnecting monitor's account of its outages.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutageSummary {
+    pub outages: usize,
+    pub detect_min_s: Option<f64>,
+    pub detect_median_s: Option<f64>,
+    pub detect_max_s: Option<f64>,
+    pub downtime_s: f64,
+    pub availability: f64,
+}
+
+/// `watch`: a connection another process owns, as seen from outside through
+/// sock_diag. Keepalive settings cannot be read from another process's socket, so
+/// each value says where it comes from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WatchFacts {
+    pub local: SocketAddr,
+    pub peer: SocketAddr,
+    pub pid: Option<u32>,
+    pub process: Option<String>,
+    pub uid: u32,
+    pub inode: u32,
+    /// The pending timer: "keepalive", "none", "retransmit", "zero-window-probe".
+    pub timer: &'static str,
+    pub timer_expires_ms: u64,
+    /// SO_KEEPALIVE as the timer shows it; `None` while a retransmit or zero-window
+    /// timer hides the keepalive timer.
+    pub keepalive: Option<bool>,
+    pub idle_s: u32,
+    pub intvl_s: u32,
+    pub cnt: u32,
+    /// "kernel-timer" (measured from the socket's keepalive timer) or
+    /// "system-default" (net.ipv4.tcp_keepalive_*; the app may override it).
+    pub idle_source: &'static str,
+    pub intvl_source: &'static str,
+    pub cnt_source: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventKind {
     /// `listen` bound its socket.
-    Listening { local: SocketAddr, max_conns: usize },
+    Listening {
+        local: SocketAddr,
+        max_conns: usize,
+    },
     /// A connection past `--max-conns` was refused.
-    Refused { peer: SocketAddr, reason: String },
-    Connected { local: SocketAddr, peer: SocketAddr },
+    Refused {
+        peer: SocketAddr,
+        reason: String,
+    },
+    Connected {
+        local: SocketAddr,
+        peer: SocketAddr,
+    },
     Config(ConfigFacts),
     /// Idle-start: the last contact with the peer was at `since` (run time).
-    Idle { since: Duration },
+    Idle {
+        since: Duration,
+    },
     /// The first probe is due now; the peer is declared dead at `dead_at` if unanswered.
-    ProbeWindow { due: Duration, dead_at: Option<Duration> },
-    Probe { n: u32 },
-    ProbeAcked { n: u32 },
-    Retransmit { n: u32, unacked: u32 },
-    Data { bytes_in: u64, bytes_out: u64 },
-    Heartbeat { seq: u64 },
-    HeartbeatReply { seq: u64, rtt: Duration },
+    ProbeWindow {
+        due: Duration,
+        dead_at: Option<Duration>,
+    },
+    Probe {
+        n: u32,
+    },
+    ProbeAcked {
+        n: u32,
+    },
+    Retransmit {
+        n: u32,
+        unacked: u32,
+    },
+    Data {
+        bytes_in: u64,
+        bytes_out: u64,
+    },
+    Heartbeat {
+        seq: u64,
+    },
+    HeartbeatReply {
+        seq: u64,
+        rtt: Duration,
+    },
+    /// `--reconnect`: the connection died (outage `n` begins).
+    Down {
+        n: usize,
+        outcome: Outcome,
+        errno: Option<String>,
+        detect_s: Option<f64>,
+    },
+    /// `--reconnect`: connected again after `downtime` (from the last contact).
+    Up {
+        n: usize,
+        downtime: Duration,
+    },
     /// Something the operator should know that is not a state change.
-    Warning { message: String },
+    Warning {
+        message: String,
+    },
     End(EndFacts),
+    /// `watch`: a connection another process owns joined the watch.
+    Watched(WatchFacts),
 }
 
 impl EventKind {
@@ -208,8 +334,11 @@ impl EventKind {
             EventKind::Data { .. } => "data",
             EventKind::Heartbeat { .. } => "heartbeat",
             EventKind::HeartbeatReply { .. } => "heartbeat-reply",
+            EventKind::Down { .. } => "down",
+            EventKind::Up { .. } => "up",
             EventKind::Warning { .. } => "warning",
             EventKind::End(_) => "end",
+            EventKind::Watched(_) => "watched",
         }
     }
 }

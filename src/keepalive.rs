@@ -31,20 +31,28 @@ pub fn apply(socket: &Socket, cfg: &KeepaliveConfig) -> std::io::Result<()> {
     let named = |option: &'static str| {
         move |e: std::io::Error| std::io::Error::new(e.kind(), format!("setting {option}: {e}"))
     };
-    socket.set_keepalive(cfg.enabled).map_err(named("SO_KEEPALIVE"))?;
+    socket
+        .set_keepalive(cfg.enabled)
+        .map_err(named("SO_KEEPALIVE"))?;
     if let Some(idle) = cfg.idle_s {
         let ka = TcpKeepalive::new().with_time(Duration::from_secs(idle.into()));
-        socket.set_tcp_keepalive(&ka).map_err(named("TCP_KEEPIDLE"))?;
+        socket
+            .set_tcp_keepalive(&ka)
+            .map_err(named("TCP_KEEPIDLE"))?;
     }
     #[cfg(not(target_os = "openbsd"))]
     if let Some(intvl) = cfg.intvl_s {
         let ka = TcpKeepalive::new().with_interval(Duration::from_secs(intvl.into()));
-        socket.set_tcp_keepalive(&ka).map_err(named("TCP_KEEPINTVL"))?;
+        socket
+            .set_tcp_keepalive(&ka)
+            .map_err(named("TCP_KEEPINTVL"))?;
     }
     #[cfg(not(any(target_os = "openbsd", target_os = "windows")))]
     if let Some(cnt) = cfg.cnt {
         let ka = TcpKeepalive::new().with_retries(cnt);
-        socket.set_tcp_keepalive(&ka).map_err(named("TCP_KEEPCNT"))?;
+        socket
+            .set_tcp_keepalive(&ka)
+            .map_err(named("TCP_KEEPCNT"))?;
     }
     if let Some(uto) = cfg.user_timeout {
         set_user_timeout(socket, uto).map_err(named("TCP_USER_TIMEOUT"))?;
@@ -319,7 +327,10 @@ mod tests {
 
     #[test]
     fn busy_connection_budget() {
-        assert_eq!(eff(1, 1, 3, 6000).busy_detect_after(15), Duration::from_secs(6));
+        assert_eq!(
+            eff(1, 1, 3, 6000).busy_detect_after(15),
+            Duration::from_secs(6)
+        );
         // The kernel's documented figure for tcp_retries2 = 15: 924.6 s.
         assert_eq!(retransmission_budget(15), Duration::from_millis(924_600));
         assert_eq!(retransmission_budget(3), Duration::from_millis(3_000));

@@ -6,6 +6,8 @@ mod config;
 #[cfg(test)]
 mod config_props;
 mod event;
+mod expect;
+mod heartbeat;
 mod keepalive;
 mod observe;
 mod poller;
@@ -18,8 +20,8 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser};
 
 use crate::cli::{Cli, Command};
-use crate::config::{ConnectConfig, ListenConfig};
-use crate::event::Outcome;
+use crate::config::{ConnectConfig, ListenConfig, WatchConfig};
+use crate::event::{EndFacts, Outcome};
 use crate::run::{Clock, Reporter, RunError, Signals};
 
 fn main() -> ExitCode {
@@ -27,19 +29,25 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
-    let outcome = match run(&cli.command) {
-        Ok(outcome) => outcome,
+    let code = match run(&cli.command) {
+        Ok(end) => {
+            if let Some(why) = &end.expect_failure {
+                eprintln!("tcpalive: {why}");
+            }
+            end.exit_code
+        }
         Err(Failure::Usage(msg)) => {
             eprintln!("tcpalive: {msg}");
-            Outcome::Usage
+            Outcome::Usage.exit_code()
         }
-        Err(Failure::Run(RunError::OutputClosed)) => return ExitCode::SUCCESS,
+        // stdout went away (`| head -1`): nobody is left to tell; end quietly.
+        Err(Failure::Run(RunError::OutputClosed)) => 0,
         Err(Failure::Run(e)) => {
             eprintln!("tcpalive: {:#}", anyhow::Error::from(e));
-            Outcome::Error
+            Outcome::Error.exit_code()
         }
     };
-    ExitCode::from(outcome.exit_code())
+    ExitCode::from(code)
 }
 
 enum Failure {
@@ -53,20 +61,40 @@ impl From<RunError> for Failure {
     }
 }
 
-fn run(command: &Command) -> Result<Outcome, Failure> {
+/// Runs a command to its final `end`, whose exit code (the outcome's, or 0/9 under
+/// --expect) is the process's.
+fn run(command: &Command) -> Result<EndFacts, Failure> {
     let clock = Clock::start();
     match command {
         Command::Connect(args) => {
             let cfg = ConnectConfig::from_args(args).map_err(Failure::Usage)?;
             let signals = Signals::install()?;
-            let mut rep = Reporter::new(clock, report::sink_for(&cfg.run, false));
+            let mut rep = Reporter::new(
+                clock,
+                report::sink_for(&cfg.run, false),
+                cfg.run.expect.clone(),
+            );
             Ok(cmd::connect::run(&cfg, &mut rep, &signals)?)
         }
         Command::Listen(args) => {
             let cfg = ListenConfig::from_args(args).map_err(Failure::Usage)?;
             let signals = Signals::install()?;
-            let mut rep = Reporter::new(clock, report::sink_for(&cfg.run, true));
+            let mut rep = Reporter::new(
+                clock,
+                report::sink_for(&cfg.run, true),
+                cfg.run.expect.clone(),
+            );
             Ok(cmd::listen::run(&cfg, &mut rep, &signals)?)
+        }
+        Command::Watch(args) => {
+            let cfg = WatchConfig::from_args(args).map_err(Failure::Usage)?;
+            let signals = Signals::install()?;
+            let mut rep = Reporter::new(
+                clock,
+                report::sink_for(&cfg.run, true),
+                cfg.run.expect.clone(),
+            );
+            Ok(cmd::watch::run(&cfg, &mut rep, &signals)?)
         }
         Command::Demo(args) => {
             let signals = Signals::install()?;
@@ -86,7 +114,7 @@ fn run(command: &Command) -> Result<Outcome, Failure> {
 /// quietly. The text is built in memory first: clap_complete panics on a failed write.
 fn print_generated(
     generate: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>,
-) -> Result<Outcome, RunError> {
+) -> Result<EndFacts, RunError> {
     use std::io::Write;
     let mut text = Vec::new();
     generate(&mut text).map_err(RunError::io("generate the text"))?;
@@ -100,7 +128,7 @@ fn print_generated(
                 source: e,
             },
         })?;
-    Ok(Outcome::Alive)
+    Ok(EndFacts::new(Outcome::Alive, None, String::new(), None, None))
 }
 
 /// clap's own errors (unknown flag, missing value) as one line, exit 2; help and
@@ -108,7 +136,9 @@ fn print_generated(
 fn usage_error(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     match e.kind() {
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = e.print();
             if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
                 ExitCode::from(Outcome::Usage.exit_code())

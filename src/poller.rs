@@ -55,17 +55,16 @@ mod imp {
             Ok(self.epoll.add(fd, EpollEvent::new(flags(write), token))?)
         }
 
-        pub fn modify(&mut self, fd: BorrowedFd<'_>, token: u64, write: bool) -> std::io::Result<()> {
-            let mut ev = EpollEvent::new(flags(write), token);
-            Ok(self.epoll.modify(fd, &mut ev)?)
-        }
-
         pub fn delete(&mut self, fd: BorrowedFd<'_>) -> std::io::Result<()> {
             Ok(self.epoll.delete(fd)?)
         }
 
         /// Waits; EINTR (a harmless signal) returns an empty list, never an error.
-        pub fn wait(&mut self, out: &mut Vec<Ready>, timeout: Option<Duration>) -> std::io::Result<()> {
+        pub fn wait(
+            &mut self,
+            out: &mut Vec<Ready>,
+            timeout: Option<Duration>,
+        ) -> std::io::Result<()> {
             out.clear();
             let n = match self.epoll.wait(&mut self.buf, timeout_ms(timeout)) {
                 Ok(n) => n,
@@ -107,21 +106,23 @@ mod imp {
             Ok(())
         }
 
-        pub fn modify(&mut self, fd: BorrowedFd<'_>, token: u64, write: bool) -> std::io::Result<()> {
-            self.delete(fd)?;
-            self.add(fd, token, write)
-        }
-
         pub fn delete(&mut self, fd: BorrowedFd<'_>) -> std::io::Result<()> {
             self.fds.retain(|(raw, _, _)| *raw != fd.as_raw_fd());
             Ok(())
         }
 
-        pub fn wait(&mut self, out: &mut Vec<Ready>, timeout: Option<Duration>) -> std::io::Result<()> {
+        pub fn wait(
+            &mut self,
+            out: &mut Vec<Ready>,
+            timeout: Option<Duration>,
+        ) -> std::io::Result<()> {
             out.clear();
             // SAFETY: every registered fd is deleted before its owner closes it.
-            let borrowed: Vec<BorrowedFd<'_>> =
-                self.fds.iter().map(|(raw, _, _)| unsafe { BorrowedFd::borrow_raw(*raw) }).collect();
+            let borrowed: Vec<BorrowedFd<'_>> = self
+                .fds
+                .iter()
+                .map(|(raw, _, _)| unsafe { BorrowedFd::borrow_raw(*raw) })
+                .collect();
             let mut pfds: Vec<PollFd<'_>> = borrowed
                 .iter()
                 .zip(&self.fds)

@@ -3,25 +3,27 @@
 //! event loop.
 
 use std::io::Read;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant, SystemTime};
 
 use thiserror::Error;
 
-use crate::event::{Event, EventKind, Outcome, Sink};
+use crate::event::{EndFacts, Event, EventKind, Outcome, Sink};
+use crate::expect::Expectation;
+use crate::poller::Poller;
 
 /// Failures of tcpalive itself (exit code 1), each naming the operation and address.
 #[derive(Debug, Error)]
 pub enum RunError {
-    #[error("cannot {op} {addr}: {source}")]
+    #[error("cannot {op} {addr}")]
     Socket {
         op: &'static str,
         addr: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot {op}: {source}")]
+    #[error("cannot {op}")]
     Io {
         op: &'static str,
         #[source]
@@ -37,7 +39,10 @@ impl RunError {
         move |source| RunError::Io { op, source }
     }
 
-    pub fn socket(op: &'static str, addr: impl ToString) -> impl FnOnce(std::io::Error) -> RunError {
+    pub fn socket(
+        op: &'static str,
+        addr: impl ToString,
+    ) -> impl FnOnce(std::io::Error) -> RunError {
         move |source| RunError::Socket {
             op,
             addr: addr.to_string(),
@@ -66,15 +71,27 @@ impl Clock {
     }
 }
 
-/// Stamps events and hands them to the sink.
+/// Stamps events and hands them to the sink; judges `end`s against `--expect`.
 pub struct Reporter {
     pub clock: Clock,
     sink: Box<dyn Sink>,
+    pub expect: Expectation,
 }
 
 impl Reporter {
-    pub fn new(clock: Clock, sink: Box<dyn Sink>) -> Reporter {
-        Reporter { clock, sink }
+    pub fn new(clock: Clock, sink: Box<dyn Sink>, expect: Expectation) -> Reporter {
+        Reporter {
+            clock,
+            sink,
+            expect,
+        }
+    }
+
+    /// Judges a connection's `end` against the expectation, emits it, returns it.
+    pub fn end(&mut self, conn: u64, mut facts: EndFacts) -> Result<EndFacts, RunError> {
+        self.expect.judge(&mut facts);
+        self.emit(conn, EventKind::End(facts.clone()))?;
+        Ok(facts)
     }
 
     /// Emits one event stamped `at` (run time).
@@ -121,7 +138,9 @@ impl Signals {
                 .map_err(RunError::io("create the signal pipe"))?;
         }
         let reg = |sig, w: &UnixStream| -> Result<(), RunError> {
-            let w = w.try_clone().map_err(RunError::io("create the signal pipe"))?;
+            let w = w
+                .try_clone()
+                .map_err(RunError::io("create the signal pipe"))?;
             signal_hook::low_level::pipe::register(sig, w)
                 .map(|_| ())
                 .map_err(RunError::io("install the signal handler"))
@@ -135,8 +154,14 @@ impl Signals {
         })
     }
 
-    pub fn fds(&self) -> [BorrowedFd<'_>; 2] {
-        [self.int.as_fd(), self.term.as_fd()]
+    /// Makes a poller wake (with `token`) when either signal arrives.
+    pub fn register(&self, poller: &mut Poller, token: u64) -> Result<(), RunError> {
+        for fd in [self.int.as_fd(), self.term.as_fd()] {
+            poller
+                .add(fd, token, false)
+                .map_err(RunError::io("watch signals"))?;
+        }
+        Ok(())
     }
 
     /// The interruption that arrived, if any (SIGTERM wins when both did).

@@ -15,19 +15,41 @@ use socket2::Socket;
 
 use crate::config::{Fault, SendPlan};
 use crate::event::{EndFacts, EventKind, Outcome, classify_errno, errno_name};
+use crate::heartbeat::{Due, Heartbeat, HeartbeatConfig, LineReader, Message};
 use crate::keepalive;
 use crate::observe::{self, timeline::Timeline};
 
 /// Reads per readiness before yielding to other connections.
 const READS_PER_WAKE: usize = 16;
 const READ_BUF: usize = 16 * 1024;
+/// Protocol bytes waiting for send-buffer room; beyond this, new replies are
+/// dropped rather than queued, so a peer that never reads cannot grow memory.
+const OUTBOX_MAX: usize = 4096;
+/// Retry a pending outbox this often (the socket is not watched for writability).
+const OUTBOX_RETRY: Duration = Duration::from_millis(10);
+
+/// What a session does besides observing.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Write bytes periodically, so data is in flight when the peer dies.
+    pub send: Option<SendPlan>,
+    /// `listen` fault modes.
+    pub fault: Option<Fault>,
+    /// Send heartbeats and expect replies.
+    pub heartbeat: Option<HeartbeatConfig>,
+    /// Answer the peer's `PING`s (`listen --mute` turns this off).
+    pub answer_pings: bool,
+}
 
 pub struct Session {
-    pub id: u64,
     sock: Socket,
     timeline: Timeline,
     send: Option<(SendPlan, Duration)>,
     fault: Option<(Fault, Duration)>,
+    heartbeat: Option<Heartbeat>,
+    answer_pings: bool,
+    lines: LineReader,
+    outbox: Vec<u8>,
     /// The wake-up time last handed to the event loop's timer queue.
     pub scheduled: Option<Duration>,
 }
@@ -51,11 +73,9 @@ impl Session {
     /// Starts following an established, non-blocking socket: `connected`, `config`
     /// (the settings read back from the kernel) and idle-start.
     pub fn start(
-        id: u64,
         sock: Socket,
         now: Duration,
-        send: Option<SendPlan>,
-        fault: Option<Fault>,
+        plan: &Plan,
     ) -> std::io::Result<(Session, Vec<EventKind>)> {
         let local = addr_of(sock.local_addr())?;
         let peer = addr_of(sock.peer_addr())?;
@@ -66,22 +86,25 @@ impl Session {
             EventKind::Connected { local, peer },
             EventKind::Config(facts),
         ];
-        let fault = fault.map(|f| {
+        let fault = plan.fault.map(|f| {
             let after = match f {
                 Fault::Close(d) | Fault::Reset(d) => d,
             };
             (f, now + after)
         });
-        let send = send.map(|plan| {
-            let first = now + plan.every;
-            (plan, first)
+        let send = plan.send.clone().map(|p| {
+            let first = now + p.every;
+            (p, first)
         });
         let mut session = Session {
-            id,
             sock,
             timeline,
             send,
             fault,
+            heartbeat: plan.heartbeat.clone().map(|h| Heartbeat::new(h, now)),
+            answer_pings: plan.answer_pings,
+            lines: LineReader::default(),
+            outbox: Vec::new(),
             scheduled: None,
         };
         session.sample(now, &mut events);
@@ -99,7 +122,13 @@ impl Session {
         }
     }
 
-    fn end(&self, now: Duration, outcome: Outcome, errno: Option<i32>, message: String) -> EndFacts {
+    fn end(
+        &self,
+        now: Duration,
+        outcome: Outcome,
+        errno: Option<i32>,
+        message: String,
+    ) -> EndFacts {
         self.timeline
             .end(now, outcome, errno.map(errno_name), message)
     }
@@ -122,14 +151,95 @@ impl Session {
                         "the peer closed the connection (FIN)".to_string(),
                     ));
                 }
-                // What the peer sends is counted by the kernel (TCP_INFO) and dropped.
-                Ok(_) => continue,
+                Ok(n) => self.on_data(now, &buf[..n], out),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Some(self.end_with_errno(now, e.raw_os_error().unwrap_or(0))),
+            }
+        }
+        self.flush(now)
+    }
+
+    /// Bytes from the peer: heartbeat replies and `PING`s to answer; everything
+    /// else is counted by the kernel (TCP_INFO) and dropped.
+    fn on_data(&mut self, now: Duration, bytes: &[u8], out: &mut Vec<EventKind>) {
+        if let Some(hb) = self.heartbeat.as_mut().filter(|h| h.raw()) {
+            if let Some((seq, rtt)) = hb.on_any_reply(now) {
+                out.push(EventKind::HeartbeatReply { seq, rtt });
+            }
+            return;
+        }
+        for msg in self.lines.feed(bytes) {
+            match msg {
+                Message::Ping(seq) if self.answer_pings => self.queue(&Message::Pong(seq).encode()),
+                Message::Ping(_) => {}
+                Message::Pong(seq) => {
+                    if let Some((seq, rtt)) =
+                        self.heartbeat.as_mut().and_then(|h| h.on_pong(seq, now))
+                    {
+                        out.push(EventKind::HeartbeatReply { seq, rtt });
+                    }
+                }
+            }
+        }
+    }
+
+    fn queue(&mut self, bytes: &[u8]) {
+        if self.outbox.len() + bytes.len() <= OUTBOX_MAX {
+            self.outbox.extend_from_slice(bytes);
+        }
+    }
+
+    /// Writes what the outbox holds, as far as the send buffer allows.
+    fn flush(&mut self, now: Duration) -> Option<EndFacts> {
+        while !self.outbox.is_empty() {
+            self.timeline.note_send(now);
+            match (&self.sock).write(&self.outbox) {
+                Ok(n) => {
+                    self.outbox.drain(..n);
+                }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => return Some(self.end_with_errno(now, e.raw_os_error().unwrap_or(0))),
             }
         }
         None
+    }
+
+    /// The heartbeat schedule's due actions: send, or give up on a hung peer.
+    fn heartbeats(&mut self, now: Duration, out: &mut Vec<EventKind>) -> Option<EndFacts> {
+        while let Some(due) = self.heartbeat.as_mut().and_then(|h| h.poll(now)) {
+            match due {
+                Due::Send { seq, bytes } => {
+                    self.queue(&bytes);
+                    out.push(EventKind::Heartbeat { seq });
+                }
+                Due::TimedOut { seq, sent } => return Some(self.heartbeat_timeout(now, seq, sent)),
+            }
+        }
+        None
+    }
+
+    fn heartbeat_timeout(&self, now: Duration, seq: u64, sent: Duration) -> EndFacts {
+        let hb = self.heartbeat.as_ref();
+        let since_reply = hb.map(|h| now.saturating_sub(h.last_reply()));
+        let waited = humantime::format_duration(Duration::from_millis(
+            now.saturating_sub(sent).as_millis() as u64,
+        ));
+        let kernel_alive = self.timeline.last_contact() > sent;
+        let mut message = format!("heartbeat #{seq} unanswered for {waited}");
+        if kernel_alive {
+            message.push_str(
+                "; the peer's kernel still acknowledges: its application is not answering",
+            );
+        }
+        EndFacts::new(
+            Outcome::HeartbeatTimeout,
+            None,
+            message,
+            since_reply.map(|d| d.as_secs_f64()),
+            hb.map(|h| h.predicted_detect().as_secs_f64()),
+        )
     }
 
     /// A timer fired: sample the kernel, inject a due fault, write a due send.
@@ -139,6 +249,9 @@ impl Session {
             && now >= at
         {
             return Some(self.inject(now, fault));
+        }
+        if let Some(end) = self.heartbeats(now, out) {
+            return Some(end);
         }
         if let Some((plan, at)) = &mut self.send
             && now >= *at
@@ -152,7 +265,7 @@ impl Session {
                 Err(e) => return Some(self.end_with_errno(now, e.raw_os_error().unwrap_or(0))),
             }
         }
-        None
+        self.flush(now)
     }
 
     fn inject(&mut self, now: Duration, fault: Fault) -> EndFacts {
@@ -178,6 +291,8 @@ impl Session {
             self.timeline.next_wake(now),
             self.send.as_ref().map(|(_, at)| *at),
             self.fault.map(|(_, at)| at),
+            self.heartbeat.as_ref().map(Heartbeat::next_deadline),
+            (!self.outbox.is_empty()).then(|| now + OUTBOX_RETRY),
         ]
         .into_iter()
         .flatten()
@@ -185,7 +300,13 @@ impl Session {
     }
 
     /// Ends the session from outside (interrupted, `--for` elapsed).
-    pub fn finish(&mut self, now: Duration, outcome: Outcome, message: String, out: &mut Vec<EventKind>) -> EndFacts {
+    pub fn finish(
+        &mut self,
+        now: Duration,
+        outcome: Outcome,
+        message: String,
+        out: &mut Vec<EventKind>,
+    ) -> EndFacts {
         self.sample(now, out);
         self.end(now, outcome, None, message)
     }

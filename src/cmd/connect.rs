@@ -8,65 +8,88 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::ConnectConfig;
-use crate::event::{EndFacts, EventKind, Outcome, errno_name};
+use crate::event::{EndFacts, Outcome, errno_name};
 use crate::keepalive;
 use crate::poller::Poller;
 use crate::run::{Reporter, RunError, Signals};
-use crate::session::{Session, errno_text};
+use crate::session::{Plan, Session, errno_text};
 
-const CONN: u64 = 1;
+pub const CONN: u64 = 1;
 const SOCK: u64 = 1;
 const SIGNAL: u64 = u64::MAX;
 
-/// How dialing ended when it did not produce a socket.
-enum Dialed {
+/// How dialing ended.
+pub enum Dialed {
     Connected(Socket),
-    Failed(EndFacts),
+    Failed(Box<EndFacts>),
     Interrupted(Outcome),
 }
 
 fn failed(errno: Option<i32>, message: String) -> Dialed {
-    Dialed::Failed(EndFacts {
-        outcome: Outcome::ConnectFailed,
-        errno: errno.map(errno_name),
+    Dialed::Failed(Box::new(EndFacts::new(
+        Outcome::ConnectFailed,
+        errno.map(errno_name),
         message,
-        exit_code: Outcome::ConnectFailed.exit_code(),
-        detect_s: None,
-        predicted_detect_s: None,
-    })
+        None,
+        None,
+    )))
 }
 
-pub fn run(cfg: &ConnectConfig, rep: &mut Reporter, signals: &Signals) -> Result<Outcome, RunError> {
+pub fn run(
+    cfg: &ConnectConfig,
+    rep: &mut Reporter,
+    signals: &Signals,
+) -> Result<EndFacts, RunError> {
+    if cfg.reconnect.is_some() {
+        return super::reconnect::run(cfg, rep, signals);
+    }
     let sock = match dial(cfg, rep, signals)? {
         Dialed::Connected(sock) => sock,
-        Dialed::Failed(end) => {
-            let outcome = end.outcome;
-            rep.emit(CONN, EventKind::End(end))?;
-            return Ok(outcome);
-        }
-        Dialed::Interrupted(outcome) => {
-            rep.emit(CONN, EventKind::End(interrupted_end(outcome, None)))?;
-            return Ok(outcome);
-        }
+        Dialed::Failed(end) => return rep.end(CONN, *end),
+        Dialed::Interrupted(outcome) => return rep.end(CONN, interrupted_end(outcome)),
     };
+    let stop_at = cfg.run.run_for.map(|d| rep.clock.now() + d);
+    let end = follow(CONN, sock, cfg, rep, signals, stop_at)?;
+    rep.end(CONN, end)
+}
+
+pub fn plan(cfg: &ConnectConfig) -> Plan {
+    Plan {
+        send: cfg.send.clone(),
+        fault: None,
+        heartbeat: cfg.heartbeat.clone(),
+        answer_pings: true,
+    }
+}
+
+/// Follows one established connection until it ends, `stop_at` passes (outcome
+/// alive) or a signal arrives. Emits every event but the `end`, which it returns.
+pub fn follow(
+    conn: u64,
+    sock: Socket,
+    cfg: &ConnectConfig,
+    rep: &mut Reporter,
+    signals: &Signals,
+    stop_at: Option<Duration>,
+) -> Result<EndFacts, RunError> {
     let target = cfg.target.to_string();
-    let start = rep.clock.now();
-    let (mut session, events) = Session::start(CONN, sock, start, cfg.send.clone(), None)
-        .map_err(RunError::socket("read the settings of the connection to", &target))?;
-    rep.emit_all(CONN, events)?;
-    let stop_at = cfg.run.run_for.map(|d| start + d);
+    let (mut session, events) = Session::start(sock, rep.clock.now(), &plan(cfg)).map_err(
+        RunError::socket("read the settings of the connection to", &target),
+    )?;
+    rep.emit_all(conn, events)?;
 
     let mut poller = Poller::new().map_err(RunError::io("create the poller"))?;
     poller
         .add(session.fd(), SOCK, false)
         .map_err(RunError::io("watch the socket"))?;
-    for fd in signals.fds() {
-        poller.add(fd, SIGNAL, false).map_err(RunError::io("watch signals"))?;
-    }
+    signals.register(&mut poller, SIGNAL)?;
     let mut ready = Vec::new();
     loop {
         let now = rep.clock.now();
-        let wake = [session.next_wake(now), stop_at].into_iter().flatten().min();
+        let wake = [session.next_wake(now), stop_at]
+            .into_iter()
+            .flatten()
+            .min();
         poller
             .wait(&mut ready, wake.map(|w| w.saturating_sub(now)))
             .map_err(RunError::io("wait for the socket"))?;
@@ -80,23 +103,24 @@ pub fn run(cfg: &ConnectConfig, rep: &mut Reporter, signals: &Signals) -> Result
             None
         };
         let end = end.or_else(|| {
-            if wake.is_some_and(|w| now >= w) {
-                session.on_wake(now, &mut events)
-            } else {
-                None
-            }
+            wake.filter(|&w| now >= w)
+                .and_then(|_| session.on_wake(now, &mut events))
         });
         let end = end.or_else(|| {
             stop_at.filter(|&s| now >= s).map(|_| {
-                let message = format!("--for {} elapsed with the peer alive", humantime::format_duration(cfg.run.run_for.unwrap_or_default()));
+                let message = match cfg.run.run_for {
+                    Some(d) => format!(
+                        "--for {} elapsed with the peer alive",
+                        humantime::format_duration(d)
+                    ),
+                    None => "stopped with the peer alive".to_string(),
+                };
                 session.finish(now, Outcome::Alive, message, &mut events)
             })
         });
-        rep.emit_all(CONN, events)?;
+        rep.emit_all(conn, events)?;
         if let Some(end) = end {
-            let outcome = end.outcome;
-            rep.emit(CONN, EventKind::End(end))?;
-            return Ok(outcome);
+            return Ok(end);
         }
     }
 }
@@ -108,30 +132,35 @@ pub fn signal_message(outcome: Outcome) -> String {
     }
 }
 
-fn interrupted_end(outcome: Outcome, errno: Option<i32>) -> EndFacts {
-    EndFacts {
-        outcome,
-        errno: errno.map(errno_name),
-        message: signal_message(outcome),
-        exit_code: outcome.exit_code(),
-        detect_s: None,
-        predicted_detect_s: None,
-    }
+pub fn interrupted_end(outcome: Outcome) -> EndFacts {
+    EndFacts::new(outcome, None, signal_message(outcome), None, None)
 }
 
 /// Resolves the target and tries each address until one connects.
-fn dial(cfg: &ConnectConfig, rep: &mut Reporter, signals: &Signals) -> Result<Dialed, RunError> {
-    let addrs: Vec<SocketAddr> = match (cfg.target.host.as_str(), cfg.target.port).to_socket_addrs() {
+pub fn dial(
+    cfg: &ConnectConfig,
+    rep: &mut Reporter,
+    signals: &Signals,
+) -> Result<Dialed, RunError> {
+    let addrs: Vec<SocketAddr> = match (cfg.target.host.as_str(), cfg.target.port).to_socket_addrs()
+    {
         Ok(a) => a.collect(),
         Err(e) => {
-            return Ok(failed(None, format!("cannot resolve '{}': {e}", cfg.target.host)));
+            return Ok(failed(
+                None,
+                format!("cannot resolve '{}': {e}", cfg.target.host),
+            ));
         }
     };
-    let mut last = failed(None, format!("'{}' resolved to no address", cfg.target.host));
+    let mut last = failed(
+        None,
+        format!("'{}' resolved to no address", cfg.target.host),
+    );
     for addr in addrs {
         let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
             .map_err(RunError::socket("create a socket for", addr))?;
-        keepalive::apply(&sock, &cfg.keepalive).map_err(RunError::socket("apply settings for", addr))?;
+        keepalive::apply(&sock, &cfg.keepalive)
+            .map_err(RunError::socket("apply settings for", addr))?;
         sock.set_nonblocking(true)
             .map_err(RunError::socket("make non-blocking the socket for", addr))?;
         last = connect_one(sock, addr, cfg.connect_timeout, rep, signals)?;
@@ -164,9 +193,7 @@ fn connect_one(
     poller
         .add(sock.as_fd(), SOCK, true)
         .map_err(RunError::io("watch the socket"))?;
-    for fd in signals.fds() {
-        poller.add(fd, SIGNAL, false).map_err(RunError::io("watch signals"))?;
-    }
+    signals.register(&mut poller, SIGNAL)?;
     let deadline = rep.clock.now() + timeout;
     let mut ready = Vec::new();
     loop {

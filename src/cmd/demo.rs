@@ -5,17 +5,25 @@
 use std::time::Duration;
 
 use crate::cli::DemoArgs;
-use crate::config::{ConnectConfig, Endpoint, Fault, Format, KeepaliveConfig, ListenConfig, RunConfig, Timestamps};
-use crate::event::Outcome;
+use crate::config::{
+    ConnectConfig, Endpoint, Fault, Format, KeepaliveConfig, ListenConfig, RunConfig, Timestamps,
+};
+use crate::event::EndFacts;
+use crate::expect::Expectation;
 use crate::report::{self, Discard};
 use crate::run::{Clock, Reporter, RunError, Signals};
 
-pub fn run(args: &DemoArgs, rep_clock: Clock, signals: &Signals) -> Result<Outcome, RunError> {
+pub fn run(args: &DemoArgs, rep_clock: Clock, signals: &Signals) -> Result<EndFacts, RunError> {
     let run = RunConfig {
         run_for: None,
-        format: if args.json { Format::Json } else { Format::Human },
+        format: if args.json {
+            Format::Json
+        } else {
+            Format::Human
+        },
         quiet: false,
         timestamps: Timestamps::Relative,
+        expect: Expectation::default(),
     };
     let peer = ListenConfig {
         bind: Endpoint {
@@ -30,6 +38,8 @@ pub fn run(args: &DemoArgs, rep_clock: Clock, signals: &Signals) -> Result<Outco
         once: true,
         max_conns: 1,
         fault: Some(Fault::Reset(Duration::from_millis(3500))),
+        heartbeat: None,
+        mute: false,
     };
     let listener = super::listen::bind(&peer)?;
     let port = listener
@@ -39,7 +49,7 @@ pub fn run(args: &DemoArgs, rep_clock: Clock, signals: &Signals) -> Result<Outco
         .map(|a| a.port())
         .unwrap_or_default();
     let server = std::thread::spawn(move || {
-        let mut quiet = Reporter::new(Clock::start(), Box::new(Discard));
+        let mut quiet = Reporter::new(Clock::start(), Box::new(Discard), Expectation::default());
         super::listen::serve(listener, &peer, &mut quiet, None)
     });
     let cfg = ConnectConfig {
@@ -57,8 +67,14 @@ pub fn run(args: &DemoArgs, rep_clock: Clock, signals: &Signals) -> Result<Outco
         run: run.clone(),
         connect_timeout: Duration::from_secs(2),
         send: None,
+        heartbeat: None,
+        reconnect: None,
     };
-    let mut rep = Reporter::new(rep_clock, report::sink_for(&run, false));
+    let mut rep = Reporter::new(
+        rep_clock,
+        report::sink_for(&run, false),
+        Expectation::default(),
+    );
     let outcome = super::connect::run(&cfg, &mut rep, signals)?;
     // The listener ends by itself after its fault; its result only matters if the
     // connector could not even start.

@@ -14,7 +14,7 @@ use crate::event::{EndFacts, EventKind, Outcome};
 use crate::keepalive;
 use crate::poller::Poller;
 use crate::run::{Reporter, RunError, Signals};
-use crate::session::Session;
+use crate::session::{Plan, Session};
 
 const LISTENER: u64 = 0;
 const SIGNAL: u64 = u64::MAX;
@@ -41,8 +41,10 @@ pub fn bind(cfg: &ListenConfig) -> Result<Socket, RunError> {
         .map_err(RunError::socket("create a socket for", addr))?;
     sock.set_reuse_address(true)
         .map_err(RunError::socket("set SO_REUSEADDR on", addr))?;
-    sock.bind(&addr.into()).map_err(RunError::socket("bind", addr))?;
-    sock.listen(1024).map_err(RunError::socket("listen on", addr))?;
+    sock.bind(&addr.into())
+        .map_err(RunError::socket("bind", addr))?;
+    sock.listen(1024)
+        .map_err(RunError::socket("listen on", addr))?;
     sock.set_nonblocking(true)
         .map_err(RunError::socket("make non-blocking", addr))?;
     Ok(sock)
@@ -55,6 +57,9 @@ struct Table {
     timers: BinaryHeap<Reverse<(Duration, u64)>>,
     poller: Poller,
     ended: BTreeMap<&'static str, usize>,
+    /// Connections judged against --expect, and how many missed it.
+    judged: usize,
+    missed: Option<String>,
     /// At --max-conns, accepting waits one pass of the loop before refusing, so
     /// connections whose peer already left (their EOF is reported by the next wait)
     /// are removed first.
@@ -93,6 +98,12 @@ impl Table {
             let _ = self.poller.delete(s.fd());
         }
         *self.ended.entry(end.outcome.name()).or_default() += 1;
+        if let Some(met) = end.expect_met {
+            self.judged += 1;
+            if !met && self.missed.is_none() {
+                self.missed = end.expect_failure.clone();
+            }
+        }
     }
 
     fn summary(&self, served: u64) -> String {
@@ -123,7 +134,11 @@ impl Reserve {
     }
 }
 
-pub fn run(cfg: &ListenConfig, rep: &mut Reporter, signals: &Signals) -> Result<Outcome, RunError> {
+pub fn run(
+    cfg: &ListenConfig,
+    rep: &mut Reporter,
+    signals: &Signals,
+) -> Result<EndFacts, RunError> {
     let listener = bind(cfg)?;
     serve(listener, cfg, rep, Some(signals))
 }
@@ -135,12 +150,20 @@ pub fn serve(
     cfg: &ListenConfig,
     rep: &mut Reporter,
     signals: Option<&Signals>,
-) -> Result<Outcome, RunError> {
+) -> Result<EndFacts, RunError> {
+    let plan = Plan {
+        send: None,
+        fault: cfg.fault,
+        heartbeat: cfg.heartbeat.clone(),
+        answer_pings: !cfg.mute,
+    };
     let local = listener
         .local_addr()
         .ok()
         .and_then(|a| a.as_socket())
-        .ok_or_else(|| RunError::io("read the listening address")(std::io::Error::last_os_error()))?;
+        .ok_or_else(|| {
+            RunError::io("read the listening address")(std::io::Error::last_os_error())
+        })?;
     rep.emit(
         RUN,
         EventKind::Listening {
@@ -153,6 +176,8 @@ pub fn serve(
         timers: BinaryHeap::new(),
         poller: Poller::new().map_err(RunError::io("create the poller"))?,
         ended: BTreeMap::new(),
+        judged: 0,
+        missed: None,
         deferred_at_limit: false,
     };
     table
@@ -160,12 +185,7 @@ pub fn serve(
         .add(std::os::fd::AsFd::as_fd(&listener), LISTENER, false)
         .map_err(RunError::io("watch the listening socket"))?;
     if let Some(signals) = signals {
-        for fd in signals.fds() {
-            table
-                .poller
-                .add(fd, SIGNAL, false)
-                .map_err(RunError::io("watch signals"))?;
-        }
+        signals.register(&mut table.poller, SIGNAL)?;
     }
     let stop_at = cfg.run.run_for.map(|d| rep.clock.now() + d);
     let mut reserve = Reserve::take();
@@ -184,9 +204,9 @@ pub fn serve(
             .map_err(RunError::io("wait for connections"))?;
         let now = rep.clock.now();
 
-        let stop = signals.and_then(|s| s.pending()).or_else(|| {
-            stop_at.filter(|&s| now >= s).map(|_| Outcome::Alive)
-        });
+        let stop = signals
+            .and_then(|s| s.pending())
+            .or_else(|| stop_at.filter(|&s| now >= s).map(|_| Outcome::Alive));
         if let Some(outcome) = stop {
             let message = match outcome {
                 Outcome::Alive => "--for elapsed".to_string(),
@@ -198,13 +218,14 @@ pub fn serve(
                 if let Some(s) = table.sessions.get_mut(&id) {
                     let end = s.finish(now, outcome, message.clone(), &mut events);
                     rep.emit_all(id, events)?;
+                    let end = rep.end(id, end)?;
                     table.remove(id, &end);
-                    rep.emit(id, EventKind::End(end))?;
                 }
             }
             let summary = format!("{}; {}", message, table.summary(next_id - 1));
-            rep.emit(RUN, EventKind::End(run_end(outcome, summary)))?;
-            return Ok(outcome);
+            let end = run_end(outcome, summary, &table);
+            rep.emit(RUN, EventKind::End(end.clone()))?;
+            return Ok(end);
         }
 
         // The connections held first: their EOFs free table slots for new ones.
@@ -222,7 +243,16 @@ pub fn serve(
         if ready.iter().any(|r| r.token == LISTENER)
             && let Some(sock) = &listener
         {
-            accept_all(sock, cfg, rep, &mut table, &mut next_id, &mut reserve, &mut emfile_reported)?;
+            accept_all(
+                sock,
+                cfg,
+                &plan,
+                rep,
+                &mut table,
+                &mut next_id,
+                &mut reserve,
+                &mut emfile_reported,
+            )?;
             if cfg.once && next_id > 1 {
                 let _ = table.poller.delete(std::os::fd::AsFd::as_fd(sock));
                 listener = None;
@@ -233,7 +263,9 @@ pub fn serve(
             if at > now {
                 break;
             }
-            let Some(Reverse((_, id))) = table.timers.pop() else { break };
+            let Some(Reverse((_, id))) = table.timers.pop() else {
+                break;
+            };
             let mut events = Vec::new();
             let end = match table.sessions.get_mut(&id) {
                 Some(s) => {
@@ -259,14 +291,13 @@ fn finish_step(
     end: Option<EndFacts>,
     once: bool,
     now: Duration,
-) -> Result<Option<Outcome>, RunError> {
+) -> Result<Option<EndFacts>, RunError> {
     rep.emit_all(id, events)?;
     match end {
         Some(end) => {
-            let outcome = end.outcome;
+            let end = rep.end(id, end)?;
             table.remove(id, &end);
-            rep.emit(id, EventKind::End(end))?;
-            Ok(once.then_some(outcome))
+            Ok(once.then_some(end))
         }
         None => {
             table.schedule(id, now);
@@ -275,21 +306,26 @@ fn finish_step(
     }
 }
 
-fn run_end(outcome: Outcome, message: String) -> EndFacts {
-    EndFacts {
-        outcome,
-        errno: None,
-        message,
-        exit_code: outcome.exit_code(),
-        detect_s: None,
-        predicted_detect_s: None,
+/// The run's summary `end`. Under --expect, the connections were judged one by
+/// one; the run exits 9 if any missed, 0 if all met.
+fn run_end(outcome: Outcome, message: String, table: &Table) -> EndFacts {
+    let mut end = EndFacts::new(outcome, None, message, None, None);
+    if table.judged > 0 {
+        end.expect_met = Some(table.missed.is_none());
+        end.expect_failure = table.missed.clone();
+        end.exit_code = match table.missed {
+            None => 0,
+            Some(_) => Outcome::ExpectFailed.exit_code(),
+        };
     }
+    end
 }
 
 #[allow(clippy::too_many_arguments)]
 fn accept_all(
     listener: &Socket,
     cfg: &ListenConfig,
+    plan: &Plan,
     rep: &mut Reporter,
     table: &mut Table,
     next_id: &mut u64,
@@ -348,7 +384,7 @@ fn accept_all(
         let now = rep.clock.now();
         let started = keepalive::apply(&sock, &cfg.keepalive)
             .and_then(|_| sock.set_nonblocking(true))
-            .and_then(|_| Session::start(id, sock, now, None, cfg.fault));
+            .and_then(|_| Session::start(sock, now, plan));
         let (session, events) = match started {
             Ok(pair) => pair,
             Err(e) => {

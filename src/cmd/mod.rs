@@ -3,3 +3,5 @@
 pub mod connect;
 pub mod demo;
 pub mod listen;
+pub mod reconnect;
+pub mod watch;

@@ -67,7 +67,9 @@ mod tests {
     fn reads_an_established_loopback_connection() {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         let client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
-        let s = sample(client.as_fd()).expect("getsockopt").expect("linux has TCP_INFO");
+        let s = sample(client.as_fd())
+            .expect("getsockopt")
+            .expect("linux has TCP_INFO");
         assert_eq!(s.state, super::super::TCP_ESTABLISHED);
         assert_eq!(s.probes, 0);
         assert!(s.since_contact().as_secs() < 5);

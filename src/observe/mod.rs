@@ -9,7 +9,6 @@ use std::time::Duration;
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
-#[allow(unused_imports)] // sample_from_bytes serves sock_diag (watch).
 pub use linux::{sample, sample_from_bytes};
 
 #[cfg(not(target_os = "linux"))]
@@ -18,6 +17,12 @@ mod fallback;
 pub use fallback::sample;
 
 pub mod timeline;
+
+#[cfg(target_os = "linux")]
+pub mod sockdiag;
+
+#[cfg(target_os = "linux")]
+pub mod procfs;
 
 /// What the kernel reported about a connection at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -39,6 +44,7 @@ pub struct TcpSample {
     pub bytes_acked: u64,
 }
 
+#[cfg(test)]
 pub const TCP_ESTABLISHED: u8 = 1;
 
 impl TcpSample {

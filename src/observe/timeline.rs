@@ -2,10 +2,10 @@
 //! when the next sample is worth taking.
 //!
 //! This is pure logic over [`TcpSample`]s and run times, so it is tested without
-//! sockets. The observer wakes at the predicted time of the next probe (last contact
-//! + idle, then + intvl each) plus a small slack; when the kernel's timer is late
-//! (its timer wheel rounds long timeouts up), it samples again with short steps that
-//! grow with the lateness, so an event is never much later than the probe itself.
+//! sockets. The observer wakes at the predicted time of the next probe (idle after the
+//! last contact, then every intvl) plus a small slack; when the kernel's timer is
+//! late (its timer wheel rounds long timeouts up), it samples again with short steps
+//! that grow with the lateness, so an event is never much later than the probe.
 
 use std::time::Duration;
 
@@ -50,7 +50,9 @@ impl Timeline {
         Timeline {
             eff,
             schedule: eff.idle_schedule(),
-            busy_detect_after: Duration::from_secs_f64(facts.predicted_busy_detect_s.unwrap_or(0.0)),
+            busy_detect_after: Duration::from_secs_f64(
+                facts.predicted_busy_detect_s.unwrap_or(0.0),
+            ),
             last_contact: now,
             probes_seen: 0,
             window_open: false,
@@ -219,9 +221,10 @@ impl Timeline {
         if !self.observed {
             return None;
         }
-        let traffic = self
-            .traffic_pending
-            .then(|| self.last_traffic_report.map_or(now, |t| t + TRAFFIC_REPORT_EVERY));
+        let traffic = self.traffic_pending.then(|| {
+            self.last_traffic_report
+                .map_or(now, |t| t + TRAFFIC_REPORT_EVERY)
+        });
         let kernel = if self.in_flight {
             let step = (self.rto / 4).clamp(Duration::from_millis(10), Duration::from_millis(200));
             Some(now + step)
@@ -266,14 +269,7 @@ impl Timeline {
             _ if !self.observed => None,
             _ => Some(now.saturating_sub(self.last_contact).as_secs_f64()),
         };
-        EndFacts {
-            outcome,
-            errno,
-            message,
-            exit_code: outcome.exit_code(),
-            detect_s,
-            predicted_detect_s: predicted,
-        }
+        EndFacts::new(outcome, errno, message, detect_s, predicted)
     }
 }
 
@@ -405,7 +401,12 @@ mod tests {
     fn detection_latency_counts_from_last_contact() {
         let mut t = timeline();
         t.observe(ms(1010), &at(1010, 1002, 0));
-        let end = t.end(ms(5010), Outcome::Timeout, Some("ETIMEDOUT".into()), String::new());
+        let end = t.end(
+            ms(5010),
+            Outcome::Timeout,
+            Some("ETIMEDOUT".into()),
+            String::new(),
+        );
         assert_eq!(end.exit_code, 6);
         assert!((end.detect_s.expect("observed") - 4.008).abs() < 1e-9);
         assert_eq!(end.predicted_detect_s, Some(4.0));

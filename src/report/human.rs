@@ -4,13 +4,16 @@ use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use crate::config::Timestamps;
-use crate::event::{ConfigFacts, EndFacts, Event, EventKind, Outcome, Sink};
+use crate::event::{ConfigFacts, EndFacts, Event, EventKind, Outcome, Sink, WatchFacts};
 
 pub struct Human {
     out: Box<dyn Write>,
     timestamps: Timestamps,
     tag_conns: bool,
     color: bool,
+    /// Connections `watch` follows from outside: their settings are inferred, not
+    /// read back, and the settings line says so.
+    watched: std::collections::HashSet<u64>,
 }
 
 /// Colour only on a terminal, and never when NO_COLOR is set to anything non-empty
@@ -35,6 +38,7 @@ impl Human {
             timestamps,
             tag_conns,
             color,
+            watched: std::collections::HashSet::new(),
         }
     }
 
@@ -77,7 +81,9 @@ fn config_lines(f: &ConfigFacts) -> Vec<(&'static str, String)> {
     if let Some(busy) = f.predicted_busy_detect_s {
         lines.push((
             "predict",
-            format!("with data in flight: dead peer detected {busy:.1}s after the unacknowledged send"),
+            format!(
+                "with data in flight: dead peer detected {busy:.1}s after the unacknowledged send"
+            ),
         ));
     }
     lines.extend(f.warnings.iter().map(|w| ("warning", w.clone())));
@@ -100,8 +106,63 @@ fn end_line(e: &EndFacts) -> String {
             opt_secs(e.predicted_detect_s)
         ));
     }
+    if let Some(o) = &e.outages {
+        text.push_str(&format!(
+            "; {} outage(s), detection min/median/max {}/{}/{}, downtime {:.3}s, availability {:.4}%",
+            o.outages,
+            opt_secs(o.detect_min_s),
+            opt_secs(o.detect_median_s),
+            opt_secs(o.detect_max_s),
+            o.downtime_s,
+            o.availability * 100.0
+        ));
+    }
+    match (e.expect_met, &e.expect_failure) {
+        (Some(true), _) => text.push_str(&format!(
+            "; expected {}: met",
+            e.expected.as_deref().unwrap_or("")
+        )),
+        (Some(false), Some(why)) => text.push_str(&format!("; NOT MET: {why}")),
+        _ => {}
+    }
     text.push_str(&format!("; exit {}", e.exit_code));
+    if let Some(evidence) = &e.evidence {
+        text.push_str(&format!(" [inferred from outside: {evidence}]"));
+    }
     text
+}
+
+/// A watched connection's first line: endpoints, owner, timer and settings.
+fn watched_line(w: &WatchFacts) -> String {
+    let owner = match (&w.pid, &w.process) {
+        (Some(pid), Some(name)) => format!("pid {pid} ({name})"),
+        (Some(pid), None) => format!("pid {pid}"),
+        _ => format!("owner not visible (uid {})", w.uid),
+    };
+    let keepalive = match w.keepalive {
+        Some(true) => "keepalive on".to_string(),
+        Some(false) => "keepalive OFF".to_string(),
+        None => "keepalive unknown".to_string(),
+    };
+    let timer = match w.timer {
+        "none" => "no timer pending".to_string(),
+        t => format!("{t} timer in {:.3}s", w.timer_expires_ms as f64 / 1e3),
+    };
+    let source = |s: &str| match s {
+        "kernel-timer" => " (from the kernel's keepalive timer)",
+        _ => " (system default, may be overridden by the app)",
+    };
+    format!(
+        "{} -> {}, {owner}; {keepalive} ({timer}); idle {}s{}, intvl {}s{}, cnt {}{}",
+        w.local,
+        w.peer,
+        w.idle_s,
+        source(w.idle_source),
+        w.intvl_s,
+        source(w.intvl_source),
+        w.cnt,
+        source(w.cnt_source)
+    )
 }
 
 /// The event's name and facts as text lines (most events are one line).
@@ -128,15 +189,38 @@ fn describe(kind: &EventKind) -> Vec<(&'static str, String)> {
         EventKind::Retransmit { n, unacked } => one(format!(
             "#{n}, {unacked} segment(s) unacknowledged: keepalive is suspended while data is in flight"
         )),
-        EventKind::Data { bytes_in, bytes_out } => {
-            one(format!("{bytes_in} bytes in, {bytes_out} bytes out (acknowledged)"))
-        }
+        EventKind::Data {
+            bytes_in,
+            bytes_out,
+        } => one(format!(
+            "{bytes_in} bytes in, {bytes_out} bytes out (acknowledged)"
+        )),
         EventKind::Heartbeat { seq } => one(format!("#{seq} sent")),
-        EventKind::HeartbeatReply { seq, rtt } => {
-            one(format!("#{seq} answered in {:.3}ms", rtt.as_secs_f64() * 1e3))
-        }
+        EventKind::HeartbeatReply { seq, rtt } => one(format!(
+            "#{seq} answered in {:.3}ms",
+            rtt.as_secs_f64() * 1e3
+        )),
+        EventKind::Down {
+            n,
+            outcome,
+            errno,
+            detect_s,
+        } => one(format!(
+            "outage #{n}: {}{} detected {} after last contact",
+            outcome.name(),
+            errno
+                .as_deref()
+                .map(|e| format!(" {e}"))
+                .unwrap_or_default(),
+            opt_secs(*detect_s)
+        )),
+        EventKind::Up { n, downtime } => one(format!(
+            "outage #{n} over: connected again {:.3}s after the last contact",
+            downtime.as_secs_f64()
+        )),
         EventKind::Warning { message } => one(message.clone()),
         EventKind::End(e) => one(end_line(e)),
+        EventKind::Watched(w) => one(watched_line(w)),
     }
 }
 
@@ -174,7 +258,16 @@ impl Sink for Human {
         } else {
             String::new()
         };
+        if let EventKind::Watched(_) = event.kind {
+            self.watched.insert(event.conn);
+        }
+        let watched = self.watched.contains(&event.conn);
         for (name, text) in describe(&event.kind) {
+            let text = if watched && name == "settings" {
+                text.replace("(read back from the kernel)", "(inferred from outside)")
+            } else {
+                text
+            };
             if self.color {
                 // Pad first, then colour, so the columns line up as in plain output.
                 let padded = format!("{name:<12}");
@@ -269,26 +362,24 @@ mod tests {
     }
 
     fn sample_end() -> EndFacts {
-        EndFacts {
-            outcome: Outcome::Timeout,
-            errno: Some("ETIMEDOUT".into()),
-            message: "Connection timed out".into(),
-            exit_code: 6,
-            detect_s: Some(4.012),
-            predicted_detect_s: Some(4.0),
-        }
+        EndFacts::new(
+            Outcome::Timeout,
+            Some("ETIMEDOUT".into()),
+            "Connection timed out".into(),
+            Some(4.012),
+            Some(4.0),
+        )
     }
 
     #[test]
     fn end_line_reads_as_a_verdict() {
-        let e = EndFacts {
-            outcome: Outcome::Timeout,
-            errno: Some("ETIMEDOUT".into()),
-            message: "Connection timed out".into(),
-            exit_code: 6,
-            detect_s: Some(4.012),
-            predicted_detect_s: Some(4.0),
-        };
+        let e = EndFacts::new(
+            Outcome::Timeout,
+            Some("ETIMEDOUT".into()),
+            "Connection timed out".into(),
+            Some(4.012),
+            Some(4.0),
+        );
         assert_eq!(
             end_line(&e),
             "timeout ETIMEDOUT (Connection timed out); detected 4.012s after last contact, \

@@ -45,15 +45,26 @@ pub fn to_value(event: &Event) -> Value {
         }
         EventKind::Probe { n } | EventKind::ProbeAcked { n } => json!({"n": n}),
         EventKind::Retransmit { n, unacked } => json!({"n": n, "unacked": unacked}),
-        EventKind::Data { bytes_in, bytes_out } => {
+        EventKind::Data {
+            bytes_in,
+            bytes_out,
+        } => {
             json!({"bytes_in": bytes_in, "bytes_out": bytes_out})
         }
         EventKind::Heartbeat { seq } => json!({"seq": seq}),
         EventKind::HeartbeatReply { seq, rtt } => {
             json!({"seq": seq, "rtt_ms": (rtt.as_secs_f64() * 1e6).round() / 1e3})
         }
+        EventKind::Down {
+            n,
+            outcome,
+            errno,
+            detect_s,
+        } => json!({"n": n, "outcome": outcome, "errno": errno, "detect_s": detect_s}),
+        EventKind::Up { n, downtime } => json!({"n": n, "downtime_s": secs(*downtime)}),
         EventKind::Warning { message } => json!({"message": message}),
         EventKind::End(facts) => serde_json::to_value(facts).unwrap_or(Value::Null),
+        EventKind::Watched(facts) => serde_json::to_value(facts).unwrap_or(Value::Null),
     };
     if let Value::Object(fields) = fields {
         obj.extend(fields);
@@ -81,19 +92,18 @@ mod tests {
             at: Duration::from_millis(4012),
             wall: UNIX_EPOCH + Duration::from_millis(1_795_000_000_123),
             conn: 1,
-            kind: EventKind::End(EndFacts {
-                outcome: Outcome::Timeout,
-                errno: Some("ETIMEDOUT".into()),
-                message: "Connection timed out".into(),
-                exit_code: 6,
-                detect_s: Some(4.012),
-                predicted_detect_s: Some(4.0),
-            }),
+            kind: EventKind::End(EndFacts::new(
+                Outcome::Timeout,
+                Some("ETIMEDOUT".into()),
+                "Connection timed out".into(),
+                Some(4.012),
+                Some(4.0),
+            )),
         };
         let v = to_value(&event);
         assert_eq!(v["event"], "end");
         assert_eq!(v["t"], 4.012);
-        assert_eq!(v["time"], "2026-11-18T07:06:40.123Z");
+        assert_eq!(v["time"], "2026-11-18T11:06:40.123Z");
         assert_eq!(v["conn"], 1);
         assert_eq!(v["outcome"], "timeout");
         assert_eq!(v["errno"], "ETIMEDOUT");

@@ -19,7 +19,11 @@ pub fn sink_for(run: &RunConfig, tag_conns: bool) -> Box<dyn Sink> {
         Format::Json => Box::new(Json::new(out)),
         Format::Human => Box::new(Human::new(out, run.timestamps, tag_conns)),
     };
-    if run.quiet { Box::new(OnlyEnd(sink)) } else { sink }
+    if run.quiet {
+        Box::new(OnlyEnd(sink))
+    } else {
+        sink
+    }
 }
 
 /// `--quiet`: passes only `end` events.

@@ -1,0 +1,465 @@
+#!/usr/bin/env bash
+# tcpalive lab: pull cables, reboot and kill peers inside network namespaces and
+# check that `tcpalive connect` notices what the kernel notices, when predicted.
+#
+#   scripts/lab.sh list
+#   scripts/lab.sh SCENARIO [--out DIR] [--pcap] [--fault-after S] [--max-wait S]
+#                           [tcpalive connect options...]
+#
+# Every run makes its own namespaces (tca-<abbrev>-<slot>-{c,r,s}), veth pairs and a
+# /29 out of 198.18.0.0/15 (RFC 2544 benchmarking range), allocated from a lock
+# directory so parallel runs never share names, addresses or ports; everything is
+# removed on exit, on failure and on Ctrl-C.
+#
+# Exit codes: 0 verdict as expected, 1 verdict not as expected (or the run broke),
+# 2 usage, 77 lab unavailable (not root, no iproute2/tcpdump/ss -K, netns failed).
+#
+# Environment: TCPALIVE (binary; default target/debug/tcpalive, else PATH),
+# LAB_OUT (same as --out), LAB_PCAP=1 (same as --pcap), LAB_LOCK_DIR.
+
+set -u -o pipefail
+
+readonly EXIT_FAIL=1 EXIT_USAGE=2 EXIT_UNAVAILABLE=77
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
+JSONL_AWK=$(cat "$SCRIPT_DIR/lib/jsonl.awk") || { echo "lab: missing $SCRIPT_DIR/lib/jsonl.awk" >&2; exit $EXIT_FAIL; }
+
+# name|abbrev|topology|expected outcomes|scenario connect args|description
+SCENARIOS='
+alive|al|direct|alive|--for 4.5|peer alive: probes are answered, --for elapses
+cable-pull|cp|switch|timeout||cable pull: `ip link set down` on the far host, behind a switch; probes go unanswered
+reboot|rb|switch|reset||peer reboot: far side loses its socket silently (link down, ss -K, link up); next probe gets RST
+exits|ex|direct|eof||peer process exits: listener SIGKILLed, its kernel sends FIN
+aborts|ab|direct|reset||peer aborts: `listen --reset-after` sends RST
+busy|bz|switch|timeout,unreachable|--send-every 200ms --send-size 100 --user-timeout 4s|busy connection: data in flight when the cable is pulled; TCP_USER_TIMEOUT bounds it (ETIMEDOUT, or EHOSTUNREACH once ARP failed)
+icmp-idle|ii|router|timeout||router answers ICMP host-unreachable, idle connection: Linux ignores ICMP for probes
+icmp-busy|ib|router|unreachable|--send-every 200ms --send-size 100 --user-timeout 3s|router answers ICMP host-unreachable, data in flight: soft error EHOSTUNREACH at the user timeout
+fidelity|fd|switch|timeout||cable pull with tcpdump on the client: every wire keepalive probe has its probe event within 50 ms
+cable-pull-direct|cd|direct|timeout||cable pull on a direct veth pair: the local NIC loses carrier too (probes dropped locally can come 0.5 s late)
+'
+
+die()   { echo "lab: $*" >&2; exit $EXIT_FAIL; }
+unavailable() { echo "lab unavailable: $*" >&2; exit $EXIT_UNAVAILABLE; }
+usage() {
+    cat >&2 <<EOF
+usage: scripts/lab.sh list
+       scripts/lab.sh SCENARIO [--out DIR] [--pcap] [--fault-after SECONDS] [--max-wait SECONDS]
+                               [tcpalive connect options, e.g. --idle 5 --intvl 5 --cnt 3]
+Defaults passed to connect: --idle 1 --intvl 1 --cnt 3 (any you give replaces its default).
+EOF
+    exit $EXIT_USAGE
+}
+jawk() { local prog=$1; shift; awk "$JSONL_AWK
+$prog" "$@"; }
+now() { date +%s.%N; }
+log() { printf 'lab: %s\n' "$*" >&2; }
+
+scenario_field() {  # scenario_field NAME FIELDNO
+    printf '%s\n' "$SCENARIOS" | awk -F'|' -v n="$1" -v f="$2" '$1 == n { print $f; found = 1 } END { exit !found }'
+}
+
+list_scenarios() {
+    printf '%-11s %-20s %s\n' SCENARIO EXPECTED DESCRIPTION
+    printf '%s\n' "$SCENARIOS" | awk -F'|' 'NF >= 6 { printf "%-11s %-20s %s\n", $1, $4, $6 }'
+}
+
+# ---------------------------------------------------------------- arguments
+[ $# -ge 1 ] || usage
+case $1 in
+    list) list_scenarios; exit 0 ;;
+    -h|--help|help) usage ;;
+esac
+SCENARIO=$1; shift
+scenario_field "$SCENARIO" 1 >/dev/null || { echo "lab: unknown scenario '$SCENARIO'" >&2; list_scenarios >&2; exit $EXIT_USAGE; }
+ABBR=$(scenario_field "$SCENARIO" 2)
+TOPO=$(scenario_field "$SCENARIO" 3)
+EXPECTED=$(scenario_field "$SCENARIO" 4)
+SCEN_ARGS=$(scenario_field "$SCENARIO" 5)
+
+OUT=${LAB_OUT:-}
+PCAP=${LAB_PCAP:-0}
+[ "$SCENARIO" = fidelity ] && PCAP=1
+FAULT_AFTER=0.5
+MAX_WAIT=60
+USER_ARGS=()
+while [ $# -gt 0 ]; do
+    case $1 in
+        --out) [ $# -ge 2 ] || usage; OUT=$2; shift 2 ;;
+        --out=*) OUT=${1#--out=}; shift ;;
+        --pcap) PCAP=1; shift ;;
+        --fault-after) [ $# -ge 2 ] || usage; FAULT_AFTER=$2; shift 2 ;;
+        --max-wait) [ $# -ge 2 ] || usage; MAX_WAIT=$2; shift 2 ;;
+        *) USER_ARGS+=("$1"); shift ;;
+    esac
+done
+
+# connect args: defaults, then the scenario's, then the user's; a flag the user gives
+# replaces the default/scenario one (clap rejects repeated flags).
+user_has() { local a; for a in "${USER_ARGS[@]+"${USER_ARGS[@]}"}"; do case $a in "$1"|"$1"=*) return 0 ;; esac; done; return 1; }
+CONNECT_ARGS=()
+add_default() {  # add_default FLAG [VALUE]
+    user_has "$1" && return 0
+    user_has --no-keepalive && case $1 in --idle|--intvl|--cnt) return 0 ;; esac
+    CONNECT_ARGS+=("$@")
+}
+add_default --idle 1; add_default --intvl 1; add_default --cnt 3
+set -- $SCEN_ARGS
+while [ $# -gt 0 ]; do add_default "$1" "$2"; shift 2; done
+CONNECT_ARGS+=("${USER_ARGS[@]+"${USER_ARGS[@]}"}")
+
+# ---------------------------------------------------------------- prerequisites
+[ "$(id -u)" = 0 ] || unavailable "needs root (network namespaces); run as root or under sudo"
+command -v ip >/dev/null || unavailable "needs 'ip' from iproute2 (apt-get install iproute2)"
+ip netns list >/dev/null 2>&1 || unavailable "'ip netns' does not work here"
+if [ "$PCAP" = 1 ]; then
+    command -v tcpdump >/dev/null || unavailable "needs tcpdump for packet capture (apt-get install tcpdump)"
+fi
+if [ "$SCENARIO" = reboot ]; then
+    command -v ss >/dev/null || unavailable "needs 'ss' from iproute2 to kill the peer's socket (reboot scenario)"
+fi
+
+if [ -n "${TCPALIVE:-}" ]; then
+    BIN=$TCPALIVE
+elif [ -x "$REPO_ROOT/target/debug/tcpalive" ]; then
+    BIN=$REPO_ROOT/target/debug/tcpalive
+else
+    BIN=$(command -v tcpalive) || die "no tcpalive binary: set TCPALIVE, run 'cargo build', or put tcpalive on PATH"
+fi
+[ -x "$BIN" ] || command -v "$BIN" >/dev/null || die "TCPALIVE=$BIN is not executable"
+
+# ---------------------------------------------------------------- state and cleanup
+LOCK_DIR=${LAB_LOCK_DIR:-/run/tcpalive-lab}
+SLOT='' SLOT_DIR='' NS_C='' NS_R='' NS_S='' WORK='' TMP_WORK=0
+LISTEN_PID='' CONNECT_PID='' TCPDUMP_PID=''
+NAMESPACES=()
+
+stop_pid() {  # stop_pid PID SIGNAL: signal, wait up to 2 s, then SIGKILL
+    local pid=$1 sig=$2 i
+    [ -n "$pid" ] || return 0
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill "-$sig" "$pid" 2>/dev/null
+    for i in $(seq 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+}
+
+cleanup() {
+    local rc=$? ns p
+    trap - EXIT INT TERM
+    stop_pid "$TCPDUMP_PID" INT
+    stop_pid "$CONNECT_PID" TERM
+    stop_pid "$LISTEN_PID" TERM
+    for ns in "${NAMESPACES[@]+"${NAMESPACES[@]}"}"; do
+        # anything still running inside our own namespaces is ours
+        for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+        ip netns del "$ns" 2>/dev/null
+    done
+    [ -n "$SLOT_DIR" ] && rm -rf "$SLOT_DIR"
+    [ "$TMP_WORK" = 1 ] && [ -n "$WORK" ] && rm -rf "$WORK"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'echo "lab: interrupted, cleaning up" >&2; exit 130' INT
+trap 'echo "lab: terminated, cleaning up" >&2; exit 143' TERM
+
+# A slot is a /29 in 198.18.0.0/15, a port and a name suffix, held by mkdir (atomic)
+# for the life of this run. A slot whose owner died is reclaimed, with its leftovers.
+alloc_slot() {
+    local n i owner ns
+    mkdir -p "$LOCK_DIR" || unavailable "cannot create $LOCK_DIR"
+    for i in $(seq 200); do
+        n=$(( (RANDOM * 32768 + RANDOM + $$) % 16384 ))
+        if mkdir "$LOCK_DIR/$n" 2>/dev/null; then
+            echo $$ > "$LOCK_DIR/$n/pid"; SLOT=$n; SLOT_DIR=$LOCK_DIR/$n; return 0
+        fi
+        owner=$(cat "$LOCK_DIR/$n/pid" 2>/dev/null)
+        if [ -n "$owner" ] && ! kill -0 "$owner" 2>/dev/null; then
+            for ns in $(ip netns list | awk '{print $1}' | grep -E "^tca-[a-z]+-$n-[crs]\$"); do ip netns del "$ns" 2>/dev/null; done
+            rm -rf "$LOCK_DIR/$n"
+        fi
+    done
+    unavailable "no free lab slot in $LOCK_DIR"
+}
+
+# ---------------------------------------------------------------- topology
+addr() {  # addr HOSTNO: 198.18.x.y, host HOSTNO of this slot's /29
+    local off=$(( SLOT * 8 + $1 ))
+    echo "198.$(( 18 + off / 65536 )).$(( off / 256 % 256 )).$(( off % 256 ))"
+}
+
+mkns() {
+    ip netns add "$1" 2>"$WORK/netns.err" || unavailable "cannot create network namespace $1: $(cat "$WORK/netns.err")"
+    NAMESPACES+=("$1")
+    ip -n "$1" link set lo up || unavailable "cannot bring up lo in $1"
+    ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 2>/dev/null || true
+}
+
+veth() {  # veth NS1 DEV1 ADDR1 NS2 DEV2 ADDR2 (addresses /30)
+    ip link add "$2" netns "$1" type veth peer name "$5" netns "$4" 2>"$WORK/veth.err" \
+        || unavailable "cannot create veth pair $2/$5: $(cat "$WORK/veth.err")"
+    ip -n "$1" addr add "$3/30" dev "$2" && ip -n "$4" addr add "$6/30" dev "$5" \
+        && ip -n "$1" link set "$2" up && ip -n "$4" link set "$5" up \
+        || unavailable "cannot configure veth pair $2/$5"
+}
+
+setup_topology() {
+    NS_C=tca-$ABBR-$SLOT-c; NS_S=tca-$ABBR-$SLOT-s
+    DEV_C=tca${SLOT}c; DEV_S=tca${SLOT}s
+    PORT=$(( 20000 + SLOT ))
+    mkns "$NS_C"; mkns "$NS_S"
+    if [ "$TOPO" = direct ]; then
+        C_ADDR=$(addr 1); S_ADDR=$(addr 2)
+        veth "$NS_C" "$DEV_C" "$C_ADDR" "$NS_S" "$DEV_S" "$S_ADDR"
+    elif [ "$TOPO" = switch ]; then
+        # client -- bridge -- server, one subnet: pulling the server's cable leaves the
+        # client's NIC up, as behind a real switch
+        NS_R=tca-$ABBR-$SLOT-r
+        mkns "$NS_R"
+        C_ADDR=$(addr 1); S_ADDR=$(addr 2)
+        ip -n "$NS_R" link add br0 type bridge 2>"$WORK/veth.err" || unavailable "cannot create a bridge: $(cat "$WORK/veth.err")"
+        ip link add "$DEV_C" netns "$NS_C" type veth peer name "tca${SLOT}wc" netns "$NS_R" \
+            && ip link add "$DEV_S" netns "$NS_S" type veth peer name "tca${SLOT}ws" netns "$NS_R" \
+            || unavailable "cannot create veth pairs"
+        ip -n "$NS_R" link set "tca${SLOT}wc" master br0 up && ip -n "$NS_R" link set "tca${SLOT}ws" master br0 up \
+            && ip -n "$NS_R" link set br0 up \
+            && ip -n "$NS_C" addr add "$C_ADDR/30" dev "$DEV_C" && ip -n "$NS_C" link set "$DEV_C" up \
+            && ip -n "$NS_S" addr add "$S_ADDR/30" dev "$DEV_S" && ip -n "$NS_S" link set "$DEV_S" up \
+            || unavailable "cannot configure the switch topology"
+    else
+        NS_R=tca-$ABBR-$SLOT-r; DEV_RC=tca${SLOT}rc; DEV_RS=tca${SLOT}rs
+        mkns "$NS_R"
+        C_ADDR=$(addr 1); RC_ADDR=$(addr 2); RS_ADDR=$(addr 5); S_ADDR=$(addr 6)
+        veth "$NS_C" "$DEV_C" "$C_ADDR" "$NS_R" "$DEV_RC" "$RC_ADDR"
+        veth "$NS_R" "$DEV_RS" "$RS_ADDR" "$NS_S" "$DEV_S" "$S_ADDR"
+        ip netns exec "$NS_R" sysctl -qw net.ipv4.ip_forward=1 || unavailable "cannot enable forwarding in $NS_R"
+        # no ICMP rate limit in the router, so every probe gets its unreachable
+        ip netns exec "$NS_R" sysctl -qw net.ipv4.icmp_ratelimit=0 || true
+        ip -n "$NS_C" route add default via "$RC_ADDR" && ip -n "$NS_S" route add default via "$RS_ADDR" \
+            || unavailable "cannot add routes"
+    fi
+}
+
+# ---------------------------------------------------------------- running the tools
+wait_event() {  # wait_event FILE EVENT TIMEOUT_S PID: 0 when the event line appeared
+    local file=$1 ev=$2 deadline pid=$4
+    deadline=$(awk -v n="$(now)" -v t="$3" 'BEGIN { printf "%.3f", n + t }')
+    while :; do
+        grep -Eq "\"event\": ?\"$ev\"" "$file" 2>/dev/null && return 0
+        kill -0 "$pid" 2>/dev/null || { grep -Eq "\"event\": ?\"$ev\"" "$file" 2>/dev/null; return; }
+        awk -v n="$(now)" -v d="$deadline" 'BEGIN { exit !(n > d) }' && return 1
+        sleep 0.02
+    done
+}
+
+wait_exit() {  # wait_exit PID TIMEOUT_S -> sets WAIT_RC (or empty when still running)
+    local pid=$1 deadline
+    deadline=$(awk -v n="$(now)" -v t="$2" 'BEGIN { printf "%.3f", n + t }')
+    WAIT_RC=''
+    while kill -0 "$pid" 2>/dev/null; do
+        awk -v n="$(now)" -v d="$deadline" 'BEGIN { exit !(n > d) }' && return 1
+        sleep 0.05
+    done
+    wait "$pid"; WAIT_RC=$?
+}
+
+record_fault() {  # record_fault DESCRIPTION [EPOCH]
+    FAULT_EPOCH=${2:-$(now)}
+    FAULT_DESC=$1
+    printf '%s %s\n' "$FAULT_EPOCH" "$FAULT_DESC" > "$WORK/fault_at"
+    log "fault at $(date -d "@$FAULT_EPOCH" +%T.%3N): $FAULT_DESC"
+}
+
+inject_fault() {
+    case $SCENARIO in
+        alive) FAULT_EPOCH=''; echo "none" > "$WORK/fault_at" ;;
+        cable-pull|cable-pull-direct|fidelity|busy)
+            record_fault "ip link set $DEV_S down (in $NS_S)"
+            ip -n "$NS_S" link set "$DEV_S" down || die "link down failed" ;;
+        reboot)
+            record_fault "ip link set $DEV_S down; ss -K sport :$PORT; ip link set $DEV_S up (in $NS_S)"
+            ip -n "$NS_S" link set "$DEV_S" down || die "link down failed"
+            ip netns exec "$NS_S" ss -K -tn state established "( sport = :$PORT )" >/dev/null 2>"$WORK/ss.err"
+            if ip netns exec "$NS_S" ss -Htn state established "( sport = :$PORT )" | grep -q .; then
+                unavailable "ss -K could not destroy the socket (kernel without CONFIG_INET_DIAG_DESTROY?): $(cat "$WORK/ss.err")"
+            fi
+            ip -n "$NS_S" link set "$DEV_S" up || die "link up failed" ;;
+        exits)
+            record_fault "SIGKILL listener pid $LISTEN_PID"
+            kill -KILL "$LISTEN_PID" ;;
+        aborts)
+            # the listener resets by itself; the fault time is its accept + reset-after
+            local l_conn
+            l_conn=$(jawk '/"event":"connected"/ { printf "%.6f", rfc3339(jget($0, "time")); exit }' "$WORK/listen.jsonl")
+            record_fault "listen --reset-after $RESET_AFTER (RST)" \
+                "$(awk -v a="$l_conn" -v d="${RESET_AFTER%s}" 'BEGIN { printf "%.6f", a + d }')" ;;
+        icmp-idle|icmp-busy)
+            record_fault "ip link set $DEV_S down (in $NS_S); ip route replace unreachable $S_ADDR/32 (in $NS_R)"
+            ip -n "$NS_S" link set "$DEV_S" down || die "link down failed"
+            ip -n "$NS_R" route replace unreachable "$S_ADDR/32" || die "unreachable route failed" ;;
+    esac
+}
+
+# ---------------------------------------------------------------- main
+if [ -n "$OUT" ]; then
+    mkdir -p "$OUT" || die "cannot create $OUT"
+    WORK=$(cd "$OUT" && pwd)
+    rm -f "$WORK"/{connect.jsonl,listen.jsonl,connect.exit,listen.exit,connect.err,listen.err,fault_at,pcap.txt,verdict.json}
+else
+    WORK=$(mktemp -d /tmp/tcpalive-lab.XXXXXX) || die "mktemp failed"; TMP_WORK=1
+fi
+alloc_slot
+setup_topology
+log "scenario $SCENARIO: $NS_C ($C_ADDR) -> $NS_S ($S_ADDR:$PORT)${NS_R:+ via $NS_R}"
+
+LISTEN_ARGS=(--once --json)
+RESET_AFTER=''
+if [ "$SCENARIO" = aborts ]; then RESET_AFTER=1.5s; LISTEN_ARGS+=(--reset-after "$RESET_AFTER"); fi
+
+if [ "$PCAP" = 1 ]; then
+    ip netns exec "$NS_C" tcpdump -i "$DEV_C" -n -tt -S -l -U "tcp port $PORT" >"$WORK/pcap.txt" 2>"$WORK/tcpdump.err" &
+    TCPDUMP_PID=$!
+    for i in $(seq 500); do grep -q "listening on" "$WORK/tcpdump.err" 2>/dev/null && break; sleep 0.02; done
+    grep -q 'listening on' "$WORK/tcpdump.err" || unavailable "tcpdump did not start: $(cat "$WORK/tcpdump.err")"
+fi
+
+ip netns exec "$NS_S" "$BIN" listen "$S_ADDR:$PORT" "${LISTEN_ARGS[@]}" >"$WORK/listen.jsonl" 2>"$WORK/listen.err" &
+LISTEN_PID=$!
+wait_event "$WORK/listen.jsonl" listening 5 "$LISTEN_PID" \
+    || die "listener did not report 'listening': $(tail -3 "$WORK/listen.err")"
+
+log "connect ${CONNECT_ARGS[*]}"
+ip netns exec "$NS_C" "$BIN" connect "$S_ADDR:$PORT" --json "${CONNECT_ARGS[@]}" >"$WORK/connect.jsonl" 2>"$WORK/connect.err" &
+CONNECT_PID=$!
+wait_event "$WORK/connect.jsonl" connected 5 "$CONNECT_PID" \
+    || die "connect did not report 'connected': $(tail -3 "$WORK/connect.err")"
+
+if [ "$SCENARIO" = aborts ]; then
+    wait_event "$WORK/listen.jsonl" connected 5 "$LISTEN_PID" || die "listener did not report 'connected'"
+    inject_fault
+else
+    sleep "$FAULT_AFTER"
+    inject_fault
+fi
+
+if ! wait_exit "$CONNECT_PID" "$MAX_WAIT"; then
+    log "connect still running after ${MAX_WAIT}s, interrupting it"
+    stop_pid "$CONNECT_PID" INT
+    wait "$CONNECT_PID" 2>/dev/null; WAIT_RC=$?
+fi
+CONNECT_RC=$WAIT_RC; CONNECT_PID=''
+echo "$CONNECT_RC" > "$WORK/connect.exit"
+
+# the listener: give it a moment to end by itself, then stop it (SIGTERM, it prints its summary)
+if [ -n "$LISTEN_PID" ]; then
+    if ! wait_exit "$LISTEN_PID" 1; then stop_pid "$LISTEN_PID" TERM; wait "$LISTEN_PID" 2>/dev/null; WAIT_RC=$?; fi
+    echo "$WAIT_RC" > "$WORK/listen.exit"; LISTEN_PID=''
+fi
+if [ -n "$TCPDUMP_PID" ]; then sleep 0.1; stop_pid "$TCPDUMP_PID" INT; TCPDUMP_PID=''; fi
+
+# ---------------------------------------------------------------- verdict
+FAULT_EPOCH=${FAULT_EPOCH:-}
+jawk '
+function num(v) { return (v == "" || v == "null") ? "null" : v + 0 }
+/"event":"connected"/ && !start { start = rfc3339(jget($0, "time")) - jget($0, "t"); conn_t = jget($0, "t") + 0; last = conn_t }
+/"event":"config"/    { idle = jget($0, "idle_s") + 0; intvl = jget($0, "intvl_s") + 0; cnt = jget($0, "cnt") + 0
+                        uto = jget($0, "user_timeout_ms") + 0; cpred = jget($0, "predicted_detect_s")
+                        bpred = jget($0, "predicted_busy_detect_s") }
+/"event":"probe"/     { probes++ }
+/"event":"probe-acked"/ { acked++; if (fault == "" || rfc3339(jget($0, "time")) < fault) last = jget($0, "t") + 0 }
+/"event":"end"/       { outcome = jget($0, "outcome"); errno = jget($0, "errno"); code = jget($0, "exit_code")
+                        detect = jget($0, "detect_s"); pred = jget($0, "predicted_detect_s"); end_t = jget($0, "t") + 0
+                        end_epoch = rfc3339(jget($0, "time")) }
+END {
+    if (pred == "" || pred == "null") pred = cpred
+    fault_rel = (fault != "" && start) ? fault - start : ""
+    # the scenario model: when should the end come, in seconds after the last contact
+    tol = 0.15; want = ""
+    if (scen == "cable-pull" || scen == "fidelity" || scen == "icmp-idle") want = pred
+    else if (scen == "cable-pull-direct") { want = pred; tol = -1 }
+    else if (scen == "reboot" && intvl > 0) {
+        k = 0; while (last + idle + k * intvl <= fault_rel + 0.01) k++   # first probe after the reboot gets the RST
+        want = idle + k * intvl
+    } else if (scen == "exits" || scen == "aborts") { want = fault_rel - last; tol = -1 }   # judged by reaction_s below
+    else if (scen == "busy" || scen == "icmp-busy") { want = (bpred != "" && bpred != "null") ? bpred : pred; tol = -1 }   # retransmission timing: reported, not judged
+    measured = (detect != "" && detect != "null") ? detect + 0 : ((end_t && outcome != "alive") ? end_t - last : "")
+    timing_ok = "null"
+    if (want != "" && want != "null" && measured != "" && tol > 0) { d = measured - want; if (d < 0) d = -d; timing_ok = (d <= tol) ? "true" : "false" }
+    # reaction: from the injected fault to the end event (wall clock), for faults the peer announces
+    reaction = (fault != "" && end_epoch) ? end_epoch - fault : ""
+    if ((scen == "exits" || scen == "aborts") && reaction != "") timing_ok = (reaction >= -0.05 && reaction <= 0.15) ? "true" : "false"
+    n = split(expected, ok, ",") ; match_ok = 0
+    for (i = 1; i <= n; i++) if (ok[i] == outcome) match_ok = 1
+    want_code["alive"] = 0; want_code["eof"] = 4; want_code["reset"] = 5; want_code["timeout"] = 6; want_code["unreachable"] = 7
+    code_ok = (outcome in want_code) && (rc + 0 == want_code[outcome]) && (code == "" || code + 0 == rc + 0)
+    pass = match_ok && code_ok && timing_ok != "false" && (scen != "alive" || acked >= 2)
+    why = ""
+    if (!match_ok) why = "outcome " (outcome == "" ? "(none)" : outcome) " is not " expected
+    else if (!code_ok) why = "exit code " rc " does not match outcome " outcome
+    else if (timing_ok == "false" && tol < 0) why = sprintf("ended %.3fs after the fault, expected within 0.15s", reaction)
+    else if (timing_ok == "false") why = sprintf("detected after %.3fs, expected %.3fs +-%.2fs", measured, want, tol)
+    else if (scen == "alive" && acked < 2) why = "fewer than 2 probe-acked events"
+    printf "{\"scenario\":\"%s\",\"pass\":%s,\"reason\":\"%s\",\"expected_outcomes\":\"%s\",", scen, pass ? "true" : "false", why, expected
+    printf "\"outcome\":%s,\"errno\":%s,\"exit_code\":%d,", outcome == "" ? "null" : "\"" outcome "\"", (errno == "" || errno == "null") ? "null" : "\"" errno "\"", rc
+    printf "\"detect_s\":%s,\"predicted_detect_s\":%s,\"expected_detect_s\":%s,\"timing_ok\":%s,", num(measured), num(pred), num(want), timing_ok
+    printf "\"reaction_s\":%s,\"last_contact_t\":%.3f,\"fault_at\":%s,\"fault_at_t\":%s,\"end_t\":%s,", reaction == "" ? "null" : sprintf("%.3f", reaction), last, fault == "" ? "null" : sprintf("%.6f", fault), fault_rel == "" ? "null" : sprintf("%.3f", fault_rel), end_t ? sprintf("%.3f", end_t) : "null"
+    printf "\"idle_s\":%s,\"intvl_s\":%s,\"cnt\":%s,\"user_timeout_ms\":%s,\"probes\":%d,\"probes_acked\":%d}\n", num(idle), num(intvl), num(cnt), num(uto), probes, acked
+}' scen="$SCENARIO" expected="$EXPECTED" rc="$CONNECT_RC" fault="$FAULT_EPOCH" "$WORK/connect.jsonl" > "$WORK/verdict.json"
+
+# fidelity: every keepalive probe seen on the wire has its probe event, in order, within 50 ms.
+# A probe on the wire is a pure ACK (length 0) from the client after the handshake's ACK.
+if [ "$PCAP" = 1 ]; then
+    jawk '
+    FNR == 1 { file++ }
+    file == 1 && /"event":"probe"/ { ev[++ne] = rfc3339(jget($0, "time")) }
+    file == 2 && substr($3, 1, length(client) + 1) == client "." && $4 == ">" && / Flags \[\.\],/ && / length 0$/ {
+        if (!handshake_seen) { handshake_seen = 1; next }
+        wire[++nw] = $1 + 0
+    }
+    END {
+        worst = 0; ok = (nw == ne && nw > 0)
+        for (i = 1; i <= nw; i++) {
+            if (i > ne) { ok = 0; break }
+            d = ev[i] - wire[i]; if (d < 0) d = -d
+            if (d > worst) worst = d
+            if (d > 0.05) ok = 0
+        }
+        printf "{\"wire_probes\":%d,\"event_probes\":%d,\"worst_offset_ms\":%.1f,\"ok\":%s}\n", nw, ne, worst * 1000, ok ? "true" : "false"
+    }' client="$C_ADDR" "$WORK/connect.jsonl" "$WORK/pcap.txt" > "$WORK/fidelity.json"
+    # fold it into the verdict
+    FID=$(cat "$WORK/fidelity.json")
+    if [ "$SCENARIO" = fidelity ] && ! grep -q '"ok":true' "$WORK/fidelity.json"; then
+        sed -i 's/"pass":true,"reason":""/"pass":false,"reason":"wire probes and probe events disagree"/' "$WORK/verdict.json"
+    fi
+    sed -i "s/}\$/,\"fidelity\":${FID//\//\\/}}/" "$WORK/verdict.json"
+fi
+
+# ---------------------------------------------------------------- report
+render_file() {
+    echo "== $1"
+    if [ -s "$2" ]; then jawk '/^\{/ { print "  " render($0); next } { print "  " $0 }' "$2"; else echo "  (no output)"; fi
+    [ -s "$3" ] && sed 's/^/  stderr: /' "$3" | head -20
+    [ -s "$4" ] && echo "  exit code: $(cat "$4")"
+}
+{
+    render_file "listen ($NS_S, $S_ADDR:$PORT)" "$WORK/listen.jsonl" "$WORK/listen.err" "$WORK/listen.exit"
+    render_file "connect ($NS_C -> $S_ADDR:$PORT, ${CONNECT_ARGS[*]})" "$WORK/connect.jsonl" "$WORK/connect.err" "$WORK/connect.exit"
+    [ -n "$FAULT_EPOCH" ] && echo "== fault: $(cut -d' ' -f2- "$WORK/fault_at") at $(date -d "@$FAULT_EPOCH" +%T.%3N)"
+    if [ "$PCAP" = 1 ]; then
+        echo "== wire ($DEV_C)"; sed 's/^/  /' "$WORK/pcap.txt" | head -40
+    fi
+}
+for f in netns.err veth.err ss.err tcpdump.err; do [ -s "$WORK/$f" ] || rm -f "$WORK/$f"; done
+
+jawk '{
+    printf "%s %s: outcome %s (errno %s), exit %s, detected %ss after last contact, predicted %ss",
+        jget($0, "pass") == "true" ? "PASS" : "FAIL", jget($0, "scenario"), jget($0, "outcome"), jget($0, "errno"),
+        jget($0, "exit_code"), jget($0, "detect_s") == "null" ? "-" : jget($0, "detect_s"), jget($0, "predicted_detect_s")
+    if (jget($0, "expected_detect_s") != "null" && jget($0, "expected_detect_s") != jget($0, "predicted_detect_s")) printf ", expected %ss", jget($0, "expected_detect_s")
+    if (jget($0, "reason") != "") printf " -- %s", jget($0, "reason")
+    if (index($0, "\"fidelity\"")) printf "; wire probes %s, probe events %s, worst offset %s ms",
+        jget($0, "wire_probes"), jget($0, "event_probes"), jget($0, "worst_offset_ms")
+    print ""
+}' "$WORK/verdict.json"
+[ -n "$OUT" ] && log "results in $WORK"
+grep -q '"pass":true' "$WORK/verdict.json" || exit $EXIT_FAIL
+exit 0

@@ -1,0 +1,204 @@
+//! `--expect OUTCOME` and `--within MIN..MAX`: the script-assertion rules. One
+//! function decides whether an `end` met them, and so whether the run exits 0 or 9.
+
+use std::time::Duration;
+
+use crate::event::{EndFacts, Outcome};
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Expectation {
+    pub outcome: Option<Outcome>,
+    pub min: Option<Duration>,
+    pub max: Option<Duration>,
+}
+
+fn secs(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+impl Expectation {
+    pub fn is_set(&self) -> bool {
+        self.outcome.is_some() || self.min.is_some() || self.max.is_some()
+    }
+
+    fn range_text(&self) -> String {
+        let min = self.min.map(secs).unwrap_or_default();
+        let max = self.max.map(secs).unwrap_or_default();
+        format!("{min}..{max}")
+    }
+
+    /// "timeout within 3s..5s"
+    pub fn describe(&self) -> String {
+        let what = self.outcome.map_or("any outcome", |o| o.name());
+        if self.min.is_some() || self.max.is_some() {
+            format!("{what} within {}", self.range_text())
+        } else {
+            what.to_string()
+        }
+    }
+
+    /// `Ok` when the end meets every rule, else what happened instead.
+    pub fn check(&self, end: &EndFacts) -> Result<(), String> {
+        let got = match (&end.errno, end.detect_s) {
+            (Some(errno), Some(d)) => format!("{} {errno} after {d:.3}s", end.outcome.name()),
+            (None, Some(d)) => format!("{} after {d:.3}s", end.outcome.name()),
+            (Some(errno), None) => format!("{} {errno}", end.outcome.name()),
+            (None, None) => end.outcome.name().to_string(),
+        };
+        if let Some(want) = self.outcome
+            && want.name() != end.outcome.name()
+        {
+            return Err(format!("expected {}, got {got}", self.describe()));
+        }
+        if self.min.is_none() && self.max.is_none() {
+            return Ok(());
+        }
+        let Some(d) = end.detect_s else {
+            return Err(format!(
+                "expected {}, got {got} with no detection latency",
+                self.describe()
+            ));
+        };
+        let d = Duration::from_secs_f64(d);
+        let low = self.min.is_some_and(|m| d < m);
+        let high = self.max.is_some_and(|m| d > m);
+        if low || high {
+            return Err(format!("expected {}, got {got}", self.describe()));
+        }
+        Ok(())
+    }
+
+    /// Applies the rules to an `end`: records the verdict in it and sets its exit
+    /// code (0 met, 9 not met). Without rules the outcome's own code stands.
+    pub fn judge(&self, end: &mut EndFacts) {
+        if !self.is_set() {
+            return;
+        }
+        end.expected = Some(self.describe());
+        match self.check(end) {
+            Ok(()) => {
+                end.expect_met = Some(true);
+                end.exit_code = 0;
+            }
+            Err(why) => {
+                end.expect_met = Some(false);
+                end.expect_failure = Some(why);
+                end.exit_code = Outcome::ExpectFailed.exit_code();
+            }
+        }
+    }
+}
+
+impl Expectation {
+    /// The reconnecting monitor: every outage must meet the rules. With no outage
+    /// the summary `end` itself is judged.
+    pub fn judge_all(&self, deaths: &[EndFacts], summary: &mut EndFacts) {
+        if !self.is_set() {
+            return;
+        }
+        if deaths.is_empty() {
+            return self.judge(summary);
+        }
+        summary.expected = Some(format!("every outage: {}", self.describe()));
+        let failure = deaths.iter().enumerate().find_map(|(i, d)| {
+            self.check(d)
+                .err()
+                .map(|why| format!("outage #{}: {why}", i + 1))
+        });
+        summary.expect_met = Some(failure.is_none());
+        summary.exit_code = match failure {
+            None => 0,
+            Some(_) => Outcome::ExpectFailed.exit_code(),
+        };
+        summary.expect_failure = failure;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn end(outcome: Outcome, errno: Option<&str>, detect: Option<f64>) -> EndFacts {
+        EndFacts::new(
+            outcome,
+            errno.map(str::to_string),
+            String::new(),
+            detect,
+            Some(4.0),
+        )
+    }
+
+    fn within(min: Option<u64>, max: Option<u64>) -> Expectation {
+        Expectation {
+            outcome: Some(Outcome::Timeout),
+            min: min.map(Duration::from_millis),
+            max: max.map(Duration::from_millis),
+        }
+    }
+
+    #[test]
+    fn met_and_not_met_for_every_outcome_kind() {
+        for o in Outcome::CONNECTION_OUTCOMES {
+            let rule = Expectation {
+                outcome: Some(o),
+                ..Expectation::default()
+            };
+            let mut e = end(o, None, None);
+            rule.judge(&mut e);
+            assert_eq!((e.exit_code, e.expect_met), (0, Some(true)), "{o:?}");
+            let other = if o == Outcome::Alive {
+                Outcome::Reset
+            } else {
+                Outcome::Alive
+            };
+            let mut e = end(other, None, None);
+            rule.judge(&mut e);
+            assert_eq!((e.exit_code, e.expect_met), (9, Some(false)), "{o:?}");
+        }
+    }
+
+    #[test]
+    fn latency_bounds() {
+        let table = [
+            (within(Some(3000), Some(5000)), Some(4.01), Ok(())),
+            (within(None, Some(5000)), Some(4.01), Ok(())),
+            (within(Some(3000), None), Some(4.01), Ok(())),
+            (
+                within(Some(3000), Some(5000)),
+                Some(7.0),
+                Err(
+                    "expected timeout within 3s..5s, got timeout ETIMEDOUT after 7.000s"
+                        .to_string(),
+                ),
+            ),
+            (
+                within(Some(5000), None),
+                Some(4.5),
+                Err("expected timeout within 5s.., got timeout ETIMEDOUT after 4.500s".to_string()),
+            ),
+            (
+                within(None, Some(5000)),
+                None,
+                Err(
+                    "expected timeout within ..5s, got timeout ETIMEDOUT with no detection latency"
+                        .to_string(),
+                ),
+            ),
+        ];
+        for (rule, detect, want) in table {
+            assert_eq!(
+                rule.check(&end(Outcome::Timeout, Some("ETIMEDOUT"), detect)),
+                want
+            );
+        }
+    }
+
+    #[test]
+    fn wrong_outcome_says_what_happened_instead() {
+        let rule = within(Some(3000), Some(5000));
+        assert_eq!(
+            rule.check(&end(Outcome::Reset, Some("ECONNRESET"), Some(0.431))),
+            Err("expected timeout within 3s..5s, got reset ECONNRESET after 0.431s".to_string())
+        );
+    }
+}

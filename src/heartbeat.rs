@@ -1,0 +1,352 @@
+//! Application heartbeats: the line protocol between two tcpalive ends, the raw
+//! payload mode for any other server, and the schedule that decides when a peer's
+//! application counts as hung.
+//!
+//! Protocol (ASCII lines, `\n`-terminated, `\r\n` accepted):
+//!
+//! ```text
+//! PING <seq>     sender -> peer, seq a decimal u64 counting from 1
+//! PONG <seq>     peer -> sender, echoing the seq it answers
+//! ```
+//!
+//! Anything else is ignored. Lines longer than [`MAX_LINE`] bytes are dropped
+//! whole, so a peer sending garbage or endless lines costs a fixed buffer.
+//! In raw mode (`--heartbeat-payload`) the payload is sent as given and any bytes
+//! received answer every heartbeat outstanding.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// Longest protocol line kept; longer ones are discarded up to their newline.
+pub const MAX_LINE: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Message {
+    Ping(u64),
+    Pong(u64),
+}
+
+impl Message {
+    pub fn encode(self) -> Vec<u8> {
+        match self {
+            Message::Ping(seq) => format!("PING {seq}\n").into_bytes(),
+            Message::Pong(seq) => format!("PONG {seq}\n").into_bytes(),
+        }
+    }
+}
+
+/// Parses one line (without its terminator). `None` for anything that is not a
+/// well-formed PING or PONG.
+pub fn parse_line(line: &[u8]) -> Option<Message> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let text = std::str::from_utf8(line).ok()?;
+    let (verb, seq) = text.split_once(' ')?;
+    if seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let seq: u64 = seq.parse().ok()?;
+    match verb {
+        "PING" => Some(Message::Ping(seq)),
+        "PONG" => Some(Message::Pong(seq)),
+        _ => None,
+    }
+}
+
+/// Splits a byte stream into protocol lines with a fixed-size buffer.
+#[derive(Debug, Default)]
+pub struct LineReader {
+    buf: Vec<u8>,
+    /// Inside a line that outgrew the buffer: skip to its newline.
+    discarding: bool,
+}
+
+impl LineReader {
+    /// Feeds received bytes; returns the messages of the complete lines.
+    pub fn feed(&mut self, mut bytes: &[u8]) -> Vec<Message> {
+        let mut out = Vec::new();
+        while !bytes.is_empty() {
+            let (chunk, rest, complete) = match bytes.iter().position(|&b| b == b'\n') {
+                Some(i) => (&bytes[..i], &bytes[i + 1..], true),
+                None => (bytes, &[][..], false),
+            };
+            bytes = rest;
+            if !self.discarding {
+                if self.buf.len() + chunk.len() > MAX_LINE {
+                    self.buf.clear();
+                    self.discarding = true;
+                } else {
+                    self.buf.extend_from_slice(chunk);
+                }
+            }
+            if complete {
+                if !self.discarding {
+                    out.extend(parse_line(&self.buf));
+                }
+                self.buf.clear();
+                self.discarding = false;
+            }
+        }
+        out
+    }
+
+    /// Bytes held for an incomplete line (never more than `MAX_LINE`).
+    #[cfg(test)]
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+/// Decodes `--heartbeat-payload` escapes: `\r`, `\n`, `\t`, `\0`, `\\`, `\xHH`.
+pub fn unescape(text: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut chars = text.bytes();
+    while let Some(b) = chars.next() {
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        match chars.next() {
+            Some(b'r') => out.push(b'\r'),
+            Some(b'n') => out.push(b'\n'),
+            Some(b't') => out.push(b'\t'),
+            Some(b'0') => out.push(0),
+            Some(b'\\') => out.push(b'\\'),
+            Some(b'x') => {
+                let hex: Vec<u8> = chars.by_ref().take(2).collect();
+                let hex = std::str::from_utf8(&hex).unwrap_or("");
+                let v = (hex.len() == 2)
+                    .then(|| u8::from_str_radix(hex, 16).ok())
+                    .flatten()
+                    .ok_or_else(|| format!("'\\x{hex}' needs two hex digits"))?;
+                out.push(v);
+            }
+            Some(other) => return Err(format!("unknown escape '\\{}'", other as char)),
+            None => return Err("ends with a lone '\\'".to_string()),
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatConfig {
+    pub every: Duration,
+    pub timeout: Duration,
+    /// Raw mode: send these bytes, count any bytes received as the reply.
+    pub payload: Option<Vec<u8>>,
+}
+
+/// What the schedule wants done now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Due {
+    /// Send heartbeat `seq` with these bytes.
+    Send { seq: u64, bytes: Vec<u8> },
+    /// Heartbeat `seq`, sent at `sent`, went unanswered for the whole timeout.
+    TimedOut { seq: u64, sent: Duration },
+}
+
+/// The sending side: when to send, what is outstanding, when the peer is late.
+#[derive(Debug, Clone)]
+pub struct Heartbeat {
+    cfg: HeartbeatConfig,
+    next_send: Duration,
+    seq: u64,
+    /// Unanswered heartbeats, oldest first. Bounded: the oldest times out before
+    /// more than timeout/every + 1 can pile up.
+    outstanding: VecDeque<(u64, Duration)>,
+    last_reply: Duration,
+}
+
+impl Heartbeat {
+    pub fn new(cfg: HeartbeatConfig, now: Duration) -> Heartbeat {
+        Heartbeat {
+            next_send: now + cfg.every,
+            cfg,
+            seq: 0,
+            outstanding: VecDeque::new(),
+            last_reply: now,
+        }
+    }
+
+    pub fn raw(&self) -> bool {
+        self.cfg.payload.is_some()
+    }
+
+    /// Time from the last reply to the detection of a hung peer application.
+    pub fn predicted_detect(&self) -> Duration {
+        self.cfg.every + self.cfg.timeout
+    }
+
+    pub fn last_reply(&self) -> Duration {
+        self.last_reply
+    }
+
+    pub fn next_deadline(&self) -> Duration {
+        match self.outstanding.front() {
+            Some(&(_, sent)) => self.next_send.min(sent + self.cfg.timeout),
+            None => self.next_send,
+        }
+    }
+
+    /// The action due at `now`, if any. A timeout wins over a send.
+    pub fn poll(&mut self, now: Duration) -> Option<Due> {
+        if let Some(&(seq, sent)) = self.outstanding.front()
+            && now >= sent + self.cfg.timeout
+        {
+            return Some(Due::TimedOut { seq, sent });
+        }
+        if now < self.next_send {
+            return None;
+        }
+        self.seq += 1;
+        self.next_send = now + self.cfg.every;
+        self.outstanding.push_back((self.seq, now));
+        let bytes = match &self.cfg.payload {
+            Some(p) => p.clone(),
+            None => Message::Ping(self.seq).encode(),
+        };
+        Some(Due::Send {
+            seq: self.seq,
+            bytes,
+        })
+    }
+
+    /// A `PONG seq` arrived: answers that heartbeat and every older one. Returns the
+    /// answered seq and its round-trip time, or `None` for a stale or unknown seq.
+    pub fn on_pong(&mut self, seq: u64, now: Duration) -> Option<(u64, Duration)> {
+        let &(_, sent) = self.outstanding.iter().find(|(s, _)| *s == seq)?;
+        self.outstanding.retain(|(s, _)| *s > seq);
+        self.last_reply = now;
+        Some((seq, now.saturating_sub(sent)))
+    }
+
+    /// Raw mode: any bytes received answer everything outstanding; the RTT is that
+    /// of the newest heartbeat they can be a reply to.
+    pub fn on_any_reply(&mut self, now: Duration) -> Option<(u64, Duration)> {
+        let &(seq, sent) = self.outstanding.back()?;
+        self.outstanding.clear();
+        self.last_reply = now;
+        Some((seq, now.saturating_sub(sent)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    #[test]
+    fn parses_the_protocol_and_ignores_the_rest() {
+        let table: &[(&[u8], Option<Message>)] = &[
+            (b"PING 1", Some(Message::Ping(1))),
+            (b"PONG 42\r", Some(Message::Pong(42))),
+            (b"PONG 18446744073709551615", Some(Message::Pong(u64::MAX))),
+            (b"PONG 18446744073709551616", None),
+            (b"PING", None),
+            (b"PING ", None),
+            (b"PING -1", None),
+            (b"PING +1", None),
+            (b"ping 1", None),
+            (b"PING 1 2", None),
+            (b"\xff\xfe", None),
+        ];
+        for (line, want) in table {
+            assert_eq!(parse_line(line), *want, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn line_reader_splits_across_reads_and_bounds_memory() {
+        let mut r = LineReader::default();
+        assert_eq!(r.feed(b"PI"), vec![]);
+        assert_eq!(
+            r.feed(b"NG 7\nPONG 8\nxx"),
+            vec![Message::Ping(7), Message::Pong(8)]
+        );
+        assert_eq!(r.buffered(), 2);
+        // An endless line never grows the buffer past MAX_LINE...
+        for _ in 0..10_000 {
+            r.feed(&[b'a'; 100]);
+            assert!(r.buffered() <= MAX_LINE);
+        }
+        // ...and the reader resynchronises at its end.
+        assert_eq!(r.feed(b"tail\nPING 9\n"), vec![Message::Ping(9)]);
+    }
+
+    #[test]
+    fn unescapes_payloads() {
+        assert_eq!(unescape("PING\\r\\n"), Ok(b"PING\r\n".to_vec()));
+        assert_eq!(unescape("a\\x41\\\\\\0"), Ok(b"aA\\\0".to_vec()));
+        assert_eq!(unescape("bad\\q"), Err("unknown escape '\\q'".to_string()));
+        assert_eq!(
+            unescape("\\x4"),
+            Err("'\\x4' needs two hex digits".to_string())
+        );
+        assert_eq!(unescape("end\\"), Err("ends with a lone '\\'".to_string()));
+    }
+
+    fn hb(payload: Option<&[u8]>) -> Heartbeat {
+        Heartbeat::new(
+            HeartbeatConfig {
+                every: ms(1000),
+                timeout: ms(3000),
+                payload: payload.map(<[u8]>::to_vec),
+            },
+            ms(0),
+        )
+    }
+
+    #[test]
+    fn sends_every_interval_and_times_out_the_oldest() {
+        let mut h = hb(None);
+        assert_eq!(h.poll(ms(999)), None);
+        assert_eq!(
+            h.poll(ms(1000)),
+            Some(Due::Send {
+                seq: 1,
+                bytes: b"PING 1\n".to_vec()
+            })
+        );
+        assert_eq!(h.next_deadline(), ms(2000));
+        assert!(matches!(h.poll(ms(2000)), Some(Due::Send { seq: 2, .. })));
+        assert_eq!(h.on_pong(2, ms(2001)), Some((2, ms(1))));
+        // The reply to 2 answers 1 too.
+        assert!(matches!(h.poll(ms(3000)), Some(Due::Send { seq: 3, .. })));
+        for t in [4000, 5000] {
+            assert!(matches!(h.poll(ms(t)), Some(Due::Send { .. })));
+        }
+        assert_eq!(h.next_deadline(), ms(6000));
+        assert_eq!(
+            h.poll(ms(6000)),
+            Some(Due::TimedOut {
+                seq: 3,
+                sent: ms(3000)
+            })
+        );
+        assert_eq!(h.predicted_detect(), ms(4000));
+    }
+
+    #[test]
+    fn unknown_pongs_are_ignored() {
+        let mut h = hb(None);
+        h.poll(ms(1000));
+        assert_eq!(h.on_pong(99, ms(1001)), None);
+        assert_eq!(h.last_reply(), ms(0));
+    }
+
+    #[test]
+    fn raw_mode_counts_any_bytes_as_the_reply() {
+        let mut h = hb(Some(b"PING\r\n"));
+        assert_eq!(
+            h.poll(ms(1000)),
+            Some(Due::Send {
+                seq: 1,
+                bytes: b"PING\r\n".to_vec()
+            })
+        );
+        assert_eq!(h.on_any_reply(ms(1002)), Some((1, ms(2))));
+        assert_eq!(h.on_any_reply(ms(1003)), None);
+    }
+}

@@ -1,0 +1,167 @@
+//! Which process holds a socket: `/proc/PID/fd/*` links read as `socket:[INODE]`.
+//!
+//! Reading every process's descriptors is the expensive part of `watch` (one
+//! readlink per descriptor on the host), so this module owns a cache: a scan runs
+//! only when a socket inode is neither known nor already known to be unlabelled,
+//! and a `--pid` filter reads only that one process's descriptors.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::io::ErrorKind;
+use std::path::Path;
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ProcError {
+    #[error("no process with PID {0}")]
+    NoSuchProcess(u32),
+    #[error(
+        "cannot read /proc/{0}/fd: permission denied; the process belongs to another user \
+         (run watch as that user, or as root)"
+    )]
+    NeedsPrivilege(u32),
+    #[error("cannot read /proc/{pid}/fd: {source}")]
+    Io {
+        pid: u32,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A process holding a socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub pid: u32,
+    /// `/proc/PID/comm`, the short command name.
+    pub name: String,
+}
+
+/// The socket inodes one process holds.
+pub fn socket_inodes(pid: u32) -> Result<HashSet<u32>, ProcError> {
+    let mut out = HashSet::new();
+    let dir = format!("/proc/{pid}/fd");
+    let entries = fs::read_dir(&dir).map_err(|e| match e.kind() {
+        ErrorKind::NotFound => ProcError::NoSuchProcess(pid),
+        ErrorKind::PermissionDenied => ProcError::NeedsPrivilege(pid),
+        _ => ProcError::Io { pid, source: e },
+    })?;
+    for entry in entries.flatten() {
+        if let Some(inode) = socket_inode_of(&entry.path()) {
+            out.insert(inode);
+        }
+    }
+    Ok(out)
+}
+
+/// Whether the process still holds the socket (for telling "the owner closed it"
+/// from "the kernel ended it under the owner").
+pub fn holds(pid: u32, inode: u32) -> Option<bool> {
+    socket_inodes(pid).ok().map(|set| set.contains(&inode))
+}
+
+fn socket_inode_of(link: &Path) -> Option<u32> {
+    let target = fs::read_link(link).ok()?;
+    let text = target.to_str()?;
+    text.strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
+}
+
+/// Inode-to-owner cache over all processes this user may inspect.
+#[derive(Debug, Default)]
+pub struct Owners {
+    known: HashMap<u32, Owner>,
+    /// Inodes a scan did not find (another user's process, or none): not rescanned.
+    unknown: HashSet<u32>,
+    pending: bool,
+}
+
+impl Owners {
+    /// The owner if known. An inode seen for the first time marks the cache stale,
+    /// so the next [`Owners::refresh_if_needed`] scans once for all new inodes.
+    pub fn lookup(&mut self, inode: u32) -> Option<&Owner> {
+        if inode != 0 && !self.known.contains_key(&inode) && !self.unknown.contains(&inode) {
+            self.pending = true;
+            self.unknown.insert(inode);
+        }
+        self.known.get(&inode)
+    }
+
+    /// Scans /proc if inodes were seen that no scan has looked for yet.
+    pub fn refresh_if_needed(&mut self) {
+        if !self.pending {
+            return;
+        }
+        self.pending = false;
+        let Ok(procs) = fs::read_dir("/proc") else {
+            return;
+        };
+        for proc_entry in procs.flatten() {
+            let Some(pid) = proc_entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(fds) = fs::read_dir(proc_entry.path().join("fd")) else {
+                continue;
+            };
+            let mut name = None;
+            for fd in fds.flatten() {
+                let Some(inode) = socket_inode_of(&fd.path()) else {
+                    continue;
+                };
+                if !self.unknown.remove(&inode) {
+                    continue;
+                }
+                let name = name
+                    .get_or_insert_with(|| {
+                        fs::read_to_string(proc_entry.path().join("comm"))
+                            .map(|s| s.trim_end().to_string())
+                            .unwrap_or_default()
+                    })
+                    .clone();
+                self.known.insert(inode, Owner { pid, name });
+            }
+        }
+    }
+
+    /// Forgets an inode whose socket is gone (inode numbers are reused).
+    pub fn forget(&mut self, inode: u32) {
+        self.known.remove(&inode);
+        self.unknown.remove(&inode);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::os::fd::AsRawFd;
+
+    fn inode_of(fd: i32) -> u32 {
+        socket_inode_of(Path::new(&format!("/proc/self/fd/{fd}"))).expect("a socket")
+    }
+
+    #[test]
+    fn finds_own_socket_and_its_owner() {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let inode = inode_of(l.as_raw_fd());
+        let me = std::process::id();
+        assert!(socket_inodes(me).expect("own fds").contains(&inode));
+        assert_eq!(holds(me, inode), Some(true));
+        let mut owners = Owners::default();
+        assert!(owners.lookup(inode).is_none());
+        owners.refresh_if_needed();
+        assert_eq!(owners.lookup(inode).map(|o| o.pid), Some(me));
+    }
+
+    #[test]
+    fn missing_process_is_named() {
+        let err = socket_inodes(u32::MAX).expect_err("no such pid");
+        assert_eq!(err.to_string(), format!("no process with PID {}", u32::MAX));
+    }
+}

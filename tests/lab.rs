@@ -1,0 +1,359 @@
+//! Lab tests: every scenario of `scripts/lab.sh` run end to end in network
+//! namespaces (needs root and iproute2; tcpdump for the fidelity test).
+//!
+//! When the lab cannot run (not root, no `ip`, namespace creation fails: the script
+//! exits 77) each test prints why and passes as skipped, unless
+//! `TCPALIVE_REQUIRE_LAB=1`, where that is a failure. Each run allocates its own
+//! namespaces, /29 in 198.18.0.0/15 and port (scripts/lab.sh), so the tests run in
+//! parallel threads safely.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const LAB_UNAVAILABLE: i32 = 77;
+
+struct LabRun {
+    dir: PathBuf,
+    code: i32,
+    connect: Vec<Value>,
+    verdict: Value,
+}
+
+impl Drop for LabRun {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn require_lab() -> bool {
+    std::env::var("TCPALIVE_REQUIRE_LAB").is_ok_and(|v| v == "1")
+}
+
+fn skip(scenario: &str, reason: &str) -> Option<LabRun> {
+    if require_lab() {
+        panic!("lab scenario {scenario} cannot run and TCPALIVE_REQUIRE_LAB=1: {reason}");
+    }
+    eprintln!("SKIPPED lab scenario {scenario}: {reason}");
+    None
+}
+
+/// Runs `scripts/lab.sh SCENARIO --out DIR [args]`; None when the lab is unavailable.
+fn run_lab(scenario: &str, args: &[&str]) -> Option<LabRun> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return skip(scenario, "not root (network namespaces need root)");
+    }
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!(
+        "tcpalive-lab-{}-{scenario}-{nanos}",
+        std::process::id()
+    ));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = match Command::new("bash")
+        .arg(root.join("scripts/lab.sh"))
+        .arg(scenario)
+        .arg("--out")
+        .arg(&dir)
+        .args(args)
+        .env("TCPALIVE", env!("CARGO_BIN_EXE_tcpalive"))
+        .current_dir(root)
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) => return skip(scenario, &format!("cannot run bash: {e}")),
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let code = output.status.code().unwrap_or(-1);
+    if code == LAB_UNAVAILABLE {
+        let _ = std::fs::remove_dir_all(&dir);
+        return skip(scenario, stderr.trim());
+    }
+    eprintln!("--- lab {scenario} (exit {code})\n{stderr}{stdout}");
+    let verdict_text = std::fs::read_to_string(dir.join("verdict.json"))
+        .unwrap_or_else(|e| panic!("{scenario}: no verdict.json ({e}); lab exit {code}"));
+    let verdict: Value = serde_json::from_str(verdict_text.trim())
+        .unwrap_or_else(|e| panic!("{scenario}: verdict.json is not JSON ({e}): {verdict_text}"));
+    let connect = read_jsonl(&dir.join("connect.jsonl"));
+    Some(LabRun { dir, code, connect, verdict })
+}
+
+fn read_jsonl(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    text.lines()
+        .filter(|l| l.trim_start().starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line ({e}): {l}")))
+        .collect()
+}
+
+fn events<'a>(run: &'a LabRun, name: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+    run.connect.iter().filter(move |e| e["event"] == name)
+}
+
+fn end(run: &LabRun) -> &Value {
+    let last = run.connect.last().expect("connect printed nothing");
+    assert_eq!(last["event"], "end", "the last connect line must be the end event");
+    last
+}
+
+fn f(v: &Value, key: &str) -> f64 {
+    v[key].as_f64().unwrap_or_else(|| panic!("field {key} is not a number in {v}"))
+}
+
+fn config(run: &LabRun) -> &Value {
+    events(run, "config").next().expect("no config event")
+}
+
+/// Asserts the end: outcome (one of), errno (one of), and the connect exit code.
+fn assert_end(run: &LabRun, outcomes: &[&str], errnos: &[Option<&str>]) -> f64 {
+    let end = end(run);
+    let outcome = end["outcome"].as_str().unwrap_or("");
+    assert!(outcomes.contains(&outcome), "outcome {outcome}, expected one of {outcomes:?}: {end}");
+    let errno = end["errno"].as_str();
+    assert!(errnos.contains(&errno), "errno {errno:?}, expected one of {errnos:?}: {end}");
+    let code = match outcome {
+        "alive" => 0,
+        "eof" => 4,
+        "reset" => 5,
+        "timeout" => 6,
+        "unreachable" => 7,
+        other => panic!("unexpected outcome {other}"),
+    };
+    assert_eq!(end["exit_code"].as_i64(), Some(code), "end.exit_code: {end}");
+    assert_eq!(run.verdict["exit_code"].as_i64(), Some(code), "the process exit code: {}", run.verdict);
+    assert_eq!(run.code, 0, "lab.sh verdict failed: {}", run.verdict);
+    f(end, "t")
+}
+
+/// Keepalive timeout: `cnt` probe events at last contact + idle + k*intvl (100 ms),
+/// detection within 150 ms of the prediction.
+fn assert_keepalive_timeout(run: &LabRun) {
+    assert_end(run, &["timeout"], &[Some("ETIMEDOUT")]);
+    let cfg = config(run);
+    let (idle, intvl, cnt) = (f(cfg, "idle_s"), f(cfg, "intvl_s"), f(cfg, "cnt"));
+    let end = end(run);
+    let (detect, predicted) = (f(end, "detect_s"), f(end, "predicted_detect_s"));
+    assert!(
+        (detect - predicted).abs() <= 0.150,
+        "detected {detect:.3}s after last contact, predicted {predicted:.3}s"
+    );
+    // the unanswered probes are those after the last probe-acked; the last contact is
+    // the tool's idle-start (`idle.since`) or else the last probe-acked / connected
+    let mut anchor = 0.0;
+    let mut unanswered = Vec::new();
+    for e in &run.connect {
+        match e["event"].as_str() {
+            Some("connected") => anchor = f(e, "t"),
+            Some("probe-acked") => {
+                anchor = f(e, "t");
+                unanswered.clear();
+            }
+            Some("idle") => anchor = e["since"].as_f64().unwrap_or(anchor),
+            Some("probe") => unanswered.push(f(e, "t")),
+            _ => {}
+        }
+    }
+    assert_eq!(unanswered.len() as f64, cnt, "expected {cnt} unanswered probes, got {unanswered:?}");
+    for (k, t) in unanswered.iter().enumerate() {
+        let due = anchor + idle + k as f64 * intvl;
+        assert!(
+            (t - due).abs() <= 0.100,
+            "probe {} at {t:.3}s, due at {due:.3}s (last contact {anchor:.3}s)",
+            k + 1
+        );
+    }
+    eprintln!("detected {detect:.3}s (predicted {predicted:.3}s), probes at {unanswered:?}");
+}
+
+#[test]
+fn lab_peer_alive() {
+    let Some(run) = run_lab("alive", &[]) else { return };
+    assert_end(&run, &["alive"], &[None]);
+    let acked = events(&run, "probe-acked").count();
+    assert!(acked >= 2, "only {acked} probe-acked events");
+}
+
+#[test]
+fn lab_cable_pull() {
+    let Some(run) = run_lab("cable-pull", &[]) else { return };
+    assert_keepalive_timeout(&run);
+}
+
+#[test]
+fn lab_peer_reboot() {
+    let Some(run) = run_lab("reboot", &[]) else { return };
+    assert_end(&run, &["reset"], &[Some("ECONNRESET")]);
+    // the first probe after the reboot is answered with RST
+    assert_eq!(run.verdict["timing_ok"], Value::Bool(true), "{}", run.verdict);
+    let (detect, expected) = (f(&run.verdict, "detect_s"), f(&run.verdict, "expected_detect_s"));
+    assert!((detect - expected).abs() <= 0.150, "reset {detect:.3}s after last contact, expected {expected:.3}s");
+}
+
+#[test]
+fn lab_peer_exits() {
+    let Some(run) = run_lab("exits", &[]) else { return };
+    assert_end(&run, &["eof"], &[None]);
+    let reaction = f(&run.verdict, "reaction_s");
+    assert!((-0.05..=0.150).contains(&reaction), "EOF {reaction:.3}s after the kill");
+}
+
+#[test]
+fn lab_peer_aborts() {
+    let Some(run) = run_lab("aborts", &[]) else { return };
+    assert_end(&run, &["reset"], &[Some("ECONNRESET")]);
+    let reaction = f(&run.verdict, "reaction_s");
+    assert!((-0.05..=0.150).contains(&reaction), "reset {reaction:.3}s after the RST was due");
+}
+
+#[test]
+fn lab_busy_user_timeout() {
+    let Some(run) = run_lab("busy", &[]) else { return };
+    // a cable pull with data in flight ends as either, depending on whether the
+    // neighbour entry failed first (DESIGN.md)
+    assert_end(&run, &["timeout", "unreachable"], &[Some("ETIMEDOUT"), Some("EHOSTUNREACH")]);
+    let uto = f(config(&run), "user_timeout_ms") / 1000.0;
+    let detect = f(end(&run), "detect_s");
+    // the user timeout runs from the first retransmission and is checked when the
+    // retransmission timer fires, so detection lands after it, by up to one backed-off RTO
+    assert!(
+        detect >= uto - 0.150 && detect <= uto + 2.0,
+        "detected {detect:.3}s after last contact with user timeout {uto}s"
+    );
+    assert!(events(&run, "retransmit").count() >= 1, "no retransmit event while data was in flight");
+}
+
+#[test]
+fn lab_icmp_unreachable_idle() {
+    let Some(run) = run_lab("icmp-idle", &[]) else { return };
+    assert_keepalive_timeout(&run);
+}
+
+#[test]
+fn lab_icmp_unreachable_busy() {
+    let Some(run) = run_lab("icmp-busy", &[]) else { return };
+    assert_end(&run, &["unreachable"], &[Some("EHOSTUNREACH")]);
+    let uto = f(config(&run), "user_timeout_ms") / 1000.0;
+    let detect = f(end(&run), "detect_s");
+    assert!(
+        detect >= uto - 0.150 && detect <= uto + 3.0,
+        "detected {detect:.3}s after last contact with user timeout {uto}s"
+    );
+}
+
+#[test]
+fn lab_fidelity_wire_probes_match_events() {
+    let Some(run) = run_lab("fidelity", &[]) else { return };
+    assert_keepalive_timeout(&run);
+    let pcap = std::fs::read_to_string(run.dir.join("pcap.txt")).expect("pcap.txt");
+    let client = run
+        .connect
+        .iter()
+        .find(|e| e["event"] == "connected")
+        .and_then(|e| e["local"].as_str())
+        .expect("connected.local")
+        .to_string();
+    let wire = wire_probes(&pcap, &client);
+    let events: Vec<f64> = events(&run, "probe")
+        .map(|e| rfc3339(e["time"].as_str().expect("time")).expect("RFC 3339 time"))
+        .collect();
+    assert_eq!(wire.len(), events.len(), "wire probes {wire:?} vs probe events {events:?}\n{pcap}");
+    let mut worst = 0.0f64;
+    for (i, (w, e)) in wire.iter().zip(&events).enumerate() {
+        let off = e - w;
+        worst = worst.max(off.abs());
+        assert!(off.abs() <= 0.050, "probe {}: event {off:+.4}s from the wire", i + 1);
+    }
+    eprintln!("fidelity: {} wire probes, worst offset {:.1} ms", wire.len(), worst * 1000.0);
+}
+
+/// Keepalive probes in `tcpdump -n -tt -S` text: pure ACKs (length 0) from the client
+/// after the handshake's ACK. Returns their epoch times.
+fn wire_probes(pcap: &str, client: &str) -> Vec<f64> {
+    let mut out = Vec::new();
+    let mut handshake_ack_seen = false;
+    for line in pcap.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() < 5 || fields[3] != ">" {
+            continue;
+        }
+        // tcpdump writes addr.port; connected.local is addr:port
+        let client_dotted = match client.rsplit_once(':') {
+            Some((a, p)) => format!("{a}.{p}"),
+            None => client.to_string(),
+        };
+        if fields[2] != client_dotted || !line.contains(" Flags [.],") || !line.ends_with(" length 0") {
+            continue;
+        }
+        if !handshake_ack_seen {
+            handshake_ack_seen = true;
+            continue;
+        }
+        if let Ok(t) = fields[0].parse::<f64>() {
+            out.push(t);
+        }
+    }
+    out
+}
+
+/// Seconds since the epoch of "2026-11-21T10:00:05.001Z" or "...+01:00".
+fn rfc3339(s: &str) -> Option<f64> {
+    let b = s.as_bytes();
+    if b.len() < 20 {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut rest = &s[19..];
+    let mut frac = 0.0;
+    if let Some(r) = rest.strip_prefix('.') {
+        let digits = r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len());
+        frac = format!("0.{}", &r[..digits]).parse().ok()?;
+        rest = &r[digits..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ if rest.len() == 6 => {
+            let sign = if rest.starts_with('-') { -1 } else { 1 };
+            sign * (rest[1..3].parse::<i64>().ok()? * 3600 + rest[4..6].parse::<i64>().ok()? * 60)
+        }
+        _ => return None,
+    };
+    // days from civil (Howard Hinnant)
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * (mo + if mo > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    Some((days * 86400 + h * 3600 + mi * 60 + sec - offset) as f64 + frac)
+}
+
+#[test]
+fn rfc3339_parses_utc_and_offsets() {
+    assert_eq!(rfc3339("1970-01-01T00:00:00Z"), Some(0.0));
+    assert_eq!(rfc3339("2026-11-21T10:00:05.001Z").map(|t| (t * 1000.0).round()), Some(1795255205001.0));
+    assert_eq!(rfc3339("2026-11-21T11:00:05.001+01:00"), rfc3339("2026-11-21T10:00:05.001Z"));
+    assert_eq!(rfc3339("garbage"), None);
+}
+
+#[test]
+fn wire_probes_skip_handshake_and_data() {
+    let pcap = "\
+1.0 IP 198.18.0.1.5000 > 198.18.0.2.7000: Flags [S], seq 1, win 64240, length 0
+1.1 IP 198.18.0.2.7000 > 198.18.0.1.5000: Flags [S.], seq 9, ack 2, win 65160, length 0
+1.2 IP 198.18.0.1.5000 > 198.18.0.2.7000: Flags [.], ack 10, win 63, length 0
+2.2 IP 198.18.0.1.5000 > 198.18.0.2.7000: Flags [.], ack 10, win 63, length 0
+3.2 IP 198.18.0.1.5000 > 198.18.0.2.7000: Flags [.], ack 10, win 63, length 0
+5.2 IP 198.18.0.1.5000 > 198.18.0.2.7000: Flags [R.], seq 2, ack 10, win 63, length 0
+";
+    assert_eq!(wire_probes(pcap, "198.18.0.1:5000"), vec![2.2, 3.2]);
+}
