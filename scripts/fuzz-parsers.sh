@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Property-based fuzzing of every parser that takes outside input (src/config_props.rs):
-# durations, keepalive seconds, counts, --user-timeout, HOST:PORT, [HOST:]PORT and whole
-# command lines. Properties marked #[ignore] (known findings awaiting a fix) run too. Runs each property PROPTEST_CASES times (default 200000) in release
+# Property-based fuzzing of every parser that takes outside input: the command line
+# (src/config_props.rs: durations, keepalive seconds, counts, --user-timeout, HOST:PORT,
+# [HOST:]PORT, --expect/--within, whole argument vectors) and the heartbeat line
+# protocol read from the network (src/heartbeat_props.rs). Runs each property PROPTEST_CASES times (default 200000) in release
 # mode and prints one line per property plus the total time.
 #
 #   scripts/fuzz-parsers.sh            # 200k cases per property
@@ -15,13 +16,13 @@ echo "fuzz-parsers: PROPTEST_CASES=$PROPTEST_CASES per property ($(nproc) cores,
 cargo test --release --quiet --bin tcpalive --no-run 2>/dev/null || cargo test --release --bin tcpalive --no-run
 start=$(date +%s.%N)
 set +e
-cargo test --release --bin tcpalive config_props -- --include-ignored --test-threads="$(nproc)" 2>&1 | tee /tmp/fuzz-parsers.$$.log \
+cargo test --release --bin tcpalive _props:: -- --test-threads="$(nproc)" 2>&1 | tee /tmp/fuzz-parsers.$$.log \
     | grep -E '^test |test result|panicked|minimal failing|Test failed' 
 rc=${PIPESTATUS[0]}
 set -e
 end=$(date +%s.%N)
-props=$(grep -c '^test config_props::.* ok$' /tmp/fuzz-parsers.$$.log || true)
-failed=$(grep -c '^test config_props::.* FAILED$' /tmp/fuzz-parsers.$$.log || true)
+props=$(grep -c '^test [a-z_]*_props::.* ok$' /tmp/fuzz-parsers.$$.log || true)
+failed=$(grep -c '^test [a-z_]*_props::.* FAILED$' /tmp/fuzz-parsers.$$.log || true)
 printf 'fuzz-parsers: %s properties passed, %s failed, %s cases each, %.1f s wall; exit %s\n' \
     "$props" "$failed" "$PROPTEST_CASES" "$(echo "$end - $start" | bc)" "$rc"
 rm -f /tmp/fuzz-parsers.$$.log

@@ -1,6 +1,7 @@
 //! Property tests for every parser that takes outside input (the command line):
 //! durations, keepalive seconds, counts, the user timeout, `connect`'s HOST:PORT,
-//! `listen`'s [HOST:]PORT, and whole argument vectors through clap and validation.
+//! `listen`'s [HOST:]PORT, --expect/--within, and whole argument vectors (connect,
+//! listen, watch, with every flag) through clap and validation.
 //!
 //! Properties: no input panics; accepted values round-trip and respect their ranges;
 //! rejected values give the one-line "invalid FLAG 'VALUE': reason" naming the flag
@@ -14,8 +15,9 @@ use proptest::prelude::*;
 
 use crate::cli::{Cli, Command};
 use crate::config::{
-    ConfigError, ConnectConfig, ListenConfig, MAX_KEEPCNT, MAX_KEEPIDLE_S, parse_duration, validate_count,
-    validate_endpoint, validate_keepalive_seconds, validate_listen_addr, validate_user_timeout,
+    ConfigError, ConnectConfig, ListenConfig, MAX_KEEPCNT, MAX_KEEPIDLE_S, WatchConfig,
+    parse_duration, validate_count, validate_endpoint, validate_expect, validate_keepalive_seconds,
+    validate_listen_addr, validate_user_timeout, validate_within,
 };
 
 /// Text a user could type, weighted towards the characters parsers care about.
@@ -31,10 +33,17 @@ fn cli_text() -> impl Strategy<Value = String> {
 }
 
 /// Asserts the contract of a rejection: one line naming the flag and the value.
-fn assert_names_flag_and_value(err: &ConfigError, flag: &str, value: &str) -> Result<(), TestCaseError> {
+fn assert_names_flag_and_value(
+    err: &ConfigError,
+    flag: &str,
+    value: &str,
+) -> Result<(), TestCaseError> {
     let text = err.to_string();
     let head = format!("invalid {flag} '{value}': ");
-    prop_assert!(text.starts_with(&head), "{text:?} does not start with {head:?}");
+    prop_assert!(
+        text.starts_with(&head),
+        "{text:?} does not start with {head:?}"
+    );
     prop_assert!(text.len() > head.len(), "no reason given: {text:?}");
     Ok(())
 }
@@ -142,12 +151,10 @@ proptest! {
         }
     }
 
-    /// Found by this property: a bracketed host that is not an IPv6 address is
-    /// accepted ("[[]:0" gives host "[", printed as "[:0", which is rejected), so such
-    /// a typo exits 3 (cannot resolve) instead of 2 (usage). Un-ignore once
-    /// `validate_endpoint` requires an IPv6 literal between the brackets.
+    /// Found by this property (fixed since in `validate_endpoint`): a bracketed host
+    /// that was not an IPv6 address was accepted ("[[]:0" gave host "[", printed as
+    /// "[:0", which was rejected), so such a typo exited 3 instead of 2.
     #[test]
-    #[ignore = "validate_endpoint accepts bracketed non-IPv6 hosts such as '[[]:0'"]
     fn endpoint_round_trips(text in cli_text(), zero in any::<bool>()) {
         if let Ok(ep) = validate_endpoint("HOST:PORT", &text, zero) {
             // What tcpalive prints for an endpoint parses back to the same endpoint.
@@ -209,11 +216,44 @@ proptest! {
         }
     }
 
+    // ---- --expect / --within ---------------------------------------------------
+
+    #[test]
+    fn expect_accepts_outcome_names_only(text in prop_oneof![cli_text(), "[a-z-]{1,20}"]) {
+        match validate_expect(&text) {
+            Ok(outcome) => prop_assert_eq!(outcome.name(), text.as_str()),
+            Err(e) => assert_names_flag_and_value(&e, "--expect", &text)?,
+        }
+    }
+
+    #[test]
+    fn within_bounds_are_ordered_durations(
+        text in prop_oneof![cli_text(), "[0-9]{0,4}(ms|s|m)? ?\\.\\. ?[0-9]{0,4}(ms|s|m)?"],
+    ) {
+        match validate_within(Some(&text)) {
+            Ok(exp) => {
+                prop_assert!(exp.min.is_some() || exp.max.is_some(), "{:?}", text);
+                if let (Some(lo), Some(hi)) = (exp.min, exp.max) {
+                    prop_assert!(lo <= hi, "{:?}", text);
+                }
+                let (min, max) = text.split_once("..").unwrap_or_default();
+                for (side, got) in [(min, exp.min), (max, exp.max)] {
+                    if side.trim().is_empty() {
+                        prop_assert_eq!(got, None);
+                    } else {
+                        prop_assert_eq!(got, parse_duration(side).ok());
+                    }
+                }
+            }
+            Err(e) => assert_names_flag_and_value(&e, "--within", &text)?,
+        }
+    }
+
     // ---- whole command lines -----------------------------------------------------
 
     #[test]
     fn any_command_line_parses_or_fails_cleanly(
-        sub in prop_oneof![Just("connect"), Just("listen")],
+        sub in prop_oneof![Just("connect"), Just("listen"), Just("watch")],
         words in proptest::collection::vec(
             prop_oneof![
                 Just("--idle".to_string()), Just("--intvl".to_string()), Just("--cnt".to_string()),
@@ -222,6 +262,12 @@ proptest! {
                 Just("--send-every".to_string()), Just("--send-size".to_string()),
                 Just("--connect-timeout".to_string()), Just("--no-keepalive".to_string()),
                 Just("--timestamps".to_string()), Just("--json".to_string()),
+                Just("--heartbeat".to_string()), Just("--heartbeat-timeout".to_string()),
+                Just("--heartbeat-payload".to_string()), Just("--expect".to_string()),
+                Just("--within".to_string()), Just("--reconnect".to_string()),
+                Just("--count".to_string()), Just("--mute".to_string()),
+                Just("--port".to_string()), Just("--peer".to_string()), Just("--pid".to_string()),
+                Just("--interval".to_string()),
                 cli_text(),
             ],
             0..8,
@@ -232,6 +278,7 @@ proptest! {
             match &cli.command {
                 Command::Connect(args) => { let _ = ConnectConfig::from_args(args); }
                 Command::Listen(args) => { let _ = ListenConfig::from_args(args); }
+                Command::Watch(args) => { let _ = WatchConfig::from_args(args); }
                 _ => {}
             }
         }

@@ -8,6 +8,8 @@ mod config_props;
 mod event;
 mod expect;
 mod heartbeat;
+#[cfg(test)]
+mod heartbeat_props;
 mod keepalive;
 mod observe;
 mod poller;
@@ -128,7 +130,13 @@ fn print_generated(
                 source: e,
             },
         })?;
-    Ok(EndFacts::new(Outcome::Alive, None, String::new(), None, None))
+    Ok(EndFacts::new(
+        Outcome::Alive,
+        None,
+        String::new(),
+        None,
+        None,
+    ))
 }
 
 /// clap's own errors (unknown flag, missing value) as one line, exit 2; help and

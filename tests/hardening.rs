@@ -45,7 +45,11 @@ impl Proc {
                 s.push_str(&text);
             }
         });
-        Proc { child, lines, stderr }
+        Proc {
+            child,
+            lines,
+            stderr,
+        }
     }
 
     fn pid(&self) -> i32 {
@@ -54,10 +58,12 @@ impl Proc {
 
     /// The next JSON event, or a panic naming what was waited for.
     fn next_event(&self, within: Duration, what: &str) -> Value {
-        let line = self
-            .lines
-            .recv_timeout(within)
-            .unwrap_or_else(|_| panic!("no event within {within:?} while waiting for {what}; stderr: {}", self.stderr()));
+        let line = self.lines.recv_timeout(within).unwrap_or_else(|_| {
+            panic!(
+                "no event within {within:?} while waiting for {what}; stderr: {}",
+                self.stderr()
+            )
+        });
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"))
     }
 
@@ -85,10 +91,15 @@ impl Proc {
             match self.lines.recv_timeout(left) {
                 Ok(line) => rest.push(line),
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                Err(mpsc::RecvTimeoutError::Timeout) => panic!("stdout still open after {within:?}"),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("stdout still open after {within:?}")
+                }
             }
         }
-        (rest, self.wait(deadline.saturating_duration_since(Instant::now())))
+        (
+            rest,
+            self.wait(deadline.saturating_duration_since(Instant::now())),
+        )
     }
 
     fn wait(&mut self, within: Duration) -> ExitStatus {
@@ -97,7 +108,10 @@ impl Proc {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "tcpalive still running after {within:?}");
+            assert!(
+                Instant::now() < deadline,
+                "tcpalive still running after {within:?}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -116,7 +130,8 @@ impl Proc {
     }
 
     fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("status");
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("status");
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -161,13 +176,18 @@ fn listen(args: &[&str]) -> (Proc, SocketAddr) {
 fn listening_addr(p: &Proc) -> SocketAddr {
     let ev = p.next_event(Duration::from_secs(10), "listening");
     assert!(event_is(&ev, "listening"), "first event: {ev}");
-    ev["local"].as_str().and_then(|s| s.parse().ok()).expect("local address")
+    ev["local"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("local address")
 }
 
 fn parse_all(lines: &[String]) -> Vec<Value> {
     lines
         .iter()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("invalid JSON line ({e}): {l:?}")))
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("invalid JSON line ({e}): {l:?}"))
+        })
         .collect()
 }
 
@@ -186,13 +206,13 @@ fn signal_storm(pids: Vec<i32>, dur: Duration) -> std::thread::JoinHandle<(u64, 
                 unsafe {
                     libc::kill(pid, libc::SIGWINCH);
                     libc::kill(pid, libc::SIGCHLD);
-                    if i % 50 == 0 {
+                    if i.is_multiple_of(50) {
                         libc::kill(pid, libc::SIGSTOP);
                     }
                 }
                 sent += 2;
             }
-            if i % 50 == 0 {
+            if i.is_multiple_of(50) {
                 std::thread::sleep(Duration::from_micros(500));
                 for &pid in &pids {
                     // SAFETY: as above.
@@ -216,25 +236,40 @@ fn signal_storm_never_ends_or_misclassifies_the_connection() {
     let mut client = Proc::spawn(&[
         "connect", &target, "--json", "--idle", "1", "--intvl", "1", "--cnt", "3", "--for", "4",
     ]);
-    client.until(Duration::from_secs(5), "connect's connected", |e| event_is(e, "connected"));
-    server.until(Duration::from_secs(5), "listen's connected", |e| event_is(e, "connected"));
+    client.until(Duration::from_secs(5), "connect's connected", |e| {
+        event_is(e, "connected")
+    });
+    server.until(Duration::from_secs(5), "listen's connected", |e| {
+        event_is(e, "connected")
+    });
 
-    let storm = signal_storm(vec![client.pid(), server.pid()], Duration::from_millis(3500));
+    let storm = signal_storm(
+        vec![client.pid(), server.pid()],
+        Duration::from_millis(3500),
+    );
     let (rest, status) = client.finish(Duration::from_secs(15));
     let (sent, stops) = storm.join().expect("storm");
-    assert!(sent > 1000 && stops > 20, "storm too weak: {sent} signals, {stops} stops");
+    assert!(
+        sent > 1000 && stops > 20,
+        "storm too weak: {sent} signals, {stops} stops"
+    );
 
     let events = parse_all(&rest);
     let end = events.last().expect("an end event");
     assert_eq!(end["event"], "end", "{end}");
-    assert_eq!(end["outcome"], "alive", "the storm ended or misclassified the connection: {end}");
+    assert_eq!(
+        end["outcome"], "alive",
+        "the storm ended or misclassified the connection: {end}"
+    );
     assert_eq!(status.code(), Some(0), "{status:?}");
     assert!(
         events.iter().any(|e| event_is(e, "probe-acked")),
         "no answered probe seen during the storm: {rest:?}"
     );
     // The listening side saw the client leave cleanly, not an error.
-    let seen = server.until(Duration::from_secs(5), "listen's end of conn 1", |e| event_is(e, "end") && e["conn"] == 1);
+    let seen = server.until(Duration::from_secs(5), "listen's end of conn 1", |e| {
+        event_is(e, "end") && e["conn"] == 1
+    });
     let end = seen.last().expect("end");
     assert_eq!(end["outcome"], "eof", "{end}");
     server.signal(libc::SIGTERM);
@@ -269,10 +304,19 @@ fn assert_ends_quietly_when_stdout_closes(mut cmd: Command, poke: impl FnOnce(&s
         std::thread::sleep(Duration::from_millis(20));
     };
     let mut err = String::new();
-    let _ = child.stderr.take().expect("stderr").read_to_string(&mut err);
+    let _ = child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err);
     assert!(!err.contains("panicked"), "panic on closed stdout: {err}");
     assert!(err.is_empty(), "expected a quiet exit, stderr: {err}");
-    assert_eq!(status.code(), Some(0), "{status:?} (signal {:?})", status.signal());
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "{status:?} (signal {:?})",
+        status.signal()
+    );
 }
 
 #[test]
@@ -281,7 +325,9 @@ fn stdout_closed_early_ends_quietly() {
     let target = addr.to_string();
     for json in [false, true] {
         let mut cmd = Command::new(BIN);
-        cmd.args(["connect", &target, "--idle", "1", "--intvl", "1", "--for", "30"]);
+        cmd.args([
+            "connect", &target, "--idle", "1", "--intvl", "1", "--for", "30",
+        ]);
         if json {
             cmd.arg("--json");
         }
@@ -293,7 +339,10 @@ fn stdout_closed_early_ends_quietly() {
     cmd.args(["listen", "127.0.0.1:0", "--json"]);
     assert_ends_quietly_when_stdout_closes(cmd, |first| {
         let ev: Value = serde_json::from_str(first).expect("listening event");
-        let addr: SocketAddr = ev["local"].as_str().and_then(|s| s.parse().ok()).expect("local");
+        let addr: SocketAddr = ev["local"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .expect("local");
         let _c = TcpStream::connect(addr).expect("connect to listen");
         std::thread::sleep(Duration::from_millis(200));
     });
@@ -331,7 +380,9 @@ fn listen_under_emfile_keeps_serving_reports_once_and_recovers() {
     let mut clients = Vec::new();
     for _ in 0..2 {
         for _ in 0..20 {
-            clients.push(TcpStream::connect(addr).expect("connect (the kernel completes the handshake)"));
+            clients.push(
+                TcpStream::connect(addr).expect("connect (the kernel completes the handshake)"),
+            );
         }
         std::thread::sleep(Duration::from_millis(300));
     }
@@ -346,19 +397,36 @@ fn listen_under_emfile_keeps_serving_reports_once_and_recovers() {
             warnings.push(ev);
         }
     }
-    assert!(connected >= 1 && connected < 40, "{connected} connections followed under a limit of 16 fds");
-    assert_eq!(warnings.len(), 1, "EMFILE must be reported exactly once: {warnings:?}");
+    assert!(
+        (1..40).contains(&connected),
+        "{connected} connections followed under a limit of 16 fds"
+    );
+    assert_eq!(
+        warnings.len(),
+        1,
+        "EMFILE must be reported exactly once: {warnings:?}"
+    );
     let msg = warnings[0]["message"].as_str().unwrap_or_default();
     assert!(msg.contains("accept") && msg.contains("ulimit"), "{msg}");
-    assert!(server.child.try_wait().expect("wait").is_none(), "listen died under EMFILE");
+    assert!(
+        server.child.try_wait().expect("wait").is_none(),
+        "listen died under EMFILE"
+    );
 
     // Recovery: drop every client; listen ends those sessions and serves a new one.
     drop(clients);
-    server.until(Duration::from_secs(5), "ends after the clients left", |e| event_is(e, "end"));
+    server.until(Duration::from_secs(5), "ends after the clients left", |e| {
+        event_is(e, "end")
+    });
     std::thread::sleep(Duration::from_millis(300));
     let fresh = TcpStream::connect(addr).expect("connect after recovery");
     let seen = server.until(Duration::from_secs(5), "a connection after recovery", |e| {
-        event_is(e, "connected") && e["peer"] == fresh.local_addr().map(|a| a.to_string()).unwrap_or_default()
+        event_is(e, "connected")
+            && e["peer"]
+                == fresh
+                    .local_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default()
     });
     assert!(
         !seen.iter().any(|e| event_is(e, "warning")),
@@ -368,7 +436,10 @@ fn listen_under_emfile_keeps_serving_reports_once_and_recovers() {
     let (rest, status) = server.finish(Duration::from_secs(5));
     assert_eq!(status.code(), Some(143));
     let events = parse_all(&rest);
-    assert_eq!(events.last().map(|e| e["event"].clone()), Some("end".into()));
+    assert_eq!(
+        events.last().map(|e| e["event"].clone()),
+        Some("end".into())
+    );
 }
 
 #[test]
@@ -377,14 +448,20 @@ fn clients_sending_garbage_endless_lines_or_nothing_cannot_grow_listen() {
     // Warm up: one connection, so allocations made once are counted in the baseline.
     {
         let _c = TcpStream::connect(addr).expect("connect");
-        server.until(Duration::from_secs(5), "warm-up connected", |e| event_is(e, "connected"));
+        server.until(Duration::from_secs(5), "warm-up connected", |e| {
+            event_is(e, "connected")
+        });
     }
-    server.until(Duration::from_secs(5), "warm-up end", |e| event_is(e, "end"));
+    server.until(Duration::from_secs(5), "warm-up end", |e| {
+        event_is(e, "end")
+    });
     let before = server.rss_kib();
 
     const MIB: usize = 1 << 20;
     // 200 silent clients.
-    let silent: Vec<TcpStream> = (0..200).map(|_| TcpStream::connect(addr).expect("connect")).collect();
+    let silent: Vec<TcpStream> = (0..200)
+        .map(|_| TcpStream::connect(addr).expect("connect"))
+        .collect();
     // Garbage (binary, no newline), one endless line, and many short lines: 32 MiB each.
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = [
@@ -414,8 +491,14 @@ fn clients_sending_garbage_endless_lines_or_nothing_cannot_grow_listen() {
     let grown = after.saturating_sub(before);
     eprintln!("listen RSS {before} KiB -> {after} KiB after 96 MiB of input and 203 clients");
     // 203 sessions cost well under 1 MiB; the input itself must not be kept.
-    assert!(grown < 8 * 1024, "listen grew by {grown} KiB ({before} -> {after})");
-    assert!(server.child.try_wait().expect("wait").is_none(), "listen died");
+    assert!(
+        grown < 8 * 1024,
+        "listen grew by {grown} KiB ({before} -> {after})"
+    );
+    assert!(
+        server.child.try_wait().expect("wait").is_none(),
+        "listen died"
+    );
     drop(silent);
     server.signal(libc::SIGTERM);
     let (rest, status) = server.finish(Duration::from_secs(10));
@@ -426,8 +509,18 @@ fn clients_sending_garbage_endless_lines_or_nothing_cannot_grow_listen() {
 #[test]
 fn sigterm_mid_json_output_leaves_valid_json_lines_ending_with_end() {
     let (mut server, addr) = listen(&["--idle", "1", "--intvl", "1", "--max-conns", "100000"]);
-    let mut client = Proc::spawn(&["connect", &addr.to_string(), "--json", "--idle", "1", "--intvl", "1"]);
-    client.until(Duration::from_secs(5), "connected", |e| event_is(e, "connected"));
+    let mut client = Proc::spawn(&[
+        "connect",
+        &addr.to_string(),
+        "--json",
+        "--idle",
+        "1",
+        "--intvl",
+        "1",
+    ]);
+    client.until(Duration::from_secs(5), "connected", |e| {
+        event_is(e, "connected")
+    });
     // Keep listen writing: connections opening and closing as fast as they can.
     let stop = Arc::new(AtomicBool::new(false));
     let churners: Vec<_> = (0..2)
@@ -450,7 +543,10 @@ fn sigterm_mid_json_output_leaves_valid_json_lines_ending_with_end() {
     client.signal(libc::SIGTERM);
     let (rest, status) = server.finish(Duration::from_secs(10));
     stop.store(true, Ordering::Relaxed);
-    let cycles: u64 = churners.into_iter().map(|c| c.join().expect("churner")).sum();
+    let cycles: u64 = churners
+        .into_iter()
+        .map(|c| c.join().expect("churner"))
+        .sum();
     assert!(cycles > 50, "only {cycles} connections churned");
     let events = parse_all(&rest);
     let last = events.last().expect("events after SIGTERM");
@@ -460,12 +556,21 @@ fn sigterm_mid_json_output_leaves_valid_json_lines_ending_with_end() {
     assert_eq!(last["exit_code"], 143);
     assert_eq!(status.code(), Some(143));
     for ev in &events {
-        assert!(ev["event"].is_string() && ev["t"].is_number() && ev["conn"].is_u64(), "{ev}");
+        assert!(
+            ev["event"].is_string() && ev["t"].is_number() && ev["conn"].is_u64(),
+            "{ev}"
+        );
     }
     // Every connection that was connected also ended.
     let connected = events.iter().filter(|e| event_is(e, "connected")).count();
-    let ended = events.iter().filter(|e| event_is(e, "end") && e["conn"] != 0).count();
-    assert!(ended >= connected, "{connected} connected after the first line, {ended} ended");
+    let ended = events
+        .iter()
+        .filter(|e| event_is(e, "end") && e["conn"] != 0)
+        .count();
+    assert!(
+        ended >= connected,
+        "{connected} connected after the first line, {ended} ended"
+    );
 
     let (rest, status) = client.finish(Duration::from_secs(10));
     let events = parse_all(&rest);
@@ -507,11 +612,22 @@ fn churn_below_max_conns_is_never_refused_and_the_limit_still_holds() {
         }
     });
     let refused: Vec<_> = seen.iter().filter(|e| event_is(e, "refused")).collect();
-    assert!(refused.is_empty(), "{} of 3000 short-lived connections refused: {:?}", refused.len(), refused.first());
-    assert!(seen.iter().filter(|e| event_is(e, "end")).all(|e| e["outcome"] == "eof"));
+    assert!(
+        refused.is_empty(),
+        "{} of 3000 short-lived connections refused: {:?}",
+        refused.len(),
+        refused.first()
+    );
+    assert!(
+        seen.iter()
+            .filter(|e| event_is(e, "end"))
+            .all(|e| e["outcome"] == "eof")
+    );
 
     // Ten held connections: eight followed, two refused (reset).
-    let held: Vec<_> = (0..10).map(|_| TcpStream::connect(addr).expect("connect")).collect();
+    let held: Vec<_> = (0..10)
+        .map(|_| TcpStream::connect(addr).expect("connect"))
+        .collect();
     let mut connected = 0;
     let mut refused = 0;
     while connected + refused < 10 {

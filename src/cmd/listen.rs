@@ -229,7 +229,10 @@ pub fn serve(
         }
 
         // The connections held first: their EOFs free table slots for new ones.
-        for r in ready.iter().filter(|r| r.token != SIGNAL && r.token != LISTENER) {
+        for r in ready
+            .iter()
+            .filter(|r| r.token != SIGNAL && r.token != LISTENER)
+        {
             let id = r.token;
             let mut events = Vec::new();
             let end = match table.sessions.get_mut(&id) {

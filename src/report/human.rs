@@ -32,7 +32,12 @@ impl Human {
         Human::with_color(out, timestamps, tag_conns, color)
     }
 
-    pub fn with_color(out: Box<dyn Write>, timestamps: Timestamps, tag_conns: bool, color: bool) -> Human {
+    pub fn with_color(
+        out: Box<dyn Write>,
+        timestamps: Timestamps,
+        tag_conns: bool,
+        color: bool,
+    ) -> Human {
         Human {
             out,
             timestamps,
@@ -319,7 +324,10 @@ mod tests {
     fn colour_only_on_a_terminal_without_no_color() {
         use std::ffi::OsStr;
         assert!(color_wanted(true, None));
-        assert!(color_wanted(true, Some(OsStr::new(""))), "empty NO_COLOR does not count");
+        assert!(
+            color_wanted(true, Some(OsStr::new(""))),
+            "empty NO_COLOR does not count"
+        );
         assert!(!color_wanted(true, Some(OsStr::new("1"))));
         assert!(!color_wanted(false, None));
         assert!(!color_wanted(false, Some(OsStr::new("1"))));
@@ -327,15 +335,27 @@ mod tests {
 
     #[test]
     fn plain_output_has_no_escapes_and_keeps_its_format() {
-        assert_eq!(render(false, EventKind::Probe { n: 2 }), "  +1.500s [3] probe        #2 sent\n");
+        assert_eq!(
+            render(false, EventKind::Probe { n: 2 }),
+            "  +1.500s [3] probe        #2 sent\n"
+        );
         let plain = render(false, EventKind::End(sample_end()));
         assert!(!plain.contains('\x1b'));
-        assert!(plain.starts_with("  +1.500s [3] end          timeout ETIMEDOUT"), "{plain}");
+        assert!(
+            plain.starts_with("  +1.500s [3] end          timeout ETIMEDOUT"),
+            "{plain}"
+        );
     }
 
     #[test]
     fn coloured_output_is_the_plain_text_plus_escapes() {
-        for kind in [EventKind::Probe { n: 2 }, EventKind::End(sample_end()), EventKind::Idle { since: Duration::ZERO }] {
+        for kind in [
+            EventKind::Probe { n: 2 },
+            EventKind::End(sample_end()),
+            EventKind::Idle {
+                since: Duration::ZERO,
+            },
+        ] {
             let plain = render(false, kind.clone());
             let coloured = render(true, kind);
             assert!(coloured.contains("\x1b["), "{coloured:?}");
