@@ -97,6 +97,15 @@ impl Table {
             // fallback's table exact.
             let _ = self.poller.delete(s.fd());
         }
+        // A departed connection's wake-up stays queued until it reaches the front,
+        // which behind a live one can be hours (idle 7200 s): drop stale entries once
+        // they outnumber the live ones, so churn cannot grow the queue (amortised O(1)).
+        if self.timers.len() > 2 * self.sessions.len() + 64 {
+            let sessions = &self.sessions;
+            self.timers.retain(|Reverse((at, id))| {
+                sessions.get(id).is_some_and(|s| s.scheduled == Some(*at))
+            });
+        }
         *self.ended.entry(end.outcome.name()).or_default() += 1;
         if let Some(met) = end.expect_met {
             self.judged += 1;
