@@ -3,9 +3,13 @@
 mod cli;
 mod cmd;
 mod config;
+#[cfg(test)]
+mod config_props;
 mod event;
 mod expect;
 mod heartbeat;
+#[cfg(test)]
+mod heartbeat_props;
 mod keepalive;
 mod observe;
 mod poller;
@@ -15,7 +19,7 @@ mod session;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use crate::cli::{Cli, Command};
 use crate::config::{ConnectConfig, ListenConfig, WatchConfig};
@@ -98,7 +102,41 @@ fn run(command: &Command) -> Result<EndFacts, Failure> {
             let signals = Signals::install()?;
             Ok(cmd::demo::run(args, clock, &signals)?)
         }
+        Command::Completions(args) => Ok(print_generated(|out| {
+            clap_complete::generate(args.shell, &mut cli::Cli::command(), "tcpalive", out);
+            Ok(())
+        })?),
+        Command::Man => Ok(print_generated(|out| {
+            clap_mangen::Man::new(cli::Cli::command()).render(out)
+        })?),
     }
+}
+
+/// Writes generated text (completions, man page) to stdout; a closed pipe ends
+/// quietly. The text is built in memory first: clap_complete panics on a failed write.
+fn print_generated(
+    generate: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>,
+) -> Result<EndFacts, RunError> {
+    use std::io::Write;
+    let mut text = Vec::new();
+    generate(&mut text).map_err(RunError::io("generate the text"))?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(&text)
+        .and_then(|_| out.flush())
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::BrokenPipe => RunError::OutputClosed,
+            _ => RunError::Io {
+                op: "write to stdout",
+                source: e,
+            },
+        })?;
+    Ok(EndFacts::new(
+        Outcome::Alive,
+        None,
+        String::new(),
+        None,
+        None,
+    ))
 }
 
 /// clap's own errors (unknown flag, missing value) as one line, exit 2; help and

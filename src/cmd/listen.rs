@@ -20,6 +20,10 @@ const LISTENER: u64 = 0;
 const SIGNAL: u64 = u64::MAX;
 /// The run-level events (`listening`, the summary `end`) carry connection id 0.
 const RUN: u64 = 0;
+/// Accepts per readiness of the listening socket before the loop serves the
+/// connections it holds (their EOFs, timers, signals): a client that connects and
+/// closes as fast as it can must not starve them.
+const ACCEPTS_PER_WAKE: usize = 64;
 
 /// Binds the listening socket (port 0 picks a free port, shown in `listening`).
 pub fn bind(cfg: &ListenConfig) -> Result<Socket, RunError> {
@@ -56,6 +60,10 @@ struct Table {
     /// Connections judged against --expect, and how many missed it.
     judged: usize,
     missed: Option<String>,
+    /// At --max-conns, accepting waits one pass of the loop before refusing, so
+    /// connections whose peer already left (their EOF is reported by the next wait)
+    /// are removed first.
+    deferred_at_limit: bool,
 }
 
 impl Table {
@@ -88,6 +96,15 @@ impl Table {
             // Closing the socket removes it from epoll anyway; this keeps the poll
             // fallback's table exact.
             let _ = self.poller.delete(s.fd());
+        }
+        // A departed connection's wake-up stays queued until it reaches the front,
+        // which behind a live one can be hours (idle 7200 s): drop stale entries once
+        // they outnumber the live ones, so churn cannot grow the queue (amortised O(1)).
+        if self.timers.len() > 2 * self.sessions.len() + 64 {
+            let sessions = &self.sessions;
+            self.timers.retain(|Reverse((at, id))| {
+                sessions.get(id).is_some_and(|s| s.scheduled == Some(*at))
+            });
         }
         *self.ended.entry(end.outcome.name()).or_default() += 1;
         if let Some(met) = end.expect_met {
@@ -170,6 +187,7 @@ pub fn serve(
         ended: BTreeMap::new(),
         judged: 0,
         missed: None,
+        deferred_at_limit: false,
     };
     table
         .poller
@@ -219,25 +237,11 @@ pub fn serve(
             return Ok(end);
         }
 
-        for r in ready.iter().filter(|r| r.token != SIGNAL) {
-            if r.token == LISTENER {
-                let Some(sock) = &listener else { continue };
-                accept_all(
-                    sock,
-                    cfg,
-                    &plan,
-                    rep,
-                    &mut table,
-                    &mut next_id,
-                    &mut reserve,
-                    &mut emfile_reported,
-                )?;
-                if cfg.once && next_id > 1 {
-                    let _ = table.poller.delete(std::os::fd::AsFd::as_fd(sock));
-                    listener = None;
-                }
-                continue;
-            }
+        // The connections held first: their EOFs free table slots for new ones.
+        for r in ready
+            .iter()
+            .filter(|r| r.token != SIGNAL && r.token != LISTENER)
+        {
             let id = r.token;
             let mut events = Vec::new();
             let end = match table.sessions.get_mut(&id) {
@@ -246,6 +250,24 @@ pub fn serve(
             };
             if let Some(done) = finish_step(rep, &mut table, id, events, end, cfg.once, now)? {
                 return Ok(done);
+            }
+        }
+        if ready.iter().any(|r| r.token == LISTENER)
+            && let Some(sock) = &listener
+        {
+            accept_all(
+                sock,
+                cfg,
+                &plan,
+                rep,
+                &mut table,
+                &mut next_id,
+                &mut reserve,
+                &mut emfile_reported,
+            )?;
+            if cfg.once && next_id > 1 {
+                let _ = table.poller.delete(std::os::fd::AsFd::as_fd(sock));
+                listener = None;
             }
         }
 
@@ -322,8 +344,14 @@ fn accept_all(
     reserve: &mut Reserve,
     emfile_reported: &mut bool,
 ) -> Result<(), RunError> {
-    loop {
+    for _ in 0..ACCEPTS_PER_WAKE {
         if cfg.once && *next_id > 1 {
+            return Ok(());
+        }
+        if table.sessions.len() < cfg.max_conns {
+            table.deferred_at_limit = false;
+        } else if !table.deferred_at_limit {
+            table.deferred_at_limit = true;
             return Ok(());
         }
         let (sock, peer) = match listener.accept() {
@@ -389,4 +417,7 @@ fn accept_all(
         rep.emit_all(id, events)?;
         table.schedule(id, now);
     }
+    // More may be pending: the listening socket stays readable and comes back in
+    // the next wait, after the connections held have been served.
+    Ok(())
 }

@@ -1,26 +1,48 @@
 //! Human renderer: one line per event, time first, then the event and its facts.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use crate::config::Timestamps;
-use crate::event::{ConfigFacts, EndFacts, Event, EventKind, Sink, WatchFacts};
+use crate::event::{ConfigFacts, EndFacts, Event, EventKind, Outcome, Sink, WatchFacts};
 
 pub struct Human {
     out: Box<dyn Write>,
     timestamps: Timestamps,
     tag_conns: bool,
+    color: bool,
     /// Connections `watch` follows from outside: their settings are inferred, not
     /// read back, and the settings line says so.
     watched: std::collections::HashSet<u64>,
 }
 
+/// Colour only on a terminal, and never when NO_COLOR is set to anything non-empty
+/// (https://no-color.org).
+pub fn color_wanted(is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 impl Human {
+    /// A renderer for stdout: coloured when stdout is a terminal and NO_COLOR is unset.
     pub fn new(out: Box<dyn Write>, timestamps: Timestamps, tag_conns: bool) -> Human {
+        let color = color_wanted(
+            std::io::stdout().is_terminal(),
+            std::env::var_os("NO_COLOR").as_deref(),
+        );
+        Human::with_color(out, timestamps, tag_conns, color)
+    }
+
+    pub fn with_color(
+        out: Box<dyn Write>,
+        timestamps: Timestamps,
+        tag_conns: bool,
+        color: bool,
+    ) -> Human {
         Human {
             out,
             timestamps,
             tag_conns,
+            color,
             watched: std::collections::HashSet::new(),
         }
     }
@@ -207,6 +229,32 @@ fn describe(kind: &EventKind) -> Vec<(&'static str, String)> {
     }
 }
 
+const DIM: &str = "\x1b[2m";
+const RED: &str = "\x1b[1;31m";
+const GREEN: &str = "\x1b[32m";
+const YELLOW: &str = "\x1b[33m";
+const CYAN: &str = "\x1b[36m";
+const RESET: &str = "\x1b[0m";
+
+/// The SGR colour of an event line's name column, if any. Chosen by the line's
+/// name so that new event kinds render plain until someone picks a colour.
+fn name_color(kind: &EventKind, name: &str) -> Option<&'static str> {
+    if let EventKind::End(e) = kind {
+        return Some(match e.outcome {
+            Outcome::Alive => GREEN,
+            Outcome::Interrupted | Outcome::Terminated => YELLOW,
+            _ => RED,
+        });
+    }
+    match name {
+        "probe" | "probe-window" | "retransmit" | "heartbeat" => Some(YELLOW),
+        "probe-acked" | "heartbeat-reply" | "connected" => Some(GREEN),
+        "warning" | "refused" => Some(RED),
+        "listening" => Some(CYAN),
+        _ => None,
+    }
+}
+
 impl Sink for Human {
     fn emit(&mut self, event: &Event) -> std::io::Result<()> {
         let stamp = self.stamp(event);
@@ -225,7 +273,17 @@ impl Sink for Human {
             } else {
                 text
             };
-            writeln!(self.out, "{stamp} {tag}{name:<12} {text}")?;
+            if self.color {
+                // Pad first, then colour, so the columns line up as in plain output.
+                let padded = format!("{name:<12}");
+                let name = match name_color(&event.kind, name) {
+                    Some(c) => format!("{c}{padded}{RESET}"),
+                    None => padded,
+                };
+                writeln!(self.out, "{DIM}{stamp}{RESET} {tag}{name} {text}")?;
+            } else {
+                writeln!(self.out, "{stamp} {tag}{name:<12} {text}")?;
+            }
         }
         self.out.flush()
     }
@@ -234,7 +292,104 @@ impl Sink for Human {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Outcome;
+
+    /// A `Write` the test can read back after the renderer took ownership.
+    #[derive(Clone, Default)]
+    struct Shared(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn render(color: bool, kind: EventKind) -> String {
+        let buf = Shared::default();
+        let mut h = Human::with_color(Box::new(buf.clone()), Timestamps::Relative, true, color);
+        let event = Event {
+            at: Duration::from_millis(1500),
+            wall: std::time::UNIX_EPOCH,
+            conn: 3,
+            kind,
+        };
+        h.emit(&event).unwrap();
+        String::from_utf8(buf.0.borrow().clone()).unwrap()
+    }
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
+        assert!(color_wanted(true, None));
+        assert!(
+            color_wanted(true, Some(OsStr::new(""))),
+            "empty NO_COLOR does not count"
+        );
+        assert!(!color_wanted(true, Some(OsStr::new("1"))));
+        assert!(!color_wanted(false, None));
+        assert!(!color_wanted(false, Some(OsStr::new("1"))));
+    }
+
+    #[test]
+    fn plain_output_has_no_escapes_and_keeps_its_format() {
+        assert_eq!(
+            render(false, EventKind::Probe { n: 2 }),
+            "  +1.500s [3] probe        #2 sent\n"
+        );
+        let plain = render(false, EventKind::End(sample_end()));
+        assert!(!plain.contains('\x1b'));
+        assert!(
+            plain.starts_with("  +1.500s [3] end          timeout ETIMEDOUT"),
+            "{plain}"
+        );
+    }
+
+    #[test]
+    fn coloured_output_is_the_plain_text_plus_escapes() {
+        for kind in [
+            EventKind::Probe { n: 2 },
+            EventKind::End(sample_end()),
+            EventKind::Idle {
+                since: Duration::ZERO,
+            },
+        ] {
+            let plain = render(false, kind.clone());
+            let coloured = render(true, kind);
+            assert!(coloured.contains("\x1b["), "{coloured:?}");
+            assert_eq!(strip_sgr(&coloured), plain);
+        }
+        assert!(render(true, EventKind::End(sample_end())).contains(&format!("{RED}end ")));
+    }
+
+    fn strip_sgr(s: &str) -> String {
+        let mut out = String::new();
+        let mut chars = s.chars();
+        while let Some(c) = chars.next() {
+            if c == '\x1b' {
+                for c in chars.by_ref() {
+                    if c == 'm' {
+                        break;
+                    }
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    fn sample_end() -> EndFacts {
+        EndFacts::new(
+            Outcome::Timeout,
+            Some("ETIMEDOUT".into()),
+            "Connection timed out".into(),
+            Some(4.012),
+            Some(4.0),
+        )
+    }
 
     #[test]
     fn end_line_reads_as_a_verdict() {
