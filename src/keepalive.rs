@@ -76,15 +76,24 @@ fn set_user_timeout(_socket: &Socket, _uto: Duration) -> std::io::Result<()> {
 /// Reads back what the kernel holds. Keepalive values are read even when keepalive
 /// is off, since they say what would happen if it were switched on.
 pub fn read_back(socket: &Socket) -> std::io::Result<Effective> {
-    let defaults = system_defaults();
-    let secs = |d: std::io::Result<Duration>, fallback: u32| {
-        d.map(|d| d.as_secs() as u32).unwrap_or(fallback)
-    };
+    // The sysctl fallback costs three file reads: only where getsockopt fails.
+    let mut defaults = None;
+    let mut fallback =
+        |pick: fn(&Effective) -> u32| pick(defaults.get_or_insert_with(system_defaults));
+    let secs = |d: Duration| d.as_secs() as u32;
     Ok(Effective {
         keepalive: socket.keepalive()?,
-        idle_s: secs(socket.tcp_keepalive_time(), defaults.idle_s),
-        intvl_s: secs(socket.tcp_keepalive_interval(), defaults.intvl_s),
-        cnt: socket.tcp_keepalive_retries().unwrap_or(defaults.cnt),
+        idle_s: socket
+            .tcp_keepalive_time()
+            .map(secs)
+            .unwrap_or_else(|_| fallback(|d| d.idle_s)),
+        intvl_s: socket
+            .tcp_keepalive_interval()
+            .map(secs)
+            .unwrap_or_else(|_| fallback(|d| d.intvl_s)),
+        cnt: socket
+            .tcp_keepalive_retries()
+            .unwrap_or_else(|_| fallback(|d| d.cnt)),
         user_timeout_ms: read_user_timeout(socket)?,
     })
 }
@@ -120,11 +129,15 @@ pub fn system_defaults() -> Effective {
 }
 
 /// `net.ipv4.tcp_retries2`: retransmissions before a busy connection gives up.
+/// Read once per process: `listen` asks for every connection it accepts.
 pub fn system_retries2() -> u32 {
-    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_retries2")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(15)
+    static RETRIES2: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *RETRIES2.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/net/ipv4/tcp_retries2")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(15)
+    })
 }
 
 /// When the kernel gives up on an idle connection whose peer stopped answering.
