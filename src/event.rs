@@ -276,8 +276,11 @@ pub enum EventKind {
         due: Duration,
         dead_at: Option<Duration>,
     },
+    /// Probe `n` went out; `due` is when the kernel's timer was set to send it
+    /// (last contact + idle for the first, the previous probe + intvl after).
     Probe {
         n: u32,
+        due: Duration,
     },
     ProbeAcked {
         n: u32,

@@ -32,6 +32,8 @@ pub struct Timeline {
     /// Run time of the last data or ACK received.
     last_contact: Duration,
     probes_seen: u32,
+    /// When the last probe of this window was seen go out.
+    last_probe_at: Option<Duration>,
     window_open: bool,
     retransmits_seen: u32,
     bytes_in_seen: u64,
@@ -61,6 +63,7 @@ impl Timeline {
             ),
             last_contact: now,
             probes_seen: 0,
+            last_probe_at: None,
             window_open: false,
             retransmits_seen: 0,
             bytes_in_seen: 0,
@@ -81,9 +84,40 @@ impl Timeline {
         self.last_contact
     }
 
-    /// Run time at which the `n`th probe since the last contact is due.
+    /// Run time at which the `n`th probe since the last contact is due, on the
+    /// nominal schedule (last contact + idle + (n - 1) x intvl).
     fn probe_due(&self, n: u32) -> Duration {
         self.last_contact + self.eff.probe_due(n)
+    }
+
+    /// When the next probe is due as the kernel arms it: idle after the last
+    /// contact for the first, then intvl after the previous probe actually went out
+    /// (its timer wheel fires a 1 s timer 4 to 32 ms late, and that adds up).
+    fn next_probe_due(&self) -> Duration {
+        match self.last_probe_at {
+            Some(prev) if self.probes_seen > 0 => {
+                prev + Duration::from_secs(self.eff.intvl_s.into())
+            }
+            _ => self.probe_due(1),
+        }
+    }
+
+    fn probe_sent(&mut self, n: u32, now: Duration, out: &mut Vec<EventKind>) {
+        let due = self.next_probe_due();
+        out.push(EventKind::Probe { n, due });
+        self.probes_seen = n;
+        self.last_probe_at = Some(now);
+        let late = now.saturating_sub(due);
+        if late > LATE_PROBE {
+            out.push(EventKind::Warning {
+                message: format!(
+                    "probe #{n} went out {:.3}s after it was due: a probe the kernel cannot \
+                     transmit (local queue full, carrier down) is retried 0.5 s later, and \
+                     detection moves by as much",
+                    late.as_secs_f64()
+                ),
+            });
+        }
     }
 
     /// The first sample: sets the baseline and announces idle-start.
@@ -129,6 +163,7 @@ impl Timeline {
             }
             self.last_contact = contact;
             self.probes_seen = 0;
+            self.last_probe_at = None;
             self.window_open = false;
             if traffic {
                 self.traffic_pending = true;
@@ -141,20 +176,8 @@ impl Timeline {
                 out.push(self.window_event());
             }
             for n in self.probes_seen + 1..=probes {
-                out.push(EventKind::Probe { n });
-                let late = now.saturating_sub(self.probe_due(n));
-                if late > LATE_PROBE {
-                    out.push(EventKind::Warning {
-                        message: format!(
-                            "probe #{n} went out {:.3}s after it was due: a probe the kernel cannot \
-                             transmit (local queue full, carrier down) is retried 0.5 s later, and \
-                             detection moves by as much",
-                            late.as_secs_f64()
-                        ),
-                    });
-                }
+                self.probe_sent(n, now, &mut out);
             }
-            self.probes_seen = self.probes_seen.max(probes);
         }
 
         self.retransmissions(now, s, &mut out);
@@ -177,7 +200,7 @@ impl Timeline {
             out.push(self.window_event());
         }
         for n in self.probes_seen + 1..=sent {
-            out.push(EventKind::Probe { n });
+            self.probe_sent(n, contact, out);
         }
         out.push(EventKind::ProbeAcked { n: sent });
     }
@@ -261,7 +284,7 @@ impl Timeline {
             let step = (self.rto / 4).clamp(Duration::from_millis(10), Duration::from_millis(200));
             Some(now + step)
         } else if self.schedule.is_some() {
-            let due = self.probe_due(self.probes_seen + 1) + DUE_SLACK;
+            let due = self.next_probe_due() + DUE_SLACK;
             if now < due {
                 Some(due)
             } else {
@@ -362,9 +385,16 @@ mod tests {
                 dead_at: Some(ms(4000))
             }
         );
-        assert_eq!(t.next_wake(ms(1006)), Some(ms(2003)));
-        let ev = t.observe(ms(2004), &at(2004, 0, 2));
-        assert_eq!(ev, vec![EventKind::Probe { n: 2 }]);
+        // The kernel arms the next probe intvl after this one went out.
+        assert_eq!(t.next_wake(ms(1006)), Some(ms(2008)));
+        let ev = t.observe(ms(2030), &at(2030, 0, 2));
+        assert_eq!(
+            ev,
+            vec![EventKind::Probe {
+                n: 2,
+                due: ms(2005)
+            }]
+        );
     }
 
     #[test]

@@ -189,7 +189,7 @@ fn describe(kind: &EventKind) -> Vec<(&'static str, String)> {
             ),
             None => format!("first probe due at {}", rel(*due)),
         }),
-        EventKind::Probe { n } => one(format!("#{n} sent")),
+        EventKind::Probe { n, due } => one(format!("#{n} sent (due at {})", rel(*due))),
         EventKind::ProbeAcked { n } => one(format!("#{n} answered: the peer is alive")),
         EventKind::Retransmit { n, unacked } => one(format!(
             "#{n}, {unacked} segment(s) unacknowledged: keepalive is suspended while data is in flight"
@@ -336,8 +336,14 @@ mod tests {
     #[test]
     fn plain_output_has_no_escapes_and_keeps_its_format() {
         assert_eq!(
-            render(false, EventKind::Probe { n: 2 }),
-            "  +1.500s [3] probe        #2 sent\n"
+            render(
+                false,
+                EventKind::Probe {
+                    n: 2,
+                    due: Duration::from_millis(1480)
+                }
+            ),
+            "  +1.500s [3] probe        #2 sent (due at +1.480s)\n"
         );
         let plain = render(false, EventKind::End(sample_end()));
         assert!(!plain.contains('\x1b'));
@@ -350,7 +356,10 @@ mod tests {
     #[test]
     fn coloured_output_is_the_plain_text_plus_escapes() {
         for kind in [
-            EventKind::Probe { n: 2 },
+            EventKind::Probe {
+                n: 2,
+                due: Duration::from_secs(2),
+            },
             EventKind::End(sample_end()),
             EventKind::Idle {
                 since: Duration::ZERO,

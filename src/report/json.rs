@@ -43,7 +43,8 @@ pub fn to_value(event: &Event) -> Value {
         EventKind::ProbeWindow { due, dead_at } => {
             json!({"due": secs(*due), "dead_at": dead_at.map(secs)})
         }
-        EventKind::Probe { n } | EventKind::ProbeAcked { n } => json!({"n": n}),
+        EventKind::Probe { n, due } => json!({"n": n, "due": secs(*due)}),
+        EventKind::ProbeAcked { n } => json!({"n": n}),
         EventKind::Retransmit { n, unacked } => json!({"n": n, "unacked": unacked}),
         EventKind::Data {
             bytes_in,
