@@ -95,7 +95,11 @@ pub fn follow(
             .map_err(RunError::io("wait for the socket"))?;
         let now = rep.clock.now();
         let mut events = Vec::new();
-        let end = if let Some(outcome) = signals.pending() {
+        // A probe-time wake-up (nothing ready) skips reading the signal pipes: two
+        // syscalls saved. Any readiness checks them first, so a signal that arrived
+        // with the peer's FIN still wins, as it was sent first.
+        let signalled = !ready.is_empty();
+        let end = if let Some(outcome) = signalled.then(|| signals.pending()).flatten() {
             Some(session.finish(now, outcome, signal_message(outcome), &mut events))
         } else if ready.iter().any(|r| r.token == SOCK) {
             session.on_ready(now, &mut events)

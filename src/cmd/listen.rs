@@ -213,7 +213,10 @@ pub fn serve(
             .map_err(RunError::io("wait for connections"))?;
         let now = rep.clock.now();
 
+        // Timer-only wake-ups skip reading the signal pipes (see connect).
+        let signalled = !ready.is_empty();
         let stop = signals
+            .filter(|_| signalled)
             .and_then(|s| s.pending())
             .or_else(|| stop_at.filter(|&s| now >= s).map(|_| Outcome::Alive));
         if let Some(outcome) = stop {

@@ -252,8 +252,11 @@ mod linux {
         let mut ready = Vec::new();
         loop {
             let now = rep.clock.now();
-            let stop = signals
-                .pending()
+            // Timer-only wake-ups skip reading the signal pipes (see connect).
+            let signalled = !ready.is_empty();
+            let stop = signalled
+                .then(|| signals.pending())
+                .flatten()
                 .or_else(|| stop_at.filter(|&s| now >= s).map(|_| Outcome::Alive));
             if let Some(outcome) = stop {
                 return w.finish(rep, outcome, cfg);
