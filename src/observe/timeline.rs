@@ -21,6 +21,9 @@ const DUE_SLACK: Duration = Duration::from_millis(3);
 /// A probe seen this long after its due time was not sent on time: the timer
 /// wheel alone makes it at most tens of milliseconds late.
 const LATE_PROBE: Duration = Duration::from_millis(250);
+/// TCP states (include/net/tcp_states.h) reached only after the peer's FIN:
+/// CLOSE_WAIT, LAST_ACK, CLOSING, TIME_WAIT.
+const PEER_SENT_FIN: [u8; 4] = [8, 9, 11, 6];
 /// Traffic (data, ACKs of our data) is reported at most this often.
 const TRAFFIC_REPORT_EVERY: Duration = Duration::from_secs(1);
 
@@ -50,6 +53,7 @@ pub struct Timeline {
     /// counts the user timeout (and tcp_retries2's budget) from there.
     retrans_since: Option<Duration>,
     observed: bool,
+    fin_counted: bool,
 }
 
 impl Timeline {
@@ -77,6 +81,7 @@ impl Timeline {
             unacked_since: None,
             retrans_since: None,
             observed: false,
+            fin_counted: false,
         }
     }
 
@@ -139,9 +144,16 @@ impl Timeline {
             return self.baseline(now, s);
         }
         let mut out = Vec::new();
-        let din = s.bytes_received.saturating_sub(self.bytes_in_seen);
+        let mut din = s.bytes_received.saturating_sub(self.bytes_in_seen);
+        // The peer's FIN advances the receive sequence by one, and bytes_received
+        // with it: it is not a byte of data.
+        if !self.fin_counted && PEER_SENT_FIN.contains(&s.state) {
+            self.fin_counted = true;
+            din = din.saturating_sub(1);
+            self.bytes_in_seen += 1;
+        }
         let dout = s.bytes_acked.saturating_sub(self.bytes_out_seen);
-        self.bytes_in_seen = s.bytes_received;
+        self.bytes_in_seen = s.bytes_received.max(self.bytes_in_seen);
         self.bytes_out_seen = s.bytes_acked;
         self.pending_in += din;
         self.pending_out += dout;
@@ -499,6 +511,22 @@ mod tests {
             ev[0],
             EventKind::Data {
                 bytes_in: 20,
+                bytes_out: 0
+            }
+        );
+    }
+
+    #[test]
+    fn the_peers_fin_is_not_a_byte_of_data() {
+        let mut t = timeline();
+        let mut s = at(1500, 1400, 0);
+        s.bytes_received = 11;
+        s.state = 8;
+        let ev = t.observe(ms(1500), &s);
+        assert_eq!(
+            ev[0],
+            EventKind::Data {
+                bytes_in: 10,
                 bytes_out: 0
             }
         );
