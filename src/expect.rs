@@ -75,17 +75,7 @@ impl Expectation {
             return;
         }
         end.expected = Some(self.describe());
-        match self.check(end) {
-            Ok(()) => {
-                end.expect_met = Some(true);
-                end.exit_code = 0;
-            }
-            Err(why) => {
-                end.expect_met = Some(false);
-                end.expect_failure = Some(why);
-                end.exit_code = Outcome::ExpectFailed.exit_code();
-            }
-        }
+        end.set_verdict(self.check(end).err());
     }
 }
 
@@ -111,6 +101,59 @@ impl Expectation {
             Some(_) => Outcome::ExpectFailed.exit_code(),
         };
         summary.expect_failure = failure;
+    }
+}
+
+impl EndFacts {
+    /// Records an `--expect` verdict: met (`None`) exits 0, missed exits 9.
+    pub fn set_verdict(&mut self, failure: Option<String>) {
+        self.expect_met = Some(failure.is_none());
+        self.exit_code = match failure {
+            None => 0,
+            Some(_) => Outcome::ExpectFailed.exit_code(),
+        };
+        self.expect_failure = failure;
+    }
+}
+
+/// The per-connection ends of a run that follows many (`listen`, `watch`): counts
+/// by outcome for the summary, and the first `--expect` miss.
+#[derive(Debug, Default)]
+pub struct Tally {
+    ended: std::collections::BTreeMap<&'static str, usize>,
+    judged: usize,
+    missed: Option<String>,
+}
+
+impl Tally {
+    pub fn record(&mut self, end: &EndFacts) {
+        *self.ended.entry(end.outcome.name()).or_default() += 1;
+        if let Some(met) = end.expect_met {
+            self.judged += 1;
+            if !met && self.missed.is_none() {
+                self.missed = end.expect_failure.clone();
+            }
+        }
+    }
+
+    /// "served 3 connection(s): eof 2, reset 1"
+    pub fn summary(&self, verb: &str, count: u64) -> String {
+        let parts: Vec<String> = self.ended.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        if parts.is_empty() {
+            format!("{verb} {count} connection(s)")
+        } else {
+            format!("{verb} {count} connection(s): {}", parts.join(", "))
+        }
+    }
+
+    /// The run's summary `end`: under --expect every connection was judged, and the
+    /// run exits 9 if any missed, 0 if all met.
+    pub fn run_end(&self, outcome: Outcome, message: String) -> EndFacts {
+        let mut end = EndFacts::new(outcome, None, message, None, None);
+        if self.judged > 0 {
+            end.set_verdict(self.missed.clone());
+        }
+        end
     }
 }
 

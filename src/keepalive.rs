@@ -113,17 +113,11 @@ fn read_user_timeout(_socket: &Socket) -> std::io::Result<u32> {
 /// The system's keepalive defaults (net.ipv4.tcp_keepalive_time/_intvl/_probes), or
 /// the Linux compile-time defaults when they cannot be read.
 pub fn system_defaults() -> Effective {
-    let read = |name: &str, fallback: u32| {
-        std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}"))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(fallback)
-    };
     Effective {
         keepalive: false,
-        idle_s: read("tcp_keepalive_time", 7200),
-        intvl_s: read("tcp_keepalive_intvl", 75),
-        cnt: read("tcp_keepalive_probes", 9),
+        idle_s: read_sysctl("tcp_keepalive_time", 7200),
+        intvl_s: read_sysctl("tcp_keepalive_intvl", 75),
+        cnt: read_sysctl("tcp_keepalive_probes", 9),
         user_timeout_ms: 0,
     }
 }
@@ -132,12 +126,15 @@ pub fn system_defaults() -> Effective {
 /// Read once per process: `listen` asks for every connection it accepts.
 pub fn system_retries2() -> u32 {
     static RETRIES2: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *RETRIES2.get_or_init(|| {
-        std::fs::read_to_string("/proc/sys/net/ipv4/tcp_retries2")
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(15)
-    })
+    *RETRIES2.get_or_init(|| read_sysctl("tcp_retries2", 15))
+}
+
+/// A `net.ipv4` sysctl of this namespace, or `fallback` when it cannot be read.
+fn read_sysctl(name: &str, fallback: u32) -> u32 {
+    std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(fallback)
 }
 
 /// When the kernel gives up on an idle connection whose peer stopped answering.

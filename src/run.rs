@@ -11,7 +11,7 @@ use thiserror::Error;
 
 use crate::event::{EndFacts, Event, EventKind, Outcome, Sink};
 use crate::expect::Expectation;
-use crate::poller::Poller;
+use crate::poller::{Poller, Ready};
 
 /// Failures of tcpalive itself (exit code 1), each naming the operation and address.
 #[derive(Debug, Error)]
@@ -48,6 +48,16 @@ impl RunError {
             addr: addr.to_string(),
             source,
         }
+    }
+}
+
+/// Why a run stopped from outside: `--for` elapsed, or a signal.
+pub fn stop_message(outcome: Outcome, run_for: Option<Duration>) -> String {
+    match (outcome, run_for) {
+        (Outcome::Alive, Some(d)) => format!("--for {} elapsed", humantime::format_duration(d)),
+        (Outcome::Alive, None) => "stopped".to_string(),
+        (Outcome::Terminated, _) => "interrupted by SIGTERM".to_string(),
+        _ => "interrupted by SIGINT".to_string(),
     }
 }
 
@@ -162,6 +172,18 @@ impl Signals {
                 .map_err(RunError::io("watch signals"))?;
         }
         Ok(())
+    }
+
+    /// The interruption that arrived, if the poller reported anything ready. A
+    /// wake-up with nothing ready (a timer) skips the two reads; any readiness
+    /// checks, so a signal that arrived with the peer's FIN still wins, as it was
+    /// sent first.
+    pub fn pending_after(&self, ready: &[Ready]) -> Option<Outcome> {
+        if ready.is_empty() {
+            None
+        } else {
+            self.pending()
+        }
     }
 
     /// The interruption that arrived, if any (SIGTERM wins when both did).

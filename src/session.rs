@@ -80,8 +80,9 @@ impl Session {
         let local = addr_of(sock.local_addr())?;
         let peer = addr_of(sock.peer_addr())?;
         let eff = keepalive::read_back(&sock)?;
-        let facts = eff.facts(keepalive::system_retries2());
-        let timeline = Timeline::new(eff, &facts, now);
+        let retries2 = keepalive::system_retries2();
+        let facts = eff.facts(retries2);
+        let timeline = Timeline::new(eff, retries2, now);
         let mut events = vec![
             EventKind::Connected { local, peer },
             EventKind::Config(facts),
@@ -133,8 +134,13 @@ impl Session {
             .end(now, outcome, errno.map(errno_name), message)
     }
 
-    fn end_with_errno(&self, now: Duration, errno: i32) -> EndFacts {
-        self.end(now, classify_errno(errno), Some(errno), errno_text(errno))
+    /// The end a failed read or write means: classified by its errno, or an
+    /// error of our own when it carries none.
+    fn end_with_io_error(&self, now: Duration, e: std::io::Error) -> EndFacts {
+        match e.raw_os_error() {
+            Some(errno) => self.end(now, classify_errno(errno), Some(errno), errno_text(errno)),
+            None => self.end(now, Outcome::Error, None, e.to_string()),
+        }
     }
 
     /// The socket is readable or reported an error: sample, then read.
@@ -154,7 +160,7 @@ impl Session {
                 Ok(n) => self.on_data(now, &buf[..n], out),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => return Some(self.end_with_errno(now, e.raw_os_error().unwrap_or(0))),
+                Err(e) => return Some(self.end_with_io_error(now, e)),
             }
         }
         self.flush(now)
@@ -200,7 +206,7 @@ impl Session {
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => return Some(self.end_with_errno(now, e.raw_os_error().unwrap_or(0))),
+                Err(e) => return Some(self.end_with_io_error(now, e)),
             }
         }
         None
@@ -262,7 +268,7 @@ impl Session {
             match (&self.sock).write(&payload) {
                 Ok(_) => {}
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
-                Err(e) => return Some(self.end_with_errno(now, e.raw_os_error().unwrap_or(0))),
+                Err(e) => return Some(self.end_with_io_error(now, e)),
             }
         }
         self.flush(now)
@@ -281,7 +287,7 @@ impl Session {
         };
         match result {
             Ok(()) => self.end(now, Outcome::Alive, None, message.to_string()),
-            Err(e) => self.end_with_errno(now, e.raw_os_error().unwrap_or(0)),
+            Err(e) => self.end_with_io_error(now, e),
         }
     }
 

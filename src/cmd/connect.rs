@@ -11,7 +11,7 @@ use crate::config::ConnectConfig;
 use crate::event::{EndFacts, Outcome, errno_name};
 use crate::keepalive;
 use crate::poller::Poller;
-use crate::run::{Reporter, RunError, Signals};
+use crate::run::{Reporter, RunError, Signals, stop_message};
 use crate::session::{Plan, Session, errno_text};
 
 pub const CONN: u64 = 1;
@@ -95,12 +95,8 @@ pub fn follow(
             .map_err(RunError::io("wait for the socket"))?;
         let now = rep.clock.now();
         let mut events = Vec::new();
-        // A probe-time wake-up (nothing ready) skips reading the signal pipes: two
-        // syscalls saved. Any readiness checks them first, so a signal that arrived
-        // with the peer's FIN still wins, as it was sent first.
-        let signalled = !ready.is_empty();
-        let end = if let Some(outcome) = signalled.then(|| signals.pending()).flatten() {
-            Some(session.finish(now, outcome, signal_message(outcome), &mut events))
+        let end = if let Some(outcome) = signals.pending_after(&ready) {
+            Some(session.finish(now, outcome, stop_message(outcome, None), &mut events))
         } else if ready.iter().any(|r| r.token == SOCK) {
             session.on_ready(now, &mut events)
         } else {
@@ -112,13 +108,10 @@ pub fn follow(
         });
         let end = end.or_else(|| {
             stop_at.filter(|&s| now >= s).map(|_| {
-                let message = match cfg.run.run_for {
-                    Some(d) => format!(
-                        "--for {} elapsed with the peer alive",
-                        humantime::format_duration(d)
-                    ),
-                    None => "stopped with the peer alive".to_string(),
-                };
+                let message = format!(
+                    "{} with the peer alive",
+                    stop_message(Outcome::Alive, cfg.run.run_for)
+                );
                 session.finish(now, Outcome::Alive, message, &mut events)
             })
         });
@@ -129,15 +122,8 @@ pub fn follow(
     }
 }
 
-pub fn signal_message(outcome: Outcome) -> String {
-    match outcome {
-        Outcome::Terminated => "interrupted by SIGTERM".to_string(),
-        _ => "interrupted by SIGINT".to_string(),
-    }
-}
-
 pub fn interrupted_end(outcome: Outcome) -> EndFacts {
-    EndFacts::new(outcome, None, signal_message(outcome), None, None)
+    EndFacts::new(outcome, None, stop_message(outcome, None), None, None)
 }
 
 /// Resolves the target and tries each address until one connects.
@@ -161,8 +147,17 @@ pub fn dial(
         format!("'{}' resolved to no address", cfg.target.host),
     );
     for addr in addrs {
-        let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
-            .map_err(RunError::socket("create a socket for", addr))?;
+        // A family this host cannot use (IPv6 off, say) fails this address only.
+        let sock = match Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)) {
+            Ok(sock) => sock,
+            Err(e) => {
+                last = failed(
+                    e.raw_os_error(),
+                    format!("cannot open a socket for {addr}: {e}"),
+                );
+                continue;
+            }
+        };
         keepalive::apply(&sock, &cfg.keepalive)
             .map_err(RunError::socket("apply settings for", addr))?;
         sock.set_nonblocking(true)

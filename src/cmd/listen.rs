@@ -2,19 +2,19 @@
 //! timeline in one thread (epoll and a timer queue, no thread per connection).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::cmd::connect::signal_message;
 use crate::config::ListenConfig;
 use crate::event::{EndFacts, EventKind, Outcome};
+use crate::expect::Tally;
 use crate::keepalive;
 use crate::poller::Poller;
-use crate::run::{Reporter, RunError, Signals};
-use crate::session::{Plan, Session};
+use crate::run::{Reporter, RunError, Signals, stop_message};
+use crate::session::{Plan, Session, errno_text};
 
 const LISTENER: u64 = 0;
 const SIGNAL: u64 = u64::MAX;
@@ -56,10 +56,7 @@ struct Table {
     sessions: HashMap<u64, Session>,
     timers: BinaryHeap<Reverse<(Duration, u64)>>,
     poller: Poller,
-    ended: BTreeMap<&'static str, usize>,
-    /// Connections judged against --expect, and how many missed it.
-    judged: usize,
-    missed: Option<String>,
+    tally: Tally,
     /// At --max-conns, accepting waits one pass of the loop before refusing, so
     /// connections whose peer already left (their EOF is reported by the next wait)
     /// are removed first.
@@ -106,22 +103,7 @@ impl Table {
                 sessions.get(id).is_some_and(|s| s.scheduled == Some(*at))
             });
         }
-        *self.ended.entry(end.outcome.name()).or_default() += 1;
-        if let Some(met) = end.expect_met {
-            self.judged += 1;
-            if !met && self.missed.is_none() {
-                self.missed = end.expect_failure.clone();
-            }
-        }
-    }
-
-    fn summary(&self, served: u64) -> String {
-        let parts: Vec<String> = self.ended.iter().map(|(k, v)| format!("{k} {v}")).collect();
-        if parts.is_empty() {
-            format!("served {served} connection(s)")
-        } else {
-            format!("served {served} connection(s): {}", parts.join(", "))
-        }
+        self.tally.record(end);
     }
 }
 
@@ -168,10 +150,13 @@ pub fn serve(
     };
     let local = listener
         .local_addr()
-        .ok()
-        .and_then(|a| a.as_socket())
+        .map_err(RunError::io("read the listening address"))?
+        .as_socket()
         .ok_or_else(|| {
-            RunError::io("read the listening address")(std::io::Error::last_os_error())
+            RunError::io("read the listening address")(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "not an internet socket address",
+            ))
         })?;
     rep.emit(
         RUN,
@@ -184,9 +169,7 @@ pub fn serve(
         sessions: HashMap::new(),
         timers: BinaryHeap::new(),
         poller: Poller::new().map_err(RunError::io("create the poller"))?,
-        ended: BTreeMap::new(),
-        judged: 0,
-        missed: None,
+        tally: Tally::default(),
         deferred_at_limit: false,
     };
     table
@@ -213,17 +196,11 @@ pub fn serve(
             .map_err(RunError::io("wait for connections"))?;
         let now = rep.clock.now();
 
-        // Timer-only wake-ups skip reading the signal pipes (see connect).
-        let signalled = !ready.is_empty();
         let stop = signals
-            .filter(|_| signalled)
-            .and_then(|s| s.pending())
+            .and_then(|s| s.pending_after(&ready))
             .or_else(|| stop_at.filter(|&s| now >= s).map(|_| Outcome::Alive));
         if let Some(outcome) = stop {
-            let message = match outcome {
-                Outcome::Alive => "--for elapsed".to_string(),
-                _ => signal_message(outcome),
-            };
+            let message = stop_message(outcome, cfg.run.run_for);
             let ids: Vec<u64> = table.sessions.keys().copied().collect();
             for id in ids {
                 let mut events = Vec::new();
@@ -234,8 +211,12 @@ pub fn serve(
                     table.remove(id, &end);
                 }
             }
-            let summary = format!("{}; {}", message, table.summary(next_id - 1));
-            let end = run_end(outcome, summary, &table);
+            let summary = format!(
+                "{}; {}",
+                message,
+                table.tally.summary("served", next_id - 1)
+            );
+            let end = table.tally.run_end(outcome, summary);
             rep.emit(RUN, EventKind::End(end.clone()))?;
             return Ok(end);
         }
@@ -321,21 +302,6 @@ fn finish_step(
     }
 }
 
-/// The run's summary `end`. Under --expect, the connections were judged one by
-/// one; the run exits 9 if any missed, 0 if all met.
-fn run_end(outcome: Outcome, message: String, table: &Table) -> EndFacts {
-    let mut end = EndFacts::new(outcome, None, message, None, None);
-    if table.judged > 0 {
-        end.expect_met = Some(table.missed.is_none());
-        end.expect_failure = table.missed.clone();
-        end.exit_code = match table.missed {
-            None => 0,
-            Some(_) => Outcome::ExpectFailed.exit_code(),
-        };
-    }
-    end
-}
-
 #[allow(clippy::too_many_arguments)]
 fn accept_all(
     listener: &Socket,
@@ -394,24 +360,28 @@ fn accept_all(
             }
             continue;
         }
-        let id = *next_id;
-        *next_id += 1;
         let now = rep.clock.now();
         let started = keepalive::apply(&sock, &cfg.keepalive)
             .and_then(|_| sock.set_nonblocking(true))
             .and_then(|_| Session::start(sock, now, plan));
         let (session, events) = match started {
             Ok(pair) => pair,
+            // The peer left between accept and the first look (ENOTCONN): that
+            // connection is not counted, so `--once` still waits for one to follow.
             Err(e) => {
+                let from = peer.map_or("a peer".to_string(), |p| p.to_string());
+                let why = e.raw_os_error().map_or(e.to_string(), errno_text);
                 rep.emit(
-                    id,
+                    RUN,
                     EventKind::Warning {
-                        message: format!("cannot follow the connection from {peer:?}: {e}"),
+                        message: format!("cannot follow the connection from {from}: {why}"),
                     },
                 )?;
                 continue;
             }
         };
+        let id = *next_id;
+        *next_id += 1;
         table
             .poller
             .add(session.fd(), id, false)

@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use crate::cmd::connect::{CONN, Dialed, dial, follow, signal_message};
+use crate::cmd::connect::{CONN, Dialed, dial, follow};
 use crate::config::ConnectConfig;
 use crate::event::{EndFacts, EventKind, OutageSummary, Outcome};
 use crate::poller::Poller;
-use crate::run::{Reporter, RunError, Signals};
+use crate::run::{Reporter, RunError, Signals, stop_message};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -35,7 +35,10 @@ pub fn run(
     let mut failing = false;
     let (outcome, message) = loop {
         if stop_at.is_some_and(|s| rep.clock.now() >= s) {
-            break (Outcome::Alive, "--for elapsed".to_string());
+            break (
+                Outcome::Alive,
+                stop_message(Outcome::Alive, cfg.run.run_for),
+            );
         }
         match dial(cfg, rep, signals)? {
             Dialed::Connected(sock) => {
@@ -99,11 +102,11 @@ pub fn run(
                     )?;
                 }
                 if let Some(o) = pause(rep, signals, backoff, stop_at)? {
-                    break (o, signal_message(o));
+                    break (o, stop_message(o, None));
                 }
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
-            Dialed::Interrupted(o) => break (o, signal_message(o)),
+            Dialed::Interrupted(o) => break (o, stop_message(o, None)),
         }
     };
     let now = rep.clock.now();

@@ -44,7 +44,14 @@ pub struct TcpSample {
     pub bytes_acked: u64,
 }
 
+/// TCP states (include/net/tcp_states.h).
 pub const TCP_ESTABLISHED: u8 = 1;
+pub const TCP_FIN_WAIT1: u8 = 4;
+pub const TCP_FIN_WAIT2: u8 = 5;
+pub const TCP_TIME_WAIT: u8 = 6;
+pub const TCP_CLOSE_WAIT: u8 = 8;
+pub const TCP_LAST_ACK: u8 = 9;
+pub const TCP_CLOSING: u8 = 11;
 
 impl TcpSample {
     /// Time since the last data or ACK received, which is what keepalive's idle

@@ -42,14 +42,10 @@ const NLM_F_MULTI: u16 = 2;
 /// Netlink dumps come in skbs of at most 32 KiB; one receive takes one skb.
 const RECV_BUF: usize = 64 * 1024;
 
-/// TCP states (include/net/tcp_states.h).
-pub const TCP_ESTABLISHED: u8 = 1;
-pub const TCP_FIN_WAIT1: u8 = 4;
-pub const TCP_FIN_WAIT2: u8 = 5;
-pub const TCP_TIME_WAIT: u8 = 6;
-pub const TCP_CLOSE_WAIT: u8 = 8;
-pub const TCP_LAST_ACK: u8 = 9;
-pub const TCP_CLOSING: u8 = 11;
+pub use super::{
+    TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK,
+    TCP_TIME_WAIT,
+};
 
 /// The states a watch dumps: ESTABLISHED, plus the ones an established connection
 /// passes through when it closes, which tell who closed it.

@@ -9,8 +9,8 @@
 
 use std::time::Duration;
 
-use super::{TCP_ESTABLISHED, TcpSample};
-use crate::event::{ConfigFacts, EndFacts, EventKind, Outcome};
+use super::{TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED, TCP_LAST_ACK, TCP_TIME_WAIT, TcpSample};
+use crate::event::{EndFacts, EventKind, Outcome};
 use crate::keepalive::{Effective, IdleSchedule};
 
 /// Two readings of "time since last contact" differ by up to one jiffy (4 ms at
@@ -21,9 +21,8 @@ const DUE_SLACK: Duration = Duration::from_millis(3);
 /// A probe seen this long after its due time was not sent on time: the timer
 /// wheel alone makes it at most tens of milliseconds late.
 const LATE_PROBE: Duration = Duration::from_millis(250);
-/// TCP states (include/net/tcp_states.h) reached only after the peer's FIN:
-/// CLOSE_WAIT, LAST_ACK, CLOSING, TIME_WAIT.
-const PEER_SENT_FIN: [u8; 4] = [8, 9, 11, 6];
+/// The TCP states reached only after the peer's FIN.
+const PEER_SENT_FIN: [u8; 4] = [TCP_CLOSE_WAIT, TCP_LAST_ACK, TCP_CLOSING, TCP_TIME_WAIT];
 /// Traffic (data, ACKs of our data) is reported at most this often.
 const TRAFFIC_REPORT_EVERY: Duration = Duration::from_secs(1);
 
@@ -58,13 +57,13 @@ pub struct Timeline {
 
 impl Timeline {
     /// Starts a timeline at `now`, with the first kernel sample when there is one.
-    pub fn new(eff: Effective, facts: &ConfigFacts, now: Duration) -> Timeline {
+    /// `retries2` is net.ipv4.tcp_retries2, the busy path's budget without a user
+    /// timeout.
+    pub fn new(eff: Effective, retries2: u32, now: Duration) -> Timeline {
         Timeline {
             eff,
             schedule: eff.idle_schedule(),
-            busy_detect_after: Duration::from_secs_f64(
-                facts.predicted_busy_detect_s.unwrap_or(0.0),
-            ),
+            busy_detect_after: eff.busy_detect_after(retries2),
             last_contact: now,
             probes_seen: 0,
             last_probe_at: None,
@@ -333,7 +332,11 @@ impl Timeline {
             _ => idle_prediction,
         };
         let detect_s = match outcome {
-            Outcome::Alive | Outcome::Interrupted | Outcome::Error | Outcome::ConnectFailed => None,
+            Outcome::Alive
+            | Outcome::Interrupted
+            | Outcome::Terminated
+            | Outcome::Error
+            | Outcome::ConnectFailed => None,
             _ if !self.observed => None,
             _ => Some(now.saturating_sub(self.last_contact).as_secs_f64()),
         };
@@ -357,8 +360,7 @@ mod tests {
             cnt: 3,
             user_timeout_ms: 0,
         };
-        let facts = eff.facts(15);
-        let mut t = Timeline::new(eff, &facts, ms(0));
+        let mut t = Timeline::new(eff, 15, ms(0));
         let first = t.observe(ms(0), &TcpSample::default());
         assert_eq!(first, vec![EventKind::Idle { since: ms(0) }]);
         t
@@ -451,7 +453,7 @@ mod tests {
             cnt: 3,
             user_timeout_ms: 4000,
         };
-        let mut t = Timeline::new(eff, &eff.facts(15), ms(0));
+        let mut t = Timeline::new(eff, 15, ms(0));
         t.observe(
             ms(0),
             &TcpSample {

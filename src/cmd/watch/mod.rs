@@ -40,14 +40,14 @@ pub fn run(
 
 #[cfg(target_os = "linux")]
 mod linux {
-    use std::collections::{BTreeMap, HashMap, HashSet};
+    use std::collections::{HashMap, HashSet};
     use std::net::{IpAddr, ToSocketAddrs};
     use std::time::{Duration, Instant};
 
     use super::{Knowledge, TimerReading};
-    use crate::cmd::connect::signal_message;
     use crate::config::WatchConfig;
     use crate::event::{ConfigFacts, EndFacts, EventKind, Outcome, WatchFacts};
+    use crate::expect::Tally;
     use crate::keepalive::{self, Effective};
     use crate::observe::procfs::{self, Owner, Owners};
     use crate::observe::sockdiag::{
@@ -57,7 +57,7 @@ mod linux {
     };
     use crate::observe::timeline::Timeline;
     use crate::poller::Poller;
-    use crate::run::{Reporter, RunError, Signals};
+    use crate::run::{Reporter, RunError, Signals, stop_message};
 
     const SIGNAL: u64 = u64::MAX;
     /// Run-level events (the summary `end`) carry connection id 0.
@@ -215,10 +215,7 @@ mod linux {
         generation: u64,
         batch: Vec<DiagEntry>,
         fresh: Vec<DiagEntry>,
-        ended: BTreeMap<&'static str, usize>,
-        /// Connections judged against --expect, and the first that missed.
-        judged: usize,
-        missed: Option<String>,
+        tally: Tally,
     }
 
     pub fn run(
@@ -237,9 +234,7 @@ mod linux {
             generation: 0,
             batch: Vec::new(),
             fresh: Vec::new(),
-            ended: BTreeMap::new(),
-            judged: 0,
-            missed: None,
+            tally: Tally::default(),
         };
         if cfg.dump_once {
             return w.dump_once(rep);
@@ -252,11 +247,8 @@ mod linux {
         let mut ready = Vec::new();
         loop {
             let now = rep.clock.now();
-            // Timer-only wake-ups skip reading the signal pipes (see connect).
-            let signalled = !ready.is_empty();
-            let stop = signalled
-                .then(|| signals.pending())
-                .flatten()
+            let stop = signals
+                .pending_after(&ready)
                 .or_else(|| stop_at.filter(|&s| now >= s).map(|_| Outcome::Alive));
             if let Some(outcome) = stop {
                 return w.finish(rep, outcome, cfg);
@@ -437,7 +429,7 @@ mod linux {
                 EventKind::Watched(self.watched_facts(e, owner.as_ref(), &know)),
             )?;
             let facts = self.config_facts(&know);
-            let mut timeline = Timeline::new(self.effective(&know), &facts, now);
+            let mut timeline = Timeline::new(self.effective(&know), self.retries2, now);
             let config_sent = know.keepalive.is_some();
             if config_sent {
                 rep.emit(id, EventKind::Config(facts))?;
@@ -490,7 +482,7 @@ mod linux {
             if changed || (!conn.config_sent && conn.know.keepalive.is_some()) {
                 // What is known changed: say so, and follow with the new settings.
                 let facts = self.config_facts(&conn.know);
-                conn.timeline = Timeline::new(self.effective(&conn.know), &facts, now);
+                conn.timeline = Timeline::new(self.effective(&conn.know), self.retries2, now);
                 rep.emit(conn.id, EventKind::Config(facts))?;
                 conn.config_sent = true;
             }
@@ -602,7 +594,7 @@ mod linux {
             end.inferred = Some(true);
             end.evidence = Some(evidence);
             self.owners.forget(conn.last.inode);
-            self.record(&rep.end(conn.id, end)?);
+            self.tally.record(&rep.end(conn.id, end)?);
             Ok(())
         }
 
@@ -614,13 +606,7 @@ mod linux {
             cfg: &WatchConfig,
         ) -> Result<EndFacts, RunError> {
             let now = rep.clock.now();
-            let message = match outcome {
-                Outcome::Alive => format!(
-                    "--for {} elapsed",
-                    humantime::format_duration(cfg.run.run_for.unwrap_or_default())
-                ),
-                _ => signal_message(outcome),
-            };
+            let message = stop_message(outcome, cfg.run.run_for);
             let mut conns: Vec<Conn> = self.conns.drain().map(|(_, c)| c).collect();
             conns.sort_by_key(|c| c.id);
             for conn in conns {
@@ -628,40 +614,15 @@ mod linux {
                     conn.timeline
                         .end(now, outcome, None, format!("{message}; still established"));
                 let end = rep.end(conn.id, end)?;
-                self.record(&end);
+                self.tally.record(&end);
             }
-            let parts: Vec<String> = self.ended.iter().map(|(k, v)| format!("{k} {v}")).collect();
-            let summary = if parts.is_empty() {
-                format!("{message}; watched {} connection(s)", self.next_id - 1)
-            } else {
-                format!(
-                    "{message}; watched {} connection(s): {}",
-                    self.next_id - 1,
-                    parts.join(", ")
-                )
-            };
-            let mut end = EndFacts::new(outcome, None, summary, None, None);
-            if self.judged > 0 {
-                end.expect_met = Some(self.missed.is_none());
-                end.expect_failure = self.missed.clone();
-                end.exit_code = match self.missed {
-                    None => 0,
-                    Some(_) => Outcome::ExpectFailed.exit_code(),
-                };
-            }
+            let summary = format!(
+                "{message}; {}",
+                self.tally.summary("watched", self.next_id - 1)
+            );
+            let end = self.tally.run_end(outcome, summary);
             rep.emit(RUN, EventKind::End(end.clone()))?;
             Ok(end)
-        }
-
-        /// Counts an ended connection for the summary and the --expect verdict.
-        fn record(&mut self, end: &EndFacts) {
-            *self.ended.entry(end.outcome.name()).or_default() += 1;
-            if let Some(met) = end.expect_met {
-                self.judged += 1;
-                if !met && self.missed.is_none() {
-                    self.missed = end.expect_failure.clone();
-                }
-            }
         }
     }
 
