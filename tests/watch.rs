@@ -72,19 +72,24 @@ fn endpoints(s: &TcpStream) -> (String, String) {
     )
 }
 
-#[test]
-fn keepalive_probes_and_answers_are_seen_from_outside() {
-    let (l, port) = listener("127.0.0.1:0");
-    let (client, _server) = pair(&l);
-    keepalive_1s(&client);
-    let (code, events, stderr) = run_json(&[
+/// `tcpalive watch --port PORT --json --for D`, run to completion.
+fn watch_port(port: u16, run_for: &str) -> (i32, Vec<serde_json::Value>, String) {
+    run_json(&[
         "watch",
         "--port",
         &port.to_string(),
         "--json",
         "--for",
-        "3500ms",
-    ]);
+        run_for,
+    ])
+}
+
+#[test]
+fn keepalive_probes_and_answers_are_seen_from_outside() {
+    let (l, port) = listener("127.0.0.1:0");
+    let (client, _server) = pair(&l);
+    keepalive_1s(&client);
+    let (code, events, stderr) = watch_port(port, "3500ms");
     assert_eq!(code, 0, "{stderr}\n{events:#?}");
     let w = watched_for(&events, client.local_addr().expect("addr"));
     assert_eq!(w["keepalive"], true, "{w}");
@@ -116,14 +121,7 @@ fn keepalive_probes_and_answers_are_seen_from_outside() {
 fn a_connection_without_keepalive_is_reported_as_such() {
     let (l, port) = listener("127.0.0.1:0");
     let (client, _server) = pair(&l);
-    let (code, events, stderr) = run_json(&[
-        "watch",
-        "--port",
-        &port.to_string(),
-        "--json",
-        "--for",
-        "600ms",
-    ]);
+    let (code, events, stderr) = watch_port(port, "600ms");
     assert_eq!(code, 0, "{stderr}");
     let w = watched_for(&events, client.local_addr().expect("addr"));
     assert_eq!(w["keepalive"], false, "{w}");
@@ -240,14 +238,7 @@ fn filters_select_exactly_the_right_sockets() {
     let (v6, v6_srv) = pair(&l6);
 
     // --port: local or remote port, so both ends of the one connection to l1.
-    let (_, events, stderr) = run_json(&[
-        "watch",
-        "--port",
-        &p1.to_string(),
-        "--json",
-        "--for",
-        "300ms",
-    ]);
+    let (_, events, stderr) = watch_port(p1, "300ms");
     assert_eq!(
         watched_set(&events),
         BTreeSet::from([endpoints(&a), endpoints(&a_srv)]),
@@ -285,14 +276,7 @@ fn filters_select_exactly_the_right_sockets() {
     );
 
     // IPv6.
-    let (_, events, _) = run_json(&[
-        "watch",
-        "--port",
-        &p6.to_string(),
-        "--json",
-        "--for",
-        "300ms",
-    ]);
+    let (_, events, _) = watch_port(p6, "300ms");
     assert_eq!(
         watched_set(&events),
         BTreeSet::from([endpoints(&v6), endpoints(&v6_srv)])
