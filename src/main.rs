@@ -71,31 +71,19 @@ fn run(command: &Command) -> Result<EndFacts, Failure> {
         Command::Connect(args) => {
             let cfg = ConnectConfig::from_args(args).map_err(Failure::Usage)?;
             let signals = Signals::install()?;
-            let mut rep = Reporter::new(
-                clock,
-                report::sink_for(&cfg.run, false),
-                cfg.run.expect.clone(),
-            );
+            let mut rep = Reporter::for_run(clock, &cfg.run, false);
             Ok(cmd::connect::run(&cfg, &mut rep, &signals)?)
         }
         Command::Listen(args) => {
             let cfg = ListenConfig::from_args(args).map_err(Failure::Usage)?;
             let signals = Signals::install()?;
-            let mut rep = Reporter::new(
-                clock,
-                report::sink_for(&cfg.run, true),
-                cfg.run.expect.clone(),
-            );
+            let mut rep = Reporter::for_run(clock, &cfg.run, true);
             Ok(cmd::listen::run(&cfg, &mut rep, &signals)?)
         }
         Command::Watch(args) => {
             let cfg = WatchConfig::from_args(args).map_err(Failure::Usage)?;
             let signals = Signals::install()?;
-            let mut rep = Reporter::new(
-                clock,
-                report::sink_for(&cfg.run, true),
-                cfg.run.expect.clone(),
-            );
+            let mut rep = Reporter::for_run(clock, &cfg.run, true);
             Ok(cmd::watch::run(&cfg, &mut rep, &signals)?)
         }
         Command::Demo(args) => {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use thiserror::Error;
 
+use crate::config::RunConfig;
 use crate::event::{EndFacts, Event, EventKind, Outcome, Sink};
 use crate::expect::Expectation;
 use crate::poller::{Poller, Ready};
@@ -95,6 +96,15 @@ impl Reporter {
             sink,
             expect,
         }
+    }
+
+    /// The reporter a command's run options ask for: their sink, their expectation.
+    pub fn for_run(clock: Clock, run: &RunConfig, tag_conns: bool) -> Reporter {
+        Reporter::new(
+            clock,
+            crate::report::sink_for(run, tag_conns),
+            run.expect.clone(),
+        )
     }
 
     /// Judges a connection's `end` against the expectation, emits it, returns it.
