@@ -5,28 +5,21 @@
 
 use clap::{Args, Parser, Subcommand};
 
-pub const EXIT_CODES: &str = "\
-Exit codes:
-  0    alive              --for elapsed with the peer alive, or --expect was met
-  1    error              tcpalive itself failed (bind failed, I/O error of its own)
-  2    usage              bad arguments
-  3    connect-failed     refused, no route, connect timeout, name not resolved
-  4    eof                peer closed cleanly (FIN)
-  5    reset              ECONNRESET: peer aborted, or rebooted and answered with RST
-  6    timeout            ETIMEDOUT: keepalive probes or user timeout gave up
-  7    unreachable        EHOSTUNREACH / ENETUNREACH on an established connection
-  8    heartbeat-timeout  application heartbeat unanswered within its timeout
-  9    expect-failed      --expect / --within not met
-  130  interrupted        SIGINT (143 for SIGTERM); the summary is still printed
-
-Durations: 5 (seconds), 5s, 1500ms, 2m. Keepalive values are whole seconds.";
+/// Printed after `--help`: the exit-code table (generated from the one table in
+/// `model::outcome`) and the duration syntax.
+fn after_help() -> String {
+    format!(
+        "{}\nDurations: 5 (seconds), 5s, 1500ms, 2m. Keepalive values are whole seconds.",
+        crate::model::outcome::Exit::help_text()
+    )
+}
 
 #[derive(Debug, Parser)]
 #[command(
     name = "tcpalive",
     version,
     about = "TCP connection liveness probe: see when a dead peer is noticed, and prove it",
-    after_help = EXIT_CODES
+    after_help = after_help()
 )]
 pub struct Cli {
     #[command(subcommand)]

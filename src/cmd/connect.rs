@@ -8,11 +8,12 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::ConnectConfig;
-use crate::event::{EndFacts, Outcome, errno_name};
-use crate::keepalive;
-use crate::poller::Poller;
-use crate::run::{Reporter, RunError, Signals, stop_message};
-use crate::session::{Plan, Session, errno_text};
+use crate::engine::run::{Reporter, RunError, Signals, stop_message};
+use crate::engine::session::{Plan, Session};
+use crate::model::event::{EndFacts, Outcome};
+use crate::model::outcome::{errno_name, errno_text};
+use crate::sys::Poller;
+use crate::sys::sockopt;
 
 pub const CONN: u64 = 1;
 const SOCK: u64 = 1;
@@ -158,7 +159,7 @@ pub fn dial(
                 continue;
             }
         };
-        keepalive::apply(&sock, &cfg.keepalive)
+        sockopt::apply(&sock, &cfg.keepalive)
             .map_err(RunError::socket("apply settings for", addr))?;
         sock.set_nonblocking(true)
             .map_err(RunError::socket("make non-blocking the socket for", addr))?;

@@ -8,10 +8,10 @@ use crate::cli::DemoArgs;
 use crate::config::{
     ConnectConfig, Endpoint, Fault, Format, KeepaliveConfig, ListenConfig, RunConfig, Timestamps,
 };
-use crate::event::EndFacts;
-use crate::expect::Expectation;
+use crate::engine::run::{Clock, Reporter, RunError, Signals};
+use crate::model::event::EndFacts;
+use crate::model::expect::Expectation;
 use crate::report::{self, Discard};
-use crate::run::{Clock, Reporter, RunError, Signals};
 
 pub fn run(args: &DemoArgs, rep_clock: Clock, signals: &Signals) -> Result<EndFacts, RunError> {
     let run = RunConfig {

@@ -9,12 +9,13 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::ListenConfig;
-use crate::event::{EndFacts, EventKind, Outcome};
-use crate::expect::Tally;
-use crate::keepalive;
-use crate::poller::Poller;
-use crate::run::{Reporter, RunError, Signals, stop_message};
-use crate::session::{Plan, Session, errno_text};
+use crate::engine::run::{Reporter, RunError, Signals, stop_message};
+use crate::engine::session::{Plan, Session};
+use crate::model::event::{EndFacts, EventKind, Outcome};
+use crate::model::expect::Tally;
+use crate::model::outcome::errno_text;
+use crate::sys::Poller;
+use crate::sys::sockopt;
 
 const LISTENER: u64 = 0;
 const SIGNAL: u64 = u64::MAX;
@@ -361,7 +362,7 @@ fn accept_all(
             continue;
         }
         let now = rep.clock.now();
-        let started = keepalive::apply(&sock, &cfg.keepalive)
+        let started = sockopt::apply(&sock, &cfg.keepalive)
             .and_then(|_| sock.set_nonblocking(true))
             .and_then(|_| Session::start(sock, now, plan));
         let (session, events) = match started {

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use crate::cmd::connect::{CONN, Dialed, dial, follow};
 use crate::config::ConnectConfig;
-use crate::event::{EndFacts, EventKind, OutageSummary, Outcome};
-use crate::poller::Poller;
-use crate::run::{Reporter, RunError, Signals, stop_message};
+use crate::engine::run::{Reporter, RunError, Signals, stop_message};
+use crate::model::event::{EndFacts, EventKind, OutageSummary, Outcome};
+use crate::sys::Poller;
 
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);

@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use crate::config::Timestamps;
-use crate::event::{ConfigFacts, EndFacts, Event, EventKind, Outcome, Sink, WatchFacts};
+use crate::model::event::{ConfigFacts, EndFacts, Event, EventKind, Outcome, Sink, WatchFacts};
 
 pub struct Human {
     out: Box<dyn Write>,

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use serde_json::{Map, Value, json};
 
-use crate::event::{Event, EventKind, Sink};
+use crate::model::event::{Event, EventKind, Sink};
 
 pub struct Json {
     out: Box<dyn Write>,
@@ -84,7 +84,7 @@ impl Sink for Json {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{EndFacts, Outcome};
+    use crate::model::event::{EndFacts, Outcome};
     use std::time::{Duration, UNIX_EPOCH};
 
     #[test]

@@ -9,7 +9,7 @@ pub use json::Json;
 use std::io::Write;
 
 use crate::config::{Format, RunConfig};
-use crate::event::{Event, EventKind, Sink};
+use crate::model::event::{Event, EventKind, Sink};
 
 /// Builds the sink a run asked for. `tag_conns` prefixes human lines with the
 /// connection id (for `listen`, where timelines interleave).
@@ -45,4 +45,10 @@ impl Sink for Discard {
     fn emit(&mut self, _event: &Event) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// One diagnostic line on stderr ("tcpalive: ..."). A closed or full stderr is
+/// ignored: `eprintln!` would panic there, and there is nobody left to tell.
+pub fn diagnostic(message: &dyn std::fmt::Display) {
+    let _ = writeln!(std::io::stderr().lock(), "tcpalive: {message}");
 }

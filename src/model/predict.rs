@@ -1,7 +1,6 @@
-//! Keepalive and user-timeout settings on a socket: apply them, read back what the
-//! kernel holds, and predict when a dead peer will be noticed.
+//! The prediction: when Linux notices a dead peer, from the settings a socket holds.
 //!
-//! The prediction models Linux's `tcp_keepalive_timer`: the timer fires at
+//! The model follows Linux's `tcp_keepalive_timer`: the timer fires at
 //! last contact + idle, then every intvl; each firing either gives up or sends one
 //! more probe. Without TCP_USER_TIMEOUT it gives up once `cnt` probes are out; with
 //! it, `cnt` is ignored and it gives up at the first firing where the user timeout has
@@ -9,10 +8,7 @@
 
 use std::time::Duration;
 
-use socket2::{Socket, TcpKeepalive};
-
-use crate::config::KeepaliveConfig;
-use crate::event::ConfigFacts;
+use crate::model::event::ConfigFacts;
 
 /// The settings the kernel holds for one socket, read back after applying.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,118 +19,6 @@ pub struct Effective {
     pub cnt: u32,
     /// 0 means off.
     pub user_timeout_ms: u32,
-}
-
-/// Applies the settings. Values were validated before, so a failure here is the
-/// kernel refusing, reported with the option's name.
-pub fn apply(socket: &Socket, cfg: &KeepaliveConfig) -> std::io::Result<()> {
-    let named = |option: &'static str| {
-        move |e: std::io::Error| std::io::Error::new(e.kind(), format!("setting {option}: {e}"))
-    };
-    socket
-        .set_keepalive(cfg.enabled)
-        .map_err(named("SO_KEEPALIVE"))?;
-    if let Some(idle) = cfg.idle_s {
-        let ka = TcpKeepalive::new().with_time(Duration::from_secs(idle.into()));
-        socket
-            .set_tcp_keepalive(&ka)
-            .map_err(named("TCP_KEEPIDLE"))?;
-    }
-    #[cfg(not(target_os = "openbsd"))]
-    if let Some(intvl) = cfg.intvl_s {
-        let ka = TcpKeepalive::new().with_interval(Duration::from_secs(intvl.into()));
-        socket
-            .set_tcp_keepalive(&ka)
-            .map_err(named("TCP_KEEPINTVL"))?;
-    }
-    #[cfg(not(any(target_os = "openbsd", target_os = "windows")))]
-    if let Some(cnt) = cfg.cnt {
-        let ka = TcpKeepalive::new().with_retries(cnt);
-        socket
-            .set_tcp_keepalive(&ka)
-            .map_err(named("TCP_KEEPCNT"))?;
-    }
-    if let Some(uto) = cfg.user_timeout {
-        set_user_timeout(socket, uto).map_err(named("TCP_USER_TIMEOUT"))?;
-    }
-    Ok(())
-}
-
-#[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
-fn set_user_timeout(socket: &Socket, uto: Duration) -> std::io::Result<()> {
-    socket.set_tcp_user_timeout(Some(uto))
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "fuchsia")))]
-fn set_user_timeout(_socket: &Socket, _uto: Duration) -> std::io::Result<()> {
-    Err(std::io::Error::new(
-        std::io::ErrorKind::Unsupported,
-        "TCP_USER_TIMEOUT exists only on Linux",
-    ))
-}
-
-/// Reads back what the kernel holds. Keepalive values are read even when keepalive
-/// is off, since they say what would happen if it were switched on.
-pub fn read_back(socket: &Socket) -> std::io::Result<Effective> {
-    // The sysctl fallback costs three file reads: only where getsockopt fails.
-    let mut defaults = None;
-    let mut fallback =
-        |pick: fn(&Effective) -> u32| pick(defaults.get_or_insert_with(system_defaults));
-    let secs = |d: Duration| d.as_secs() as u32;
-    Ok(Effective {
-        keepalive: socket.keepalive()?,
-        idle_s: socket
-            .tcp_keepalive_time()
-            .map(secs)
-            .unwrap_or_else(|_| fallback(|d| d.idle_s)),
-        intvl_s: socket
-            .tcp_keepalive_interval()
-            .map(secs)
-            .unwrap_or_else(|_| fallback(|d| d.intvl_s)),
-        cnt: socket
-            .tcp_keepalive_retries()
-            .unwrap_or_else(|_| fallback(|d| d.cnt)),
-        user_timeout_ms: read_user_timeout(socket)?,
-    })
-}
-
-#[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
-fn read_user_timeout(socket: &Socket) -> std::io::Result<u32> {
-    Ok(socket
-        .tcp_user_timeout()?
-        .map_or(0, |d| d.as_millis() as u32))
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "fuchsia")))]
-fn read_user_timeout(_socket: &Socket) -> std::io::Result<u32> {
-    Ok(0)
-}
-
-/// The system's keepalive defaults (net.ipv4.tcp_keepalive_time/_intvl/_probes), or
-/// the Linux compile-time defaults when they cannot be read.
-pub fn system_defaults() -> Effective {
-    Effective {
-        keepalive: false,
-        idle_s: read_sysctl("tcp_keepalive_time", 7200),
-        intvl_s: read_sysctl("tcp_keepalive_intvl", 75),
-        cnt: read_sysctl("tcp_keepalive_probes", 9),
-        user_timeout_ms: 0,
-    }
-}
-
-/// `net.ipv4.tcp_retries2`: retransmissions before a busy connection gives up.
-/// Read once per process: `listen` asks for every connection it accepts.
-pub fn system_retries2() -> u32 {
-    static RETRIES2: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *RETRIES2.get_or_init(|| read_sysctl("tcp_retries2", 15))
-}
-
-/// A `net.ipv4` sysctl of this namespace, or `fallback` when it cannot be read.
-fn read_sysctl(name: &str, fallback: u32) -> u32 {
-    std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}"))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(fallback)
 }
 
 /// When the kernel gives up on an idle connection whose peer stopped answering.

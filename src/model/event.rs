@@ -1,131 +1,14 @@
-//! The event model: what the core tells the renderers, and how a connection ended.
-//!
-//! Every observation the core makes becomes an [`Event`]; renderers in `report/` turn
-//! events into text. [`Outcome`] owns the mapping from a connection's end to the
-//! stable exit codes of the product contract, and [`classify_errno`] owns the mapping
-//! from the kernel's errno to an outcome.
+//! The event model: what the core tells the renderers. Every observation the core
+//! makes becomes an [`Event`] carrying facts (and, where a value was not read from
+//! the kernel, where it came from); renderers in `report/` turn events into text.
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-/// How a connection (or the whole run) ended. The exit code of each is stable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
-    Alive,
-    Error,
-    Usage,
-    ConnectFailed,
-    Eof,
-    Reset,
-    Timeout,
-    Unreachable,
-    HeartbeatTimeout,
-    ExpectFailed,
-    /// SIGINT.
-    Interrupted,
-    /// SIGTERM: named "interrupted" like SIGINT, but exits 143.
-    Terminated,
-}
-
-impl Outcome {
-    /// The process exit code for this outcome (DESIGN.md, "Outcomes, exit codes").
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Outcome::Alive => 0,
-            Outcome::Error => 1,
-            Outcome::Usage => 2,
-            Outcome::ConnectFailed => 3,
-            Outcome::Eof => 4,
-            Outcome::Reset => 5,
-            Outcome::Timeout => 6,
-            Outcome::Unreachable => 7,
-            Outcome::HeartbeatTimeout => 8,
-            Outcome::ExpectFailed => 9,
-            Outcome::Interrupted => 130,
-            Outcome::Terminated => 143,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Outcome::Alive => "alive",
-            Outcome::Error => "error",
-            Outcome::Usage => "usage",
-            Outcome::ConnectFailed => "connect-failed",
-            Outcome::Eof => "eof",
-            Outcome::Reset => "reset",
-            Outcome::Timeout => "timeout",
-            Outcome::Unreachable => "unreachable",
-            Outcome::HeartbeatTimeout => "heartbeat-timeout",
-            Outcome::ExpectFailed => "expect-failed",
-            Outcome::Interrupted | Outcome::Terminated => "interrupted",
-        }
-    }
-
-    /// All outcomes a connection can end with, for `--expect` parsing and help text.
-    pub const CONNECTION_OUTCOMES: [Outcome; 9] = [
-        Outcome::Alive,
-        Outcome::Eof,
-        Outcome::Reset,
-        Outcome::Timeout,
-        Outcome::Unreachable,
-        Outcome::HeartbeatTimeout,
-        Outcome::ConnectFailed,
-        Outcome::Interrupted,
-        Outcome::Error,
-    ];
-
-    pub fn from_name(name: &str) -> Option<Outcome> {
-        Outcome::CONNECTION_OUTCOMES
-            .into_iter()
-            .find(|o| o.name() == name)
-    }
-}
-
-impl Serialize for Outcome {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.name())
-    }
-}
-
-/// The classification of an errno that ended an established connection.
-pub fn classify_errno(errno: i32) -> Outcome {
-    match errno {
-        libc::ECONNRESET | libc::EPIPE | libc::ECONNABORTED => Outcome::Reset,
-        libc::ETIMEDOUT => Outcome::Timeout,
-        libc::EHOSTUNREACH | libc::ENETUNREACH | libc::EHOSTDOWN | libc::ENETDOWN => {
-            Outcome::Unreachable
-        }
-        _ => Outcome::Error,
-    }
-}
-
-/// The symbolic name of an errno ("ETIMEDOUT"), for the timeline and JSON.
-pub fn errno_name(errno: i32) -> String {
-    let name = match errno {
-        libc::ECONNRESET => "ECONNRESET",
-        libc::ECONNREFUSED => "ECONNREFUSED",
-        libc::ECONNABORTED => "ECONNABORTED",
-        libc::ETIMEDOUT => "ETIMEDOUT",
-        libc::EHOSTUNREACH => "EHOSTUNREACH",
-        libc::ENETUNREACH => "ENETUNREACH",
-        libc::EHOSTDOWN => "EHOSTDOWN",
-        libc::ENETDOWN => "ENETDOWN",
-        libc::EPIPE => "EPIPE",
-        libc::EADDRINUSE => "EADDRINUSE",
-        libc::EADDRNOTAVAIL => "EADDRNOTAVAIL",
-        libc::EACCES => "EACCES",
-        libc::EPERM => "EPERM",
-        libc::EMFILE => "EMFILE",
-        libc::ENFILE => "ENFILE",
-        libc::EINVAL => "EINVAL",
-        libc::EPROTO => "EPROTO",
-        _ => return format!("errno {errno}"),
-    };
-    name.to_string()
-}
+use crate::model::outcome::Exit;
+pub use crate::model::outcome::Outcome;
 
 /// One fact on a connection's timeline. `conn` is 0 for events about the whole run
 /// (the listening socket), 1 for `connect`, and the accept order for `listen`.
@@ -199,7 +82,7 @@ impl EndFacts {
             outcome,
             errno,
             message,
-            exit_code: outcome.exit_code(),
+            exit_code: Exit::Outcome(outcome).code(),
             detect_s,
             predicted_detect_s,
             expected: None,
@@ -349,47 +232,4 @@ impl EventKind {
 /// Where events go. Renderers implement it; the core only ever calls `emit`.
 pub trait Sink {
     fn emit(&mut self, event: &Event) -> std::io::Result<()>;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn exit_codes_match_the_contract() {
-        let table = [
-            (Outcome::Alive, 0),
-            (Outcome::Error, 1),
-            (Outcome::Usage, 2),
-            (Outcome::ConnectFailed, 3),
-            (Outcome::Eof, 4),
-            (Outcome::Reset, 5),
-            (Outcome::Timeout, 6),
-            (Outcome::Unreachable, 7),
-            (Outcome::HeartbeatTimeout, 8),
-            (Outcome::ExpectFailed, 9),
-            (Outcome::Interrupted, 130),
-            (Outcome::Terminated, 143),
-        ];
-        for (outcome, code) in table {
-            assert_eq!(outcome.exit_code(), code, "{outcome:?}");
-        }
-    }
-
-    #[test]
-    fn errno_classification() {
-        assert_eq!(classify_errno(libc::ETIMEDOUT), Outcome::Timeout);
-        assert_eq!(classify_errno(libc::ECONNRESET), Outcome::Reset);
-        assert_eq!(classify_errno(libc::EHOSTUNREACH), Outcome::Unreachable);
-        assert_eq!(classify_errno(libc::ENETUNREACH), Outcome::Unreachable);
-        assert_eq!(classify_errno(libc::EBADF), Outcome::Error);
-    }
-
-    #[test]
-    fn outcome_names_round_trip() {
-        for o in Outcome::CONNECTION_OUTCOMES {
-            assert_eq!(Outcome::from_name(o.name()), Some(o));
-        }
-        assert_eq!(Outcome::from_name("dead"), None);
-    }
 }

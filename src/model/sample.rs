@@ -1,28 +1,8 @@
-//! The kernel observer: what the kernel knows about one TCP connection.
-//!
-//! `TcpSample` is the platform-neutral snapshot (from `TCP_INFO` on a socket we own,
-//! or from sock_diag's `INET_DIAG_INFO` for sockets other processes own). Platforms
-//! without `TCP_INFO` get `None` and fall back to the predicted timeline.
+//! What the kernel knows about one TCP connection at one moment: the
+//! platform-neutral snapshot (from `TCP_INFO` on a socket we own, or from sock_diag's
+//! `INET_DIAG_INFO` for sockets other processes own; see `sys`), and the TCP states.
 
 use std::time::Duration;
-
-#[cfg(target_os = "linux")]
-mod linux;
-#[cfg(target_os = "linux")]
-pub use linux::{sample, sample_from_bytes};
-
-#[cfg(not(target_os = "linux"))]
-mod fallback;
-#[cfg(not(target_os = "linux"))]
-pub use fallback::sample;
-
-pub mod timeline;
-
-#[cfg(target_os = "linux")]
-pub mod sockdiag;
-
-#[cfg(target_os = "linux")]
-pub mod procfs;
 
 /// What the kernel reported about a connection at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

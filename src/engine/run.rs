@@ -10,9 +10,9 @@ use std::time::{Duration, Instant, SystemTime};
 use thiserror::Error;
 
 use crate::config::RunConfig;
-use crate::event::{EndFacts, Event, EventKind, Outcome, Sink};
-use crate::expect::Expectation;
-use crate::poller::{Poller, Ready};
+use crate::model::event::{EndFacts, Event, EventKind, Outcome, Sink};
+use crate::model::expect::Expectation;
+use crate::sys::{Poller, Ready};
 
 /// Failures of tcpalive itself (exit code 1), each naming the operation and address.
 #[derive(Debug, Error)]

@@ -9,9 +9,11 @@
 
 use std::time::Duration;
 
-use super::{TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED, TCP_LAST_ACK, TCP_TIME_WAIT, TcpSample};
-use crate::event::{EndFacts, EventKind, Outcome};
-use crate::keepalive::{Effective, IdleSchedule};
+use crate::model::event::{EndFacts, EventKind, Outcome};
+use crate::model::predict::{Effective, IdleSchedule};
+use crate::model::sample::{
+    TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED, TCP_LAST_ACK, TCP_TIME_WAIT, TcpSample,
+};
 
 /// Two readings of "time since last contact" differ by up to one jiffy (4 ms at
 /// HZ=250) plus millisecond rounding; a contact must move more than this to count.

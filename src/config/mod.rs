@@ -9,9 +9,9 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::cli::{ConnectArgs, HeartbeatArgs, KeepaliveArgs, ListenArgs, RunArgs, WatchArgs};
-use crate::event::Outcome;
-use crate::expect::Expectation;
-use crate::heartbeat::{HeartbeatConfig, unescape};
+use crate::model::event::Outcome;
+use crate::model::expect::Expectation;
+use crate::model::heartbeat::{HeartbeatConfig, unescape};
 
 /// The kernel's limits for keepalive options (net/ipv4/tcp.c: MAX_TCP_KEEPIDLE etc.).
 pub const MAX_KEEPIDLE_S: u64 = 32767;

@@ -25,7 +25,8 @@ use netlink_packet_sock_diag::inet::{
 use netlink_sys::{Socket, SocketAddr as NetlinkAddr, protocols::NETLINK_SOCK_DIAG};
 use thiserror::Error;
 
-use super::{TcpSample, sample_from_bytes};
+use super::sample_from_bytes;
+use crate::model::sample::TcpSample;
 
 /// `INET_DIAG_INFO` (include/uapi/linux/inet_diag.h).
 const INET_DIAG_INFO: u16 = 2;
@@ -42,7 +43,7 @@ const NLM_F_MULTI: u16 = 2;
 /// Netlink dumps come in skbs of at most 32 KiB; one receive takes one skb.
 const RECV_BUF: usize = 64 * 1024;
 
-pub use super::{
+pub use crate::model::sample::{
     TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK,
     TCP_TIME_WAIT,
 };

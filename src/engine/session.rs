@@ -14,10 +14,12 @@ use std::time::Duration;
 use socket2::Socket;
 
 use crate::config::{Fault, SendPlan};
-use crate::event::{EndFacts, EventKind, Outcome, classify_errno, errno_name};
-use crate::heartbeat::{Due, Heartbeat, HeartbeatConfig, LineReader, Message};
-use crate::keepalive;
-use crate::observe::{self, timeline::Timeline};
+use crate::model::event::{EndFacts, EventKind, Outcome};
+use crate::model::heartbeat::{Due, Heartbeat, HeartbeatConfig, LineReader, Message};
+use crate::model::outcome::{classify_errno, errno_name, errno_text};
+use crate::model::timeline::Timeline;
+use crate::sys;
+use crate::sys::{sockopt, sysctl};
 
 /// Reads per readiness before yielding to other connections.
 const READS_PER_WAKE: usize = 16;
@@ -54,15 +56,6 @@ pub struct Session {
     pub scheduled: Option<Duration>,
 }
 
-/// The text of an errno without Rust's " (os error N)" suffix.
-pub fn errno_text(errno: i32) -> String {
-    let text = std::io::Error::from_raw_os_error(errno).to_string();
-    match text.find(" (os error") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    }
-}
-
 fn addr_of(addr: std::io::Result<socket2::SockAddr>) -> std::io::Result<SocketAddr> {
     addr?.as_socket().ok_or_else(|| {
         std::io::Error::new(ErrorKind::InvalidData, "not an internet socket address")
@@ -79,8 +72,8 @@ impl Session {
     ) -> std::io::Result<(Session, Vec<EventKind>)> {
         let local = addr_of(sock.local_addr())?;
         let peer = addr_of(sock.peer_addr())?;
-        let eff = keepalive::read_back(&sock)?;
-        let retries2 = keepalive::system_retries2();
+        let eff = sockopt::read_back(&sock)?;
+        let retries2 = sysctl::system_retries2();
         let facts = eff.facts(retries2);
         let timeline = Timeline::new(eff, retries2, now);
         let mut events = vec![
@@ -118,7 +111,7 @@ impl Session {
 
     fn sample(&mut self, now: Duration, out: &mut Vec<EventKind>) {
         // A failed TCP_INFO read only costs detail; the outcome comes from read().
-        if let Ok(Some(s)) = observe::sample(self.sock.as_fd()) {
+        if let Ok(Some(s)) = sys::sample(self.sock.as_fd()) {
             out.extend(self.timeline.observe(now, &s));
         }
     }

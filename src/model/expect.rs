@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use crate::event::{EndFacts, Outcome};
+use crate::model::event::{EndFacts, Outcome};
+use crate::model::outcome::Exit;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Expectation {
@@ -97,8 +98,8 @@ impl Expectation {
         });
         summary.expect_met = Some(failure.is_none());
         summary.exit_code = match failure {
-            None => 0,
-            Some(_) => Outcome::ExpectFailed.exit_code(),
+            None => Exit::ExpectMet.code(),
+            Some(_) => Exit::ExpectFailed.code(),
         };
         summary.expect_failure = failure;
     }
@@ -109,8 +110,8 @@ impl EndFacts {
     pub fn set_verdict(&mut self, failure: Option<String>) {
         self.expect_met = Some(failure.is_none());
         self.exit_code = match failure {
-            None => 0,
-            Some(_) => Outcome::ExpectFailed.exit_code(),
+            None => Exit::ExpectMet.code(),
+            Some(_) => Exit::ExpectFailed.code(),
         };
         self.expect_failure = failure;
     }

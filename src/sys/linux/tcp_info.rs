@@ -3,7 +3,7 @@
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-use super::TcpSample;
+use crate::model::sample::TcpSample;
 
 /// Reads `TCP_INFO`. Never touches `SO_ERROR`, which would consume the soft error
 /// that decides between ETIMEDOUT and EHOSTUNREACH.
@@ -70,7 +70,7 @@ mod tests {
         let s = sample(client.as_fd())
             .expect("getsockopt")
             .expect("linux has TCP_INFO");
-        assert_eq!(s.state, super::super::TCP_ESTABLISHED);
+        assert_eq!(s.state, crate::model::sample::TCP_ESTABLISHED);
         assert_eq!(s.probes, 0);
         assert!(s.since_contact().as_secs() < 5);
     }

@@ -6,7 +6,7 @@
 
 use proptest::prelude::*;
 
-use crate::heartbeat::{LineReader, MAX_LINE, Message, parse_line, unescape};
+use crate::model::heartbeat::{LineReader, MAX_LINE, Message, parse_line, unescape};
 
 fn message() -> impl Strategy<Value = Message> {
     prop_oneof![

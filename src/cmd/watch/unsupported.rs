@@ -1,0 +1,19 @@
+//! `watch` where there is no sock_diag: a clear error, exit 1.
+
+use crate::config::WatchConfig;
+use crate::engine::run::{Reporter, RunError, Signals};
+use crate::model::event::EndFacts;
+
+pub fn run(
+    _cfg: &WatchConfig,
+    _rep: &mut Reporter,
+    _signals: &Signals,
+) -> Result<EndFacts, RunError> {
+    Err(RunError::Io {
+        op: "watch connections",
+        source: std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "watch needs Linux's sock_diag netlink interface; this platform has none",
+        ),
+    })
+}

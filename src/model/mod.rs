@@ -1,0 +1,15 @@
+//! The pure domain: no I/O. Outcomes and the one exit-code table, the events the
+//! core emits, the prediction of when a dead peer is noticed, the timeline that
+//! turns kernel samples into events, the heartbeat protocol, what `watch` can infer
+//! from outside, and the `--expect` rules. Everything here is tested without sockets.
+
+pub mod event;
+pub mod expect;
+pub mod heartbeat;
+#[cfg(test)]
+mod heartbeat_props;
+pub mod infer;
+pub mod outcome;
+pub mod predict;
+pub mod sample;
+pub mod timeline;

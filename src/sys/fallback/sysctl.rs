@@ -1,0 +1,20 @@
+//! Without Linux's per-namespace sysctls, the documented Linux defaults stand in;
+//! the prediction labels them as such.
+
+use crate::model::predict::Effective;
+
+/// Linux's compile-time keepalive defaults (7200 s / 75 s / 9).
+pub fn system_defaults() -> Effective {
+    Effective {
+        keepalive: false,
+        idle_s: 7200,
+        intvl_s: 75,
+        cnt: 9,
+        user_timeout_ms: 0,
+    }
+}
+
+/// Linux's default tcp_retries2.
+pub fn system_retries2() -> u32 {
+    15
+}

@@ -1,0 +1,16 @@
+//! Linux: the verified platform. `TCP_INFO` by getsockopt, keepalive and user-timeout
+//! options read back exactly, the namespace's sysctls, epoll, and for `watch` the
+//! sock_diag netlink interface and the owners of sockets from procfs.
+
+pub mod poller;
+pub mod procfs;
+pub mod sockdiag;
+pub mod sockopt;
+pub mod sysctl;
+mod tcp_info;
+
+pub use poller::Poller;
+pub use tcp_info::{sample, sample_from_bytes};
+
+/// `watch` reads other processes' sockets through sock_diag.
+pub const CAN_WATCH: bool = true;

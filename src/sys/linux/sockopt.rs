@@ -1,0 +1,78 @@
+//! Keepalive and user-timeout options on a socket we hold: apply them (validated
+//! before), and read back what the kernel holds.
+
+use std::time::Duration;
+
+use socket2::{Socket, TcpKeepalive};
+
+use super::sysctl::system_defaults;
+use crate::config::KeepaliveConfig;
+use crate::model::predict::Effective;
+
+/// Applies the settings. Values were validated before, so a failure here is the
+/// kernel refusing, reported with the option's name.
+pub fn apply(socket: &Socket, cfg: &KeepaliveConfig) -> std::io::Result<()> {
+    let named = |option: &'static str| {
+        move |e: std::io::Error| std::io::Error::new(e.kind(), format!("setting {option}: {e}"))
+    };
+    socket
+        .set_keepalive(cfg.enabled)
+        .map_err(named("SO_KEEPALIVE"))?;
+    if let Some(idle) = cfg.idle_s {
+        let ka = TcpKeepalive::new().with_time(Duration::from_secs(idle.into()));
+        socket
+            .set_tcp_keepalive(&ka)
+            .map_err(named("TCP_KEEPIDLE"))?;
+    }
+    if let Some(intvl) = cfg.intvl_s {
+        let ka = TcpKeepalive::new().with_interval(Duration::from_secs(intvl.into()));
+        socket
+            .set_tcp_keepalive(&ka)
+            .map_err(named("TCP_KEEPINTVL"))?;
+    }
+    if let Some(cnt) = cfg.cnt {
+        let ka = TcpKeepalive::new().with_retries(cnt);
+        socket
+            .set_tcp_keepalive(&ka)
+            .map_err(named("TCP_KEEPCNT"))?;
+    }
+    if let Some(uto) = cfg.user_timeout {
+        set_user_timeout(socket, uto).map_err(named("TCP_USER_TIMEOUT"))?;
+    }
+    Ok(())
+}
+
+fn set_user_timeout(socket: &Socket, uto: Duration) -> std::io::Result<()> {
+    socket.set_tcp_user_timeout(Some(uto))
+}
+
+/// Reads back what the kernel holds. Keepalive values are read even when keepalive
+/// is off, since they say what would happen if it were switched on.
+pub fn read_back(socket: &Socket) -> std::io::Result<Effective> {
+    // The sysctl fallback costs three file reads: only where getsockopt fails.
+    let mut defaults = None;
+    let mut fallback =
+        |pick: fn(&Effective) -> u32| pick(defaults.get_or_insert_with(system_defaults));
+    let secs = |d: Duration| d.as_secs() as u32;
+    Ok(Effective {
+        keepalive: socket.keepalive()?,
+        idle_s: socket
+            .tcp_keepalive_time()
+            .map(secs)
+            .unwrap_or_else(|_| fallback(|d| d.idle_s)),
+        intvl_s: socket
+            .tcp_keepalive_interval()
+            .map(secs)
+            .unwrap_or_else(|_| fallback(|d| d.intvl_s)),
+        cnt: socket
+            .tcp_keepalive_retries()
+            .unwrap_or_else(|_| fallback(|d| d.cnt)),
+        user_timeout_ms: read_user_timeout(socket)?,
+    })
+}
+
+fn read_user_timeout(socket: &Socket) -> std::io::Result<u32> {
+    Ok(socket
+        .tcp_user_timeout()?
+        .map_or(0, |d| d.as_millis() as u32))
+}
