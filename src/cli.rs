@@ -177,7 +177,7 @@ pub struct ListenArgs {
     pub reset_after: Option<String>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct DemoArgs {
     /// Write the timeline as JSON Lines on stdout.
     #[arg(long)]

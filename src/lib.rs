@@ -16,26 +16,30 @@ pub mod model;
 pub mod report;
 pub mod sys;
 
-use crate::cmd::Failure;
+use crate::config::Config;
 use crate::engine::run::RunError;
 use crate::model::outcome::Exit;
 
-/// Runs a parsed command line to its end and says how the process exits. Errors
-/// of tcpalive itself and `--expect` misses get their one stderr line here.
+/// The second stage and the run: validates the command line, runs it to its end,
+/// and says how the process exits. Usage errors, errors of tcpalive itself and
+/// `--expect` misses get their one stderr line here.
 pub fn run(command: &cli::Command) -> u8 {
-    match cmd::dispatch(command) {
+    let config = match Config::from_command(command) {
+        Ok(config) => config,
+        Err(e) => {
+            report::diagnostic(&e);
+            return Exit::Usage.code();
+        }
+    };
+    match cmd::run(config) {
         Ok(end) => {
             if let Some(why) = &end.expect_failure {
                 report::diagnostic(why);
             }
             end.exit_code
         }
-        Err(Failure::Usage(msg)) => {
-            report::diagnostic(&msg);
-            Exit::Usage.code()
-        }
-        Err(Failure::Run(RunError::OutputClosed)) => Exit::OutputClosed.code(),
-        Err(Failure::Run(e)) => {
+        Err(RunError::OutputClosed) => Exit::OutputClosed.code(),
+        Err(e) => {
             report::diagnostic(&error_chain(&e));
             Exit::Error.code()
         }
@@ -54,27 +58,99 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// clap's own errors (unknown flag, missing value) as one line, exit 2; help and
-/// version go to stdout with exit 0.
+/// The first stage: the command line into clap's types. Any failure has already
+/// printed its one line (or the help text), and the value is the exit code.
+pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<cli::Cli, u8> {
+    use clap::Parser;
+    let args: Vec<std::ffi::OsString> = args.into_iter().collect();
+    if let Err(line) = check_utf8(&args) {
+        report::diagnostic(&line);
+        return Err(Exit::Usage.code());
+    }
+    cli::Cli::try_parse_from(args).map_err(usage_error)
+}
+
+/// Arguments must be UTF-8; the error names the flag the bad value was given to
+/// (clap's own message names neither).
+pub fn check_utf8(args: &[std::ffi::OsString]) -> Result<(), String> {
+    for (i, arg) in args.iter().enumerate().skip(1) {
+        if arg.to_str().is_some() {
+            continue;
+        }
+        let shown = config::printable(&arg.to_string_lossy());
+        let bytes = arg.as_encoded_bytes();
+        if bytes.starts_with(b"--")
+            && let Some(eq) = bytes.iter().position(|&b| b == b'=')
+        {
+            let shown = arg.to_string_lossy();
+            let (flag, value) = shown.split_at(eq);
+            let value = config::printable(value);
+            return Err(format!("invalid {flag} '{}': not UTF-8", &value[1..]));
+        }
+        let flag = args[i - 1].to_str().filter(|p| p.starts_with('-') && i > 1);
+        return Err(match flag {
+            Some(flag) => format!("invalid {flag} '{shown}': not UTF-8"),
+            None => format!("invalid argument '{shown}': not UTF-8"),
+        });
+    }
+    Ok(())
+}
+
+/// clap's own outcomes: help and version go to stdout with exit 0 (exit 1 when
+/// stdout cannot take them); errors (unknown flag, missing value) are one line on
+/// stderr and exit 2.
 pub fn usage_error(e: clap::Error) -> u8 {
     use clap::error::ErrorKind;
     match e.kind() {
-        ErrorKind::DisplayHelp
-        | ErrorKind::DisplayVersion
-        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            let _ = e.print();
-            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-                Exit::Usage.code()
-            } else {
-                Exit::Outcome(model::outcome::Outcome::Alive).code()
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => match print_clap(&e) {
+            Ok(()) => Exit::Done.code(),
+            Err(why) => {
+                report::diagnostic(&format!("cannot write the help text: {why}"));
+                Exit::Error.code()
             }
+        },
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = print_clap(&e);
+            Exit::Usage.code()
         }
         _ => {
-            let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            report::diagnostic(&format!("{first} (see --help)"));
+            report::diagnostic(&usage_line(&e));
             Exit::Usage.code()
         }
     }
+}
+
+/// clap's `print` ignores a failed write; this reports it (`--help >/dev/full`).
+fn print_clap(e: &clap::Error) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    write!(out, "{}", e.render())?;
+    out.flush()
+}
+
+/// A clap error as the one line tcpalive prints: its message (all of it: clap puts
+/// the names of missing arguments on the lines after the first), the argument it
+/// concerns when clap says which, and a pointer to --help.
+pub fn usage_line(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let text = e.render().to_string();
+    let message: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+        .collect();
+    let mut line = message.join(" ");
+    if let Some(rest) = line.strip_prefix("error: ") {
+        line = rest.to_string();
+    }
+    if line.is_empty() {
+        line = "invalid arguments".to_string();
+    }
+    if e.kind() == clap::error::ErrorKind::InvalidUtf8
+        && let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg)
+    {
+        line.push_str(&format!(" (in {arg})"));
+    }
+    format!("{line} (see --help)")
 }

@@ -3,13 +3,10 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use tcpalive::cli::Cli;
-
 fn main() -> ExitCode {
-    let code = match Cli::try_parse() {
+    let code = match tcpalive::parse(std::env::args_os()) {
         Ok(cli) => tcpalive::run(&cli.command),
-        Err(e) => tcpalive::usage_error(e),
+        Err(code) => code,
     };
     ExitCode::from(code)
 }

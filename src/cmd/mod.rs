@@ -9,57 +9,42 @@ pub mod watch;
 
 use clap::CommandFactory;
 
-use crate::cli::{self, Command};
-use crate::config::{self, ConnectConfig, ListenConfig, WatchConfig};
+use crate::cli;
+use crate::config::Config;
 use crate::engine::run::{Clock, Reporter, RunError, Signals};
 use crate::model::event::{EndFacts, Outcome};
 
-/// Why a command did not reach its `end`.
-pub enum Failure {
-    Usage(config::ConfigError),
-    Run(RunError),
-}
-
-impl From<RunError> for Failure {
-    fn from(e: RunError) -> Failure {
-        Failure::Run(e)
-    }
-}
-
-/// Runs a command to its final `end`, whose exit code (the outcome's, or 0/9 under
-/// --expect) is the process's.
-pub fn dispatch(command: &Command) -> Result<EndFacts, Failure> {
+/// Runs a validated command line to its final `end`, whose exit code (the
+/// outcome's, or the `--expect` verdict's) is the process's.
+pub fn run(config: Config) -> Result<EndFacts, RunError> {
     let clock = Clock::start();
-    match command {
-        Command::Connect(args) => {
-            let cfg = ConnectConfig::from_args(args).map_err(Failure::Usage)?;
+    match config {
+        Config::Connect(cfg) => {
             let signals = Signals::install()?;
             let mut rep = Reporter::for_run(clock, &cfg.run, false);
-            Ok(connect::run(&cfg, &mut rep, &signals)?)
+            connect::run(&cfg, &mut rep, &signals)
         }
-        Command::Listen(args) => {
-            let cfg = ListenConfig::from_args(args).map_err(Failure::Usage)?;
+        Config::Listen(cfg) => {
             let signals = Signals::install()?;
             let mut rep = Reporter::for_run(clock, &cfg.run, true);
-            Ok(listen::run(&cfg, &mut rep, &signals)?)
+            listen::run(&cfg, &mut rep, &signals)
         }
-        Command::Watch(args) => {
-            let cfg = WatchConfig::from_args(args).map_err(Failure::Usage)?;
+        Config::Watch(cfg) => {
             let signals = Signals::install()?;
             let mut rep = Reporter::for_run(clock, &cfg.run, true);
-            Ok(watch::run(&cfg, &mut rep, &signals)?)
+            watch::run(&cfg, &mut rep, &signals)
         }
-        Command::Demo(args) => {
+        Config::Demo(args) => {
             let signals = Signals::install()?;
-            Ok(demo::run(args, clock, &signals)?)
+            demo::run(&args, clock, &signals)
         }
-        Command::Completions(args) => Ok(print_generated(|out| {
-            clap_complete::generate(args.shell, &mut cli::Cli::command(), "tcpalive", out);
+        Config::Completions(shell) => print_generated(|out| {
+            clap_complete::generate(shell, &mut cli::Cli::command(), "tcpalive", out);
             Ok(())
-        })?),
-        Command::Man => Ok(print_generated(|out| {
-            clap_mangen::Man::new(cli::Cli::command()).render(out)
-        })?),
+        }),
+        Config::Man => {
+            print_generated(|out| clap_mangen::Man::new(cli::Cli::command()).render(out))
+        }
     }
 }
 

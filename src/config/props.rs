@@ -13,11 +13,11 @@ use std::time::Duration;
 use clap::Parser;
 use proptest::prelude::*;
 
-use crate::cli::{Cli, Command};
+use crate::cli::Cli;
 use crate::config::{
-    ConfigError, ConnectConfig, ListenConfig, MAX_KEEPCNT, MAX_KEEPIDLE_S, WatchConfig,
-    parse_duration, validate_count, validate_endpoint, validate_expect, validate_keepalive_seconds,
-    validate_listen_addr, validate_user_timeout, validate_within,
+    ConfigError, MAX_KEEPCNT, MAX_KEEPIDLE_S, parse_duration, validate_count, validate_endpoint,
+    validate_expect, validate_keepalive_seconds, validate_listen_addr, validate_user_timeout,
+    validate_within,
 };
 
 /// Text a user could type, weighted towards the characters parsers care about.
@@ -39,12 +39,16 @@ fn assert_names_flag_and_value(
     value: &str,
 ) -> Result<(), TestCaseError> {
     let text = err.to_string();
-    let head = format!("invalid {flag} '{value}': ");
+    // Control characters are shown escaped, and very long values cut after 60
+    // characters ("..."), so the one line stays one line.
+    let shown: String = crate::config::printable(value).chars().take(60).collect();
+    let head = format!("invalid {flag} '{shown}");
     prop_assert!(
         text.starts_with(&head),
         "{text:?} does not start with {head:?}"
     );
-    prop_assert!(text.len() > head.len(), "no reason given: {text:?}");
+    prop_assert!(!text.contains('\n'), "more than one line: {text:?}");
+    prop_assert!(text.contains("': "), "no reason given: {text:?}");
     Ok(())
 }
 
@@ -251,6 +255,8 @@ proptest! {
 
     // ---- whole command lines -----------------------------------------------------
 
+    /// The whole contract on any argv, extreme numbers and non-UTF-8 bytes included:
+    /// nothing panics, and a rejection is exactly one line.
     #[test]
     fn any_command_line_parses_or_fails_cleanly(
         sub in prop_oneof![Just("connect"), Just("listen"), Just("watch")],
@@ -268,19 +274,34 @@ proptest! {
                 Just("--count".to_string()), Just("--mute".to_string()),
                 Just("--port".to_string()), Just("--peer".to_string()), Just("--pid".to_string()),
                 Just("--interval".to_string()),
+                Just("18446744073709551615".to_string()), Just("18446744073709551615s".to_string()),
+                Just("99999999999999d".to_string()), Just("1ns".to_string()), Just("0".to_string()),
+                Just("-1".to_string()), Just("4294967296".to_string()), Just("1e308".to_string()),
                 cli_text(),
             ],
             0..8,
         ),
+        bad_utf8 in proptest::option::of((0usize..8, proptest::collection::vec(any::<u8>(), 1..6))),
     ) {
-        let argv = std::iter::once("tcpalive".to_string()).chain(std::iter::once(sub.to_string())).chain(words);
-        if let Ok(cli) = Cli::try_parse_from(argv) {
-            match &cli.command {
-                Command::Connect(args) => { let _ = ConnectConfig::from_args(args); }
-                Command::Listen(args) => { let _ = ListenConfig::from_args(args); }
-                Command::Watch(args) => { let _ = WatchConfig::from_args(args); }
-                _ => {}
-            }
+        use std::ffi::OsString;
+        use std::os::unix::ffi::OsStringExt;
+        let mut argv: Vec<OsString> = ["tcpalive", sub].iter().map(OsString::from).collect();
+        argv.extend(words.into_iter().map(OsString::from));
+        if let Some((at, mut bytes)) = bad_utf8 {
+            bytes.push(0xff);
+            let at = (2 + at).min(argv.len());
+            argv.insert(at, OsString::from_vec(bytes));
+        }
+        let line = match crate::check_utf8(&argv) {
+            Err(line) => Some(line),
+            Ok(()) => match Cli::try_parse_from(&argv) {
+                Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => None,
+                Err(e) => Some(crate::usage_line(&e)),
+                Ok(cli) => crate::config::Config::from_command(&cli.command).err().map(|e| e.to_string()),
+            },
+        };
+        if let Some(line) = line {
+            prop_assert!(!line.is_empty() && !line.contains('\n'), "{:?}", line);
         }
     }
 }

@@ -17,6 +17,10 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+/// The longest `--heartbeat-payload`, in bytes: it must fit the connection's
+/// outbox whole, so a heartbeat is never reported sent when it was not.
+pub const MAX_PAYLOAD: usize = 1024;
+
 /// Longest protocol line kept; longer ones are discarded up to their newline.
 pub const MAX_LINE: usize = 64;
 

@@ -80,6 +80,8 @@ pub enum Exit {
     ExpectFailed,
     /// stdout went away (`| head -1`): nobody is left to tell, so end quietly.
     OutputClosed,
+    /// Help, version, completions or a man page was printed.
+    Done,
 }
 
 impl Exit {
@@ -100,7 +102,7 @@ impl Exit {
             },
             Exit::Error => 1,
             Exit::Usage => 2,
-            Exit::ExpectMet | Exit::OutputClosed => 0,
+            Exit::ExpectMet | Exit::OutputClosed | Exit::Done => 0,
             Exit::ExpectFailed => 9,
         }
     }
@@ -220,6 +222,7 @@ mod tests {
             (Exit::ExpectFailed, 9),
             (Exit::ExpectMet, 0),
             (Exit::OutputClosed, 0),
+            (Exit::Done, 0),
             (Exit::Outcome(Outcome::Interrupted), 130),
             (Exit::Outcome(Outcome::Terminated), 143),
         ];

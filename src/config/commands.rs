@@ -1,0 +1,253 @@
+//! Per-command assembly: each command's validated configuration from its clap
+//! arguments, with the rules that belong to one command (faults, heartbeats,
+//! reconnecting, watch's interval).
+
+use std::time::Duration;
+
+use clap_complete::Shell;
+
+use super::address::{
+    Endpoint, PeerFilter, validate_endpoint, validate_listen_addr, validate_peer_filter,
+    validate_watch_port,
+};
+use super::duration::{validate_at_least, validate_duration, validate_positive};
+use super::keepalive::{KeepaliveConfig, validate_count};
+use super::run::RunConfig;
+use super::{ConfigError, invalid};
+use crate::cli::{Command, ConnectArgs, DemoArgs, HeartbeatArgs, ListenArgs, WatchArgs};
+use crate::model::heartbeat::{HeartbeatConfig, MAX_PAYLOAD, unescape};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendPlan {
+    pub every: Duration,
+    pub size: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectConfig {
+    pub target: Endpoint,
+    pub keepalive: KeepaliveConfig,
+    pub run: RunConfig,
+    pub connect_timeout: Duration,
+    pub send: Option<SendPlan>,
+    pub heartbeat: Option<HeartbeatConfig>,
+    pub reconnect: Option<Reconnect>,
+}
+
+/// `connect --reconnect`: when the monitor stops by itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reconnect {
+    /// Stop after this many outages.
+    pub count: Option<u64>,
+}
+
+/// A misbehaving-peer mode of `listen`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Close cleanly (FIN) after the duration.
+    Close(Duration),
+    /// Abort (RST via SO_LINGER 0) after the duration.
+    Reset(Duration),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenConfig {
+    pub bind: Endpoint,
+    pub keepalive: KeepaliveConfig,
+    pub run: RunConfig,
+    pub once: bool,
+    pub max_conns: usize,
+    pub fault: Option<Fault>,
+    pub heartbeat: Option<HeartbeatConfig>,
+    pub mute: bool,
+}
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchConfig {
+    pub port: Option<u16>,
+    pub peer: Option<PeerFilter>,
+    pub pid: Option<u32>,
+    pub interval: Duration,
+    pub run: RunConfig,
+    pub dump_once: bool,
+}
+
+/// The shortest `--send-every`: below it the sender would busy-loop.
+pub const MIN_SEND_EVERY: Duration = Duration::from_millis(10);
+/// The shortest `--heartbeat` and `--heartbeat-timeout`: shorter would declare a
+/// healthy loopback peer hung before it could answer.
+pub const MIN_HEARTBEAT: Duration = Duration::from_millis(10);
+/// The shortest `--interval`: below it a watch of many sockets would busy-poll.
+pub const MIN_WATCH_INTERVAL: Duration = Duration::from_millis(10);
+/// Linux's largest PID: PID_MAX_LIMIT (4194304 on 64-bit) is one past it.
+pub const MAX_PID: u64 = 4_194_303;
+
+impl WatchConfig {
+    pub fn from_args(args: &WatchArgs) -> Result<Self, ConfigError> {
+        Ok(WatchConfig {
+            port: args.port.as_deref().map(validate_watch_port).transpose()?,
+            peer: args.peer.as_deref().map(validate_peer_filter).transpose()?,
+            pid: args.pid.as_deref().map(validate_pid).transpose()?,
+            interval: validate_watch_interval(&args.interval)?,
+            run: RunConfig::from_args(&args.run)?,
+            dump_once: args.dump_once,
+        })
+    }
+}
+/// `--pid`: a process that exists now (watching a PID that is not there would
+/// watch nothing, silently).
+pub fn validate_pid(value: &str) -> Result<u32, ConfigError> {
+    let pid = validate_count("--pid", value, 1, MAX_PID)? as u32;
+    if !crate::sys::process_exists(pid) {
+        return Err(invalid("--pid", value, "no such process"));
+    }
+    Ok(pid)
+}
+
+/// `watch --interval`: how often the socket table is dumped.
+pub fn validate_watch_interval(value: &str) -> Result<Duration, ConfigError> {
+    const FLAG: &str = "--interval";
+    let d = validate_duration(FLAG, value)?;
+    if d < MIN_WATCH_INTERVAL {
+        return Err(invalid(
+            FLAG,
+            value,
+            "must be at least 10ms (shorter would busy-poll the kernel)",
+        ));
+    }
+    if d > Duration::from_secs(60) {
+        return Err(invalid(FLAG, value, "must be at most 60s"));
+    }
+    Ok(d)
+}
+
+impl ConnectConfig {
+    pub fn from_args(args: &ConnectArgs) -> Result<Self, ConfigError> {
+        let send = match &args.send_every {
+            Some(every) => Some(SendPlan {
+                every: validate_at_least("--send-every", every, MIN_SEND_EVERY)?,
+                size: validate_count("--send-size", &args.send_size, 1, 1 << 20)? as usize,
+            }),
+            None => None,
+        };
+        Ok(ConnectConfig {
+            target: validate_endpoint("HOST:PORT", &args.target, false)?,
+            keepalive: KeepaliveConfig::from_args(&args.keepalive)?,
+            run: RunConfig::from_args(&args.run)?,
+            connect_timeout: validate_positive("--connect-timeout", &args.connect_timeout)?,
+            send,
+            heartbeat: validate_heartbeat(&args.heartbeat, args.heartbeat_payload.as_deref())?,
+            reconnect: validate_reconnect(args.reconnect, args.count.as_deref())?,
+        })
+    }
+}
+
+impl ListenConfig {
+    pub fn from_args(args: &ListenArgs) -> Result<Self, ConfigError> {
+        Ok(ListenConfig {
+            bind: validate_listen_addr(&args.addr)?,
+            keepalive: KeepaliveConfig::from_args(&args.keepalive)?,
+            run: RunConfig::from_args(&args.run)?,
+            once: args.once,
+            max_conns: validate_count("--max-conns", &args.max_conns, 1, 1_000_000)? as usize,
+            fault: validate_fault(args.close_after.as_deref(), args.reset_after.as_deref())?,
+            heartbeat: validate_heartbeat(&args.heartbeat, None)?,
+            mute: args.mute,
+        })
+    }
+}
+pub fn validate_fault(
+    close_after: Option<&str>,
+    reset_after: Option<&str>,
+) -> Result<Option<Fault>, ConfigError> {
+    match (close_after, reset_after) {
+        (Some(_), Some(_)) => Err(ConfigError::Conflict {
+            first: "--close-after",
+            second: "--reset-after",
+            reason: "choose one fault",
+        }),
+        (Some(v), None) => Ok(Some(Fault::Close(validate_positive("--close-after", v)?))),
+        (None, Some(v)) => Ok(Some(Fault::Reset(validate_positive("--reset-after", v)?))),
+        (None, None) => Ok(None),
+    }
+}
+
+/// `--heartbeat D [--heartbeat-timeout D] [--heartbeat-payload TEXT]`.
+pub fn validate_heartbeat(
+    args: &HeartbeatArgs,
+    payload: Option<&str>,
+) -> Result<Option<HeartbeatConfig>, ConfigError> {
+    let Some(every) = args.heartbeat.as_deref() else {
+        if let Some(t) = &args.heartbeat_timeout {
+            return Err(invalid("--heartbeat-timeout", t, "needs --heartbeat"));
+        }
+        if let Some(p) = payload {
+            return Err(invalid("--heartbeat-payload", p, "needs --heartbeat"));
+        }
+        return Ok(None);
+    };
+    let every = validate_at_least("--heartbeat", every, MIN_HEARTBEAT)?;
+    let timeout = match args.heartbeat_timeout.as_deref() {
+        Some(t) => validate_at_least("--heartbeat-timeout", t, MIN_HEARTBEAT)?,
+        None => every.saturating_mul(3),
+    };
+    let payload = payload
+        .map(|p| {
+            let bytes = unescape(p).map_err(|why| invalid("--heartbeat-payload", p, why))?;
+            if bytes.is_empty() {
+                return Err(invalid("--heartbeat-payload", p, "must not be empty"));
+            }
+            if bytes.len() > MAX_PAYLOAD {
+                return Err(invalid(
+                    "--heartbeat-payload",
+                    p,
+                    format!("must be at most {MAX_PAYLOAD} bytes (is {})", bytes.len()),
+                ));
+            }
+            Ok(bytes)
+        })
+        .transpose()?;
+    Ok(Some(HeartbeatConfig {
+        every,
+        timeout,
+        payload,
+    }))
+}
+
+pub fn validate_reconnect(
+    reconnect: bool,
+    count: Option<&str>,
+) -> Result<Option<Reconnect>, ConfigError> {
+    match (reconnect, count) {
+        (false, Some(c)) => Err(invalid("--count", c, "needs --reconnect")),
+        (false, None) => Ok(None),
+        (true, count) => Ok(Some(Reconnect {
+            count: count
+                .map(|c| validate_count("--count", c, 1, 1_000_000))
+                .transpose()?,
+        })),
+    }
+}
+
+/// A whole command line, validated: what `cmd::run` runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Config {
+    Connect(ConnectConfig),
+    Listen(ListenConfig),
+    Watch(WatchConfig),
+    Demo(DemoArgs),
+    Completions(Shell),
+    Man,
+}
+
+impl Config {
+    pub fn from_command(command: &Command) -> Result<Config, ConfigError> {
+        Ok(match command {
+            Command::Connect(args) => Config::Connect(ConnectConfig::from_args(args)?),
+            Command::Listen(args) => Config::Listen(ListenConfig::from_args(args)?),
+            Command::Watch(args) => Config::Watch(WatchConfig::from_args(args)?),
+            Command::Demo(args) => Config::Demo(args.clone()),
+            Command::Completions(args) => Config::Completions(args.shell),
+            Command::Man => Config::Man,
+        })
+    }
+}

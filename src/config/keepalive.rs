@@ -1,0 +1,135 @@
+//! Keepalive and user-timeout options: whole seconds within the kernel's ranges,
+//! the user timeout in milliseconds, and the conflicts between them.
+
+use std::time::Duration;
+
+use super::duration::validate_duration;
+use super::{ConfigError, invalid};
+use crate::cli::KeepaliveArgs;
+
+/// The kernel's limits for keepalive options (net/ipv4/tcp.c: MAX_TCP_KEEPIDLE etc.).
+pub const MAX_KEEPIDLE_S: u64 = 32767;
+pub const MAX_KEEPINTVL_S: u64 = 32767;
+pub const MAX_KEEPCNT: u64 = 127;
+/// Keepalive settings to apply. `None` leaves the kernel's default in place.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KeepaliveConfig {
+    pub enabled: bool,
+    pub idle_s: Option<u32>,
+    pub intvl_s: Option<u32>,
+    pub cnt: Option<u32>,
+    pub user_timeout: Option<Duration>,
+}
+impl KeepaliveConfig {
+    pub fn from_args(args: &KeepaliveArgs) -> Result<Self, ConfigError> {
+        validate_keepalive_conflicts(args)?;
+        Ok(KeepaliveConfig {
+            enabled: !args.no_keepalive,
+            idle_s: args
+                .idle
+                .as_deref()
+                .map(|v| validate_keepalive_seconds("--idle", v, MAX_KEEPIDLE_S))
+                .transpose()?,
+            intvl_s: args
+                .intvl
+                .as_deref()
+                .map(|v| validate_keepalive_seconds("--intvl", v, MAX_KEEPINTVL_S))
+                .transpose()?,
+            cnt: args
+                .cnt
+                .as_deref()
+                .map(|v| validate_count("--cnt", v, 1, MAX_KEEPCNT).map(|n| n as u32))
+                .transpose()?,
+            user_timeout: args
+                .user_timeout
+                .as_deref()
+                .map(validate_user_timeout)
+                .transpose()?,
+        })
+    }
+}
+/// Linux keepalive idle and interval: whole seconds within the kernel's range.
+pub fn validate_keepalive_seconds(
+    flag: &'static str,
+    value: &str,
+    max: u64,
+) -> Result<u32, ConfigError> {
+    let d = validate_duration(flag, value)?;
+    if d.subsec_nanos() != 0 {
+        return Err(invalid(
+            flag,
+            value,
+            "Linux keepalive takes whole seconds (e.g. 1s, 5s)",
+        ));
+    }
+    let secs = d.as_secs();
+    if !(1..=max).contains(&secs) {
+        return Err(invalid(
+            flag,
+            value,
+            format!("must be from 1 to {max} seconds"),
+        ));
+    }
+    Ok(secs as u32)
+}
+
+/// A whole number within a range (--cnt, --max-conns, --send-size).
+pub fn validate_count(
+    flag: &'static str,
+    value: &str,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    let n: u64 = value
+        .trim()
+        .parse()
+        .map_err(|_| invalid(flag, value, "not a whole number"))?;
+    if !(min..=max).contains(&n) {
+        return Err(invalid(flag, value, format!("must be from {min} to {max}")));
+    }
+    Ok(n)
+}
+
+/// TCP_USER_TIMEOUT is an unsigned int of milliseconds; 0 would mean "off".
+pub fn validate_user_timeout(value: &str) -> Result<Duration, ConfigError> {
+    const FLAG: &str = "--user-timeout";
+    let d = validate_duration(FLAG, value)?;
+    if d.subsec_nanos() % 1_000_000 != 0 {
+        return Err(invalid(FLAG, value, "has millisecond resolution"));
+    }
+    if d.is_zero() {
+        return Err(invalid(
+            FLAG,
+            value,
+            "must be longer than zero (leave it out for off)",
+        ));
+    }
+    if d.as_millis() > i32::MAX as u128 {
+        return Err(invalid(
+            FLAG,
+            value,
+            format!("must be at most {}ms", i32::MAX),
+        ));
+    }
+    Ok(d)
+}
+
+pub fn validate_keepalive_conflicts(args: &KeepaliveArgs) -> Result<(), ConfigError> {
+    if !args.no_keepalive {
+        return Ok(());
+    }
+    for (flag, given) in [
+        ("--idle", args.idle.is_some()),
+        ("--intvl", args.intvl.is_some()),
+        ("--cnt", args.cnt.is_some()),
+    ] {
+        if given {
+            return Err(ConfigError::Conflict {
+                first: "--no-keepalive",
+                second: flag,
+                reason: "keepalive settings need keepalive on",
+            });
+        }
+    }
+    Ok(())
+}
