@@ -35,6 +35,9 @@ pub enum Command {
     /// Follow established TCP connections other processes own (sock_diag), without
     /// touching them: is keepalive on, and when would a dead peer be noticed?
     Watch(WatchArgs),
+    /// Predict dead-peer detection on any platform and runtime, or recommend settings
+    /// (with the code that applies them) for a target detection time.
+    Plan(PlanArgs),
     /// A self-contained loopback demonstration: answered probes, then a peer reset.
     Demo(DemoArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
@@ -210,4 +213,31 @@ pub struct WatchArgs {
     /// many sockets matched and how long the pass took.
     #[arg(long, hide = true)]
     pub dump_once: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The operating system: linux, macos, freebsd, windows.
+    #[arg(long, value_name = "P", default_value = "linux")]
+    pub platform: String,
+    /// The application's runtime: node, go, java, dotnet, python, curl (default: C,
+    /// plain setsockopt).
+    #[arg(long, value_name = "R")]
+    pub runtime: Option<String>,
+    #[command(flatten)]
+    pub keepalive: KeepaliveArgs,
+    /// Recommend settings that detect a dead idle peer within D (and bound the busy
+    /// path), with the code that applies them.
+    #[arg(long, value_name = "D", allow_hyphen_values = true)]
+    pub detect_within: Option<String>,
+    /// The path forgets an idle flow after D (NAT, firewall): keepalive must come
+    /// sooner (see `idle-limit`).
+    #[arg(long, value_name = "D", allow_hyphen_values = true)]
+    pub idle_limit: Option<String>,
+    /// The path's round-trip time: narrows the busy-path prediction.
+    #[arg(long, value_name = "D", allow_hyphen_values = true)]
+    pub rtt: Option<String>,
+    /// One JSON object on stdout (field names of the `config` event).
+    #[arg(long)]
+    pub json: bool,
 }

@@ -4,6 +4,7 @@
 pub mod connect;
 pub mod demo;
 pub mod listen;
+pub mod plan;
 pub mod reconnect;
 pub mod watch;
 
@@ -42,6 +43,7 @@ pub fn run(config: Config) -> Result<EndFacts, RunError> {
             clap_complete::generate(shell, &mut cli::Cli::command(), "tcpalive", out);
             Ok(())
         }),
+        Config::Plan(cfg) => plan::run(&cfg),
         Config::Man => {
             print_generated(|out| clap_mangen::Man::new(cli::Cli::command()).render(out))
         }

@@ -237,6 +237,7 @@ pub enum Config {
     Demo(DemoArgs),
     Completions(Shell),
     Man,
+    Plan(super::plan::PlanConfig),
 }
 
 impl Config {
@@ -248,6 +249,7 @@ impl Config {
             Command::Demo(args) => Config::Demo(args.clone()),
             Command::Completions(args) => Config::Completions(args.shell),
             Command::Man => Config::Man,
+            Command::Plan(args) => Config::Plan(super::plan::PlanConfig::from_args(args)?),
         })
     }
 }

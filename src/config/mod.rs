@@ -11,6 +11,7 @@ mod argv_tests;
 mod commands;
 mod duration;
 mod keepalive;
+pub mod plan;
 #[cfg(test)]
 mod props;
 mod run;

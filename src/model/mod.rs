@@ -10,6 +10,7 @@ pub mod heartbeat;
 mod heartbeat_props;
 pub mod infer;
 pub mod outcome;
+pub mod plan;
 pub mod predict;
 pub mod sample;
 pub mod timeline;

@@ -2,6 +2,7 @@
 
 mod human;
 mod json;
+pub mod plan;
 
 pub use human::Human;
 pub use json::Json;

@@ -1,0 +1,48 @@
+//! `plan`: evaluate or recommend, then render. No sockets: the model is pure and
+//! the result does not depend on this host.
+
+use std::io::Write;
+
+use crate::config::plan::PlanConfig;
+use crate::engine::run::RunError;
+use crate::model::event::{EndFacts, Outcome};
+use crate::model::plan::{Source, evaluate, recommend, snippets};
+use crate::report;
+
+pub fn run(cfg: &PlanConfig) -> Result<EndFacts, RunError> {
+    let plan = match cfg.detect_within {
+        Some(within) => recommend(cfg.stack, within, cfg.request.idle_limit, cfg.request.rtt),
+        None => evaluate(cfg.stack, &cfg.request, Source::User),
+    };
+    // Code is printed when there is something to apply: given or recommended values.
+    let applies = [&plan.idle, &plan.intvl, &plan.cnt, &plan.user_timeout]
+        .iter()
+        .any(|k| matches!(k.source, Source::User | Source::Recommended));
+    let code = if applies && plan.keepalive {
+        snippets::for_plan(&plan)
+    } else {
+        Vec::new()
+    };
+    let text = if cfg.json {
+        report::plan::json(&plan, &snippets::for_plan(&plan))
+    } else {
+        report::plan::human(&plan, &code)
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::BrokenPipe => RunError::OutputClosed,
+            _ => RunError::Io {
+                op: "write to stdout",
+                source: e,
+            },
+        })?;
+    Ok(EndFacts::new(
+        Outcome::Alive,
+        None,
+        String::new(),
+        None,
+        plan.predicted_detect.map(|d| d.as_secs_f64()),
+    ))
+}
