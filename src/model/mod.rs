@@ -1,7 +1,8 @@
 //! The pure domain: no I/O. Outcomes and the one exit-code table, the events the
 //! core emits, the prediction of when a dead peer is noticed, the timeline that
 //! turns kernel samples into events, the heartbeat protocol, what `watch` can infer
-//! from outside, and the `--expect` rules. Everything here is tested without sockets.
+//! from outside, and the `--expect` rules; the kernel timers replayed forward
+//! (schedule) and the timer wheel's lateness (wheel). Everything here is tested without sockets.
 
 pub mod event;
 pub mod expect;
@@ -13,4 +14,6 @@ pub mod outcome;
 pub mod plan;
 pub mod predict;
 pub mod sample;
+pub mod schedule;
 pub mod timeline;
+pub mod wheel;

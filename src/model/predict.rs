@@ -9,6 +9,8 @@
 use std::time::Duration;
 
 use crate::model::event::ConfigFacts;
+use crate::model::schedule;
+use crate::model::wheel::Wheel;
 
 /// The settings the kernel holds for one socket, read back after applying.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,28 +38,15 @@ impl Effective {
         Duration::from_secs(self.idle_s as u64 + (n.saturating_sub(1)) as u64 * self.intvl_s as u64)
     }
 
-    /// The idle-connection schedule, or `None` when nothing detects a dead idle peer.
+    /// The idle-connection schedule, or `None` when nothing detects a dead idle peer:
+    /// the kernel's keepalive timer replayed from a fresh contact
+    /// ([`schedule::keepalive`]).
     pub fn idle_schedule(&self) -> Option<IdleSchedule> {
-        if !self.keepalive {
-            return None;
-        }
-        let idle = self.idle_s as u64 * 1000;
-        let intvl = self.intvl_s as u64 * 1000;
-        let probes = if self.user_timeout_ms == 0 {
-            self.cnt
-        } else {
-            // First firing k >= 1 (k probes already out) with idle + k*intvl >= UTO.
-            let uto = self.user_timeout_ms as u64;
-            let k = if uto <= idle + intvl {
-                1
-            } else {
-                (uto - idle).div_ceil(intvl.max(1))
-            };
-            k.min(u32::MAX as u64) as u32
-        };
-        Some(IdleSchedule {
-            detect_after: Duration::from_millis(idle + probes as u64 * intvl),
-            probes,
+        let timer = schedule::KeepaliveTimer::fresh(self, Duration::ZERO);
+        let f = schedule::keepalive(self, timer, Wheel::new(None));
+        f.dead_at.map(|dead| IdleSchedule {
+            detect_after: dead,
+            probes: f.probes.len() as u32,
         })
     }
 

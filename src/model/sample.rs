@@ -22,10 +22,22 @@ pub struct TcpSample {
     pub last_data_sent_ms: u32,
     pub bytes_received: u64,
     pub bytes_acked: u64,
+    /// The peer's advertised receive window (tcpi_snd_wnd, Linux 5.4+); `None` when
+    /// the kernel's tcp_info is too short to hold it.
+    pub snd_wnd: Option<u32>,
+    /// Bytes queued by the application and not yet sent (tcpi_notsent_bytes).
+    pub notsent_bytes: u32,
+    /// Segments sent, any kind (tcpi_segs_out): counts window probes once the
+    /// backoff that otherwise counts them has saturated.
+    pub segs_out: u32,
+    /// Retransmissions over the connection's life (tcpi_total_retrans): in SYN-SENT,
+    /// the SYN retransmissions.
+    pub total_retrans: u32,
 }
 
 /// TCP states (include/net/tcp_states.h).
 pub const TCP_ESTABLISHED: u8 = 1;
+pub const TCP_SYN_SENT: u8 = 2;
 pub const TCP_FIN_WAIT1: u8 = 4;
 pub const TCP_FIN_WAIT2: u8 = 5;
 pub const TCP_TIME_WAIT: u8 = 6;
@@ -38,5 +50,13 @@ impl TcpSample {
     /// counts from (our own sends do not count).
     pub fn since_contact(&self) -> Duration {
         Duration::from_millis(self.last_data_recv_ms.min(self.last_ack_recv_ms) as u64)
+    }
+
+    /// The peer advertises a zero window while data waits to be sent and none is in
+    /// flight: the kernel's persist timer (zero-window probes) runs, keepalive does
+    /// not. `None` when this kernel does not report the window.
+    pub fn zero_window(&self) -> Option<bool> {
+        self.snd_wnd
+            .map(|w| w == 0 && self.notsent_bytes > 0 && self.unacked == 0)
     }
 }

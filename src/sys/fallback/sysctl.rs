@@ -2,6 +2,8 @@
 //! the prediction labels them as such.
 
 use crate::model::predict::Effective;
+use crate::model::schedule::KernelParams;
+use crate::model::wheel::Wheel;
 
 /// Linux's compile-time keepalive defaults (7200 s / 75 s / 9).
 pub fn system_defaults() -> Effective {
@@ -17,4 +19,13 @@ pub fn system_defaults() -> Effective {
 /// Linux's default tcp_retries2.
 pub fn system_retries2() -> u32 {
     15
+}
+
+/// Linux's defaults for the rest of the prediction, HZ unknown (the wheel model then
+/// assumes the worst case).
+pub fn kernel_params() -> KernelParams {
+    KernelParams {
+        wheel: Wheel::new(None),
+        ..KernelParams::default()
+    }
 }

@@ -1,7 +1,11 @@
 //! This network namespace's TCP sysctls (`/proc/sys/net/ipv4/*`): the keepalive
 //! defaults a socket inherits and the retransmission budget of a busy connection.
 
+use std::time::Duration;
+
 use crate::model::predict::Effective;
+use crate::model::schedule::{KernelParams, RTO_MAX};
+use crate::model::wheel::Wheel;
 
 /// The system's keepalive defaults (net.ipv4.tcp_keepalive_time/_intvl/_probes), or
 /// the Linux compile-time defaults when they cannot be read.
@@ -28,4 +32,49 @@ fn read_sysctl(name: &str, fallback: u32) -> u32 {
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(fallback)
+}
+
+/// What the prediction needs beyond the keepalive tuple, from this namespace's
+/// sysctls and the kernel's build: tcp_retries2, tcp_rto_max_ms (6.15+; 120 s
+/// before), tcp_syn_retries, tcp_syn_linear_timeouts (6.5+; 0 where missing, which
+/// is what older kernels do) and CONFIG_HZ. Read once per process.
+pub fn kernel_params() -> KernelParams {
+    static PARAMS: std::sync::OnceLock<KernelParams> = std::sync::OnceLock::new();
+    *PARAMS.get_or_init(|| KernelParams {
+        retries2: system_retries2(),
+        rto_max: Duration::from_millis(
+            read_sysctl("tcp_rto_max_ms", RTO_MAX.as_millis() as u32).into(),
+        ),
+        syn_retries: read_sysctl("tcp_syn_retries", 6),
+        syn_linear_timeouts: read_sysctl("tcp_syn_linear_timeouts", 0),
+        wheel: Wheel::new(kernel_hz()),
+    })
+}
+
+/// CONFIG_HZ from the kernel's build configuration in /boot, when it is there.
+/// Userspace has no other reliable way to read it (`_SC_CLK_TCK` is USER_HZ, always
+/// 100); when missing, the wheel model assumes the worst common HZ.
+fn kernel_hz() -> Option<u32> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    let config = std::fs::read_to_string(format!("/boot/config-{}", release.trim())).ok()?;
+    config
+        .lines()
+        .find_map(|l| l.strip_prefix("CONFIG_HZ="))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_this_kernels_parameters() {
+        let p = kernel_params();
+        assert!(p.retries2 >= 1);
+        assert!(p.rto_max >= Duration::from_secs(1));
+        assert!(p.syn_retries >= 1);
+        if let Some(hz) = p.wheel.hz {
+            assert!([100, 250, 300, 1000].contains(&hz), "HZ {hz}");
+        }
+    }
 }
