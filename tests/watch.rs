@@ -325,10 +325,15 @@ fn pid_filter_takes_only_that_process_sockets() {
 #[test]
 fn pid_filter_names_a_missing_process() {
     // A PID that is not running is a usage error (exit 2), named at once.
-    let mut gone = std::process::Command::new("true").spawn().expect("spawn true");
+    let mut gone = std::process::Command::new("true")
+        .spawn()
+        .expect("spawn true");
     let pid = gone.id().to_string();
     gone.wait().expect("reap");
     let (code, events, stderr) = run_json(&["watch", "--pid", &pid, "--json", "--for", "1s"]);
     assert_eq!(code, 2, "{events:?}");
-    assert_eq!(stderr, format!("tcpalive: invalid --pid '{pid}': no such process\n"));
+    assert_eq!(
+        stderr,
+        format!("tcpalive: invalid --pid '{pid}': no such process\n")
+    );
 }

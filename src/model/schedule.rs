@@ -259,11 +259,11 @@ pub fn zero_window(uto_ms: u32, params: &KernelParams, state: WindowProbes) -> F
     let mut at = state.fires_at;
     let mut armed = state.armed_at;
     let mut first = state.first_probe_at;
-    let mut out = state.unanswered;
     let mut backoff = state.backoff;
     let mut probes = Vec::new();
     let mut late = Duration::ZERO;
-    for _ in 0..MAX_FIRINGS {
+    // `out` is icsk_probes_out at each firing.
+    for (out, _) in (state.unanswered..).zip(0..MAX_FIRINGS) {
         late += params.wheel.late_bound(at.saturating_sub(armed));
         match first {
             None => first = Some(at),
@@ -286,7 +286,6 @@ pub fn zero_window(uto_ms: u32, params: &KernelParams, state: WindowProbes) -> F
             };
         }
         probes.push(at);
-        out += 1;
         if backoff < params.retries2 {
             backoff += 1;
         }
