@@ -1,224 +1,28 @@
 //! `connect`: resolve, connect with the settings applied, then follow the one
-//! connection until it ends, `--for` elapses or a signal arrives.
-
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::fd::AsFd;
-use std::time::Duration;
-
-use socket2::{Domain, Protocol, Socket, Type};
+//! connection until it ends, `--for` elapses or a signal arrives. With
+//! `--reconnect` the run is a monitor across deaths (`reconnect.rs`).
 
 use crate::config::ConnectConfig;
-use crate::engine::run::{Reporter, RunError, Signals, stop_message};
-use crate::engine::session::{Plan, Session};
-use crate::model::event::{EndFacts, Outcome};
-use crate::model::outcome::{errno_name, errno_text};
-use crate::sys::Poller;
-use crate::sys::sockopt;
-
-pub const CONN: u64 = 1;
-const SOCK: u64 = 1;
-const SIGNAL: u64 = u64::MAX;
-
-/// How dialing ended.
-pub enum Dialed {
-    Connected(Socket),
-    Failed(Box<EndFacts>),
-    Interrupted(Outcome),
-}
-
-fn failed(errno: Option<i32>, message: String) -> Dialed {
-    Dialed::Failed(Box::new(EndFacts::new(
-        Outcome::ConnectFailed,
-        errno.map(errno_name),
-        message,
-        None,
-        None,
-    )))
-}
+use crate::engine::connection::{CONN, Dialed, dial, follow, interrupted_end};
+use crate::engine::event_loop::{EventLoop, Signals};
+use crate::engine::run::{Reporter, RunError};
+use crate::model::event::EndFacts;
 
 pub fn run(
     cfg: &ConnectConfig,
     rep: &mut Reporter,
     signals: &Signals,
 ) -> Result<EndFacts, RunError> {
+    let mut lp = EventLoop::new(Some(signals))?;
     if cfg.reconnect.is_some() {
-        return super::reconnect::run(cfg, rep, signals);
+        return super::reconnect::run(cfg, rep, &mut lp);
     }
-    let sock = match dial(cfg, rep, signals)? {
+    let sock = match dial(cfg, rep, &mut lp)? {
         Dialed::Connected(sock) => sock,
         Dialed::Failed(end) => return rep.end(CONN, *end),
         Dialed::Interrupted(outcome) => return rep.end(CONN, interrupted_end(outcome)),
     };
-    let stop_at = cfg.run.run_for.map(|d| rep.clock.now() + d);
-    let end = follow(CONN, sock, cfg, rep, signals, stop_at)?;
+    let stop_at = cfg.run.run_for.map(|d| rep.clock.now().saturating_add(d));
+    let end = follow(CONN, sock, cfg, rep, &mut lp, stop_at)?;
     rep.end(CONN, end)
-}
-
-pub fn plan(cfg: &ConnectConfig) -> Plan {
-    Plan {
-        send: cfg.send.clone(),
-        fault: None,
-        heartbeat: cfg.heartbeat.clone(),
-        answer_pings: true,
-    }
-}
-
-/// Follows one established connection until it ends, `stop_at` passes (outcome
-/// alive) or a signal arrives. Emits every event but the `end`, which it returns.
-pub fn follow(
-    conn: u64,
-    sock: Socket,
-    cfg: &ConnectConfig,
-    rep: &mut Reporter,
-    signals: &Signals,
-    stop_at: Option<Duration>,
-) -> Result<EndFacts, RunError> {
-    let target = cfg.target.to_string();
-    let (mut session, events) = Session::start(sock, rep.clock.now(), &plan(cfg)).map_err(
-        RunError::socket("read the settings of the connection to", &target),
-    )?;
-    rep.emit_all(conn, events)?;
-
-    let mut poller = Poller::new().map_err(RunError::io("create the poller"))?;
-    poller
-        .add(session.fd(), SOCK, false)
-        .map_err(RunError::io("watch the socket"))?;
-    signals.register(&mut poller, SIGNAL)?;
-    let mut ready = Vec::new();
-    loop {
-        let now = rep.clock.now();
-        let wake = [session.next_wake(now), stop_at]
-            .into_iter()
-            .flatten()
-            .min();
-        poller
-            .wait(&mut ready, wake.map(|w| w.saturating_sub(now)))
-            .map_err(RunError::io("wait for the socket"))?;
-        let now = rep.clock.now();
-        let mut events = Vec::new();
-        let end = if let Some(outcome) = signals.pending_after(&ready) {
-            Some(session.finish(now, outcome, stop_message(outcome, None), &mut events))
-        } else if ready.iter().any(|r| r.token == SOCK) {
-            session.on_ready(now, &mut events)
-        } else {
-            None
-        };
-        let end = end.or_else(|| {
-            wake.filter(|&w| now >= w)
-                .and_then(|_| session.on_wake(now, &mut events))
-        });
-        let end = end.or_else(|| {
-            stop_at.filter(|&s| now >= s).map(|_| {
-                let message = format!(
-                    "{} with the peer alive",
-                    stop_message(Outcome::Alive, cfg.run.run_for)
-                );
-                session.finish(now, Outcome::Alive, message, &mut events)
-            })
-        });
-        rep.emit_all(conn, events)?;
-        if let Some(end) = end {
-            return Ok(end);
-        }
-    }
-}
-
-pub fn interrupted_end(outcome: Outcome) -> EndFacts {
-    EndFacts::new(outcome, None, stop_message(outcome, None), None, None)
-}
-
-/// Resolves the target and tries each address until one connects.
-pub fn dial(
-    cfg: &ConnectConfig,
-    rep: &mut Reporter,
-    signals: &Signals,
-) -> Result<Dialed, RunError> {
-    let addrs: Vec<SocketAddr> = match (cfg.target.host.as_str(), cfg.target.port).to_socket_addrs()
-    {
-        Ok(a) => a.collect(),
-        Err(e) => {
-            return Ok(failed(
-                None,
-                format!("cannot resolve '{}': {e}", cfg.target.host),
-            ));
-        }
-    };
-    let mut last = failed(
-        None,
-        format!("'{}' resolved to no address", cfg.target.host),
-    );
-    for addr in addrs {
-        // A family this host cannot use (IPv6 off, say) fails this address only.
-        let sock = match Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)) {
-            Ok(sock) => sock,
-            Err(e) => {
-                last = failed(
-                    e.raw_os_error(),
-                    format!("cannot open a socket for {addr}: {e}"),
-                );
-                continue;
-            }
-        };
-        sockopt::apply(&sock, &cfg.keepalive)
-            .map_err(RunError::socket("apply settings for", addr))?;
-        sock.set_nonblocking(true)
-            .map_err(RunError::socket("make non-blocking the socket for", addr))?;
-        last = connect_one(sock, addr, cfg.connect_timeout, rep, signals)?;
-        if !matches!(last, Dialed::Failed(_)) {
-            break;
-        }
-    }
-    Ok(last)
-}
-
-/// Non-blocking connect, waiting for the handshake, the timeout or a signal.
-/// `SO_ERROR` is read here, before the run starts, where it is harmless.
-fn connect_one(
-    sock: Socket,
-    addr: SocketAddr,
-    timeout: Duration,
-    rep: &Reporter,
-    signals: &Signals,
-) -> Result<Dialed, RunError> {
-    let refused = |errno: Option<i32>| {
-        let text = errno.map_or("unknown error".to_string(), errno_text);
-        failed(errno, format!("connect to {addr} failed: {text}"))
-    };
-    match sock.connect(&addr.into()) {
-        Ok(()) => return Ok(Dialed::Connected(sock)),
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-        Err(e) => return Ok(refused(e.raw_os_error())),
-    }
-    let mut poller = Poller::new().map_err(RunError::io("create the poller"))?;
-    poller
-        .add(sock.as_fd(), SOCK, true)
-        .map_err(RunError::io("watch the socket"))?;
-    signals.register(&mut poller, SIGNAL)?;
-    let deadline = rep.clock.now() + timeout;
-    let mut ready = Vec::new();
-    loop {
-        let now = rep.clock.now();
-        if now >= deadline {
-            return Ok(failed(
-                Some(libc::ETIMEDOUT),
-                format!(
-                    "connect to {addr} timed out after {}",
-                    humantime::format_duration(timeout)
-                ),
-            ));
-        }
-        poller
-            .wait(&mut ready, Some(deadline - now))
-            .map_err(RunError::io("wait for the connection"))?;
-        if let Some(outcome) = signals.pending() {
-            return Ok(Dialed::Interrupted(outcome));
-        }
-        if ready.iter().any(|r| r.token == SOCK) {
-            return Ok(match sock.take_error() {
-                Ok(None) => Dialed::Connected(sock),
-                Ok(Some(e)) => refused(e.raw_os_error()),
-                Err(e) => refused(e.raw_os_error()),
-            });
-        }
-    }
 }

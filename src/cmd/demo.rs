@@ -8,7 +8,8 @@ use crate::cli::DemoArgs;
 use crate::config::{
     ConnectConfig, Endpoint, Fault, Format, KeepaliveConfig, ListenConfig, RunConfig, Timestamps,
 };
-use crate::engine::run::{Clock, Reporter, RunError, Signals};
+use crate::engine::event_loop::Signals;
+use crate::engine::run::{Clock, Reporter, RunError};
 use crate::model::event::EndFacts;
 use crate::model::expect::Expectation;
 use crate::report::{self, Discard};

@@ -9,16 +9,16 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::ListenConfig;
-use crate::engine::run::{Reporter, RunError, Signals, stop_message};
+use crate::engine::event_loop::{EventLoop, Signals, Woke};
+use crate::engine::run::{Reporter, RunError, stop_message};
 use crate::engine::session::{Plan, Session};
 use crate::model::event::{EndFacts, EventKind, Outcome};
 use crate::model::expect::Tally;
 use crate::model::outcome::errno_text;
-use crate::sys::Poller;
+use crate::sys::Ready;
 use crate::sys::sockopt;
 
 const LISTENER: u64 = 0;
-const SIGNAL: u64 = u64::MAX;
 /// The run-level events (`listening`, the summary `end`) carry connection id 0.
 const RUN: u64 = 0;
 /// Accepts per readiness of the listening socket before the loop serves the
@@ -53,10 +53,10 @@ pub fn bind(cfg: &ListenConfig) -> Result<Socket, RunError> {
 
 /// The connections being followed, with their wake-ups in a timer queue. Stale
 /// queue entries (a connection rescheduled or gone) are skipped when popped.
-struct Table {
+struct Table<'s> {
     sessions: HashMap<u64, Session>,
     timers: BinaryHeap<Reverse<(Duration, u64)>>,
-    poller: Poller,
+    lp: EventLoop<'s>,
     tally: Tally,
     /// At --max-conns, accepting waits one pass of the loop before refusing, so
     /// connections whose peer already left (their EOF is reported by the next wait)
@@ -64,7 +64,7 @@ struct Table {
     deferred_at_limit: bool,
 }
 
-impl Table {
+impl Table<'_> {
     fn schedule(&mut self, id: u64, now: Duration) {
         if let Some(s) = self.sessions.get_mut(&id) {
             let wake = s.next_wake(now);
@@ -91,9 +91,7 @@ impl Table {
 
     fn remove(&mut self, id: u64, end: &EndFacts) {
         if let Some(s) = self.sessions.remove(&id) {
-            // Closing the socket removes it from epoll anyway; this keeps the poll
-            // fallback's table exact.
-            let _ = self.poller.delete(s.fd());
+            self.lp.unwatch(s.fd());
         }
         // A departed connection's wake-up stays queued until it reaches the front,
         // which behind a live one can be hours (idle 7200 s): drop stale entries once
@@ -169,17 +167,13 @@ pub fn serve(
     let mut table = Table {
         sessions: HashMap::new(),
         timers: BinaryHeap::new(),
-        poller: Poller::new().map_err(RunError::io("create the poller"))?,
+        lp: EventLoop::new(signals)?,
         tally: Tally::default(),
         deferred_at_limit: false,
     };
     table
-        .poller
-        .add(std::os::fd::AsFd::as_fd(&listener), LISTENER, false)
-        .map_err(RunError::io("watch the listening socket"))?;
-    if let Some(signals) = signals {
-        signals.register(&mut table.poller, SIGNAL)?;
-    }
+        .lp
+        .watch(std::os::fd::AsFd::as_fd(&listener), LISTENER, false)?;
     let stop_at = cfg.run.run_for.map(|d| rep.clock.now() + d);
     let mut reserve = Reserve::take();
     let mut emfile_reported = false;
@@ -187,18 +181,18 @@ pub fn serve(
     // the kernel instead of queued.
     let mut listener = Some(listener);
     let mut next_id: u64 = 1;
-    let mut ready = Vec::new();
+    let mut ready: Vec<Ready> = Vec::new();
     loop {
-        let now = rep.clock.now();
         let wake = [table.next_timer(), stop_at].into_iter().flatten().min();
-        table
-            .poller
-            .wait(&mut ready, wake.map(|w| w.saturating_sub(now)))
-            .map_err(RunError::io("wait for connections"))?;
+        let woke = table.lp.wait(&rep.clock, wake)?;
         let now = rep.clock.now();
+        ready.clear();
+        if woke == Woke::Ready {
+            ready.extend_from_slice(table.lp.ready());
+        }
 
-        let stop = signals
-            .and_then(|s| s.pending_after(&ready))
+        let stop = woke
+            .signal()
             .or_else(|| stop_at.filter(|&s| now >= s).map(|_| Outcome::Alive));
         if let Some(outcome) = stop {
             let message = stop_message(outcome, cfg.run.run_for);
@@ -223,10 +217,7 @@ pub fn serve(
         }
 
         // The connections held first: their EOFs free table slots for new ones.
-        for r in ready
-            .iter()
-            .filter(|r| r.token != SIGNAL && r.token != LISTENER)
-        {
+        for r in ready.iter().filter(|r| r.token != LISTENER) {
             let id = r.token;
             let mut events = Vec::new();
             let end = match table.sessions.get_mut(&id) {
@@ -251,7 +242,7 @@ pub fn serve(
                 &mut emfile_reported,
             )?;
             if cfg.once && next_id > 1 {
-                let _ = table.poller.delete(std::os::fd::AsFd::as_fd(sock));
+                table.lp.unwatch(std::os::fd::AsFd::as_fd(sock));
                 listener = None;
             }
         }
@@ -383,10 +374,7 @@ fn accept_all(
         };
         let id = *next_id;
         *next_id += 1;
-        table
-            .poller
-            .add(session.fd(), id, false)
-            .map_err(RunError::io("watch an accepted connection"))?;
+        table.lp.watch(session.fd(), id, false)?;
         table.sessions.insert(id, session);
         rep.emit_all(id, events)?;
         table.schedule(id, now);

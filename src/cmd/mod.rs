@@ -12,7 +12,8 @@ use clap::CommandFactory;
 
 use crate::cli;
 use crate::config::Config;
-use crate::engine::run::{Clock, Reporter, RunError, Signals};
+use crate::engine::event_loop::Signals;
+use crate::engine::run::{Clock, Reporter, RunError};
 use crate::model::event::{EndFacts, Outcome};
 
 /// Runs a validated command line to its final `end`, whose exit code (the

@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use crate::cmd::connect::{CONN, Dialed, dial, follow};
 use crate::config::ConnectConfig;
-use crate::engine::run::{Reporter, RunError, Signals, stop_message};
+use crate::engine::connection::{CONN, Dialed, dial, follow};
+use crate::engine::event_loop::EventLoop;
+use crate::engine::run::{Reporter, RunError, stop_message};
 use crate::model::event::{EndFacts, EventKind, OutageSummary, Outcome};
-use crate::sys::Poller;
 
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -24,7 +24,7 @@ struct Outage {
 pub fn run(
     cfg: &ConnectConfig,
     rep: &mut Reporter,
-    signals: &Signals,
+    lp: &mut EventLoop<'_>,
 ) -> Result<EndFacts, RunError> {
     let start = rep.clock.now();
     let stop_at = cfg.run.run_for.map(|d| start + d);
@@ -40,7 +40,7 @@ pub fn run(
                 stop_message(Outcome::Alive, cfg.run.run_for),
             );
         }
-        match dial(cfg, rep, signals)? {
+        match dial(cfg, rep, lp)? {
             Dialed::Connected(sock) => {
                 let now = rep.clock.now();
                 conn += 1;
@@ -57,7 +57,7 @@ pub fn run(
                         },
                     )?;
                 }
-                let end = follow(conn, sock, cfg, rep, signals, stop_at)?;
+                let end = follow(conn, sock, cfg, rep, lp, stop_at)?;
                 match end.outcome {
                     Outcome::Alive => break (Outcome::Alive, end.message),
                     Outcome::Interrupted | Outcome::Terminated => break (end.outcome, end.message),
@@ -101,7 +101,7 @@ pub fn run(
                         },
                     )?;
                 }
-                if let Some(o) = pause(rep, signals, backoff, stop_at)? {
+                if let Some(o) = pause(rep, lp, backoff, stop_at)? {
                     break (o, stop_message(o, None));
                 }
                 backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -121,23 +121,15 @@ pub fn run(
 /// Waits out a backoff; a signal cuts it short.
 fn pause(
     rep: &Reporter,
-    signals: &Signals,
+    lp: &mut EventLoop<'_>,
     backoff: Duration,
     stop_at: Option<Duration>,
 ) -> Result<Option<Outcome>, RunError> {
-    let mut poller = Poller::new().map_err(RunError::io("create the poller"))?;
-    signals.register(&mut poller, 0)?;
-    let now = rep.clock.now();
-    let until = [Some(now + backoff), stop_at]
+    let until = [Some(rep.clock.now().saturating_add(backoff)), stop_at]
         .into_iter()
         .flatten()
-        .min()
-        .unwrap_or(now);
-    let mut ready = Vec::new();
-    poller
-        .wait(&mut ready, Some(until.saturating_sub(now)))
-        .map_err(RunError::io("wait before reconnecting"))?;
-    Ok(signals.pending())
+        .min();
+    Ok(lp.wait(&rep.clock, until)?.signal())
 }
 
 fn summary(outages: &[Outage], start: Duration, now: Duration) -> OutageSummary {

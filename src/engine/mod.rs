@@ -1,6 +1,9 @@
 //! What every command runs on: the run clock, the reporter that stamps events and
-//! hands them to a renderer, signals, typed run errors, and the driver of one
-//! monitored connection ([`session::Session`]).
+//! hands them to a renderer, typed run errors ([`run`]), the one event loop with
+//! its signals ([`event_loop`]), dialing and following a target ([`connection`]),
+//! and the driver of one monitored connection ([`session::Session`]).
 
+pub mod connection;
+pub mod event_loop;
 pub mod run;
 pub mod session;

@@ -1,10 +1,6 @@
 //! What every command shares while it runs: the run clock, the reporter that stamps
-//! and hands events to the sink, and the SIGINT/SIGTERM self-pipes that wake the
-//! event loop.
+//! and hands events to the sink, and the typed errors of a run.
 
-use std::io::Read;
-use std::os::fd::AsFd;
-use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant, SystemTime};
 
 use thiserror::Error;
@@ -12,7 +8,6 @@ use thiserror::Error;
 use crate::config::RunConfig;
 use crate::model::event::{EndFacts, Event, EventKind, Outcome, Sink};
 use crate::model::expect::Expectation;
-use crate::sys::{Poller, Ready};
 
 /// Failures of tcpalive itself (exit code 1), each naming the operation and address.
 #[derive(Debug, Error)]
@@ -137,86 +132,5 @@ impl Reporter {
 
     pub fn emit_all(&mut self, conn: u64, kinds: Vec<EventKind>) -> Result<(), RunError> {
         kinds.into_iter().try_for_each(|k| self.emit(conn, k))
-    }
-}
-
-/// SIGINT and SIGTERM delivered through self-pipes, so a signal wakes the poll loop
-/// without a race and without touching the socket. Other signals are left alone.
-pub struct Signals {
-    int: UnixStream,
-    term: UnixStream,
-    // The write ends stay registered with signal-hook for the life of the process.
-    _writers: [UnixStream; 2],
-}
-
-impl Signals {
-    pub fn install() -> Result<Signals, RunError> {
-        let (int, int_w) = UnixStream::pair().map_err(RunError::io("create the signal pipe"))?;
-        let (term, term_w) = UnixStream::pair().map_err(RunError::io("create the signal pipe"))?;
-        for s in [&int, &term, &int_w, &term_w] {
-            s.set_nonblocking(true)
-                .map_err(RunError::io("create the signal pipe"))?;
-        }
-        let reg = |sig, w: &UnixStream| -> Result<(), RunError> {
-            let w = w
-                .try_clone()
-                .map_err(RunError::io("create the signal pipe"))?;
-            signal_hook::low_level::pipe::register(sig, w)
-                .map(|_| ())
-                .map_err(RunError::io("install the signal handler"))
-        };
-        reg(signal_hook::consts::SIGINT, &int_w)?;
-        reg(signal_hook::consts::SIGTERM, &term_w)?;
-        Ok(Signals {
-            int,
-            term,
-            _writers: [int_w, term_w],
-        })
-    }
-
-    /// Makes a poller wake (with `token`) when either signal arrives.
-    pub fn register(&self, poller: &mut Poller, token: u64) -> Result<(), RunError> {
-        for fd in [self.int.as_fd(), self.term.as_fd()] {
-            poller
-                .add(fd, token, false)
-                .map_err(RunError::io("watch signals"))?;
-        }
-        Ok(())
-    }
-
-    /// The interruption that arrived, if the poller reported anything ready. A
-    /// wake-up with nothing ready (a timer) skips the two reads; any readiness
-    /// checks, so a signal that arrived with the peer's FIN still wins, as it was
-    /// sent first.
-    pub fn pending_after(&self, ready: &[Ready]) -> Option<Outcome> {
-        if ready.is_empty() {
-            None
-        } else {
-            self.pending()
-        }
-    }
-
-    /// The interruption that arrived, if any (SIGTERM wins when both did).
-    pub fn pending(&self) -> Option<Outcome> {
-        let drain = |mut s: &UnixStream| {
-            let mut buf = [0u8; 16];
-            let mut got = false;
-            while let Ok(n) = s.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                got = true;
-            }
-            got
-        };
-        let int = drain(&self.int);
-        let term = drain(&self.term);
-        if term {
-            Some(Outcome::Terminated)
-        } else if int {
-            Some(Outcome::Interrupted)
-        } else {
-            None
-        }
     }
 }

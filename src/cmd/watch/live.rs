@@ -15,13 +15,13 @@ use std::net::{IpAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use crate::config::WatchConfig;
-use crate::engine::run::{Reporter, RunError, Signals, stop_message};
+use crate::engine::event_loop::{EventLoop, Signals, Woke};
+use crate::engine::run::{Reporter, RunError, stop_message};
 use crate::model::event::{ConfigFacts, EndFacts, EventKind, Outcome, WatchFacts};
 use crate::model::expect::Tally;
 use crate::model::infer::{Knowledge, Source, TimerReading};
 use crate::model::predict::{self, Effective};
 use crate::model::timeline::Timeline;
-use crate::sys::Poller;
 use crate::sys::procfs::{self, Owner, Owners};
 use crate::sys::sockdiag::{
     DiagEntry, SockDiag, SockDiagError, TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED,
@@ -29,7 +29,6 @@ use crate::sys::sockdiag::{
 };
 use crate::sys::sysctl;
 
-const SIGNAL: u64 = u64::MAX;
 /// Run-level events (the summary `end`) carry connection id 0.
 const RUN: u64 = 0;
 
@@ -205,16 +204,15 @@ pub fn run(cfg: &WatchConfig, rep: &mut Reporter, signals: &Signals) -> Result<E
     if cfg.dump_once {
         return w.dump_once(rep);
     }
-    let mut poller = Poller::new().map_err(RunError::io("create the poller"))?;
-    signals.register(&mut poller, SIGNAL)?;
+    let mut lp = EventLoop::new(Some(signals))?;
     let start = rep.clock.now();
     let stop_at = cfg.run.run_for.map(|d| start + d);
     let mut next_pass = start;
-    let mut ready = Vec::new();
+    let mut woke = Woke::Deadline;
     loop {
         let now = rep.clock.now();
-        let stop = signals
-            .pending_after(&ready)
+        let stop = woke
+            .signal()
             .or_else(|| stop_at.filter(|&s| now >= s).map(|_| Outcome::Alive));
         if let Some(outcome) = stop {
             return w.finish(rep, outcome, cfg);
@@ -225,11 +223,8 @@ pub fn run(cfg: &WatchConfig, rep: &mut Reporter, signals: &Signals) -> Result<E
             // rather than queueing several.
             next_pass = (next_pass + cfg.interval).max(rep.clock.now());
         }
-        let now = rep.clock.now();
         let wake = [Some(next_pass), stop_at].into_iter().flatten().min();
-        poller
-            .wait(&mut ready, wake.map(|w| w.saturating_sub(now)))
-            .map_err(RunError::io("wait for the next dump"))?;
+        woke = lp.wait(&rep.clock, wake)?;
     }
 }
 

@@ -1,7 +1,8 @@
 //! `watch` where there is no sock_diag: a clear error, exit 1.
 
 use crate::config::WatchConfig;
-use crate::engine::run::{Reporter, RunError, Signals};
+use crate::engine::event_loop::Signals;
+use crate::engine::run::{Reporter, RunError};
 use crate::model::event::EndFacts;
 
 pub fn run(

@@ -1,0 +1,228 @@
+//! The one event loop every command waits in: it owns the poller, the signal
+//! token, EINTR re-waits and deadlines. A command registers its descriptors with
+//! its own tokens, then asks [`EventLoop::wait`] for the next thing that happened:
+//! a signal, readiness, or its deadline (run time). Nothing else in the crate
+//! creates a poller or looks at the signal pipe.
+
+use std::io::Read;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::engine::run::{Clock, RunError};
+use crate::model::event::Outcome;
+use crate::sys::{Poller, Ready};
+
+/// The token of the signal pipe; commands' tokens must differ from it.
+const SIGNAL: u64 = u64::MAX;
+
+/// The signals that end a run, with the outcome each ends it with; when several
+/// arrived before the loop looked, the first listed wins.
+const ENDING: [(libc::c_int, Outcome); 2] = [
+    (signal_hook::consts::SIGTERM, Outcome::Terminated),
+    (signal_hook::consts::SIGINT, Outcome::Interrupted),
+];
+
+/// The signals that end a run, delivered through one self-pipe so a signal wakes
+/// the poll loop without a race and without touching any socket; a flag per
+/// signal says which one it was. Other signals are left alone.
+pub struct Signals {
+    wake: UnixStream,
+    // The write end is written by the handlers for the life of the process.
+    _writer: UnixStream,
+    flags: Vec<(Outcome, Arc<AtomicBool>)>,
+}
+
+impl Signals {
+    pub fn install() -> Result<Signals, RunError> {
+        let (wake, writer) = UnixStream::pair().map_err(RunError::io("create the signal pipe"))?;
+        for s in [&wake, &writer] {
+            s.set_nonblocking(true)
+                .map_err(RunError::io("create the signal pipe"))?;
+        }
+        let fd = writer.as_raw_fd();
+        let mut flags = Vec::new();
+        for (sig, outcome) in ENDING {
+            let flag = Arc::new(AtomicBool::new(false));
+            let set = Arc::clone(&flag);
+            let action = move || {
+                set.store(true, Ordering::SeqCst);
+                // SAFETY: write(2) is async-signal-safe; the descriptor lives as
+                // long as the process (Signals is never dropped before exit, and a
+                // write to a closed descriptor only fails). A full pipe already
+                // wakes the loop, so a failed write loses nothing.
+                unsafe {
+                    libc::write(fd, b"!".as_ptr().cast(), 1);
+                }
+            };
+            // SAFETY: the action only stores an atomic and calls write(2).
+            unsafe { signal_hook::low_level::register(sig, action) }
+                .map_err(RunError::io("install the signal handler"))?;
+            flags.push((outcome, flag));
+        }
+        Ok(Signals {
+            wake,
+            _writer: writer,
+            flags,
+        })
+    }
+
+    /// The interruption that arrived, if any (the first in [`ENDING`] wins).
+    pub fn pending(&self) -> Option<Outcome> {
+        let mut buf = [0u8; 64];
+        while let Ok(n) = (&self.wake).read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+        }
+        let mut got = None;
+        for (outcome, flag) in &self.flags {
+            if flag.swap(false, Ordering::SeqCst) && got.is_none() {
+                got = Some(*outcome);
+            }
+        }
+        got
+    }
+}
+
+/// What ended a wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Woke {
+    /// A signal that ends the run arrived.
+    Signal(Outcome),
+    /// Registered descriptors are ready: see [`EventLoop::ready`].
+    Ready,
+    /// The deadline passed.
+    Deadline,
+}
+
+impl Woke {
+    pub fn signal(self) -> Option<Outcome> {
+        match self {
+            Woke::Signal(o) => Some(o),
+            _ => None,
+        }
+    }
+}
+
+pub struct EventLoop<'s> {
+    poller: Poller,
+    signals: Option<&'s Signals>,
+    ready: Vec<Ready>,
+}
+
+impl<'s> EventLoop<'s> {
+    /// A loop that also wakes for `signals` (none for a loop nobody can signal,
+    /// such as the demo's in-process listener).
+    pub fn new(signals: Option<&'s Signals>) -> Result<EventLoop<'s>, RunError> {
+        let mut poller = Poller::new().map_err(RunError::io("create the poller"))?;
+        if let Some(s) = signals {
+            poller
+                .add(std::os::fd::AsFd::as_fd(&s.wake), SIGNAL, false)
+                .map_err(RunError::io("watch signals"))?;
+        }
+        Ok(EventLoop {
+            poller,
+            signals,
+            ready: Vec::new(),
+        })
+    }
+
+    /// Wakes for `fd` (readable, errors, hang-ups; also writable if asked) with `token`.
+    pub fn watch(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        token: u64,
+        writable: bool,
+    ) -> Result<(), RunError> {
+        debug_assert_ne!(token, SIGNAL, "the signal token is the loop's own");
+        self.poller
+            .add(fd, token, writable)
+            .map_err(RunError::io("watch a descriptor"))
+    }
+
+    /// Stops waking for `fd`; call before the descriptor closes.
+    pub fn unwatch(&mut self, fd: BorrowedFd<'_>) {
+        // Closing the descriptor removes it from epoll anyway; this keeps the poll
+        // fallback's table exact, so a failure here changes nothing.
+        let _ = self.poller.delete(fd);
+    }
+
+    /// Waits until a signal arrives, a registered descriptor is ready, or the run
+    /// time `deadline` passes (`None`: no deadline). An EINTR or a timer that
+    /// fired early re-waits for what is left, so callers never see a spurious
+    /// wake-up. When a signal arrived together with readiness, the signal wins: it
+    /// was sent first.
+    pub fn wait(&mut self, clock: &Clock, deadline: Option<Duration>) -> Result<Woke, RunError> {
+        loop {
+            let now = clock.now();
+            if deadline.is_some_and(|d| now >= d) {
+                self.ready.clear();
+                return Ok(Woke::Deadline);
+            }
+            self.poller
+                .wait(&mut self.ready, deadline.map(|d| d.saturating_sub(now)))
+                .map_err(RunError::io("wait for events"))?;
+            if self.ready.is_empty() {
+                continue;
+            }
+            if let Some(outcome) = self.signals.and_then(Signals::pending) {
+                self.ready.clear();
+                return Ok(Woke::Signal(outcome));
+            }
+            self.ready.retain(|r| r.token != SIGNAL);
+            if !self.ready.is_empty() {
+                return Ok(Woke::Ready);
+            }
+        }
+    }
+
+    /// What the last [`Woke::Ready`] reported.
+    pub fn ready(&self) -> &[Ready] {
+        &self.ready
+    }
+
+    pub fn is_ready(&self, token: u64) -> bool {
+        self.ready.iter().any(|r| r.token == token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn deadline_is_never_early_and_readiness_wakes() {
+        let clock = Clock::start();
+        let mut lp = EventLoop::new(None).expect("loop");
+        let (a, mut b) = UnixStream::pair().expect("pair");
+        lp.watch(a.as_fd(), 7, false).expect("watch");
+        let deadline = clock.now() + Duration::from_millis(30);
+        assert_eq!(
+            lp.wait(&clock, Some(deadline)).expect("wait"),
+            Woke::Deadline
+        );
+        assert!(clock.now() >= deadline);
+        b.write_all(b"x").expect("write");
+        let far = clock.now() + Duration::from_secs(10);
+        assert_eq!(lp.wait(&clock, Some(far)).expect("wait"), Woke::Ready);
+        assert!(lp.is_ready(7));
+        lp.unwatch(a.as_fd());
+        let soon = clock.now() + Duration::from_millis(5);
+        assert_eq!(lp.wait(&clock, Some(soon)).expect("wait"), Woke::Deadline);
+    }
+
+    #[test]
+    fn a_passed_deadline_does_not_wait() {
+        let clock = Clock::start();
+        let mut lp = EventLoop::new(None).expect("loop");
+        assert_eq!(
+            lp.wait(&clock, Some(Duration::ZERO)).expect("wait"),
+            Woke::Deadline
+        );
+    }
+}
