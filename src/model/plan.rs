@@ -556,6 +556,17 @@ pub fn evaluate(stack: Stack, req: &PlanRequest, given_source: Source) -> Plan {
         &format!("{os} default ({})", pf.cnt_option),
         None,
     );
+    // A value a runtime fixes, given anyway: only newer releases take it.
+    let mut intvl = intvl;
+    if let Some(f) = rf {
+        for (k, v) in [(&mut intvl, f.intvl), (&mut cnt, f.cnt)] {
+            if let RuntimeValue::Fixed(n) = v
+                && k.source == given_source
+            {
+                k.note = format!("{}; {}", k.note, fixed_but_given(f, n));
+            }
+        }
+    }
     if stack.platform == Platform::Windows && cnt.source == Source::PlatformDefault {
         cnt.note = format!("{os} default: {}", pf.cnt_note);
     }
@@ -597,8 +608,10 @@ pub fn evaluate(stack: Stack, req: &PlanRequest, given_source: Source) -> Plan {
         },
     };
     if let Some(f) = rf {
-        for (what, v) in [("interval", f.intvl), ("count", f.cnt)] {
-            if let RuntimeValue::Fixed(n) = v {
+        for (what, v, k) in [("interval", f.intvl, &intvl), ("count", f.cnt, &cnt)] {
+            if let RuntimeValue::Fixed(n) = v
+                && k.source == Source::Fixed
+            {
                 not_settable.push(format!("{what}: fixed at {n} by {}", f.title));
             }
         }
@@ -702,6 +715,16 @@ pub fn evaluate(stack: Stack, req: &PlanRequest, given_source: Source) -> Plan {
         idle_limit: req.idle_limit,
         rtt: req.rtt,
         detect_within: None,
+    }
+}
+
+/// Why a value a runtime fixes can still be given.
+fn fixed_but_given(f: &RuntimeFacts, n: u32) -> String {
+    match f.title {
+        "Node.js" => {
+            format!("only Node.js releases with nodejs/node#63825 take it (older ones use {n})")
+        }
+        title => format!("{title} normally fixes it at {n}"),
     }
 }
 
@@ -1099,6 +1122,12 @@ pub fn recommend(
              bound it with an application-level timeout or heartbeat",
             secs_text(plan.busy.low),
             secs_text(plan.busy.high)
+        ));
+    }
+    if stack.platform == Platform::Windows && plan.cnt.value != pf.cnt {
+        plan.warnings.push(format!(
+            "cnt {} needs TCP_KEEPCNT (Windows 10 1703+); older Windows keep {} probes",
+            plan.cnt.value, pf.cnt
         ));
     }
     plan.warnings.extend(notes);

@@ -115,6 +115,8 @@ struct V {
     /// Whether intvl/cnt are the application's to set (not fixed by a runtime).
     intvl_settable: bool,
     cnt_settable: bool,
+    /// `--runtime node` with intvl/cnt given: the newer four-argument call.
+    node_four_args: bool,
     summary: String,
 }
 
@@ -142,6 +144,8 @@ fn values(plan: &Plan) -> V {
         uto_ms: plan.user_timeout.value,
         intvl_settable: plan.intvl.source != Source::Fixed,
         cnt_settable: plan.cnt.source != Source::Fixed,
+        node_four_args: plan.stack.runtime == Some(Runtime::Node)
+            && (plan.intvl.source != Source::Fixed || plan.cnt.source != Source::Fixed),
         summary,
     }
 }
@@ -382,6 +386,22 @@ fn go(v: &V) -> String {
 }
 
 fn node(v: &V) -> String {
+    if v.node_four_args {
+        return format!(
+            "// {}\n\
+             function applyKeepalive(socket) {{\n  \
+               // Interval and count arguments need a Node.js release with nodejs/node#63825;\n  \
+               // older releases ignore them and use 1 s x 10 (idle {} + 10 = {}s).\n  \
+               socket.setKeepAlive(true, {}, {}, {});\n\
+             }}\n",
+            v.summary,
+            v.idle,
+            u64::from(v.idle) + 10,
+            u64::from(v.idle) * 1000,
+            u64::from(v.intvl) * 1000,
+            v.cnt
+        );
+    }
     let mut s = format!(
         "// {}\n\
          function applyKeepalive(socket) {{\n  \
@@ -585,6 +605,22 @@ mod tests {
         assert!(c.contains("maxrt_s = 60"), "{c}");
         let win = plan(Platform::Windows, None, req(30, 3, 4, None));
         assert!(code(&win, Lang::CWindows).contains("DWORD cnt = 4"));
+    }
+
+    #[test]
+    fn node_with_given_interval_uses_the_newer_call() {
+        let p = plan(Platform::Linux, Some(Runtime::Node), req(5, 2, 4, None));
+        assert!(
+            p.intvl.note.contains("nodejs/node#63825"),
+            "{}",
+            p.intvl.note
+        );
+        let js = code(&p, Lang::Node);
+        assert!(
+            js.contains("socket.setKeepAlive(true, 5000, 2000, 4);"),
+            "{js}"
+        );
+        assert!(js.contains("older releases ignore them"), "{js}");
     }
 
     #[test]
