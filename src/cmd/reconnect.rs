@@ -64,8 +64,19 @@ pub fn run(
                     _ => {}
                 }
                 let now = rep.clock.now();
-                let since =
-                    now.saturating_sub(Duration::from_secs_f64(end.detect_s.unwrap_or(0.0)));
+                // The outage starts at the last contact, but never before the run
+                // or before the previous outage ended: outages do not overlap, so
+                // the downtime can never exceed the run.
+                let floor = outages
+                    .last()
+                    .and_then(|o: &Outage| o.until)
+                    .unwrap_or(start);
+                let since = now
+                    .saturating_sub(
+                        Duration::try_from_secs_f64(end.detect_s.unwrap_or(0.0))
+                            .unwrap_or_default(),
+                    )
+                    .max(floor);
                 rep.emit(
                     conn,
                     EventKind::Down {
@@ -114,7 +125,8 @@ pub fn run(
     facts.outages = Some(summary(&outages, start, now));
     let deaths: Vec<EndFacts> = outages.into_iter().map(|o| o.end).collect();
     rep.expect.judge_all(&deaths, &mut facts);
-    rep.emit(conn.max(CONN), EventKind::End(facts.clone()))?;
+    // Stamped at the moment the summary was made, so downtime <= t holds exactly.
+    rep.emit_at(now, conn.max(CONN), EventKind::End(facts.clone()))?;
     Ok(facts)
 }
 

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::model::outcome::Exit;
 pub use crate::model::outcome::Outcome;
+use crate::model::settings::Sources;
 
 /// One fact on a connection's timeline. `conn` is 0 for events about the whole run
 /// (the listening socket), 1 for `connect`, and the accept order for `listen`.
@@ -29,6 +30,8 @@ pub struct ConfigFacts {
     pub intvl_s: u32,
     pub cnt: u32,
     pub user_timeout_ms: u32,
+    /// Where each of the values above comes from.
+    pub sources: Sources,
     /// Seconds from the last contact to the detection of a dead idle peer; `None`
     /// when nothing would ever detect it.
     pub predicted_detect_s: Option<f64>,
@@ -133,7 +136,10 @@ pub struct WatchFacts {
     pub cnt_source: &'static str,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// Each variant's fields are its JSON fields (the JSON renderer adds `event`, `t`,
+/// `time` and `conn`): durations are seconds with millisecond precision.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
 pub enum EventKind {
     /// `listen` bound its socket.
     Listening {
@@ -152,17 +158,21 @@ pub enum EventKind {
     Config(ConfigFacts),
     /// Idle-start: the last contact with the peer was at `since` (run time).
     Idle {
+        #[serde(serialize_with = "secs")]
         since: Duration,
     },
     /// The first probe is due now; the peer is declared dead at `dead_at` if unanswered.
     ProbeWindow {
+        #[serde(serialize_with = "secs")]
         due: Duration,
+        #[serde(serialize_with = "opt_secs")]
         dead_at: Option<Duration>,
     },
     /// Probe `n` went out; `due` is when the kernel's timer was set to send it
     /// (last contact + idle for the first, the previous probe + intvl after).
     Probe {
         n: u32,
+        #[serde(serialize_with = "secs")]
         due: Duration,
     },
     ProbeAcked {
@@ -181,6 +191,7 @@ pub enum EventKind {
     },
     HeartbeatReply {
         seq: u64,
+        #[serde(rename = "rtt_ms", serialize_with = "millis")]
         rtt: Duration,
     },
     /// `--reconnect`: the connection died (outage `n` begins).
@@ -193,6 +204,7 @@ pub enum EventKind {
     /// `--reconnect`: connected again after `downtime` (from the last contact).
     Up {
         n: usize,
+        #[serde(rename = "downtime_s", serialize_with = "secs")]
         downtime: Duration,
     },
     /// Something the operator should know that is not a state change.
@@ -227,6 +239,27 @@ impl EventKind {
             EventKind::Watched(_) => "watched",
         }
     }
+}
+
+/// Seconds, rounded to the millisecond, as every time field of the JSON output.
+pub fn secs_value(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(secs_value(*d))
+}
+
+fn opt_secs<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_f64(secs_value(*d)),
+        None => s.serialize_none(),
+    }
+}
+
+/// Milliseconds with microsecond precision (round-trip times).
+fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((d.as_secs_f64() * 1e6).round() / 1e3)
 }
 
 /// Where events go. Renderers implement it; the core only ever calls `emit`.

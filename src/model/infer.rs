@@ -2,23 +2,7 @@
 //! the socket's keepalive timer tells idle and intvl at the moments the reading is
 //! exact; everything else is the namespace's sysctl defaults, labelled as such.
 
-/// Where a keepalive value comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// Measured from the socket's keepalive timer.
-    KernelTimer,
-    /// net.ipv4.tcp_keepalive_* of this namespace; the app may have overridden it.
-    SystemDefault,
-}
-
-impl Source {
-    pub fn name(self) -> &'static str {
-        match self {
-            Source::KernelTimer => "kernel-timer",
-            Source::SystemDefault => "system-default",
-        }
-    }
-}
+pub use crate::model::settings::Source;
 
 /// A reading of a socket's keepalive timer, as one dump shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,5 +15,6 @@ pub mod plan;
 pub mod predict;
 pub mod sample;
 pub mod schedule;
+pub mod settings;
 pub mod timeline;
 pub mod wheel;

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::model::event::ConfigFacts;
 use crate::model::schedule;
+use crate::model::settings::Sources;
 use crate::model::wheel::Wheel;
 
 /// The settings the kernel holds for one socket, read back after applying.
@@ -110,6 +111,7 @@ impl Effective {
             intvl_s: self.intvl_s,
             cnt: self.cnt,
             user_timeout_ms: self.user_timeout_ms,
+            sources: Sources::READ_BACK,
             predicted_detect_s: schedule.map(|s| s.detect_after.as_secs_f64()),
             predicted_probes: schedule.map(|s| s.probes),
             predicted_busy_detect_s: Some(self.busy_detect_after(retries2).as_secs_f64()),

@@ -5,15 +5,13 @@ use std::time::Duration;
 
 use crate::config::Timestamps;
 use crate::model::event::{ConfigFacts, EndFacts, Event, EventKind, Outcome, Sink, WatchFacts};
+use crate::model::settings::Source;
 
 pub struct Human {
     out: Box<dyn Write>,
     timestamps: Timestamps,
     tag_conns: bool,
     color: bool,
-    /// Connections `watch` follows from outside: their settings are inferred, not
-    /// read back, and the settings line says so.
-    watched: std::collections::HashSet<u64>,
 }
 
 /// Colour only on a terminal, and never when NO_COLOR is set to anything non-empty
@@ -43,14 +41,13 @@ impl Human {
             timestamps,
             tag_conns,
             color,
-            watched: std::collections::HashSet::new(),
         }
     }
 
     fn stamp(&self, event: &Event) -> String {
         match self.timestamps {
             Timestamps::Relative => format!("{:>9}", rel(event.at)),
-            Timestamps::Absolute => humantime::format_rfc3339_millis(event.wall).to_string(),
+            Timestamps::Absolute => super::json::rfc3339(event.wall),
         }
     }
 }
@@ -69,20 +66,30 @@ fn config_lines(f: &ConfigFacts) -> Vec<(&'static str, String)> {
     } else {
         format!("{}ms", f.user_timeout_ms)
     };
-    let mut lines = vec![
-        (
-            "settings",
-            format!(
-                "keepalive {}: idle {}s, intvl {}s, cnt {}, user timeout {} (read back from the kernel)",
-                if f.keepalive { "on" } else { "off" },
-                f.idle_s,
-                f.intvl_s,
-                f.cnt,
-                uto
-            ),
-        ),
-        ("predict", f.explain.clone()),
-    ];
+    let on = if f.keepalive { "on" } else { "off" };
+    let settings = if f.sources.exact() {
+        format!(
+            "keepalive {on}: idle {}s, intvl {}s, cnt {}, user timeout {uto} ({})",
+            f.idle_s,
+            f.intvl_s,
+            f.cnt,
+            Source::ReadBack.describe()
+        )
+    } else {
+        let s = &f.sources;
+        format!(
+            "keepalive {on} ({}): idle {}s ({}), intvl {}s ({}), cnt {} ({}), user timeout {uto} ({})",
+            s.keepalive.describe(),
+            f.idle_s,
+            s.idle_s.describe(),
+            f.intvl_s,
+            s.intvl_s.describe(),
+            f.cnt,
+            s.cnt.describe(),
+            s.user_timeout_ms.describe()
+        )
+    };
+    let mut lines = vec![("settings", settings), ("predict", f.explain.clone())];
     if let Some(busy) = f.predicted_busy_detect_s {
         lines.push((
             "predict",
@@ -263,16 +270,7 @@ impl Sink for Human {
         } else {
             String::new()
         };
-        if let EventKind::Watched(_) = event.kind {
-            self.watched.insert(event.conn);
-        }
-        let watched = self.watched.contains(&event.conn);
         for (name, text) in describe(&event.kind) {
-            let text = if watched && name == "settings" {
-                text.replace("(read back from the kernel)", "(inferred from outside)")
-            } else {
-                text
-            };
             if self.color {
                 // Pad first, then colour, so the columns line up as in plain output.
                 let padded = format!("{name:<12}");

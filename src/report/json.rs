@@ -2,9 +2,10 @@
 
 use std::io::Write;
 
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
-use crate::model::event::{Event, EventKind, Sink};
+use crate::model::event::{Event, EventKind, Sink, secs_value};
 
 pub struct Json {
     out: Box<dyn Write>,
@@ -16,61 +17,38 @@ impl Json {
     }
 }
 
-fn secs(d: std::time::Duration) -> Value {
-    json!((d.as_secs_f64() * 1000.0).round() / 1000.0)
+/// One JSON line: the fields every event has, then the event's own.
+#[derive(Serialize)]
+struct Wire<'a> {
+    event: &'static str,
+    t: f64,
+    time: String,
+    conn: u64,
+    #[serde(flatten)]
+    fields: &'a EventKind,
 }
 
-/// The object for one event: the common fields, then the event's own.
+/// The object for one event.
 pub fn to_value(event: &Event) -> Value {
-    let mut obj = Map::new();
-    obj.insert("event".into(), json!(event.kind.name()));
-    obj.insert("t".into(), secs(event.at));
-    obj.insert(
-        "time".into(),
-        json!(humantime::format_rfc3339_millis(event.wall).to_string()),
-    );
-    obj.insert("conn".into(), json!(event.conn));
-    let fields = match &event.kind {
-        EventKind::Listening { local, max_conns } => {
-            json!({"local": local.to_string(), "max_conns": max_conns})
-        }
-        EventKind::Refused { peer, reason } => json!({"peer": peer.to_string(), "reason": reason}),
-        EventKind::Connected { local, peer } => {
-            json!({"local": local.to_string(), "peer": peer.to_string()})
-        }
-        EventKind::Config(facts) => serde_json::to_value(facts).unwrap_or(Value::Null),
-        EventKind::Idle { since } => json!({"since": secs(*since)}),
-        EventKind::ProbeWindow { due, dead_at } => {
-            json!({"due": secs(*due), "dead_at": dead_at.map(secs)})
-        }
-        EventKind::Probe { n, due } => json!({"n": n, "due": secs(*due)}),
-        EventKind::ProbeAcked { n } => json!({"n": n}),
-        EventKind::Retransmit { n, unacked } => json!({"n": n, "unacked": unacked}),
-        EventKind::Data {
-            bytes_in,
-            bytes_out,
-        } => {
-            json!({"bytes_in": bytes_in, "bytes_out": bytes_out})
-        }
-        EventKind::Heartbeat { seq } => json!({"seq": seq}),
-        EventKind::HeartbeatReply { seq, rtt } => {
-            json!({"seq": seq, "rtt_ms": (rtt.as_secs_f64() * 1e6).round() / 1e3})
-        }
-        EventKind::Down {
-            n,
-            outcome,
-            errno,
-            detect_s,
-        } => json!({"n": n, "outcome": outcome, "errno": errno, "detect_s": detect_s}),
-        EventKind::Up { n, downtime } => json!({"n": n, "downtime_s": secs(*downtime)}),
-        EventKind::Warning { message } => json!({"message": message}),
-        EventKind::End(facts) => serde_json::to_value(facts).unwrap_or(Value::Null),
-        EventKind::Watched(facts) => serde_json::to_value(facts).unwrap_or(Value::Null),
+    let wire = Wire {
+        event: event.kind.name(),
+        t: secs_value(event.at),
+        time: rfc3339(event.wall),
+        conn: event.conn,
+        fields: &event.kind,
     };
-    if let Value::Object(fields) = fields {
-        obj.extend(fields);
+    serde_json::to_value(wire).unwrap_or(Value::Null)
+}
+
+/// RFC 3339 with milliseconds; a wall clock outside 1970..=9999 (which humantime
+/// cannot format) is written as the Unix epoch offset instead of panicking.
+pub fn rfc3339(wall: std::time::SystemTime) -> String {
+    const MAX: std::time::Duration = std::time::Duration::from_secs(253_402_300_799);
+    match wall.duration_since(std::time::UNIX_EPOCH) {
+        Ok(since) if since <= MAX => humantime::format_rfc3339_millis(wall).to_string(),
+        Ok(since) => format!("@{:.3}", since.as_secs_f64()),
+        Err(before) => format!("@-{:.3}", before.duration().as_secs_f64()),
     }
-    Value::Object(obj)
 }
 
 impl Sink for Json {

@@ -53,3 +53,81 @@ impl Sink for Discard {
 pub fn diagnostic(message: &dyn std::fmt::Display) {
     let _ = writeln!(std::io::stderr().lock(), "tcpalive: {message}");
 }
+
+#[cfg(test)]
+mod samples;
+
+#[cfg(test)]
+mod snapshot_tests {
+    //! Both renderers over one event of every kind, snapshot-tested (insta): a
+    //! change of the output is a reviewed change of its snapshot.
+
+    use std::cell::RefCell;
+    use std::collections::BTreeSet;
+    use std::rc::Rc;
+
+    use super::samples::{KINDS, kind_name_is_covered, one_of_each};
+    use super::*;
+    use crate::config::Timestamps;
+
+    /// A `Write` the test reads back after the renderer took ownership.
+    #[derive(Clone, Default)]
+    struct Shared(Rc<RefCell<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn render(mut sink: impl Sink, buf: &Shared) -> String {
+        for event in one_of_each() {
+            sink.emit(&event).expect("render");
+        }
+        String::from_utf8(buf.0.borrow().clone()).expect("UTF-8")
+    }
+
+    #[test]
+    fn the_samples_cover_every_event_kind() {
+        let names: BTreeSet<&str> = one_of_each()
+            .iter()
+            .map(|e| kind_name_is_covered(&e.kind))
+            .collect();
+        assert_eq!(names.len(), KINDS, "{names:?}");
+    }
+
+    #[test]
+    fn human_renders_every_event_kind() {
+        let buf = Shared::default();
+        let text = render(
+            Human::with_color(Box::new(buf.clone()), Timestamps::Relative, true, false),
+            &buf,
+        );
+        insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn human_renders_absolute_timestamps() {
+        let buf = Shared::default();
+        let text = render(
+            Human::with_color(Box::new(buf.clone()), Timestamps::Absolute, false, false),
+            &buf,
+        );
+        insta::assert_snapshot!(text.lines().take(3).collect::<Vec<_>>().join("\n"));
+    }
+
+    #[test]
+    fn json_renders_every_event_kind() {
+        let buf = Shared::default();
+        let text = render(Json::new(Box::new(buf.clone())), &buf);
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).expect("one JSON object");
+            assert!(v["event"].is_string() && v["t"].is_number(), "{line}");
+        }
+        insta::assert_snapshot!(text);
+    }
+}

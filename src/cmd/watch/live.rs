@@ -19,8 +19,9 @@ use crate::engine::event_loop::{EventLoop, Signals, Woke};
 use crate::engine::run::{Reporter, RunError, stop_message};
 use crate::model::event::{ConfigFacts, EndFacts, EventKind, Outcome, WatchFacts};
 use crate::model::expect::Tally;
-use crate::model::infer::{Knowledge, Source, TimerReading};
+use crate::model::infer::{Knowledge, TimerReading};
 use crate::model::predict::{self, Effective};
+use crate::model::settings::{Source, Sources};
 use crate::model::timeline::Timeline;
 use crate::sys::procfs::{self, Owner, Owners};
 use crate::sys::sockdiag::{
@@ -319,6 +320,13 @@ impl Watch {
     /// The `config` facts, with what is assumed rather than read said plainly.
     fn config_facts(&self, know: &Knowledge) -> ConfigFacts {
         let mut facts = self.effective(know).facts(self.retries2);
+        facts.sources = Sources {
+            keepalive: Source::KernelTimer,
+            idle_s: know.idle_source,
+            intvl_s: know.intvl_source,
+            cnt: Source::SystemDefault,
+            user_timeout_ms: Source::Assumed,
+        };
         let mut assumed = Vec::new();
         if know.idle_source == Source::SystemDefault {
             assumed.push("idle");

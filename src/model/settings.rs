@@ -1,0 +1,74 @@
+//! Where each keepalive setting of a connection comes from. A value tcpalive read
+//! back from the kernel is a fact; one inferred from the kernel's timer, taken
+//! from the system defaults, or assumed is not, and every event and renderer says
+//! which (DESIGN.md: never confidently wrong).
+
+use serde::Serialize;
+
+/// The provenance of one setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// getsockopt on the socket itself (our own, or a duplicate of another
+    /// process's): exact.
+    ReadBack,
+    /// Measured from the socket's keepalive timer, as sock_diag shows it.
+    KernelTimer,
+    /// net.ipv4.tcp_keepalive_* of this namespace; the application may have
+    /// overridden it.
+    SystemDefault,
+    /// Nothing could tell; a documented assumption (e.g. no user timeout).
+    Assumed,
+}
+
+impl Source {
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::ReadBack => "read-back",
+            Source::KernelTimer => "kernel-timer",
+            Source::SystemDefault => "system-default",
+            Source::Assumed => "assumed",
+        }
+    }
+
+    /// How the human renderer says it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Source::ReadBack => "read back from the kernel",
+            Source::KernelTimer => "from the kernel's timer",
+            Source::SystemDefault => "system default",
+            Source::Assumed => "assumed",
+        }
+    }
+}
+
+/// The provenance of each field of the keepalive tuple, under the field names of
+/// the `config` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Sources {
+    pub keepalive: Source,
+    pub idle_s: Source,
+    pub intvl_s: Source,
+    pub cnt: Source,
+    pub user_timeout_ms: Source,
+}
+
+impl Sources {
+    /// Every value read back from the socket.
+    pub const READ_BACK: Sources = Sources::all(Source::ReadBack);
+
+    pub const fn all(source: Source) -> Sources {
+        Sources {
+            keepalive: source,
+            idle_s: source,
+            intvl_s: source,
+            cnt: source,
+            user_timeout_ms: source,
+        }
+    }
+
+    /// Whether every value is exact (read back).
+    pub fn exact(&self) -> bool {
+        *self == Sources::READ_BACK
+    }
+}

@@ -1,0 +1,231 @@
+//! One event of every kind (and the variants a renderer treats differently), for
+//! the renderers' snapshot tests. The `match` in [`kind_name_is_covered`] is
+//! exhaustive: a new event kind does not compile until it is listed there, and
+//! the test then fails until it has a sample here.
+
+use std::net::SocketAddr;
+use std::time::{Duration, UNIX_EPOCH};
+
+use crate::model::event::{
+    ConfigFacts, EndFacts, Event, EventKind, OutageSummary, Outcome, WatchFacts,
+};
+use crate::model::predict::Effective;
+use crate::model::settings::{Source, Sources};
+
+fn addr(text: &str) -> SocketAddr {
+    text.parse().expect("sample address")
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn read_back() -> ConfigFacts {
+    Effective {
+        keepalive: true,
+        idle_s: 5,
+        intvl_s: 3,
+        cnt: 3,
+        user_timeout_ms: 0,
+    }
+    .facts(15)
+}
+
+fn inferred() -> ConfigFacts {
+    let mut f = Effective {
+        keepalive: true,
+        idle_s: 3,
+        intvl_s: 1,
+        cnt: 9,
+        user_timeout_ms: 0,
+    }
+    .facts(15);
+    f.sources = Sources {
+        keepalive: Source::KernelTimer,
+        idle_s: Source::KernelTimer,
+        intvl_s: Source::KernelTimer,
+        cnt: Source::SystemDefault,
+        user_timeout_ms: Source::Assumed,
+    };
+    f
+}
+
+fn with_user_timeout() -> ConfigFacts {
+    Effective {
+        keepalive: true,
+        idle_s: 2,
+        intvl_s: 1,
+        cnt: 3,
+        user_timeout_ms: 6500,
+    }
+    .facts(15)
+}
+
+fn keepalive_off() -> ConfigFacts {
+    Effective {
+        keepalive: false,
+        idle_s: 7200,
+        intvl_s: 75,
+        cnt: 9,
+        user_timeout_ms: 0,
+    }
+    .facts(15)
+}
+
+fn timeout_end() -> EndFacts {
+    EndFacts::new(
+        Outcome::Timeout,
+        Some("ETIMEDOUT".into()),
+        "Connection timed out".into(),
+        Some(14.303),
+        Some(14.0),
+    )
+}
+
+fn expect_missed() -> EndFacts {
+    let mut e = EndFacts::new(
+        Outcome::Reset,
+        Some("ECONNRESET".into()),
+        "Connection reset by peer".into(),
+        Some(0.2),
+        Some(14.0),
+    );
+    e.expected = Some("timeout".into());
+    e.set_verdict(Some("expected timeout, got reset".into()));
+    e
+}
+
+fn watched_end() -> EndFacts {
+    let mut e = EndFacts::new(Outcome::Eof, None, "the peer closed".into(), None, None);
+    e.inferred = Some(true);
+    e.evidence = Some("the socket was in CLOSE_WAIT at the last dump".into());
+    e
+}
+
+fn reconnect_summary() -> EndFacts {
+    let mut e = EndFacts::new(Outcome::Alive, None, "--for 20s elapsed".into(), None, None);
+    e.outages = Some(OutageSummary {
+        outages: 2,
+        detect_min_s: Some(4.07),
+        detect_median_s: Some(4.085),
+        detect_max_s: Some(4.1),
+        downtime_s: 9.5,
+        availability: 0.525,
+    });
+    e
+}
+
+/// Every event kind, each stamped on its own line of the run.
+pub fn one_of_each() -> Vec<Event> {
+    let kinds = vec![
+        EventKind::Listening {
+            local: addr("127.0.0.1:7000"),
+            max_conns: 1024,
+        },
+        EventKind::Refused {
+            peer: addr("127.0.0.1:40000"),
+            reason: "--max-conns 1 reached".into(),
+        },
+        EventKind::Connected {
+            local: addr("127.0.0.1:40001"),
+            peer: addr("127.0.0.1:7000"),
+        },
+        EventKind::Config(read_back()),
+        EventKind::Config(with_user_timeout()),
+        EventKind::Config(keepalive_off()),
+        EventKind::Config(inferred()),
+        EventKind::Idle { since: ms(12) },
+        EventKind::ProbeWindow {
+            due: ms(5012),
+            dead_at: Some(ms(14012)),
+        },
+        EventKind::Probe {
+            n: 1,
+            due: ms(5012),
+        },
+        EventKind::ProbeAcked { n: 1 },
+        EventKind::Retransmit { n: 2, unacked: 1 },
+        EventKind::Data {
+            bytes_in: 5,
+            bytes_out: 1024,
+        },
+        EventKind::Heartbeat { seq: 7 },
+        EventKind::HeartbeatReply {
+            seq: 7,
+            rtt: Duration::from_micros(153),
+        },
+        EventKind::Down {
+            n: 1,
+            outcome: Outcome::Timeout,
+            errno: Some("ETIMEDOUT".into()),
+            detect_s: Some(4.081),
+        },
+        EventKind::Up {
+            n: 1,
+            downtime: ms(5120),
+        },
+        EventKind::Warning {
+            message: "probe #2 went out 0.5s after it was due".into(),
+        },
+        EventKind::Watched(WatchFacts {
+            local: addr("127.0.0.1:6379"),
+            peer: addr("127.0.0.1:40002"),
+            pid: Some(4242),
+            process: Some("redis-server".into()),
+            uid: 0,
+            inode: 123456,
+            timer: "keepalive",
+            timer_expires_ms: 2500,
+            keepalive: Some(true),
+            idle_s: 3,
+            intvl_s: 1,
+            cnt: 9,
+            idle_source: Source::KernelTimer.name(),
+            intvl_source: Source::KernelTimer.name(),
+            cnt_source: Source::SystemDefault.name(),
+        }),
+        EventKind::End(timeout_end()),
+        EventKind::End(expect_missed()),
+        EventKind::End(watched_end()),
+        EventKind::End(reconnect_summary()),
+    ];
+    kinds
+        .into_iter()
+        .enumerate()
+        .map(|(i, kind)| {
+            let at = ms(1000 * i as u64 + 1);
+            Event {
+                at,
+                wall: UNIX_EPOCH + Duration::from_secs(1_795_000_000) + at,
+                conn: 1,
+                kind,
+            }
+        })
+        .collect()
+}
+
+/// The name of every kind; the match is exhaustive on purpose (see the module doc).
+pub fn kind_name_is_covered(kind: &EventKind) -> &'static str {
+    match kind {
+        EventKind::Listening { .. }
+        | EventKind::Refused { .. }
+        | EventKind::Connected { .. }
+        | EventKind::Config(_)
+        | EventKind::Idle { .. }
+        | EventKind::ProbeWindow { .. }
+        | EventKind::Probe { .. }
+        | EventKind::ProbeAcked { .. }
+        | EventKind::Retransmit { .. }
+        | EventKind::Data { .. }
+        | EventKind::Heartbeat { .. }
+        | EventKind::HeartbeatReply { .. }
+        | EventKind::Down { .. }
+        | EventKind::Up { .. }
+        | EventKind::Warning { .. }
+        | EventKind::End(_)
+        | EventKind::Watched(_) => kind.name(),
+    }
+}
+
+/// How many kinds [`kind_name_is_covered`] lists: keep in step with it.
+pub const KINDS: usize = 17;
