@@ -251,7 +251,7 @@ fn must_succeed(cmd: &mut Command, what: &str) {
 // ------------------------------------------------- read-back from outside
 
 /// What the kernel holds for one socket.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Held {
     keepalive: bool,
     idle_s: u64,
@@ -345,9 +345,26 @@ fn ss_timer(port: u16) -> String {
 /// A snippet program connected to `tcpalive listen`: runs `cmd PORT`, waits for its
 /// "ready" line, reads its socket back, then closes its stdin to end it.
 fn run_against_listen(what: &str, mut cmd: Command) -> (Held, String) {
+    run_connected(
+        what,
+        move |port| {
+            cmd.arg(port.to_string());
+            cmd
+        },
+        true,
+    )
+}
+
+/// Like [`run_against_listen`] for a program that takes the port its own way and
+/// may print nothing (`ready_line` false): its socket is read back once it exists.
+fn run_connected(
+    what: &str,
+    build: impl FnOnce(u16) -> Command,
+    ready_line: bool,
+) -> (Held, String) {
     let listener = listen(&[]);
+    let mut cmd = build(listener.port);
     let mut child: Child = cmd
-        .arg(listener.port.to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -363,7 +380,11 @@ fn run_against_listen(what: &str, mut cmd: Command) -> (Held, String) {
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
     let mut child = Reap(child);
-    let ready = lines.next().and_then(Result::ok).unwrap_or_default();
+    let ready = if ready_line {
+        lines.next().and_then(Result::ok).unwrap_or_default()
+    } else {
+        "ready".to_string()
+    };
     if ready.trim() != "ready" {
         let _ = child.0.kill();
         let out = child.0.wait_with_output_lossy();
@@ -579,6 +600,25 @@ fn node_snippet_sets_what_libuv_gives() {
             },
         ),
     ];
+    // setKeepAlive(true) without a delay: the OS idle, libuv's interval and count,
+    // as `plan --runtime node` says.
+    let bare = plan_json(&["--runtime", "node"]);
+    let os_idle = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_keepalive_time")
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(7200);
+    assert_eq!(bare["sources"]["idle_s"]["source"], "platform-default");
+    let cases = [
+        cases[0].clone(),
+        cases[1].clone(),
+        (
+            "function applyKeepalive(socket) {\n  socket.setKeepAlive(true);\n}\n".to_string(),
+            Held {
+                idle_s: os_idle,
+                ..expected(&bare)
+            },
+        ),
+    ];
     for (i, (code, want)) in cases.into_iter().enumerate() {
         let dir = Scratch::new(&format!("node{i}"));
         let driver = "\nconst net = require('net');\n\
@@ -708,6 +748,59 @@ fn csharp_and_go_snippets_need_their_toolchains() {
         err,
         "SKIPPED Go snippet: not compiled (needs Go 1.23+ and golang.org/x/sys)"
     );
+}
+
+/// curl itself, run against `tcpalive listen` (it sends a request and waits for
+/// an answer that never comes): its socket holds idle = intvl = --keepalive-time.
+#[test]
+fn curl_command_line_sets_what_the_plan_says() {
+    if !have("curl", "--version") {
+        return skip("curl command line", "curl not found");
+    }
+    let p = plan_json(&["--runtime", "curl", "--detect-within", "40s"]);
+    let mut args: Vec<String> = snippet(&p, "curl")
+        .lines()
+        .find(|l| l.starts_with("curl "))
+        .expect("curl line")
+        .split_whitespace()
+        .skip(1)
+        .filter(|a| *a != "URL")
+        .map(str::to_string)
+        .collect();
+    let mut want = expected(&p);
+    let help = Command::new("curl")
+        .args(["--help", "all"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+        .unwrap_or_default();
+    if !help.contains("--keepalive-cnt") {
+        // curl before 8.9.0: the OS count applies, as the plan's note says.
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED curl --keepalive-cnt: this curl predates 8.9.0; checking idle and \
+             interval with the OS count"
+        );
+        if let Some(i) = args.iter().position(|a| a == "--keepalive-cnt") {
+            args.drain(i..=i + 1);
+        }
+        want.cnt = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_keepalive_probes")
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(9);
+    }
+    want.user_timeout_ms = 0;
+    let (held, ss) = run_connected(
+        "curl",
+        |port| {
+            let mut cmd = Command::new("curl");
+            cmd.args(&args)
+                .args(["--silent", "--max-time", "30"])
+                .arg(format!("http://127.0.0.1:{port}/"));
+            cmd
+        },
+        false,
+    );
+    check("curl", held, &ss, want);
 }
 
 #[test]

@@ -318,8 +318,9 @@ pub static NODE: RuntimeFacts = RuntimeFacts {
     cnt: RuntimeValue::Fixed(10),
     user_timeout: RuntimeUserTimeout::None,
     note: "setKeepAlive(true, d) sets TCP_KEEPIDLE d (whole seconds) and, since v12.17/v13.12 \
-           (libuv 1.35), TCP_KEEPINTVL 1 s and TCP_KEEPCNT 10; interval and count arguments \
-           exist only in releases with nodejs/node#63825 (2026)",
+           (libuv 1.35), TCP_KEEPINTVL 1 s and TCP_KEEPCNT 10; setKeepAlive(true) without a \
+           delay leaves all three to the OS; interval and count arguments exist only in \
+           releases with nodejs/node#63825 (2026)",
     source: "Node.js net docs, socket.setKeepAlive (v12.17.0+); nodejs/node#32204, #38313",
 };
 
@@ -529,7 +530,15 @@ fn resolve(
 pub fn evaluate(stack: Stack, req: &PlanRequest, given_source: Source) -> Plan {
     let pf = stack.platform.facts();
     let rf = stack.runtime.map(Runtime::facts);
-    let rt = |pick: fn(&RuntimeFacts) -> RuntimeValue| rf.map(|f| (pick(f), f.title));
+    // Node.js: libuv sets interval 1 s and count 10 only together with a delay;
+    // setKeepAlive(true) alone leaves all three to the OS (tests/plan.rs, Node v20).
+    let node_bare = stack.runtime == Some(Runtime::Node) && req.idle_s.is_none();
+    let rt = |pick: fn(&RuntimeFacts) -> RuntimeValue| {
+        rf.map(|f| match pick(f) {
+            RuntimeValue::Fixed(_) if node_bare => (RuntimeValue::Os, f.title),
+            v => (v, f.title),
+        })
+    };
     let os = stack.platform.title();
 
     let idle = resolve(
@@ -558,6 +567,14 @@ pub fn evaluate(stack: Stack, req: &PlanRequest, given_source: Source) -> Plan {
     );
     // A value a runtime fixes, given anyway: only newer releases take it.
     let mut intvl = intvl;
+    if node_bare {
+        for k in [&mut intvl, &mut cnt] {
+            k.note = format!(
+                "{}: setKeepAlive(true) without a delay leaves it (a delay makes it 1 s / 10)",
+                k.note
+            );
+        }
+    }
     if let Some(f) = rf {
         for (k, v) in [(&mut intvl, f.intvl), (&mut cnt, f.cnt)] {
             if let RuntimeValue::Fixed(n) = v
@@ -1201,6 +1218,19 @@ mod tests {
                 .any(|n| n.starts_with("count: fixed at 10"))
         );
         assert_eq!(p.user_timeout.source, Source::NotSettable);
+    }
+
+    #[test]
+    fn node_without_a_delay_keeps_the_os_values() {
+        // Measured with Node v20 (tests/plan.rs): setKeepAlive(true) leaves 7200/75/9.
+        let p = evaluate(
+            stack(Platform::Linux, Some(Runtime::Node)),
+            &PlanRequest::default(),
+            Source::User,
+        );
+        assert_eq!((p.idle.value, p.intvl.value, p.cnt.value), (7200, 75, 9));
+        assert_eq!(p.cnt.source, Source::PlatformDefault);
+        assert_eq!(p.predicted_detect, Some(Duration::from_secs(7875)));
     }
 
     #[test]
