@@ -1,9 +1,10 @@
 //! Lab tests: every scenario of `scripts/lab.sh` run end to end in network
 //! namespaces (needs root and iproute2; tcpdump for the fidelity test).
 //!
-//! When the lab cannot run (not root, no `ip`, namespace creation fails: the script
-//! exits 77) each test prints why and passes as skipped, unless
-//! `TCPALIVE_REQUIRE_LAB=1`, where that is a failure. Each run allocates its own
+//! The lab tests run only with the `lab` feature (`cargo test --features lab`,
+//! as .ci/run does); without it each is reported as ignored, never as passed.
+//! With the feature, a lab that cannot run (not root, no `ip`, namespace
+//! creation fails: the script exits 77) is a failure that says why. Each run allocates its own
 //! namespaces, /29 in 198.18.0.0/15 and port (scripts/lab.sh), so the tests run in
 //! parallel threads safely.
 
@@ -33,12 +34,18 @@ fn require_lab() -> bool {
     std::env::var("TCPALIVE_REQUIRE_LAB").is_ok_and(|v| v == "1")
 }
 
+/// The lab was asked for (the `lab` feature) and cannot run: a failure.
 fn skip(scenario: &str, reason: &str) -> Option<LabRun> {
-    if require_lab() {
-        panic!("lab scenario {scenario} cannot run and TCPALIVE_REQUIRE_LAB=1: {reason}");
-    }
-    eprintln!("SKIPPED lab scenario {scenario}: {reason}");
-    None
+    panic!("lab scenario {scenario} cannot run: {reason}");
+}
+
+/// CI sets TCPALIVE_REQUIRE_LAB=1: then the lab tests must not be ignored.
+#[test]
+fn the_lab_runs_when_it_is_required() {
+    assert!(
+        !require_lab() || cfg!(feature = "lab"),
+        "TCPALIVE_REQUIRE_LAB=1 but built without the lab feature: run cargo test --features lab"
+    );
 }
 
 /// Runs `scripts/lab.sh SCENARIO --out DIR [args]`; None when the lab is unavailable.
@@ -214,6 +221,10 @@ fn assert_keepalive_timeout(run: &LabRun) {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs root and network namespaces (cargo test --features lab)"
+)]
 fn lab_peer_alive() {
     let Some(run) = run_lab("alive", &[]) else {
         return;
@@ -224,6 +235,10 @@ fn lab_peer_alive() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs root and network namespaces (cargo test --features lab)"
+)]
 fn lab_cable_pull() {
     let Some(run) = run_lab("cable-pull", &[]) else {
         return;
@@ -232,6 +247,10 @@ fn lab_cable_pull() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs root and network namespaces (cargo test --features lab)"
+)]
 fn lab_peer_reboot() {
     let Some(run) = run_lab("reboot", &[]) else {
         return;
@@ -255,6 +274,10 @@ fn lab_peer_reboot() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs root and network namespaces (cargo test --features lab)"
+)]
 fn lab_peer_exits() {
     let Some(run) = run_lab("exits", &[]) else {
         return;
@@ -268,6 +291,10 @@ fn lab_peer_exits() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs root and network namespaces (cargo test --features lab)"
+)]
 fn lab_peer_aborts() {
     let Some(run) = run_lab("aborts", &[]) else {
         return;
@@ -281,6 +308,10 @@ fn lab_peer_aborts() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs root and network namespaces (cargo test --features lab)"
+)]
 fn lab_busy_user_timeout() {
     let Some(run) = run_lab("busy", &[]) else {
         return;
@@ -308,6 +339,10 @@ fn lab_busy_user_timeout() {
 
 /// Issue: reconnect across at least two faults, with the outage log checked.
 #[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs root and network namespaces (cargo test --features lab)"
+)]
 fn lab_reconnect_across_two_cable_pulls() {
     let Some(run) = run_lab("reconnect", &[]) else {
         return;
@@ -348,6 +383,10 @@ fn lab_reconnect_across_two_cable_pulls() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs root and network namespaces (cargo test --features lab)"
+)]
 fn lab_icmp_unreachable_idle() {
     let Some(run) = run_lab("icmp-idle", &[]) else {
         return;
@@ -356,6 +395,10 @@ fn lab_icmp_unreachable_idle() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs root and network namespaces (cargo test --features lab)"
+)]
 fn lab_icmp_unreachable_busy() {
     let Some(run) = run_lab("icmp-busy", &[]) else {
         return;
@@ -374,6 +417,10 @@ fn lab_icmp_unreachable_busy() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs root and network namespaces (cargo test --features lab)"
+)]
 fn lab_fidelity_wire_probes_match_events() {
     let Some(run) = run_lab("fidelity", &[]) else {
         return;
@@ -480,6 +527,10 @@ fn rfc3339(s: &str) -> Option<f64> {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs root and network namespaces (cargo test --features lab)"
+)]
 fn rfc3339_parses_utc_and_offsets() {
     assert_eq!(rfc3339("1970-01-01T00:00:00Z"), Some(0.0));
     assert_eq!(
@@ -494,6 +545,10 @@ fn rfc3339_parses_utc_and_offsets() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs root and network namespaces (cargo test --features lab)"
+)]
 fn wire_probes_skip_handshake_and_data() {
     let pcap = "\
 1.0 IP 198.18.0.1.5000 > 198.18.0.2.7000: Flags [S], seq 1, win 64240, length 0
