@@ -50,7 +50,7 @@ impl RunError {
 /// Why a run stopped from outside: `--for` elapsed, or a signal.
 pub fn stop_message(outcome: Outcome, run_for: Option<Duration>) -> String {
     match (outcome, run_for) {
-        (Outcome::Alive, Some(d)) => format!("--for {} elapsed", humantime::format_duration(d)),
+        (Outcome::Alive, Some(d)) => format!("--for {} elapsed", crate::model::units::typed(d)),
         (Outcome::Alive, None) => "stopped".to_string(),
         (Outcome::Terminated, _) => "interrupted by SIGTERM".to_string(),
         _ => "interrupted by SIGINT".to_string(),

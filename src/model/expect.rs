@@ -13,9 +13,7 @@ pub struct Expectation {
     pub max: Option<Duration>,
 }
 
-fn secs(d: Duration) -> String {
-    humantime::format_duration(d).to_string()
-}
+use crate::model::units::typed as secs;
 
 impl Expectation {
     pub fn is_set(&self) -> bool {

@@ -17,4 +17,5 @@ pub mod sample;
 pub mod schedule;
 pub mod settings;
 pub mod timeline;
+pub mod units;
 pub mod wheel;

@@ -14,12 +14,7 @@ use std::time::Duration;
 
 use crate::model::predict::{Effective, retransmission_budget};
 
-/// "20s", "924.6s", "0.2s": seconds with at most three decimals, no trailing zeros.
-pub fn secs_text(d: Duration) -> String {
-    let text = format!("{:.3}", d.as_secs_f64());
-    let text = text.trim_end_matches('0').trim_end_matches('.');
-    format!("{text}s")
-}
+pub use crate::model::units::secs_text;
 
 /// An operating system whose TCP stack `plan` models.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -136,15 +136,7 @@ pub fn retransmission_budget(retries: u32) -> Duration {
     Duration::from_millis(ms)
 }
 
-/// "20s", "7.5s": whole seconds without decimals.
-pub fn secs_text(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if d.subsec_millis() == 0 {
-        format!("{s:.0}s")
-    } else {
-        format!("{s:.3}s").trim_end_matches('0').to_string()
-    }
-}
+pub use crate::model::units::secs_text;
 
 #[cfg(test)]
 mod tests {

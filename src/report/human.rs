@@ -1,7 +1,6 @@
 //! Human renderer: one line per event, time first, then the event and its facts.
 
 use std::io::{IsTerminal, Write};
-use std::time::Duration;
 
 use crate::config::Timestamps;
 use crate::model::event::{ConfigFacts, EndFacts, Event, EventKind, Outcome, Sink, WatchFacts};
@@ -52,12 +51,10 @@ impl Human {
     }
 }
 
-fn rel(d: Duration) -> String {
-    format!("+{:.3}s", d.as_secs_f64())
-}
+use crate::model::units::{secs_fixed, since_start as rel};
 
 fn opt_secs(v: Option<f64>) -> String {
-    v.map_or("never".to_string(), |s| format!("{s:.3}s"))
+    v.map_or("never".to_string(), secs_fixed)
 }
 
 fn config_lines(f: &ConfigFacts) -> Vec<(&'static str, String)> {
@@ -290,6 +287,7 @@ impl Sink for Human {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     /// A `Write` the test can read back after the renderer took ownership.
     #[derive(Clone, Default)]
