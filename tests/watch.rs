@@ -1,6 +1,8 @@
-//! `watch` against loopback connections the test makes itself: keepalive seen from
-//! outside, probes and their answers, keepalive off, the end of a watched
-//! connection with its exit code, and filters that select exactly the right sockets.
+//! `watch` against loopback connections the test makes itself: settings read
+//! exactly (as root, through pidfd_getfd) or inferred and labelled (as nobody),
+//! probes and their answers, keepalive off, the end of a watched connection with its
+//! exit code (normal closes never reported as failures), `--pid` with descendants,
+//! and filters that select exactly the right sockets.
 
 mod common;
 
@@ -41,6 +43,16 @@ fn watched_for(events: &[Value], local: SocketAddr) -> &Value {
         .iter()
         .find(|e| e["event"] == "watched" && e["local"] == local.to_string())
         .unwrap_or_else(|| panic!("no watched line for {local}: {events:#?}"))
+}
+
+/// The `watched` line of this socket (local and peer: the server sides of several
+/// connections share their local address).
+fn watched_pair<'a>(events: &'a [Value], s: &TcpStream) -> &'a Value {
+    let (local, peer) = endpoints(s);
+    events
+        .iter()
+        .find(|e| e["event"] == "watched" && e["local"] == local && e["peer"] == peer)
+        .unwrap_or_else(|| panic!("no watched line for {local} -> {peer}: {events:#?}"))
 }
 
 fn of_conn(events: &[Value], conn: &Value) -> Vec<Value> {
@@ -95,19 +107,22 @@ fn keepalive_probes_and_answers_are_seen_from_outside() {
     assert_eq!(w["keepalive"], true, "{w}");
     assert_eq!(w["timer"], "keepalive", "{w}");
     assert_eq!(w["idle_s"], 1, "{w}");
-    assert_eq!(w["idle_source"], "kernel-timer", "{w}");
+    assert_eq!(w["idle_source"], "read-back", "{w}");
+    assert_eq!(w["settings_read"], true, "{w}");
     assert_eq!(w["pid"], std::process::id(), "{w}");
     let mine = of_conn(&events, &w["conn"]);
-    assert!(count(&mine, "probe") >= 1, "{mine:#?}");
-    assert!(count(&mine, "probe-acked") >= 1, "{mine:#?}");
-    // The interval is learned from the timer after the first probe.
-    let last_config = mine
+    // Probes at about 1, 2 and 3 s after the last contact, each answered: all seen.
+    assert!(count(&mine, "probe") >= 2, "{mine:#?}");
+    assert!(count(&mine, "probe-acked") >= 2, "{mine:#?}");
+    // Read once, exactly: one config line, never revised.
+    assert_eq!(count(&mine, "config"), 1, "{mine:#?}");
+    let config = mine
         .iter()
-        .rev()
         .find(|e| e["event"] == "config")
         .expect("config");
-    assert_eq!(last_config["keepalive"], true);
-    assert_eq!(last_config["intvl_s"], 1, "{last_config}");
+    assert_eq!(config["keepalive"], true);
+    assert_eq!(config["intvl_s"], 1, "{config}");
+    assert_eq!(config["sources"]["cnt"], "read-back", "{config}");
     let conn_end = mine.last().expect("events");
     assert_eq!(conn_end["event"], "end");
     assert_eq!(conn_end["outcome"], "alive");
@@ -126,7 +141,7 @@ fn a_connection_without_keepalive_is_reported_as_such() {
     let w = watched_for(&events, client.local_addr().expect("addr"));
     assert_eq!(w["keepalive"], false, "{w}");
     assert_eq!(w["timer"], "none", "{w}");
-    assert_eq!(w["idle_source"], "system-default", "{w}");
+    assert_eq!(w["keepalive_source"], "read-back", "{w}");
     let config = of_conn(&events, &w["conn"])
         .into_iter()
         .find(|e| e["event"] == "config")
@@ -336,4 +351,219 @@ fn pid_filter_names_a_missing_process() {
         stderr,
         format!("tcpalive: invalid --pid '{pid}': no such process\n")
     );
+}
+
+/// Drops `first`, then `second` as soon as it has read the EOF: the second closer
+/// goes CLOSE_WAIT -> LAST_ACK -> gone within a millisecond, between two dumps.
+fn close_in_order(first: TcpStream, mut second: TcpStream) {
+    use std::io::Read;
+    drop(first);
+    let mut buf = [0u8; 16];
+    let _ = second.read(&mut buf);
+    drop(second);
+}
+
+#[test]
+fn normal_closes_are_never_reported_as_failures() {
+    const PAIRS: usize = 6;
+    let (l, port) = listener("127.0.0.1:0");
+    let mut pairs: Vec<(TcpStream, TcpStream)> = (0..PAIRS).map(|_| pair(&l)).collect();
+    for (c, _) in &pairs[..2] {
+        keepalive_1s(c);
+    }
+    let (mut child, rx, seen) = watch_until_joined(port, 2 * PAIRS);
+    let mut expected = Vec::new();
+    for (i, (client, server)) in pairs.drain(..).enumerate() {
+        let c = watched_pair(&seen, &client)["conn"].clone();
+        let s = watched_pair(&seen, &server)["conn"].clone();
+        // Alternate who closes first; some with data just before the close.
+        if i % 3 == 2 {
+            use std::io::Write;
+            let mut server = server;
+            server.write_all(b"+OK\r\n").expect("write");
+            close_in_order(server, client);
+            expected.push((s, "alive"));
+            expected.push((c, "eof"));
+        } else if i % 2 == 0 {
+            close_in_order(server, client);
+            expected.push((s, "alive"));
+            expected.push((c, "eof"));
+        } else {
+            close_in_order(client, server);
+            expected.push((c, "alive"));
+            expected.push((s, "eof"));
+        }
+    }
+    let mut ends: Vec<Value> = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while ends.len() < expected.len() && std::time::Instant::now() < deadline {
+        if let Ok(v) = rx.recv_timeout(Duration::from_millis(200))
+            && v["event"] == "end"
+        {
+            ends.push(v);
+        }
+    }
+    for (conn, outcome) in expected {
+        let end = ends
+            .iter()
+            .find(|e| e["conn"] == conn)
+            .unwrap_or_else(|| panic!("no end for conn {conn}: {ends:#?}"));
+        assert_eq!(end["outcome"], outcome, "{end}");
+        assert_eq!(end["certainty"], "certain", "{end}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn pid_of_a_parent_includes_its_descendants_and_says_so() {
+    let (l, port) = listener("127.0.0.1:0");
+    // sh is the parent; the connection belongs to its child `tcpalive connect`.
+    let target = format!("127.0.0.1:{port}");
+    let mut parent = std::process::Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "{} connect {target} --for 20s >/dev/null; true",
+                common::bin()
+            ),
+        ])
+        .spawn()
+        .expect("spawn sh");
+    let (server, _) = l.accept().expect("accept");
+    let pid = parent.id().to_string();
+    let (code, events, stderr) = run_json(&[
+        "watch",
+        "--port",
+        &port.to_string(),
+        "--pid",
+        &pid,
+        "--json",
+        "--for",
+        "300ms",
+    ]);
+    let _ = std::process::Command::new("pkill")
+        .args(["-P", &pid])
+        .status();
+    let _ = parent.kill();
+    let _ = parent.wait();
+    assert_eq!(code, 0, "{stderr}");
+    let (s_local, s_peer) = endpoints(&server);
+    assert_eq!(
+        watched_set(&events),
+        BTreeSet::from([(s_peer, s_local)]),
+        "{events:#?}"
+    );
+    let note = events
+        .iter()
+        .find(|e| e["event"] == "warning")
+        .expect("a note naming the descendants");
+    let text = note["message"].as_str().unwrap_or("");
+    assert!(
+        text.contains("descendants") && text.contains("tcpalive"),
+        "{note}"
+    );
+}
+
+#[test]
+fn pid_that_holds_no_connection_says_why() {
+    let mut idle = std::process::Command::new("sleep")
+        .arg("5")
+        .spawn()
+        .expect("spawn sleep");
+    let pid = idle.id().to_string();
+    let (code, events, stderr) = run_json(&["watch", "--pid", &pid, "--json", "--for", "200ms"]);
+    let _ = idle.kill();
+    let _ = idle.wait();
+    assert_eq!(code, 0, "{stderr}");
+    let note = events
+        .iter()
+        .find(|e| e["event"] == "warning")
+        .unwrap_or_else(|| panic!("a note: {events:#?}"));
+    assert!(
+        note["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no established TCP connection"),
+        "{note}"
+    );
+}
+
+#[test]
+fn without_permission_settings_are_inferred_and_labelled_with_a_range() {
+    // As nobody, a root process's sockets cannot be opened (pidfd_getfd: EPERM) and
+    // its /proc/PID/fd cannot be read: everything is inferred and labelled.
+    if !nix_is_root()
+        || std::process::Command::new("setpriv")
+            .arg("--version")
+            .output()
+            .is_err()
+    {
+        eprintln!("SKIPPED: needs root and setpriv");
+        return;
+    }
+    let (l, port) = listener("127.0.0.1:0");
+    let (client, _server) = pair(&l);
+    keepalive_1s(&client);
+    let out = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            common::bin(),
+        ])
+        .args([
+            "watch",
+            "--port",
+            &port.to_string(),
+            "--json",
+            "--for",
+            "2500ms",
+        ])
+        .output()
+        .expect("run watch as nobody");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let events: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    let w = watched_for(&events, client.local_addr().expect("addr"));
+    assert_eq!(w["settings_read"], false, "{w}");
+    assert!(
+        w["settings_unread_reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("root"),
+        "{w}"
+    );
+    assert_eq!(w["cnt_source"], "system-default", "{w}");
+    assert_eq!(w["user_timeout_source"], "assumed", "{w}");
+    let configs: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "config" && e["conn"] == w["conn"])
+        .collect();
+    let last = configs.last().expect("config");
+    assert!(last["predicted_detect_min_s"].is_number(), "{last}");
+    assert!(last["predicted_detect_max_s"].is_number(), "{last}");
+    // Nothing is labelled as measured unless a reading proved it: idle 1 is proven
+    // by the timer's re-arm after the first answered probe, never a wrong value.
+    for c in &configs {
+        if c["sources"]["idle_s"] == "kernel-timer" {
+            assert_eq!(c["idle_s"], 1, "{c}");
+        }
+        if c["sources"]["intvl_s"] == "kernel-timer" {
+            assert_eq!(c["intvl_s"], 1, "{c}");
+        }
+    }
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
 }

@@ -42,6 +42,12 @@ pub struct ConfigFacts {
     /// Human explanation of the prediction ("idle 5s + 3 x intvl 5s").
     pub explain: String,
     pub warnings: Vec<String>,
+    /// `watch` with settings not known: the shortest and longest detection the
+    /// unknown settings allow (the longest assuming no longer user timeout).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predicted_detect_min_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predicted_detect_max_s: Option<f64>,
 }
 
 /// How a connection ended, with the facts a script needs to assert it.
@@ -61,6 +67,12 @@ pub struct EndFacts {
     /// What happened instead of the expectation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expect_failure: Option<String>,
+    /// `watch`: "certain", "likely" or "ambiguous" (then `possible` lists the ends
+    /// the evidence allows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certainty: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub possible: Option<Vec<Outcome>>,
     /// `watch`: the end was inferred from outside (the socket's state and last
     /// counters, not an errno its owner saw); this says from what.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -91,6 +103,8 @@ impl EndFacts {
             expected: None,
             expect_met: None,
             expect_failure: None,
+            certainty: None,
+            possible: None,
             inferred: None,
             evidence: None,
             outages: None,
@@ -110,8 +124,8 @@ pub struct OutageSummary {
 }
 
 /// `watch`: a connection another process owns, as seen from outside through
-/// sock_diag. Keepalive settings cannot be read from another process's socket, so
-/// each value says where it comes from.
+/// sock_diag. Its settings are read through pidfd_getfd where the watcher may, else
+/// inferred; each value says where it comes from.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WatchFacts {
     pub local: SocketAddr,
@@ -129,11 +143,20 @@ pub struct WatchFacts {
     pub idle_s: u32,
     pub intvl_s: u32,
     pub cnt: u32,
-    /// "kernel-timer" (measured from the socket's keepalive timer) or
-    /// "system-default" (net.ipv4.tcp_keepalive_*; the app may override it).
+    /// "read-back", "kernel-timer", "system-default" or "assumed" (model::settings).
     pub idle_source: &'static str,
     pub intvl_source: &'static str,
     pub cnt_source: &'static str,
+    pub user_timeout_ms: u32,
+    pub user_timeout_source: &'static str,
+    pub keepalive_source: &'static str,
+    /// Every setting was read from the owner's socket (pidfd_getfd): exact.
+    pub settings_read: bool,
+    /// Why the settings could not be read, when they were not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settings_unread_reason: Option<String>,
+    /// Seconds from the last contact with the peer to the moment it joined.
+    pub last_contact_ago_s: f64,
 }
 
 /// Each variant's fields are its JSON fields (the JSON renderer adds `event`, `t`,

@@ -1,8 +1,13 @@
-//! What can be known from outside about a watched socket's keepalive settings:
-//! the socket's keepalive timer tells idle and intvl at the moments the reading is
-//! exact; everything else is the namespace's sysctl defaults, labelled as such.
+//! What is known about a watched socket's settings, and from where: read exactly
+//! through pidfd_getfd (when the watcher may), else inferred from the socket's
+//! keepalive timer at the moments a reading proves a value, else the namespace's
+//! sysctl defaults or an assumption, each labelled as such. With unknowns left, the
+//! prediction is the range they allow.
 
 pub use crate::model::settings::Source;
+use std::time::Duration;
+
+use crate::model::predict::Effective;
 
 /// A reading of a socket's keepalive timer, as one dump shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,52 +21,148 @@ pub struct TimerReading {
     pub bytes_acked: u64,
 }
 
-/// What is known about one watched socket's keepalive settings.
+/// What is known about one watched socket's settings, each with its source.
 ///
-/// Another process's TCP_KEEPIDLE cannot be read, but the keepalive timer can: the
-/// kernel arms it for last contact + idle, and after a probe for probe + intvl. A
-/// reading of (time since contact + time to expiry) is therefore exactly `idle`
-/// right after the timer re-armed without a probe, and `ceil(expiry)` is exactly
-/// `intvl` right after a probe (when dumps are less than 1 s apart). At other times
-/// the sum is only a lower bound (contact since the timer was armed), so only those
-/// two moments, plus a first reading clearly off the system default, change it.
+/// Without pidfd_getfd the settings are inferred from the keepalive timer. Linux
+/// arms it for last contact + idle and re-arms it only when it fires (not on every
+/// packet): with `elapsed` since the last contact below idle it re-arms for
+/// `idle - elapsed` (no probe), else it sends a probe and re-arms for intvl. So
+/// (time since contact + time to expiry) equals idle only when the timer re-armed
+/// after the last contact without a probe; after any later contact it is less, and
+/// just after an answered probe it is about intvl. A first reading therefore
+/// proves nothing; only a re-arm seen between two readings does: without a probe
+/// and without contact it proves idle, with a probe it proves intvl (to the second
+/// when readings are less than 1 s apart). cnt and the user timeout cannot be seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Knowledge {
     pub keepalive: Option<bool>,
+    pub keepalive_source: Source,
     pub idle_s: u32,
     pub idle_source: Source,
     pub intvl_s: u32,
     pub intvl_source: Source,
     pub cnt: u32,
+    pub cnt_source: Source,
+    pub user_timeout_ms: u32,
+    pub user_timeout_source: Source,
 }
 
 /// Tolerance for "the timer moved later than time alone explains" (jiffies and
 /// millisecond rounding on both readings).
 const REARM_TOLERANCE_MS: u64 = 20;
+/// The kernel's ranges (TCP_KEEPIDLE/INTVL 1..=32767 s, TCP_KEEPCNT 1..=127).
+const MAX_KEEPALIVE_S: u32 = 32767;
+const MAX_CNT: u32 = 127;
+
+/// The prediction with unknowns left: the shortest and longest detection their
+/// ranges allow (the longest assuming no user timeout longer than it).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DetectRange {
+    pub min: Duration,
+    pub max: Duration,
+}
 
 impl Knowledge {
+    /// Nothing read yet: the namespace's defaults, user timeout assumed off.
     pub fn from_defaults(idle_s: u32, intvl_s: u32, cnt: u32) -> Knowledge {
         Knowledge {
             keepalive: None,
+            keepalive_source: Source::KernelTimer,
             idle_s,
             idle_source: Source::SystemDefault,
             intvl_s,
             intvl_source: Source::SystemDefault,
             cnt,
+            cnt_source: Source::SystemDefault,
+            user_timeout_ms: 0,
+            user_timeout_source: Source::Assumed,
         }
     }
 
-    /// The first reading of a socket. `keepalive` is `None` when another timer
-    /// hides the keepalive timer.
-    pub fn first(&mut self, keepalive: Option<bool>, r: &TimerReading) {
-        self.keepalive = keepalive;
-        if r.keepalive_timer && r.probes == 0 {
-            let idle = round_s(r.since_contact_ms + r.expires_ms);
-            // Within a second of the default: the default, as far as can be told.
-            if idle.abs_diff(self.idle_s) > 1 && idle > 0 {
-                self.idle_s = idle;
-                self.idle_source = Source::KernelTimer;
+    /// Everything read from the socket.
+    pub fn read(e: Effective) -> Knowledge {
+        Knowledge {
+            keepalive: Some(e.keepalive),
+            keepalive_source: Source::ReadBack,
+            idle_s: e.idle_s,
+            idle_source: Source::ReadBack,
+            intvl_s: e.intvl_s,
+            intvl_source: Source::ReadBack,
+            cnt: e.cnt,
+            cnt_source: Source::ReadBack,
+            user_timeout_ms: e.user_timeout_ms,
+            user_timeout_source: Source::ReadBack,
+        }
+    }
+
+    /// Whether every setting was read from the socket.
+    pub fn is_read(&self) -> bool {
+        self.keepalive_source == Source::ReadBack
+    }
+
+    /// The settings as the prediction uses them (unknowns at their default).
+    pub fn effective(&self) -> Effective {
+        Effective {
+            keepalive: self.keepalive.unwrap_or(false),
+            idle_s: self.idle_s,
+            intvl_s: self.intvl_s,
+            cnt: self.cnt,
+            user_timeout_ms: self.user_timeout_ms,
+        }
+    }
+
+    /// The names of the settings that are not known, for the explanation.
+    pub fn unknowns(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        for (name, src) in [
+            ("idle", self.idle_source),
+            ("intvl", self.intvl_source),
+            ("cnt", self.cnt_source),
+            ("user timeout", self.user_timeout_source),
+        ] {
+            if !src.known() {
+                out.push(name);
             }
+        }
+        out
+    }
+
+    /// With keepalive on and some setting unknown: the detection range the unknown
+    /// settings allow (each over the kernel's whole range; a user timeout, unknown,
+    /// makes the shortest one probe). `None` when all is known or keepalive is off.
+    pub fn detect_range(&self) -> Option<DetectRange> {
+        if self.keepalive != Some(true) || self.unknowns().is_empty() {
+            return None;
+        }
+        let span = |v: u32, src: Source, max: u32| if src.known() { (v, v) } else { (1, max) };
+        let (idle_lo, idle_hi) = span(self.idle_s, self.idle_source, MAX_KEEPALIVE_S);
+        let (intvl_lo, intvl_hi) = span(self.intvl_s, self.intvl_source, MAX_KEEPALIVE_S);
+        let (cnt_lo, cnt_hi) = match (self.cnt_source.known(), self.user_timeout_source.known()) {
+            (true, true) => {
+                let n = self
+                    .effective()
+                    .idle_schedule()
+                    .map_or(self.cnt, |s| s.probes);
+                (n, n)
+            }
+            (true, false) => (1, self.cnt),
+            (false, _) => (1, MAX_CNT),
+        };
+        let secs = |idle: u32, intvl: u32, n: u32| {
+            Duration::from_secs(u64::from(idle) + u64::from(intvl) * u64::from(n))
+        };
+        Some(DetectRange {
+            min: secs(idle_lo, intvl_lo, cnt_lo),
+            max: secs(idle_hi, intvl_hi, cnt_hi),
+        })
+    }
+
+    /// The first reading of a socket: only whether keepalive is on (its timer is
+    /// pending). `keepalive` is `None` when another timer hides the keepalive timer.
+    /// The values wait for a reading that proves them (see the type's docs).
+    pub fn first(&mut self, keepalive: Option<bool>) {
+        if !self.is_read() {
+            self.keepalive = keepalive;
         }
     }
 
@@ -74,6 +175,9 @@ impl Knowledge {
         dt_ms: u64,
     ) -> bool {
         let before = *self;
+        if self.is_read() {
+            return false;
+        }
         if keepalive.is_some() {
             self.keepalive = keepalive;
         }
@@ -130,28 +234,92 @@ mod tests {
     }
 
     #[test]
-    fn first_reading_off_the_default_is_the_apps_idle() {
+    fn a_first_reading_proves_no_value() {
+        // Just after an answered probe (Redis 3/1/3, measured): since contact 160 ms,
+        // timer in 840 ms; the sum is intvl, not idle. Nothing is taken from it.
         let mut k = know();
-        k.first(Some(true), &r(true, 600, 400, 0));
-        assert_eq!((k.idle_s, k.idle_source), (1, Source::KernelTimer));
-        assert_eq!(k.intvl_source, Source::SystemDefault);
+        k.first(Some(true));
+        assert_eq!(k.keepalive, Some(true));
+        assert_eq!((k.idle_s, k.idle_source), (7200, Source::SystemDefault));
+        assert_eq!(k.unknowns(), ["idle", "intvl", "cnt", "user timeout"]);
+        let mut k = know();
+        k.first(Some(false));
+        assert_eq!(k.keepalive, Some(false));
+        assert_eq!(k.detect_range(), None);
     }
 
     #[test]
-    fn first_reading_near_the_default_keeps_the_default() {
+    fn measured_redis_readings_prove_idle_then_nothing_flaps() {
+        // ss every 220 ms on a Redis socket (idle 3, intvl 1): after the answered
+        // probe the timer fired at +1 s, found 1 s of idle and re-armed for 2 s.
         let mut k = know();
-        k.first(Some(true), &r(true, 7_000_000, 199_500, 0));
-        assert_eq!((k.idle_s, k.idle_source), (7200, Source::SystemDefault));
+        k.first(Some(true));
+        assert!(k.update(
+            Some(true),
+            &r(true, 184, 816, 0),
+            &r(true, 1_968, 1_032, 0),
+            216
+        ));
+        assert_eq!((k.idle_s, k.idle_source), (3, Source::KernelTimer));
+        // Ticking on: nothing changes, nothing flaps.
+        assert!(!k.update(
+            Some(true),
+            &r(true, 1_968, 1_032, 0),
+            &r(true, 1_748, 1_252, 0),
+            220
+        ));
+        assert_eq!(k.idle_s, 3);
+    }
+
+    #[test]
+    fn read_settings_are_never_overridden() {
+        let eff = Effective {
+            keepalive: true,
+            idle_s: 3,
+            intvl_s: 1,
+            cnt: 3,
+            user_timeout_ms: 0,
+        };
+        let mut k = Knowledge::read(eff);
+        assert!(k.is_read());
+        assert!(!k.update(
+            Some(true),
+            &r(true, 100, 2_900, 0),
+            &r(true, 4_880, 120, 0),
+            200
+        ));
+        k.first(Some(false));
+        assert_eq!(k.effective(), eff);
+        assert_eq!(k.detect_range(), None);
+        assert!(k.unknowns().is_empty());
+    }
+
+    #[test]
+    fn unknowns_give_the_range_they_allow() {
+        // idle and intvl proven by the timer, cnt and user timeout unknown.
         let mut k = know();
-        k.first(Some(false), &r(false, 0, 5000, 0));
-        assert_eq!(k.keepalive, Some(false));
-        assert_eq!(k.idle_source, Source::SystemDefault);
+        k.first(Some(true));
+        k.idle_s = 2;
+        k.idle_source = Source::KernelTimer;
+        k.intvl_s = 1;
+        k.intvl_source = Source::KernelTimer;
+        let range = k.detect_range().expect("unknowns left");
+        assert_eq!(range.min, Duration::from_secs(3));
+        assert_eq!(range.max, Duration::from_secs(2 + 127));
+        // cnt read but the user timeout not: it can only shorten the schedule.
+        k.cnt = 3;
+        k.cnt_source = Source::ReadBack;
+        let range = k.detect_range().expect("user timeout unknown");
+        assert_eq!(
+            (range.min, range.max),
+            (Duration::from_secs(3), Duration::from_secs(5))
+        );
     }
 
     #[test]
     fn rearm_without_contact_reads_idle_exactly() {
         let mut k = know();
-        k.first(Some(true), &r(true, 100, 7_199_900, 0));
+        k.first(Some(true));
         // 200 ms later the timer fired, found the connection not idle long enough
         // (a contact at 7_100 s) and re-armed for last contact + idle.
         let changed = k.update(
@@ -167,8 +335,7 @@ mod tests {
     #[test]
     fn answered_probe_reads_the_interval() {
         let mut k = know();
-        k.first(Some(true), &r(true, 150, 850, 0));
-        assert_eq!(k.idle_s, 1);
+        k.first(Some(true));
         // The probe went out at +1.0 s and was answered at once: contact moved, timer
         // re-armed for probe + intvl (5 s), 120 ms before this dump.
         let changed = k.update(
@@ -179,7 +346,7 @@ mod tests {
         );
         assert!(changed);
         assert_eq!((k.intvl_s, k.intvl_source), (5, Source::KernelTimer));
-        assert_eq!(k.idle_s, 1);
+        assert_eq!(k.idle_source, Source::SystemDefault);
     }
 
     #[test]
@@ -198,7 +365,7 @@ mod tests {
     #[test]
     fn a_ticking_timer_changes_nothing() {
         let mut k = know();
-        k.first(Some(true), &r(true, 5_000, 1000, 0));
+        k.first(Some(true));
         assert!(!k.update(
             Some(true),
             &r(true, 5_000, 1000, 0),

@@ -18,4 +18,5 @@ pub mod schedule;
 pub mod settings;
 pub mod timeline;
 pub mod units;
+pub mod verdict;
 pub mod wheel;

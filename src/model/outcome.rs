@@ -23,6 +23,9 @@ pub enum Outcome {
     Terminated,
     /// tcpalive could not follow the connection (an I/O error of its own).
     Error,
+    /// `watch`: the evidence seen from outside allows more than one end (the end
+    /// line lists them); never reported as one of them.
+    Ambiguous,
 }
 
 impl Outcome {
@@ -37,11 +40,12 @@ impl Outcome {
             Outcome::Unreachable => "unreachable",
             Outcome::HeartbeatTimeout => "heartbeat-timeout",
             Outcome::Interrupted | Outcome::Terminated => "interrupted",
+            Outcome::Ambiguous => "ambiguous",
         }
     }
 
     /// All outcomes a connection can end with, for `--expect` parsing and help text.
-    pub const CONNECTION_OUTCOMES: [Outcome; 9] = [
+    pub const CONNECTION_OUTCOMES: [Outcome; 10] = [
         Outcome::Alive,
         Outcome::Eof,
         Outcome::Reset,
@@ -51,6 +55,7 @@ impl Outcome {
         Outcome::ConnectFailed,
         Outcome::Interrupted,
         Outcome::Error,
+        Outcome::Ambiguous,
     ];
 
     pub fn from_name(name: &str) -> Option<Outcome> {
@@ -97,6 +102,7 @@ impl Exit {
                 Outcome::Timeout => 6,
                 Outcome::Unreachable => 7,
                 Outcome::HeartbeatTimeout => 8,
+                Outcome::Ambiguous => 10,
                 Outcome::Interrupted => 130,
                 Outcome::Terminated => 143,
             },
@@ -108,7 +114,7 @@ impl Exit {
     }
 
     /// The rows of `--help`'s exit-code table (and the README's), in code order.
-    pub const HELP: [(Exit, &'static str, &'static str); 11] = [
+    pub const HELP: [(Exit, &'static str, &'static str); 12] = [
         (
             Exit::Outcome(Outcome::Alive),
             "alive",
@@ -154,6 +160,11 @@ impl Exit {
             Exit::ExpectFailed,
             "expect-failed",
             "--expect / --within not met",
+        ),
+        (
+            Exit::Outcome(Outcome::Ambiguous),
+            "ambiguous",
+            "watch: the evidence from outside allows more than one end (listed)",
         ),
         (
             Exit::Outcome(Outcome::Interrupted),
@@ -220,6 +231,7 @@ mod tests {
             (Exit::Outcome(Outcome::Unreachable), 7),
             (Exit::Outcome(Outcome::HeartbeatTimeout), 8),
             (Exit::ExpectFailed, 9),
+            (Exit::Outcome(Outcome::Ambiguous), 10),
             (Exit::ExpectMet, 0),
             (Exit::OutputClosed, 0),
             (Exit::Done, 0),
@@ -234,7 +246,7 @@ mod tests {
     #[test]
     fn help_text_lists_every_code_once() {
         let text = Exit::help_text();
-        for code in [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 130, 143] {
+        for code in [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 130, 143] {
             let rows = text
                 .lines()
                 .filter(|l| l.trim_start().starts_with(&format!("{code} ")))

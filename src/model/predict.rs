@@ -117,6 +117,8 @@ impl Effective {
             predicted_busy_detect_s: Some(self.busy_detect_after(retries2).as_secs_f64()),
             explain,
             warnings,
+            predicted_detect_min_s: None,
+            predicted_detect_max_s: None,
         }
     }
 }

@@ -20,7 +20,10 @@ pub struct TcpSample {
     pub last_data_recv_ms: u32,
     pub last_ack_recv_ms: u32,
     pub last_data_sent_ms: u32,
+    /// Counts the peer's FIN as one byte (it advances the receive sequence).
     pub bytes_received: u64,
+    /// Counts our FIN as one byte once acknowledged, and our SYN on the connecting
+    /// side.
     pub bytes_acked: u64,
     /// The peer's advertised receive window (tcpi_snd_wnd, Linux 5.4+); `None` when
     /// the kernel's tcp_info is too short to hold it.
@@ -33,6 +36,11 @@ pub struct TcpSample {
     /// Retransmissions over the connection's life (tcpi_total_retrans): in SYN-SENT,
     /// the SYN retransmissions.
     pub total_retrans: u32,
+    /// Data bytes sent, retransmissions included (`bytes_retrans`).
+    pub bytes_sent: u64,
+    pub bytes_retrans: u64,
+    pub data_segs_in: u32,
+    pub data_segs_out: u32,
 }
 
 /// TCP states (include/net/tcp_states.h).
@@ -46,6 +54,14 @@ pub const TCP_LAST_ACK: u8 = 9;
 pub const TCP_CLOSING: u8 = 11;
 
 impl TcpSample {
+    /// Bytes acknowledged beyond the data sent: the SYN (connecting side) and the FIN
+    /// (once acknowledged) each count one.
+    pub fn acked_beyond_data(&self) -> i64 {
+        let data = self.bytes_sent.saturating_sub(self.bytes_retrans);
+        i64::try_from(self.bytes_acked).unwrap_or(i64::MAX)
+            - i64::try_from(data).unwrap_or(i64::MAX)
+    }
+
     /// Time since the last data or ACK received, which is what keepalive's idle
     /// counts from (our own sends do not count).
     pub fn since_contact(&self) -> Duration {

@@ -31,6 +31,11 @@ impl Source {
         }
     }
 
+    /// Whether the value is known (read back, or proven by the kernel's timer).
+    pub fn known(self) -> bool {
+        matches!(self, Source::ReadBack | Source::KernelTimer)
+    }
+
     /// How the human renderer says it.
     pub fn describe(self) -> &'static str {
         match self {

@@ -35,6 +35,9 @@ pub struct Timeline {
     busy_detect_after: Duration,
     /// Run time of the last data or ACK received.
     last_contact: Duration,
+    /// How long before run time 0 the last contact was, while it was (`watch` joins
+    /// connections whose last contact precedes the watch); zero otherwise.
+    pre_start: Duration,
     probes_seen: u32,
     /// When the last probe of this window was seen go out.
     last_probe_at: Option<Duration>,
@@ -67,6 +70,7 @@ impl Timeline {
             schedule: eff.idle_schedule(),
             busy_detect_after: eff.busy_detect_after(retries2),
             last_contact: now,
+            pre_start: Duration::ZERO,
             probes_seen: 0,
             last_probe_at: None,
             window_open: false,
@@ -90,10 +94,23 @@ impl Timeline {
         self.last_contact
     }
 
+    /// New settings for the same connection (`watch` learned or re-read them): the
+    /// observed history (contact, probes, traffic) stays.
+    pub fn set_settings(&mut self, eff: Effective, retries2: u32) {
+        self.eff = eff;
+        self.schedule = eff.idle_schedule();
+        self.busy_detect_after = eff.busy_detect_after(retries2);
+    }
+
+    /// Run time `d` after the last contact (which may precede run time 0).
+    fn after_contact(&self, d: Duration) -> Duration {
+        (self.last_contact + d).saturating_sub(self.pre_start)
+    }
+
     /// Run time at which the `n`th probe since the last contact is due, on the
     /// nominal schedule (last contact + idle + (n - 1) x intvl).
     fn probe_due(&self, n: u32) -> Duration {
-        self.last_contact + self.eff.probe_due(n)
+        self.after_contact(self.eff.probe_due(n))
     }
 
     /// When the next probe is due as the kernel arms it: idle after the last
@@ -126,14 +143,19 @@ impl Timeline {
         }
     }
 
-    /// The first sample: sets the baseline and announces idle-start.
+    /// The first sample: sets the baseline and announces idle-start (unless the
+    /// last contact precedes run time 0, which `watch`'s join line states instead).
     fn baseline(&mut self, now: Duration, s: &TcpSample) -> Vec<EventKind> {
         self.observed = true;
         self.last_contact = now.saturating_sub(s.since_contact());
+        self.pre_start = s.since_contact().saturating_sub(now);
         self.bytes_in_seen = s.bytes_received;
         self.bytes_out_seen = s.bytes_acked;
         self.in_flight = s.unacked > 0;
         self.last_traffic_report = Some(now);
+        if !self.pre_start.is_zero() {
+            return Vec::new();
+        }
         vec![EventKind::Idle {
             since: self.last_contact,
         }]
@@ -175,6 +197,7 @@ impl Timeline {
                 self.answered_probe(contact, &mut out);
             }
             self.last_contact = contact;
+            self.pre_start = Duration::ZERO;
             self.probes_seen = 0;
             self.last_probe_at = None;
             self.window_open = false;
@@ -222,7 +245,7 @@ impl Timeline {
         self.window_open = true;
         EventKind::ProbeWindow {
             due: self.probe_due(1),
-            dead_at: self.schedule.map(|s| self.last_contact + s.detect_after),
+            dead_at: self.schedule.map(|s| self.after_contact(s.detect_after)),
         }
     }
 
@@ -327,7 +350,7 @@ impl Timeline {
             // decides, counted from the first retransmission (before one is seen,
             // the oldest unacknowledged send is the best estimate).
             Some(start) if self.in_flight => Some(
-                (start + self.busy_detect_after)
+                (start + self.busy_detect_after + self.pre_start)
                     .saturating_sub(self.last_contact)
                     .as_secs_f64(),
             ),
@@ -340,7 +363,11 @@ impl Timeline {
             | Outcome::Error
             | Outcome::ConnectFailed => None,
             _ if !self.observed => None,
-            _ => Some(now.saturating_sub(self.last_contact).as_secs_f64()),
+            _ => Some(
+                (now + self.pre_start)
+                    .saturating_sub(self.last_contact)
+                    .as_secs_f64(),
+            ),
         };
         EndFacts::new(outcome, errno, message, detect_s, predicted)
     }

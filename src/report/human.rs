@@ -87,6 +87,15 @@ fn config_lines(f: &ConfigFacts) -> Vec<(&'static str, String)> {
         )
     };
     let mut lines = vec![("settings", settings), ("predict", f.explain.clone())];
+    if let (Some(min), Some(max)) = (f.predicted_detect_min_s, f.predicted_detect_max_s) {
+        lines.push((
+            "predict",
+            format!(
+                "with the settings not known anywhere in the kernel's range: between {min:.0}s \
+                 and {max:.0}s after last contact (the longest assumes no longer user timeout)"
+            ),
+        ));
+    }
     if let Some(busy) = f.predicted_busy_detect_s {
         lines.push((
             "predict",
@@ -107,6 +116,12 @@ fn end_line(e: &EndFacts) -> String {
     }
     if !e.message.is_empty() {
         text.push_str(&format!(" ({})", e.message));
+    }
+    if let Some(possible) = &e.possible {
+        let names: Vec<&str> = possible.iter().map(|o| o.name()).collect();
+        text.push_str(&format!("; could be: {}", names.join(" or ")));
+    } else if e.certainty == Some("likely") {
+        text.push_str("; likely, not certain");
     }
     if e.detect_s.is_some() {
         text.push_str(&format!(
@@ -158,11 +173,29 @@ fn watched_line(w: &WatchFacts) -> String {
         t => format!("{t} timer in {:.3}s", w.timer_expires_ms as f64 / 1e3),
     };
     let source = |s: &str| match s {
+        "read-back" => "",
         "kernel-timer" => " (from the kernel's keepalive timer)",
+        "assumed" => " (assumed)",
         _ => " (system default, may be overridden by the app)",
     };
+    let uto = if w.user_timeout_ms == 0 {
+        "off".to_string()
+    } else {
+        format!("{}ms", w.user_timeout_ms)
+    };
+    let how = if w.settings_read {
+        "settings read exactly (pidfd_getfd)".to_string()
+    } else {
+        format!(
+            "settings NOT read ({}): inferred",
+            w.settings_unread_reason
+                .as_deref()
+                .unwrap_or("owner not known")
+        )
+    };
     format!(
-        "{} -> {}, {owner}; {keepalive} ({timer}); idle {}s{}, intvl {}s{}, cnt {}{}",
+        "{} -> {}, {owner}; {keepalive} ({timer}); idle {}s{}, intvl {}s{}, cnt {}{}, user \
+         timeout {uto}{}; {how}; last contact with the peer {:.3}s before joining",
         w.local,
         w.peer,
         w.idle_s,
@@ -170,7 +203,9 @@ fn watched_line(w: &WatchFacts) -> String {
         w.intvl_s,
         source(w.intvl_source),
         w.cnt,
-        source(w.cnt_source)
+        source(w.cnt_source),
+        source(w.user_timeout_source),
+        w.last_contact_ago_s
     )
 }
 

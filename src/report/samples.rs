@@ -99,6 +99,22 @@ fn watched_end() -> EndFacts {
     let mut e = EndFacts::new(Outcome::Eof, None, "the peer closed".into(), None, None);
     e.inferred = Some(true);
     e.evidence = Some("the socket was in CLOSE_WAIT at the last dump".into());
+    e.certainty = Some("certain");
+    e
+}
+
+fn ambiguous_end() -> EndFacts {
+    let mut e = EndFacts::new(
+        Outcome::Ambiguous,
+        None,
+        "ended between two dumps: a normal close or a reset".into(),
+        Some(2.5),
+        Some(6.0),
+    );
+    e.inferred = Some(true);
+    e.evidence = Some("the socket vanished between two dumps".into());
+    e.certainty = Some("ambiguous");
+    e.possible = Some(vec![Outcome::Eof, Outcome::Alive, Outcome::Reset]);
     e
 }
 
@@ -179,14 +195,21 @@ pub fn one_of_each() -> Vec<Event> {
             keepalive: Some(true),
             idle_s: 3,
             intvl_s: 1,
-            cnt: 9,
-            idle_source: Source::KernelTimer.name(),
-            intvl_source: Source::KernelTimer.name(),
-            cnt_source: Source::SystemDefault.name(),
+            cnt: 3,
+            idle_source: Source::ReadBack.name(),
+            intvl_source: Source::ReadBack.name(),
+            cnt_source: Source::ReadBack.name(),
+            user_timeout_ms: 0,
+            user_timeout_source: Source::ReadBack.name(),
+            keepalive_source: Source::ReadBack.name(),
+            settings_read: true,
+            settings_unread_reason: None,
+            last_contact_ago_s: 0.4,
         }),
         EventKind::End(timeout_end()),
         EventKind::End(expect_missed()),
         EventKind::End(watched_end()),
+        EventKind::End(ambiguous_end()),
         EventKind::End(reconnect_summary()),
     ];
     kinds

@@ -1,14 +1,18 @@
-//! `watch` on Linux: the timeline of established TCP connections that other processes own,
-//! observed from outside through sock_diag, without touching the sockets.
+//! `watch` on Linux: the timeline of established TCP connections that other
+//! processes own, observed from outside through sock_diag.
 //!
 //! Every `--interval` one dump of the socket table (filtered by state and port in
 //! the kernel) is matched against the watch: new ESTABLISHED connections that pass
 //! the filters join it, known ones feed their [`Timeline`], and ones that left
-//! ESTABLISHED or vanished end with the best classification the outside view
-//! allows. This module owns that loop, the filters, what can be inferred about a
-//! socket's keepalive settings from its timer (the [`Knowledge`] of a connection),
-//! and the end heuristics. Event times are the times of the dumps, so they are
-//! late by up to one interval.
+//! ESTABLISHED or vanished end with the verdict of [`verdict::judge`]. This module
+//! owns that loop, the filters (`--pid` includes the process's descendants), the
+//! settings of each socket (read exactly through pidfd_getfd where permitted, else
+//! the [`Knowledge`] inferred from its timer), and collecting the end's evidence:
+//! states seen, four-tuple lookups, sock_diag's destroy notifications (the final
+//! counters of each socket as its owner closes it), and whether the owner still
+//! holds a socket that left the table. Sockets are only read, never changed, and a
+//! duplicate descriptor is closed at once. Event times are the times of the dumps
+//! (or of a destroy notification), so they are late by up to one interval.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, ToSocketAddrs};
@@ -21,17 +25,24 @@ use crate::model::event::{ConfigFacts, EndFacts, EventKind, Outcome, WatchFacts}
 use crate::model::expect::Tally;
 use crate::model::infer::{Knowledge, TimerReading};
 use crate::model::predict::{self, Effective};
-use crate::model::settings::{Source, Sources};
+use crate::model::sample::TcpSample;
+use crate::model::settings::Sources;
 use crate::model::timeline::Timeline;
+use crate::model::verdict::{self, Destroyed, Evidence};
+use crate::sys::pidfd;
 use crate::sys::procfs::{self, Owner, Owners};
 use crate::sys::sockdiag::{
-    DiagEntry, SockDiag, SockDiagError, TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED,
-    TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK, TCP_TIME_WAIT, TimerKind, state_name, watch_states,
+    DestroyListener, DiagEntry, SockDiag, SockDiagError, TCP_ESTABLISHED, TimerKind, watch_states,
 };
 use crate::sys::sysctl;
 
+const DESTROY: u64 = u64::MAX - 1;
 /// Run-level events (the summary `end`) carry connection id 0.
 const RUN: u64 = 0;
+/// How long a socket that left the table waits for its destroy notification
+/// before it is judged without one: an owner closes a socket that failed within
+/// milliseconds, and one that keeps it open is itself evidence.
+const DESTROY_GRACE: Duration = Duration::from_secs(1);
 
 /// Our errors already name the cause in their text; as an io::Error's message
 /// (not its source) they print once, not twice, in the error chain.
@@ -52,6 +63,8 @@ struct Filter {
     peer_ips: Option<Vec<IpAddr>>,
     peer_port: Option<u16>,
     pid: Option<u32>,
+    /// `--pid` and its descendants, as last read.
+    pids: Vec<u32>,
     /// Socket inodes the `--pid` process holds, and ones known not to be its.
     pid_inodes: HashSet<u32>,
     not_pid: HashSet<u32>,
@@ -75,13 +88,29 @@ impl Filter {
             peer_ips,
             peer_port: cfg.peer.as_ref().and_then(|p| p.port),
             pid: cfg.pid,
+            pids: Vec::new(),
             pid_inodes: HashSet::new(),
             not_pid: HashSet::new(),
         };
         if let Some(pid) = f.pid {
-            f.pid_inodes = procfs::socket_inodes(pid).map_err(pid_error)?;
+            f.pid_inodes = f.read_pid_inodes(pid)?;
         }
         Ok(f)
+    }
+
+    /// The socket inodes of `pid` and of its descendants (which hold a service's
+    /// connections: nginx workers, PostgreSQL backends, sshd sessions).
+    fn read_pid_inodes(&mut self, pid: u32) -> Result<HashSet<u32>, RunError> {
+        let mut inodes = procfs::socket_inodes(pid).map_err(pid_error)?;
+        self.pids = vec![pid];
+        for child in procfs::descendants(pid) {
+            // A descendant that exited or is not ours to read holds nothing we see.
+            if let Ok(set) = procfs::socket_inodes(child) {
+                inodes.extend(set);
+            }
+            self.pids.push(child);
+        }
+        Ok(inodes)
     }
 
     /// Port and peer: decided from the dump alone.
@@ -114,11 +143,11 @@ impl Filter {
         if !unknown {
             return Ok(());
         }
-        match procfs::socket_inodes(pid) {
+        match self.read_pid_inodes(pid) {
             Ok(set) => self.pid_inodes = set,
             // The process exited: its sockets go as they go; nothing new is its.
-            Err(procfs::ProcError::NoSuchProcess(_)) => self.pid_inodes.clear(),
-            Err(e) => return Err(pid_error(e)),
+            Err(_) if procfs::process_name(pid).is_none() => self.pid_inodes.clear(),
+            Err(e) => return Err(e),
         }
         for e in fresh {
             if !self.pid_inodes.contains(&e.inode) {
@@ -172,10 +201,22 @@ struct Conn {
     last_at: Duration,
     config_sent: bool,
     hidden_timer: Option<TimerKind>,
+    /// States after ESTABLISHED seen at dumps.
+    states_seen: Vec<u8>,
+    /// The last counters seen while ESTABLISHED.
+    last_est: TcpSample,
+    /// bytes_acked beyond the data at a dump with nothing in flight: the SYN.
+    syn_bytes: Option<i64>,
+    /// Run time of the dump that no longer showed it (it is waiting for its destroy
+    /// notification), with the four-tuple lookups made then.
+    gone_at: Option<Duration>,
+    tuple_state: Option<u8>,
+    reverse_state: Option<u8>,
 }
 
 struct Watch {
     diag: SockDiag,
+    destroy: Option<DestroyListener>,
     filter: Filter,
     owners: Owners,
     conns: HashMap<u64, Conn>,
@@ -186,11 +227,15 @@ struct Watch {
     batch: Vec<DiagEntry>,
     fresh: Vec<DiagEntry>,
     tally: Tally,
+    /// Processes whose sockets cannot be opened (not permitted, no pidfd_getfd),
+    /// with the reason: not asked again.
+    unreadable: HashMap<u32, String>,
 }
 
 pub fn run(cfg: &WatchConfig, rep: &mut Reporter, signals: &Signals) -> Result<EndFacts, RunError> {
     let mut w = Watch {
         diag: SockDiag::open().map_err(diag_error("watch connections"))?,
+        destroy: None,
         filter: Filter::new(cfg)?,
         owners: Owners::default(),
         conns: HashMap::new(),
@@ -201,14 +246,32 @@ pub fn run(cfg: &WatchConfig, rep: &mut Reporter, signals: &Signals) -> Result<E
         batch: Vec::new(),
         fresh: Vec::new(),
         tally: Tally::default(),
+        unreadable: HashMap::new(),
     };
     if cfg.dump_once {
         return w.dump_once(rep);
     }
     let mut lp = EventLoop::new(Some(signals))?;
+    match DestroyListener::open() {
+        Ok(l) => {
+            lp.watch(l.fd(), DESTROY, false)?;
+            w.destroy = Some(l);
+        }
+        Err(e) => rep.emit(
+            RUN,
+            EventKind::Warning {
+                message: format!(
+                    "no destroy notifications ({e}): a connection that ends between two dumps \
+                     may be judged ambiguous"
+                ),
+            },
+        )?,
+    }
+    w.pid_note(rep)?;
     let start = rep.clock.now();
     let stop_at = cfg.run.run_for.map(|d| start + d);
     let mut next_pass = start;
+    let mut first_pass = true;
     let mut woke = Woke::Deadline;
     loop {
         let now = rep.clock.now();
@@ -218,14 +281,31 @@ pub fn run(cfg: &WatchConfig, rep: &mut Reporter, signals: &Signals) -> Result<E
         if let Some(outcome) = stop {
             return w.finish(rep, outcome, cfg);
         }
+        if woke == Woke::Ready && lp.is_ready(DESTROY) {
+            w.destroyed(rep, now)?;
+        }
         if now >= next_pass {
             w.pass(rep, now)?;
+            if first_pass {
+                first_pass = false;
+                w.nothing_matched_note(rep, cfg)?;
+            }
             // A fixed cadence; a pass that overran starts the next one at once
             // rather than queueing several.
             next_pass = (next_pass + cfg.interval).max(rep.clock.now());
         }
         let wake = [Some(next_pass), stop_at].into_iter().flatten().min();
         woke = lp.wait(&rep.clock, wake)?;
+    }
+}
+
+/// The final report of a destroyed socket.
+fn destroyed_facts(e: &DiagEntry) -> Destroyed {
+    let info = e.info.unwrap_or_default();
+    Destroyed {
+        info,
+        aborted_by_owner: e.peer.port() == 0 && info.bytes_acked == 0 && info.bytes_received == 0,
+        unread: e.recv_queue,
     }
 }
 
@@ -274,6 +354,65 @@ impl Watch {
         Ok(end)
     }
 
+    /// `--pid` with descendants: says which processes are watched.
+    fn pid_note(&self, rep: &mut Reporter) -> Result<(), RunError> {
+        let Some(pid) = self.filter.pid else {
+            return Ok(());
+        };
+        let named = |p: u32| match procfs::process_name(p) {
+            Some(n) => format!("{p} ({n})"),
+            None => p.to_string(),
+        };
+        let children = &self.filter.pids[1.min(self.filter.pids.len())..];
+        if children.is_empty() {
+            return Ok(());
+        }
+        let list: Vec<String> = children.iter().take(10).map(|&p| named(p)).collect();
+        let more = children.len().saturating_sub(10);
+        rep.emit(
+            RUN,
+            EventKind::Warning {
+                message: format!(
+                    "--pid {}: its descendants hold connections too and are watched with it: \
+                     {}{}",
+                    named(pid),
+                    list.join(", "),
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    }
+                ),
+            },
+        )
+    }
+
+    /// After the first pass, `--pid` that matched nothing says why.
+    fn nothing_matched_note(&self, rep: &mut Reporter, cfg: &WatchConfig) -> Result<(), RunError> {
+        let Some(pid) = self.filter.pid else {
+            return Ok(());
+        };
+        if !self.conns.is_empty() {
+            return Ok(());
+        }
+        let filters = match (cfg.port, &cfg.peer) {
+            (None, None) => String::new(),
+            _ => " matching --port/--peer".to_string(),
+        };
+        rep.emit(
+            RUN,
+            EventKind::Warning {
+                message: format!(
+                    "--pid {pid}: no established TCP connection{filters} yet: the process and \
+                     its {} descendant(s) hold {} socket(s) in all (of any kind: listening, \
+                     UDP, unix); new connections join when they appear",
+                    self.filter.pids.len().saturating_sub(1),
+                    self.filter.pid_inodes.len()
+                ),
+            },
+        )
+    }
+
     fn pass(&mut self, rep: &mut Reporter, now: Duration) -> Result<(), RunError> {
         self.collect()?;
         if !self.fresh.is_empty() {
@@ -298,61 +437,127 @@ impl Watch {
         let gone: Vec<u64> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.generation != self.generation)
+            .filter(|(_, c)| c.generation != self.generation && c.gone_at.is_none())
             .map(|(k, _)| *k)
             .collect();
         for cookie in gone {
             self.vanished(rep, now, cookie)?;
         }
+        // Destroy notifications that may have come meanwhile, then the ones that
+        // waited long enough for theirs.
+        self.destroyed(rep, now)?;
+        let overdue: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.gone_at.is_some_and(|t| now >= t + DESTROY_GRACE))
+            .map(|(k, _)| *k)
+            .collect();
+        for cookie in overdue {
+            self.judge(rep, cookie, None)?;
+        }
         Ok(())
     }
 
-    fn effective(&self, know: &Knowledge) -> Effective {
-        Effective {
-            keepalive: know.keepalive.unwrap_or(false),
-            idle_s: know.idle_s,
-            intvl_s: know.intvl_s,
-            cnt: know.cnt,
-            user_timeout_ms: 0,
+    /// Reads the queued destroy notifications; each one of a watched socket ends it.
+    fn destroyed(&mut self, rep: &mut Reporter, now: Duration) -> Result<(), RunError> {
+        let Some(listener) = self.destroy.as_mut() else {
+            return Ok(());
+        };
+        let mut found = Vec::new();
+        let conns = &self.conns;
+        let lost = listener
+            .drain(|e| {
+                if conns.contains_key(&e.cookie) {
+                    found.push(*e);
+                }
+            })
+            .map_err(diag_error("read sock_diag destroy notifications"))?;
+        if lost {
+            rep.emit(
+                RUN,
+                EventKind::Warning {
+                    message: "destroy notifications were lost (the receive buffer overflowed): \
+                              some ends are judged without them"
+                        .to_string(),
+                },
+            )?;
         }
+        for e in found {
+            if let Some(conn) = self.conns.get_mut(&e.cookie)
+                && conn.gone_at.is_none()
+            {
+                // Destroyed before a dump saw it leave: now is when it ended.
+                conn.gone_at = Some(now);
+                conn.tuple_state = lookup_state(&mut self.diag, conn.last.local, conn.last.peer);
+                conn.reverse_state = lookup_state(&mut self.diag, conn.last.peer, conn.last.local);
+            }
+            self.judge(rep, e.cookie, Some(destroyed_facts(&e)))?;
+        }
+        Ok(())
     }
 
-    /// The `config` facts, with what is assumed rather than read said plainly.
+    /// Reads a socket's settings through pidfd_getfd, or says why not.
+    fn read_settings(&mut self, owner: Option<&Owner>, inode: u32) -> Result<Effective, String> {
+        let Some(owner) = owner else {
+            return Err(
+                "its owner is not visible to this user: run watch as root (or as the owner) \
+                 to read the settings exactly"
+                    .to_string(),
+            );
+        };
+        if let Some(why) = self.unreadable.get(&owner.pid) {
+            return Err(why.clone());
+        }
+        pidfd::read_settings(owner.pid, inode).map_err(|e| {
+            let why = e.to_string();
+            if e.is_permanent() {
+                self.unreadable.insert(owner.pid, why.clone());
+            }
+            why
+        })
+    }
+
+    /// The `config` facts: what the prediction uses, where each value comes from,
+    /// and the range the unknown ones allow.
     fn config_facts(&self, know: &Knowledge) -> ConfigFacts {
-        let mut facts = self.effective(know).facts(self.retries2);
+        let mut facts = know.effective().facts(self.retries2);
         facts.sources = Sources {
-            keepalive: Source::KernelTimer,
+            keepalive: know.keepalive_source,
             idle_s: know.idle_source,
             intvl_s: know.intvl_source,
-            cnt: Source::SystemDefault,
-            user_timeout_ms: Source::Assumed,
+            cnt: know.cnt_source,
+            user_timeout_ms: know.user_timeout_source,
         };
-        let mut assumed = Vec::new();
-        if know.idle_source == Source::SystemDefault {
-            assumed.push("idle");
+        if know.is_read() {
+            return facts;
         }
-        if know.intvl_source == Source::SystemDefault {
-            assumed.push("intvl");
-        }
-        assumed.push("cnt");
-        if know.keepalive == Some(true) {
-            let names = match assumed.as_slice() {
-                [one] => one.to_string(),
-                [init @ .., last] => format!("{} and {last}", init.join(", ")),
-                [] => String::new(),
-            };
+        let unknowns = know.unknowns();
+        if know.keepalive == Some(true) && !unknowns.is_empty() {
             facts.explain = format!(
-                "{}; {names}: system default, may be overridden by the app",
-                facts.explain
+                "{}, if {} are as assumed (not read from the socket)",
+                facts.explain,
+                unknowns.join(", ")
             );
         }
+        if let Some(range) = know.detect_range() {
+            facts.predicted_detect_min_s = Some(range.min.as_secs_f64());
+            facts.predicted_detect_max_s = Some(range.max.as_secs_f64());
+        }
         facts.warnings.push(
-            "watched from outside: TCP_USER_TIMEOUT cannot be seen and is assumed off".to_string(),
+            "watched from outside without reading the socket: TCP_USER_TIMEOUT cannot be seen \
+             and is assumed off, cnt is the system default"
+                .to_string(),
         );
         facts
     }
 
-    fn watched_facts(&self, e: &DiagEntry, owner: Option<&Owner>, know: &Knowledge) -> WatchFacts {
+    fn watched_facts(
+        &self,
+        e: &DiagEntry,
+        owner: Option<&Owner>,
+        know: &Knowledge,
+        unread_reason: Option<String>,
+    ) -> WatchFacts {
         WatchFacts {
             local: e.local,
             peer: e.peer,
@@ -368,7 +573,13 @@ impl Watch {
             cnt: know.cnt,
             idle_source: know.idle_source.name(),
             intvl_source: know.intvl_source.name(),
-            cnt_source: Source::SystemDefault.name(),
+            cnt_source: know.cnt_source.name(),
+            user_timeout_ms: know.user_timeout_ms,
+            user_timeout_source: know.user_timeout_source.name(),
+            keepalive_source: know.keepalive_source.name(),
+            settings_read: know.is_read(),
+            settings_unread_reason: unread_reason,
+            last_contact_ago_s: e.info.map_or(0.0, |i| i.since_contact().as_secs_f64()),
         }
     }
 
@@ -376,18 +587,24 @@ impl Watch {
         let id = self.next_id;
         self.next_id += 1;
         let owner = self.owners.lookup(e.inode).cloned();
-        let mut know = Knowledge::from_defaults(
-            self.defaults.idle_s,
-            self.defaults.intvl_s,
-            self.defaults.cnt,
-        );
-        know.first(keepalive_from_timer(e.timer), &reading(e));
+        let (mut know, unread_reason) = match self.read_settings(owner.as_ref(), e.inode) {
+            Ok(eff) => (Knowledge::read(eff), None),
+            Err(why) => (
+                Knowledge::from_defaults(
+                    self.defaults.idle_s,
+                    self.defaults.intvl_s,
+                    self.defaults.cnt,
+                ),
+                Some(why),
+            ),
+        };
+        know.first(keepalive_from_timer(e.timer));
         rep.emit(
             id,
-            EventKind::Watched(self.watched_facts(e, owner.as_ref(), &know)),
+            EventKind::Watched(self.watched_facts(e, owner.as_ref(), &know, unread_reason)),
         )?;
         let facts = self.config_facts(&know);
-        let mut timeline = Timeline::new(self.effective(&know), self.retries2, now);
+        let mut timeline = Timeline::new(know.effective(), self.retries2, now);
         let config_sent = know.keepalive.is_some();
         if config_sent {
             rep.emit(id, EventKind::Config(facts))?;
@@ -405,7 +622,14 @@ impl Watch {
             last_at: now,
             config_sent,
             hidden_timer: None,
+            states_seen: Vec::new(),
+            last_est: e.info.unwrap_or_default(),
+            syn_bytes: None,
+            gone_at: None,
+            tuple_state: None,
+            reverse_state: None,
         };
+        learn_syn(&mut conn, e);
         hidden_timer_warning(rep, &mut conn, e, self.retries2)?;
         self.conns.insert(e.cookie, conn);
         Ok(())
@@ -418,30 +642,43 @@ impl Watch {
         };
         conn.generation = self.generation;
         if e.state != TCP_ESTABLISHED {
-            let (outcome, message) = closed_by(e.state);
-            let evidence = format!(
-                "the socket went from ESTABLISHED to {}",
-                state_name(e.state)
-            );
-            return self.end(rep, now, conn, outcome, None, message.to_string(), evidence);
+            conn.states_seen.push(e.state);
+            conn.last = *e;
+            self.conns.insert(e.cookie, conn);
+            return self.judge_at(rep, e.cookie, None, now);
         }
         let dt = now.saturating_sub(conn.last_at).as_millis() as u64;
-        let changed = conn.know.update(
-            keepalive_from_timer(e.timer),
-            &reading(&conn.last),
-            &reading(e),
-            dt,
-        );
+        let timer_keepalive = keepalive_from_timer(e.timer);
+        let mut changed = false;
+        if conn.know.is_read() {
+            // The app switched keepalive since it was read: read again.
+            if timer_keepalive.is_some() && timer_keepalive != conn.know.keepalive {
+                let owner = conn.owner.clone();
+                if let Ok(eff) = self.read_settings(owner.as_ref(), e.inode)
+                    && eff != conn.know.effective()
+                {
+                    conn.know = Knowledge::read(eff);
+                    changed = true;
+                }
+            }
+        } else {
+            changed = conn
+                .know
+                .update(timer_keepalive, &reading(&conn.last), &reading(e), dt);
+        }
         if changed || (!conn.config_sent && conn.know.keepalive.is_some()) {
-            // What is known changed: say so, and follow with the new settings.
+            // What is known changed: say so; the timeline keeps what it observed.
             let facts = self.config_facts(&conn.know);
-            conn.timeline = Timeline::new(self.effective(&conn.know), self.retries2, now);
+            conn.timeline
+                .set_settings(conn.know.effective(), self.retries2);
             rep.emit(conn.id, EventKind::Config(facts))?;
             conn.config_sent = true;
         }
         if let Some(info) = &e.info {
             rep.emit_all(conn.id, conn.timeline.observe(now, info))?;
+            conn.last_est = *info;
         }
+        learn_syn(&mut conn, e);
         hidden_timer_warning(rep, &mut conn, e, retries2)?;
         conn.last = *e;
         conn.last_at = now;
@@ -449,102 +686,77 @@ impl Watch {
         Ok(())
     }
 
-    /// The socket is no longer in the dump: look it up by its four-tuple (a
-    /// TIME_WAIT socket says its owner closed first), else judge from the last
-    /// counters seen.
+    /// The socket is no longer in the dump: look its four-tuple up (TIME_WAIT says
+    /// it closed first; the peer's socket, when on this host, says the same of the
+    /// peer), then wait a little for its destroy notification.
     fn vanished(&mut self, rep: &mut Reporter, now: Duration, cookie: u64) -> Result<(), RunError> {
+        let Some(conn) = self.conns.get_mut(&cookie) else {
+            return Ok(());
+        };
+        conn.gone_at = Some(now);
+        conn.tuple_state = lookup_state(&mut self.diag, conn.last.local, conn.last.peer);
+        conn.reverse_state = lookup_state(&mut self.diag, conn.last.peer, conn.last.local);
+        let decided = conn.tuple_state.is_some() || conn.reverse_state.is_some();
+        if decided || self.destroy.is_none() {
+            return self.judge(rep, cookie, None);
+        }
+        Ok(())
+    }
+
+    fn judge(
+        &mut self,
+        rep: &mut Reporter,
+        cookie: u64,
+        destroyed: Option<Destroyed>,
+    ) -> Result<(), RunError> {
+        let at = self.conns.get(&cookie).and_then(|c| c.gone_at);
+        let at = at.unwrap_or_else(|| rep.clock.now());
+        self.judge_at(rep, cookie, destroyed, at)
+    }
+
+    /// Ends a connection with the verdict its evidence allows, detected at `at`.
+    fn judge_at(
+        &mut self,
+        rep: &mut Reporter,
+        cookie: u64,
+        destroyed: Option<Destroyed>,
+        at: Duration,
+    ) -> Result<(), RunError> {
         let Some(conn) = self.conns.remove(&cookie) else {
             return Ok(());
         };
-        let last = conn.last;
-        if let Ok(Some(found)) = self.diag.lookup(last.local, last.peer)
-            && matches!(
-                found.state,
-                TCP_TIME_WAIT
-                    | TCP_FIN_WAIT1
-                    | TCP_FIN_WAIT2
-                    | TCP_CLOSING
-                    | TCP_CLOSE_WAIT
-                    | TCP_LAST_ACK
-            )
-        {
-            let (outcome, message) = closed_by(found.state);
-            let evidence = format!(
-                "the socket went from ESTABLISHED to {}",
-                state_name(found.state)
-            );
-            return self.end(rep, now, conn, outcome, None, message.to_string(), evidence);
-        }
-        let info = last.info.unwrap_or_default();
-        let (outcome, errno, message, evidence) = if info.probes > 0 {
-            (
-                Outcome::Timeout,
-                Some("ETIMEDOUT".to_string()),
-                format!(
-                    "the kernel gave up after {} unanswered keepalive probe(s)",
-                    info.probes
-                ),
-                format!(
-                    "the socket vanished with {} keepalive probe(s) unanswered at the last dump",
-                    info.probes
-                ),
-            )
-        } else if info.retransmits > 0 || last.timer == TimerKind::Retransmit && info.unacked > 0 {
-            (
-                Outcome::Timeout,
-                None,
-                "the kernel gave up retransmitting (ETIMEDOUT, or EHOSTUNREACH if the route failed)"
-                    .to_string(),
-                format!(
-                    "the socket vanished with {} retransmission(s) of {} unacknowledged segment(s) outstanding",
-                    info.retransmits, info.unacked
-                ),
-            )
-        } else {
-            let held = conn
-                .owner
-                .as_ref()
-                .and_then(|o| procfs::holds(o.pid, last.inode));
-            let evidence = match (held, &conn.owner) {
-                (Some(true), Some(o)) => format!(
-                    "the socket vanished without a FIN while pid {} still holds it: the kernel \
-                     ended it, so the peer sent RST",
-                    o.pid
-                ),
-                _ => "the socket vanished without a FIN and without outstanding probes or \
-                      retransmissions: reset by the peer, or aborted by its owner"
-                    .to_string(),
-            };
-            (
-                Outcome::Reset,
-                Some("ECONNRESET".to_string()),
-                "the connection was reset".to_string(),
-                evidence,
-            )
+        let owner_holds = match (&destroyed, &conn.owner, conn.gone_at) {
+            (None, Some(o), Some(_)) => procfs::holds(o.pid, conn.last.inode),
+            _ => None,
         };
-        self.end(rep, now, conn, outcome, errno, message, evidence)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn end(
-        &mut self,
-        rep: &mut Reporter,
-        now: Duration,
-        conn: Conn,
-        outcome: Outcome,
-        errno: Option<String>,
-        message: String,
-        evidence: String,
-    ) -> Result<(), RunError> {
-        let mut end = conn.timeline.end(now, outcome, errno, message);
+        let evidence = Evidence {
+            states_seen: conn.states_seen.clone(),
+            last: conn.last_est,
+            syn_bytes: conn.syn_bytes,
+            tuple_state: conn.tuple_state,
+            reverse_state: conn.reverse_state,
+            destroyed,
+            owner_holds,
+            destroy_listening: self.destroy.is_some(),
+            settings: conn.know,
+        };
+        let v = verdict::judge(&evidence);
+        let mut end = conn
+            .timeline
+            .end(at, v.outcome, v.errno.map(str::to_string), v.message);
         end.inferred = Some(true);
-        end.evidence = Some(evidence);
+        end.evidence = Some(v.evidence);
+        end.certainty = Some(v.certainty.name());
+        if !v.possible.is_empty() {
+            end.possible = Some(v.possible);
+        }
         self.owners.forget(conn.last.inode);
         self.tally.record(&rep.end(conn.id, end)?);
         Ok(())
     }
 
-    /// `--for` elapsed or a signal: every watched connection ends as it is.
+    /// `--for` elapsed or a signal: connections waiting for their destroy
+    /// notification are judged now; every other one ends as it is.
     fn finish(
         &mut self,
         rep: &mut Reporter,
@@ -552,6 +764,16 @@ impl Watch {
         cfg: &WatchConfig,
     ) -> Result<EndFacts, RunError> {
         let now = rep.clock.now();
+        let _ = self.destroyed(rep, now);
+        let pending: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.gone_at.is_some())
+            .map(|(k, _)| *k)
+            .collect();
+        for cookie in pending {
+            self.judge(rep, cookie, None)?;
+        }
         let message = stop_message(outcome, cfg.run.run_for);
         let mut conns: Vec<Conn> = self.conns.drain().map(|(_, c)| c).collect();
         conns.sort_by_key(|c| c.id);
@@ -572,14 +794,30 @@ impl Watch {
     }
 }
 
-/// Who closed a connection whose socket left ESTABLISHED for `state`.
-fn closed_by(state: u8) -> (Outcome, &'static str) {
-    match state {
-        TCP_CLOSE_WAIT | TCP_LAST_ACK => (Outcome::Eof, "the peer closed the connection (FIN)"),
-        _ => (
-            Outcome::Alive,
-            "closed by its owner (FIN sent); the peer was alive as far as the kernel knows",
-        ),
+/// The state of the socket with this four-tuple, if the kernel has one.
+fn lookup_state(
+    diag: &mut SockDiag,
+    local: std::net::SocketAddr,
+    peer: std::net::SocketAddr,
+) -> Option<u8> {
+    diag.lookup(local, peer).ok().flatten().map(|e| e.state)
+}
+
+/// At a dump with nothing in flight, bytes_acked beyond the data sent is the SYN
+/// (1 on the connecting side, 0 on the accepting one): remembered so that the
+/// final counters can tell whether the socket's own FIN was acknowledged.
+fn learn_syn(conn: &mut Conn, e: &DiagEntry) {
+    if conn.syn_bytes.is_some() || e.state != TCP_ESTABLISHED {
+        return;
+    }
+    if let Some(info) = &e.info
+        && info.unacked == 0
+        && e.send_queue == 0
+    {
+        let beyond = info.acked_beyond_data();
+        if beyond == 0 || beyond == 1 {
+            conn.syn_bytes = Some(beyond);
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! options read back exactly, the namespace's sysctls, epoll, and for `watch` the
 //! sock_diag netlink interface and the owners of sockets from procfs.
 
+pub mod pidfd;
 pub mod poller;
 pub mod procfs;
 pub mod sockdiag;

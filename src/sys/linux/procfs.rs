@@ -54,6 +54,56 @@ pub fn socket_inodes(pid: u32) -> Result<HashSet<u32>, ProcError> {
     Ok(out)
 }
 
+/// The process's descendants (children, their children, ...), from the parent
+/// PIDs in `/proc/*/stat`: services keep their connections in worker processes
+/// (nginx, PostgreSQL, sshd), so `--pid` of the main process means all of them.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    if let Ok(procs) = fs::read_dir("/proc") {
+        for entry in procs.flatten() {
+            let Some(child) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if let Some(parent) = fs::read_to_string(entry.path().join("stat"))
+                .ok()
+                .and_then(|stat| parent_of(&stat))
+            {
+                children.entry(parent).or_default().push(child);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        for &c in children.get(&p).map(Vec::as_slice).unwrap_or_default() {
+            if c != pid && !out.contains(&c) {
+                out.push(c);
+                todo.push(c);
+            }
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// The parent PID in a `/proc/PID/stat` line; the command name in parentheses may
+/// itself contain spaces and parentheses, so fields are counted after the last ')'.
+fn parent_of(stat: &str) -> Option<u32> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `/proc/PID/comm`, the short command name.
+pub fn process_name(pid: u32) -> Option<String> {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|s| s.trim_end().to_string())
+}
+
 /// Whether the process still holds the socket (for telling "the owner closed it"
 /// from "the kernel ended it under the owner").
 pub fn holds(pid: u32, inode: u32) -> Option<bool> {
@@ -157,6 +207,29 @@ mod tests {
         assert!(owners.lookup(inode).is_none());
         owners.refresh_if_needed();
         assert_eq!(owners.lookup(inode).map(|o| o.pid), Some(me));
+    }
+
+    #[test]
+    fn descendants_include_grandchildren() {
+        assert_eq!(parent_of("12 (a) b) S 7 12 12 0"), Some(7));
+        // sh -c 'sleep 5 & wait': sh is our child, sleep its child.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 5 & wait"])
+            .spawn()
+            .expect("spawn sh");
+        let sh = child.id();
+        let mut found = Vec::new();
+        for _ in 0..100 {
+            found = descendants(std::process::id());
+            if found.len() >= 2 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(found.contains(&sh), "{found:?}");
+        assert!(found.len() >= 2, "sh and its sleep: {found:?}");
     }
 
     #[test]

@@ -307,6 +307,73 @@ impl SockDiag {
     }
 }
 
+/// `SKNLGRP_INET_TCP_DESTROY` and `SKNLGRP_INET6_TCP_DESTROY`
+/// (include/uapi/linux/sock_diag.h).
+const SKNLGRP_INET_TCP_DESTROY: u32 = 1;
+const SKNLGRP_INET6_TCP_DESTROY: u32 = 3;
+
+/// sock_diag's destroy notifications: the kernel sends one message per TCP socket
+/// of this namespace as it is destroyed (its owner closed it and the kernel is
+/// done with it), with the socket's cookie and its final `TCP_INFO`. Measured on
+/// Linux 6.18: no privilege is needed; the socket must be bound (a portid of 0 is
+/// the kernel's own and is skipped by the broadcast); `idiag_rqueue` is the data
+/// its owner never read.
+pub struct DestroyListener {
+    sock: Socket,
+    buf: Vec<u8>,
+}
+
+impl DestroyListener {
+    pub fn open() -> Result<DestroyListener, SockDiagError> {
+        let mut sock = Socket::new(NETLINK_SOCK_DIAG).map_err(SockDiagError::Open)?;
+        sock.bind_auto().map_err(SockDiagError::Open)?;
+        for group in [SKNLGRP_INET_TCP_DESTROY, SKNLGRP_INET6_TCP_DESTROY] {
+            sock.add_membership(group).map_err(SockDiagError::Open)?;
+        }
+        sock.set_non_blocking(true).map_err(SockDiagError::Open)?;
+        Ok(DestroyListener {
+            sock,
+            buf: vec![0; RECV_BUF],
+        })
+    }
+
+    /// For registering with the poller.
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.sock.as_fd()
+    }
+
+    /// Reads every notification queued now. Returns whether some were lost (the
+    /// receive buffer overflowed: ENOBUFS), which the caller must say.
+    pub fn drain(&mut self, mut each: impl FnMut(&DiagEntry)) -> Result<bool, SockDiagError> {
+        let mut lost = false;
+        loop {
+            let n = match self.sock.recv(&mut &mut self.buf[..], 0) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(lost),
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    lost = true;
+                    continue;
+                }
+                Err(e) => return Err(SockDiagError::Recv(e)),
+            };
+            let mut data = &self.buf[..n.min(self.buf.len())];
+            while !data.is_empty() {
+                let msg = NetlinkBuffer::new_checked(data)
+                    .map_err(|e| SockDiagError::Malformed(e.to_string()))?;
+                let len = (msg.length() as usize).min(data.len());
+                if msg.message_type() == SOCK_DIAG_BY_FAMILY
+                    && let Some(entry) = parse_entry(msg.payload())?
+                {
+                    each(&entry);
+                }
+                data = &data[nla_align(len).min(data.len())..];
+            }
+        }
+    }
+}
+
 fn nla_align(len: usize) -> usize {
     (len + 3) & !3
 }
@@ -433,5 +500,51 @@ mod tests {
         assert_eq!(mine.info.expect("INET_DIAG_INFO").state, TCP_ESTABLISHED);
         let found = diag.lookup(local, mine.peer).expect("lookup");
         assert_eq!(found.map(|e| e.cookie), Some(mine.cookie));
+    }
+
+    #[test]
+    fn destroy_notification_carries_the_cookie_and_the_fin_counts() {
+        use std::io::Read;
+        let mut destroyed = DestroyListener::open().expect("destroy listener");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let mut client = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let (server, _) = listener.accept().expect("accept");
+        let mut diag = SockDiag::open().expect("sock_diag");
+        let mut cookie = None;
+        let local = client.local_addr().expect("addr");
+        diag.dump(AF_INET, watch_states(), Some(port), |e| {
+            if e.local == local {
+                cookie = Some(e.cookie)
+            }
+        })
+        .expect("dump");
+        // The server closes first; the client reads EOF and closes second
+        // (CLOSE_WAIT -> LAST_ACK -> destroyed when the server's kernel ACKs).
+        drop(server);
+        let mut buf = [0u8; 8];
+        assert_eq!(client.read(&mut buf).expect("read EOF"), 0);
+        drop(client);
+        let mut found = None;
+        for _ in 0..200 {
+            destroyed
+                .drain(|e| {
+                    if Some(e.cookie) == cookie {
+                        found = Some(*e)
+                    }
+                })
+                .expect("drain");
+            if found.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let e = found.expect("a destroy message for the client socket");
+        assert_eq!(e.inode, 0);
+        let info = e.info.expect("INET_DIAG_INFO");
+        // Its FIN was acknowledged: bytes_acked = data (0) + SYN + FIN.
+        assert_eq!(info.bytes_acked, 2, "{info:?}");
+        // The server's FIN: bytes_received = data (0) + FIN.
+        assert_eq!(info.bytes_received, 1, "{info:?}");
     }
 }

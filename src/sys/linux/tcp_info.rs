@@ -70,6 +70,10 @@ fn from_info(info: &libc::tcp_info, len: usize) -> TcpSample {
         notsent_bytes: info.tcpi_notsent_bytes,
         segs_out: info.tcpi_segs_out,
         total_retrans: info.tcpi_total_retrans,
+        bytes_sent: info.tcpi_bytes_sent,
+        bytes_retrans: info.tcpi_bytes_retrans,
+        data_segs_in: info.tcpi_data_segs_in,
+        data_segs_out: info.tcpi_data_segs_out,
     }
 }
 

@@ -1,0 +1,224 @@
+//! Another process's socket, opened through pidfd_getfd(2) (Linux 5.6+): the
+//! duplicate refers to the owner's own open file description, so getsockopt on it
+//! reads the owner's socket exactly, and setsockopt changes it (issue 13's `tune`).
+//!
+//! This module owns finding the descriptor (the socket inode in `/proc/PID/fd`),
+//! the two syscalls, checking that the duplicate is the socket asked for (a
+//! descriptor number can be closed and reused in between), and the errors, named
+//! by cause. Reading settings here never sets anything, and the duplicate is
+//! closed before returning: holding it would keep the socket alive after its owner
+//! closed it.
+//!
+//! Neither nix (0.31) nor socket2 wraps pidfd_open or pidfd_getfd, and glibc added
+//! its wrappers only in 2.36, so the raw syscalls are made through `libc::syscall`.
+
+use std::fs;
+use std::io::ErrorKind;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+
+use socket2::SockRef;
+use thiserror::Error;
+
+use crate::model::predict::Effective;
+
+#[derive(Debug, Error)]
+pub enum PidfdError {
+    #[error("no process with PID {0}")]
+    NoSuchProcess(u32),
+    #[error(
+        "not permitted to open the sockets of PID {0}: needs root or CAP_SYS_PTRACE over it \
+         (or the same user)"
+    )]
+    NotPermitted(u32),
+    #[error("pidfd_getfd is not available on this kernel (Linux 5.6 or later is needed)")]
+    Unsupported,
+    #[error("PID {pid} does not hold socket inode {inode} (closed in between?)")]
+    NotHeld { pid: u32, inode: u32 },
+    #[error("{op} on socket inode {inode} of PID {pid}: {source}")]
+    Io {
+        op: &'static str,
+        pid: u32,
+        inode: u32,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl PidfdError {
+    /// Whether reading failed for lack of permission or kernel support (fall back to
+    /// inference), rather than because the socket went away.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, PidfdError::NotPermitted(_) | PidfdError::Unsupported)
+    }
+}
+
+/// The descriptor number under which `pid` holds socket `inode`.
+fn fd_of(pid: u32, inode: u32) -> Result<i32, PidfdError> {
+    let dir = format!("/proc/{pid}/fd");
+    let entries = fs::read_dir(&dir).map_err(|e| match e.kind() {
+        ErrorKind::NotFound => PidfdError::NoSuchProcess(pid),
+        ErrorKind::PermissionDenied => PidfdError::NotPermitted(pid),
+        _ => PidfdError::Io {
+            op: "list the descriptors",
+            pid,
+            inode,
+            source: e,
+        },
+    })?;
+    let want = format!("socket:[{inode}]");
+    for entry in entries.flatten() {
+        if let Ok(target) = fs::read_link(entry.path())
+            && target.as_os_str() == want.as_str()
+            && let Some(fd) = entry.file_name().to_str().and_then(|s| s.parse().ok())
+        {
+            return Ok(fd);
+        }
+    }
+    Err(PidfdError::NotHeld { pid, inode })
+}
+
+fn syscall_error(pid: u32, inode: u32, op: &'static str) -> PidfdError {
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::ESRCH) => PidfdError::NoSuchProcess(pid),
+        Some(libc::EPERM) | Some(libc::EACCES) => PidfdError::NotPermitted(pid),
+        Some(libc::ENOSYS) => PidfdError::Unsupported,
+        Some(libc::EBADF) => PidfdError::NotHeld { pid, inode },
+        _ => PidfdError::Io {
+            op,
+            pid,
+            inode,
+            source: e,
+        },
+    }
+}
+
+/// Opens the socket `inode` that process `pid` holds: a duplicate of the owner's
+/// descriptor (close-on-exec). Options set through it change the owner's socket.
+/// Close it as soon as possible: while it is open the socket outlives its owner's
+/// close.
+pub fn open_socket(pid: u32, inode: u32) -> Result<OwnedFd, PidfdError> {
+    let fd = fd_of(pid, inode)?;
+    let pid_t = libc::pid_t::try_from(pid).map_err(|_| PidfdError::NoSuchProcess(pid))?;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid_t, 0) };
+    if pidfd < 0 {
+        return Err(syscall_error(pid, inode, "pidfd_open"));
+    }
+    // SAFETY: pidfd_open returned a fresh descriptor that nothing else owns.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
+    // SAFETY: pidfd_getfd takes a pidfd, a target descriptor number and flags (0),
+    // and returns a new close-on-exec descriptor or -1.
+    let dup = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+    if dup < 0 {
+        return Err(syscall_error(pid, inode, "pidfd_getfd"));
+    }
+    // SAFETY: as above, a fresh descriptor we now own.
+    let dup = unsafe { OwnedFd::from_raw_fd(dup as i32) };
+    // The descriptor number may have been closed and reused since /proc was read.
+    let file = fs::File::from(dup);
+    let meta = file.metadata().map_err(|e| PidfdError::Io {
+        op: "fstat the duplicate",
+        pid,
+        inode,
+        source: e,
+    })?;
+    if meta.ino() != u64::from(inode) || !meta.file_type().is_socket() {
+        return Err(PidfdError::NotHeld { pid, inode });
+    }
+    let dup = OwnedFd::from(file);
+    Ok(dup)
+}
+
+/// Reads the keepalive settings and the user timeout of socket `inode` of process
+/// `pid`, exactly as the kernel holds them (the getters return the namespace's
+/// sysctl where the socket has no value of its own, which is what the kernel uses).
+/// Sets nothing; the duplicate is closed before this returns.
+pub fn read_settings(pid: u32, inode: u32) -> Result<Effective, PidfdError> {
+    let dup = open_socket(pid, inode)?;
+    let read = read_effective(&dup);
+    drop(dup);
+    read.map_err(|(op, source)| PidfdError::Io {
+        op,
+        pid,
+        inode,
+        source,
+    })
+}
+
+/// The settings of a socket descriptor (ours, or a pidfd_getfd duplicate).
+pub fn read_effective(fd: &OwnedFd) -> Result<Effective, (&'static str, std::io::Error)> {
+    let sock = SockRef::from(fd);
+    let secs = |d: std::time::Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
+    Ok(Effective {
+        keepalive: sock.keepalive().map_err(|e| ("read SO_KEEPALIVE", e))?,
+        idle_s: sock
+            .tcp_keepalive_time()
+            .map(secs)
+            .map_err(|e| ("read TCP_KEEPIDLE", e))?,
+        intvl_s: sock
+            .tcp_keepalive_interval()
+            .map(secs)
+            .map_err(|e| ("read TCP_KEEPINTVL", e))?,
+        cnt: sock
+            .tcp_keepalive_retries()
+            .map_err(|e| ("read TCP_KEEPCNT", e))?,
+        user_timeout_ms: sock
+            .tcp_user_timeout()
+            .map(|d| d.map_or(0, |d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX)))
+            .map_err(|e| ("read TCP_USER_TIMEOUT", e))?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{TcpListener, TcpStream};
+    use std::time::Duration;
+
+    fn inode_of(s: &TcpStream) -> u32 {
+        let fd = s.as_raw_fd();
+        fs::metadata(format!("/proc/self/fd/{fd}"))
+            .expect("stat own fd")
+            .ino() as u32
+    }
+
+    #[test]
+    fn reads_a_socket_through_a_duplicate_of_our_own_descriptor() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let sock = SockRef::from(&client);
+        sock.set_keepalive(true).expect("SO_KEEPALIVE");
+        let ka = socket2::TcpKeepalive::new()
+            .with_time(Duration::from_secs(13))
+            .with_interval(Duration::from_secs(4))
+            .with_retries(6);
+        sock.set_tcp_keepalive(&ka).expect("keepalive values");
+        sock.set_tcp_user_timeout(Some(Duration::from_millis(7000)))
+            .expect("user timeout");
+        let got = read_settings(std::process::id(), inode_of(&client)).expect("read");
+        assert_eq!(
+            got,
+            Effective {
+                keepalive: true,
+                idle_s: 13,
+                intvl_s: 4,
+                cnt: 6,
+                user_timeout_ms: 7000
+            }
+        );
+    }
+
+    #[test]
+    fn a_socket_the_process_does_not_hold_is_named() {
+        match open_socket(std::process::id(), 1) {
+            Err(PidfdError::NotHeld { inode: 1, .. }) => {}
+            other => panic!("expected NotHeld, got {other:?}"),
+        }
+        match open_socket(u32::MAX - 1, 1) {
+            Err(PidfdError::NoSuchProcess(_)) => {}
+            other => panic!("expected NoSuchProcess, got {other:?}"),
+        }
+    }
+}
