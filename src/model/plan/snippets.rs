@@ -507,16 +507,16 @@ fn rust(v: &V) -> String {
          pub fn apply_keepalive(socket: &Socket) -> std::io::Result<()> {{\n    \
              let ka = TcpKeepalive::new()\n        \
                  .with_time(Duration::from_secs({}))\n        \
-                 .with_interval(Duration::from_secs({}))\n",
+                 .with_interval(Duration::from_secs({}))",
         v.summary, v.idle, v.intvl
     );
     if v.platform == Platform::Windows {
         s.push_str(&format!(
-            "        ;\n    // socket2 cannot set the count on Windows: it stays 10 (plan: {}).\n",
+            ";\n    // socket2 cannot set the count on Windows: it stays 10 (plan: {}).\n",
             v.cnt
         ));
     } else {
-        s.push_str(&format!("        .with_retries({});\n", v.cnt));
+        s.push_str(&format!("\n        .with_retries({});\n", v.cnt));
     }
     s.push_str("    socket.set_keepalive(true)?;\n    socket.set_tcp_keepalive(&ka)?;\n");
     if v.uto_ms != 0 {
