@@ -16,6 +16,13 @@ mod imp;
 pub use imp::*;
 pub use poller::Ready;
 
+/// The fallback is compiled on Linux too, in test builds, so a change that breaks
+/// it fails here rather than on a platform this project cannot build for.
+#[cfg(all(test, target_os = "linux"))]
+#[path = "fallback/mod.rs"]
+#[allow(dead_code, unused_imports)]
+mod fallback_compiles;
+
 /// The index of a network interface by name (an IPv6 zone), if this host has it.
 pub fn interface_index(name: &str) -> Option<u32> {
     let name = std::ffi::CString::new(name).ok()?;

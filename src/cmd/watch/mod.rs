@@ -6,3 +6,9 @@
 mod imp;
 
 pub use imp::run;
+
+/// Compiled on Linux in test builds so the non-Linux path cannot rot unseen.
+#[cfg(all(test, target_os = "linux"))]
+#[path = "unsupported.rs"]
+#[allow(dead_code)]
+mod unsupported_compiles;
