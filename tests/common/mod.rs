@@ -30,8 +30,15 @@ impl Drop for Listener {
 
 /// Spawns a child whose stdout is JSON Lines; every line must parse.
 pub fn spawn_json(args: &[&str]) -> (Child, Receiver<Value>) {
-    let mut child = Command::new(bin())
-        .args(args)
+    let mut argv = vec![bin()];
+    argv.extend_from_slice(args);
+    spawn_json_argv(&argv)
+}
+
+/// As [`spawn_json`], for a whole command line (e.g. `ip netns exec NS tcpalive ...`).
+pub fn spawn_json_argv(argv: &[&str]) -> (Child, Receiver<Value>) {
+    let mut child = Command::new(argv[0])
+        .args(&argv[1..])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
