@@ -58,6 +58,9 @@ pub struct Timeline {
     retrans_since: Option<Duration>,
     observed: bool,
     fin_counted: bool,
+    /// The caller knows the next contact without traffic answers a probe (`watch`
+    /// inferred it from the keepalive timer) even if the schedule does not say so.
+    probe_answer_known: bool,
 }
 
 impl Timeline {
@@ -87,6 +90,7 @@ impl Timeline {
             retrans_since: None,
             observed: false,
             fin_counted: false,
+            probe_answer_known: false,
         }
     }
 
@@ -161,6 +165,16 @@ impl Timeline {
         }]
     }
 
+    /// As [`Timeline::observe`], when the caller knows (from the keepalive timer)
+    /// that a probe went out and was answered since the last sample: it is
+    /// reported even while the settings that would predict it are not known.
+    pub fn observe_answered_probe(&mut self, now: Duration, s: &TcpSample) -> Vec<EventKind> {
+        self.probe_answer_known = true;
+        let out = self.observe(now, s);
+        self.probe_answer_known = false;
+        out
+    }
+
     /// Folds in one kernel sample taken at run time `now`.
     pub fn observe(&mut self, now: Duration, s: &TcpSample) -> Vec<EventKind> {
         if !self.observed {
@@ -223,7 +237,20 @@ impl Timeline {
 
     /// A contact without traffic after the probe window opened is a probe answer.
     fn answered_probe(&mut self, contact: Duration, out: &mut Vec<EventKind>) {
-        if self.schedule.is_none() || contact + CONTACT_JITTER < self.probe_due(1) {
+        let known = self.probe_answer_known && self.schedule.is_some();
+        if !known && (self.schedule.is_none() || contact + CONTACT_JITTER < self.probe_due(1)) {
+            return;
+        }
+        if known && contact + CONTACT_JITTER < self.probe_due(1) {
+            // The settings that predict it are not known yet: the probe went out
+            // just before its answer.
+            out.push(EventKind::Probe {
+                n: self.probes_seen + 1,
+                due: contact,
+            });
+            out.push(EventKind::ProbeAcked {
+                n: self.probes_seen + 1,
+            });
             return;
         }
         // Probes whose due time passed before the answer arrived were sent, even if
@@ -448,6 +475,38 @@ mod tests {
         assert_eq!(ev[2], EventKind::ProbeAcked { n: 1 });
         assert_eq!(ev[3], EventKind::Idle { since: ms(1002) });
         assert_eq!(t.next_wake(ms(1011)), Some(ms(2005)));
+    }
+
+    #[test]
+    fn a_probe_known_from_the_timer_is_reported_before_idle_is_known() {
+        // watch without the settings: idle assumed 7200 s, yet the keepalive timer
+        // proved a probe went out and was answered at 2.745 s.
+        let eff = Effective {
+            keepalive: true,
+            idle_s: 7200,
+            intvl_s: 1,
+            cnt: 9,
+            user_timeout_ms: 0,
+        };
+        let mut t = Timeline::new(eff, 15, ms(0));
+        t.observe(ms(0), &TcpSample::default());
+        let ev = t.observe(ms(2804), &at(2804, 2745, 0));
+        assert_eq!(
+            names(&ev),
+            ["idle"],
+            "without the proof it is just a contact"
+        );
+        let mut t = Timeline::new(eff, 15, ms(0));
+        t.observe(ms(0), &TcpSample::default());
+        let ev = t.observe_answered_probe(ms(2804), &at(2804, 2745, 0));
+        assert_eq!(names(&ev), ["probe", "probe-acked", "idle"]);
+        assert_eq!(
+            ev[0],
+            EventKind::Probe {
+                n: 1,
+                due: ms(2745)
+            }
+        );
     }
 
     #[test]

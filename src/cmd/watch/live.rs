@@ -650,6 +650,7 @@ impl Watch {
         let dt = now.saturating_sub(conn.last_at).as_millis() as u64;
         let timer_keepalive = keepalive_from_timer(e.timer);
         let mut changed = false;
+        let mut probe_answered = false;
         if conn.know.is_read() {
             // The app switched keepalive since it was read: read again.
             if timer_keepalive.is_some() && timer_keepalive != conn.know.keepalive {
@@ -662,9 +663,9 @@ impl Watch {
                 }
             }
         } else {
-            changed = conn
-                .know
-                .update(timer_keepalive, &reading(&conn.last), &reading(e), dt);
+            (changed, probe_answered) =
+                conn.know
+                    .update_seen(timer_keepalive, &reading(&conn.last), &reading(e), dt);
         }
         if changed || (!conn.config_sent && conn.know.keepalive.is_some()) {
             // What is known changed: say so; the timeline keeps what it observed.
@@ -675,7 +676,12 @@ impl Watch {
             conn.config_sent = true;
         }
         if let Some(info) = &e.info {
-            rep.emit_all(conn.id, conn.timeline.observe(now, info))?;
+            let events = if probe_answered {
+                conn.timeline.observe_answered_probe(now, info)
+            } else {
+                conn.timeline.observe(now, info)
+            };
+            rep.emit_all(conn.id, events)?;
             conn.last_est = *info;
         }
         learn_syn(&mut conn, e);
