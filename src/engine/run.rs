@@ -25,6 +25,9 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    /// `lab`: no private network namespace (the error names the setting).
+    #[error(transparent)]
+    Namespace(#[from] crate::sys::netns::NamespaceError),
     /// stdout went away (`| head -1`): stop quietly.
     #[error("output closed")]
     OutputClosed,

@@ -3,6 +3,7 @@
 //! options go through socket2 where the platform has them, and `watch` (sock_diag)
 //! is unavailable.
 
+pub mod netns;
 pub mod pidfd;
 pub mod poller;
 pub mod sockopt;
