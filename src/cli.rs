@@ -38,7 +38,11 @@ pub enum Command {
     /// Predict dead-peer detection on any platform and runtime, or recommend settings
     /// (with the code that applies them) for a target detection time.
     Plan(PlanArgs),
-    /// A self-contained loopback demonstration: answered probes, then a peer reset.
+    /// Reproduce a way a peer dies, in a private network namespace (no root needed):
+    /// `lab list` describes the scenarios. Output and exit codes are connect's.
+    Lab(LabArgs),
+    /// A short tour on the lab: answered probes, then the cable is pulled and the
+    /// unanswered probes end in a timeout. Exits 0 when it ran as designed.
     Demo(DemoArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completions(CompletionsArgs),
@@ -178,6 +182,28 @@ pub struct ListenArgs {
     /// Fault: abort each connection (RST, SO_LINGER 0) after D.
     #[arg(long, value_name = "D", allow_hyphen_values = true)]
     pub reset_after: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    /// The scenario to reproduce (cable-pull, reboot, exits, aborts, hung, not-reading,
+    /// busy, alive), or `list` to describe them.
+    #[arg(value_name = "SCENARIO")]
+    pub scenario: String,
+    #[command(flatten)]
+    pub keepalive: KeepaliveArgs,
+    #[command(flatten)]
+    pub heartbeat: HeartbeatArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Inject the fault at this run time (default: just after the first answered
+    /// keepalive probe, or heartbeat reply for `hung`).
+    #[arg(long, value_name = "D", allow_hyphen_values = true)]
+    pub fault_at: Option<String>,
+    /// Show the peer's timeline too; lines are tagged by connection (1 is the
+    /// connection under test, 2 the peer's end of it).
+    #[arg(long)]
+    pub both: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Args)]

@@ -202,14 +202,6 @@ fn quiet_prints_only_the_end_line_and_abs_timestamps_are_wall_clock() {
 }
 
 #[test]
-fn demo_shows_answered_probes_then_a_reset() {
-    let (code, events, _) = run_json(&["demo", "--json"]);
-    assert_eq!(code, 5);
-    assert!(count(&events, "probe-acked") >= 3, "{:?}", names(&events));
-    assert_eq!(end_of(&events)["errno"], "ECONNRESET");
-}
-
-#[test]
 fn ipv6_loopback() {
     let (child, lines) = spawn_json(&["listen", "[::1]:0", "--once", "--json"]);
     let mut l = common::Listener {

@@ -2,7 +2,7 @@
 //! [`dispatch`] validates a parsed command line and runs the command to its end.
 
 pub mod connect;
-pub mod demo;
+pub mod lab;
 pub mod listen;
 pub mod plan;
 pub mod reconnect;
@@ -11,7 +11,7 @@ pub mod watch;
 use clap::CommandFactory;
 
 use crate::cli;
-use crate::config::Config;
+use crate::config::{Config, LabCommand};
 use crate::engine::event_loop::Signals;
 use crate::engine::run::{Clock, Reporter, RunError};
 use crate::model::event::{EndFacts, Outcome};
@@ -36,10 +36,9 @@ pub fn run(config: Config) -> Result<EndFacts, RunError> {
             let mut rep = Reporter::for_run(clock, &cfg.run, true);
             watch::run(&cfg, &mut rep, &signals)
         }
-        Config::Demo(args) => {
-            let signals = Signals::install()?;
-            demo::run(&args, clock, &signals)
-        }
+        Config::Lab(LabCommand::List { json }) => lab::list(json),
+        Config::Lab(LabCommand::Run(cfg)) => lab::run_private(&cfg, clock),
+        Config::Demo(cfg) => lab::run_private(&cfg, clock),
         Config::Completions(shell) => print_generated(|out| {
             clap_complete::generate(shell, &mut cli::Cli::command(), "tcpalive", out);
             Ok(())

@@ -14,7 +14,7 @@ use super::duration::{validate_at_least, validate_duration, validate_positive};
 use super::keepalive::{KeepaliveConfig, validate_count};
 use super::run::RunConfig;
 use super::{ConfigError, invalid};
-use crate::cli::{Command, ConnectArgs, DemoArgs, HeartbeatArgs, ListenArgs, WatchArgs};
+use crate::cli::{Command, ConnectArgs, HeartbeatArgs, ListenArgs, WatchArgs};
 use crate::model::heartbeat::{HeartbeatConfig, MAX_PAYLOAD, unescape};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,7 +234,8 @@ pub enum Config {
     Connect(ConnectConfig),
     Listen(ListenConfig),
     Watch(WatchConfig),
-    Demo(DemoArgs),
+    Lab(super::LabCommand),
+    Demo(Box<super::LabConfig>),
     Completions(Shell),
     Man,
     Plan(super::plan::PlanConfig),
@@ -246,7 +247,8 @@ impl Config {
             Command::Connect(args) => Config::Connect(ConnectConfig::from_args(args)?),
             Command::Listen(args) => Config::Listen(ListenConfig::from_args(args)?),
             Command::Watch(args) => Config::Watch(WatchConfig::from_args(args)?),
-            Command::Demo(args) => Config::Demo(args.clone()),
+            Command::Lab(args) => Config::Lab(super::LabCommand::from_args(args)?),
+            Command::Demo(args) => Config::Demo(Box::new(super::LabConfig::demo(args)?)),
             Command::Completions(args) => Config::Completions(args.shell),
             Command::Man => Config::Man,
             Command::Plan(args) => Config::Plan(super::plan::PlanConfig::from_args(args)?),

@@ -11,6 +11,7 @@ mod argv_tests;
 mod commands;
 mod duration;
 mod keepalive;
+mod lab;
 pub mod plan;
 #[cfg(test)]
 mod props;
@@ -24,6 +25,7 @@ pub use address::*;
 pub use commands::*;
 pub use duration::*;
 pub use keepalive::*;
+pub use lab::*;
 pub use run::*;
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -42,7 +44,7 @@ pub enum ConfigError {
     },
 }
 
-fn invalid(flag: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(flag: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         flag,
         value: printable(value),

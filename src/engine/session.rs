@@ -268,20 +268,45 @@ impl Session {
     }
 
     fn inject(&mut self, now: Duration, fault: Fault) -> EndFacts {
-        let (result, message) = match fault {
-            Fault::Close(_) => (
-                self.sock.shutdown(Shutdown::Write),
-                "closed by --close-after: FIN sent to the peer",
-            ),
-            Fault::Reset(_) => (
-                self.sock.set_linger(Some(Duration::ZERO)),
-                "aborted by --reset-after: RST sent to the peer",
-            ),
+        let message = match fault {
+            Fault::Close(_) => "closed by --close-after: FIN sent to the peer",
+            Fault::Reset(_) => "aborted by --reset-after: RST sent to the peer",
+        };
+        self.close_now(now, fault, message)
+    }
+
+    /// Ends the session with a fault now: FIN at once, or RST when the session is
+    /// dropped (SO_LINGER 0). `message` says who asked. The caller drops the session.
+    pub fn close_now(&mut self, now: Duration, fault: Fault, message: &str) -> EndFacts {
+        let result = match fault {
+            Fault::Close(_) => self.sock.shutdown(Shutdown::Write),
+            Fault::Reset(_) => self.sock.set_linger(Some(Duration::ZERO)),
         };
         match result {
             Ok(()) => self.end(now, Outcome::Alive, None, message.to_string()),
             Err(e) => self.end_with_io_error(now, e),
         }
+    }
+
+    /// Stops answering the peer's heartbeats from now on; the kernel keeps ACKing
+    /// (`lab hung`: a hung application).
+    pub fn mute(&mut self) {
+        self.answer_pings = false;
+    }
+
+    /// Starts writing by `plan`, the first write at `now` (`lab busy`, `not-reading`).
+    pub fn start_sending(&mut self, plan: SendPlan, now: Duration) {
+        self.send = Some((plan, now));
+    }
+
+    /// Run time of the last data or ACK received from the peer.
+    pub fn last_contact(&self) -> Duration {
+        self.timeline.last_contact()
+    }
+
+    /// When the next keepalive probe is due as the kernel arms it.
+    pub fn next_probe_due(&self) -> Duration {
+        self.timeline.next_probe_due()
     }
 
     /// When the event loop should call `on_wake` next.

@@ -237,6 +237,20 @@ pub enum EventKind {
     End(EndFacts),
     /// `watch`: a connection another process owns joined the watch.
     Watched(WatchFacts),
+    /// `lab`: the scenario being reproduced, the real event it stands for, the
+    /// fault and when it comes.
+    Scenario {
+        #[serde(rename = "scenario")]
+        name: &'static str,
+        stands_for: &'static str,
+        fault: &'static str,
+        when: String,
+    },
+    /// `lab`: the fault was injected now.
+    Fault {
+        scenario: &'static str,
+        action: &'static str,
+    },
 }
 
 impl EventKind {
@@ -260,6 +274,8 @@ impl EventKind {
             EventKind::Warning { .. } => "warning",
             EventKind::End(_) => "end",
             EventKind::Watched(_) => "watched",
+            EventKind::Scenario { .. } => "scenario",
+            EventKind::Fault { .. } => "fault",
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod heartbeat;
 #[cfg(test)]
 mod heartbeat_props;
 pub mod infer;
+pub mod lab;
 pub mod outcome;
 pub mod plan;
 pub mod predict;

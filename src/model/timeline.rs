@@ -120,7 +120,7 @@ impl Timeline {
     /// When the next probe is due as the kernel arms it: idle after the last
     /// contact for the first, then intvl after the previous probe actually went out
     /// (its timer wheel fires a 1 s timer 4 to 32 ms late, and that adds up).
-    fn next_probe_due(&self) -> Duration {
+    pub fn next_probe_due(&self) -> Duration {
         match self.last_probe_at {
             Some(prev) if self.probes_seen > 0 => {
                 prev + Duration::from_secs(self.eff.intvl_s.into())

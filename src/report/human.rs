@@ -265,6 +265,16 @@ fn describe(kind: &EventKind) -> Vec<(&'static str, String)> {
         EventKind::Warning { message } => one(message.clone()),
         EventKind::End(e) => one(end_line(e)),
         EventKind::Watched(w) => one(watched_line(w)),
+        EventKind::Scenario {
+            name,
+            stands_for,
+            fault,
+            when,
+        } => vec![
+            (kind.name(), format!("{name}: {stands_for}")),
+            ("injects", format!("{fault}, {when}")),
+        ],
+        EventKind::Fault { scenario, action } => one(format!("{scenario}: {action}")),
     }
 }
 
@@ -288,7 +298,7 @@ fn name_color(kind: &EventKind, name: &str) -> Option<&'static str> {
     match name {
         "probe" | "probe-window" | "retransmit" | "heartbeat" => Some(YELLOW),
         "probe-acked" | "heartbeat-reply" | "connected" => Some(GREEN),
-        "warning" | "refused" => Some(RED),
+        "warning" | "refused" | "fault" => Some(RED),
         "listening" => Some(CYAN),
         _ => None,
     }

@@ -211,6 +211,16 @@ pub fn one_of_each() -> Vec<Event> {
         EventKind::End(watched_end()),
         EventKind::End(ambiguous_end()),
         EventKind::End(reconnect_summary()),
+        EventKind::Scenario {
+            name: "cable-pull",
+            stands_for: "the cable is pulled: nothing comes back",
+            fault: "loopback link down",
+            when: "just after the first answered keepalive probe".into(),
+        },
+        EventKind::Fault {
+            scenario: "cable-pull",
+            action: "loopback link down",
+        },
     ];
     kinds
         .into_iter()
@@ -246,9 +256,11 @@ pub fn kind_name_is_covered(kind: &EventKind) -> &'static str {
         | EventKind::Up { .. }
         | EventKind::Warning { .. }
         | EventKind::End(_)
-        | EventKind::Watched(_) => kind.name(),
+        | EventKind::Watched(_)
+        | EventKind::Scenario { .. }
+        | EventKind::Fault { .. } => kind.name(),
     }
 }
 
 /// How many kinds [`kind_name_is_covered`] lists: keep in step with it.
-pub const KINDS: usize = 17;
+pub const KINDS: usize = 19;
