@@ -4,9 +4,10 @@
 //!
 //! Run as root, each test drops to nobody with `setpriv` (util-linux) so the
 //! unprivileged path is the one tested; run as anyone else, the binary is already
-//! unprivileged. When the lab cannot run (no user namespaces, no setpriv, nobody
-//! cannot execute the binary) a test prints SKIPPED and why, unless
-//! `TCPALIVE_REQUIRE_LAB=1`, where that is a failure.
+//! unprivileged. Like every lab test these run only with the `lab` feature
+//! (`cargo test --features lab`, as .ci/run does): without it they are reported as
+//! ignored, never as passed; with it, a lab that cannot run (no user namespaces,
+//! no setpriv, nobody cannot execute the binary) is a failure that says why.
 //!
 //! Every scenario asserts the outcome, the exit code and, where the model states
 //! one, a detection within 150 ms of the prediction.
@@ -23,16 +24,9 @@ use common::{bin, count, end_of, names};
 const TOLERANCE_S: f64 = 0.150;
 const UNAVAILABLE: &str = "the lab cannot create its private network";
 
-fn require_lab() -> bool {
-    std::env::var("TCPALIVE_REQUIRE_LAB").is_ok_and(|v| v == "1")
-}
-
+/// The lab was asked for (the `lab` feature) and cannot run: a failure.
 fn skip(what: &str, reason: &str) -> Option<Run> {
-    if require_lab() {
-        panic!("lab {what} cannot run and TCPALIVE_REQUIRE_LAB=1: {reason}");
-    }
-    eprintln!("SKIPPED lab {what}: {reason}");
-    None
+    panic!("lab {what} cannot run: {reason}");
 }
 
 struct Run {
@@ -145,6 +139,10 @@ fn assert_fault_after_first_answer(events: &[Value]) -> usize {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs user and network namespaces (cargo test --features lab)"
+)]
 fn cable_pull_times_out_at_idle_plus_cnt_intervals() {
     let Some(run) = lab("cable-pull", &[]) else {
         return;
@@ -161,6 +159,10 @@ fn cable_pull_times_out_at_idle_plus_cnt_intervals() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs user and network namespaces (cargo test --features lab)"
+)]
 fn reboot_meets_a_reset_at_the_next_probe() {
     let Some(run) = lab("reboot", &[]) else {
         return;
@@ -174,6 +176,10 @@ fn reboot_meets_a_reset_at_the_next_probe() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs user and network namespaces (cargo test --features lab)"
+)]
 fn exits_ends_with_eof_at_the_fault() {
     let Some(run) = lab("exits", &[]) else {
         return;
@@ -183,6 +189,10 @@ fn exits_ends_with_eof_at_the_fault() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs user and network namespaces (cargo test --features lab)"
+)]
 fn aborts_ends_with_a_reset_at_the_fault() {
     let Some(run) = lab("aborts", &[]) else {
         return;
@@ -192,6 +202,10 @@ fn aborts_ends_with_a_reset_at_the_fault() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs user and network namespaces (cargo test --features lab)"
+)]
 fn hung_is_caught_by_the_heartbeat_only() {
     let Some(run) = lab("hung", &[]) else {
         return;
@@ -209,6 +223,10 @@ fn hung_is_caught_by_the_heartbeat_only() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs user and network namespaces (cargo test --features lab)"
+)]
 fn busy_ends_at_the_user_timeout_after_the_first_retransmission() {
     let Some(run) = lab("busy", &[]) else {
         return;
@@ -225,6 +243,10 @@ fn busy_ends_at_the_user_timeout_after_the_first_retransmission() {
 /// model covers it, only the outcome is asserted (the user timeout aborts a
 /// connection whose peer's kernel still answers every window probe).
 #[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs user and network namespaces (cargo test --features lab)"
+)]
 fn not_reading_is_aborted_by_the_user_timeout() {
     let Some(run) = lab("not-reading", &[]) else {
         return;
@@ -251,6 +273,10 @@ fn not_reading_is_aborted_by_the_user_timeout() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs user and network namespaces (cargo test --features lab)"
+)]
 fn alive_answers_every_probe() {
     let Some(run) = lab("alive", &[]) else {
         return;
@@ -267,6 +293,10 @@ fn alive_answers_every_probe() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs user and network namespaces (cargo test --features lab)"
+)]
 fn expect_and_within_judge_the_lab_like_connect() {
     let Some(run) = lab(
         "cable-pull",
@@ -288,6 +318,10 @@ fn expect_and_within_judge_the_lab_like_connect() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs user and network namespaces (cargo test --features lab)"
+)]
 fn fault_at_overrides_the_trigger() {
     let Some(run) = lab("aborts", &["--fault-at", "2.5s"]) else {
         return;
@@ -301,6 +335,10 @@ fn fault_at_overrides_the_trigger() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs user and network namespaces (cargo test --features lab)"
+)]
 fn both_shows_the_peer_timeline_tagged_conn_2() {
     let Some(run) = lab("exits", &["--both"]) else {
         return;
@@ -318,6 +356,10 @@ fn both_shows_the_peer_timeline_tagged_conn_2() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs user and network namespaces (cargo test --features lab)"
+)]
 fn demo_tours_answered_then_unanswered_probes_and_exits_0() {
     let Some(run) = run_as_nobody("demo", &["demo", "--json"]) else {
         return;
@@ -376,6 +418,10 @@ fn unknown_scenario_is_a_usage_error() {
 /// A namespace limit set to 0 inside a throw-away user namespace (the host's
 /// sysctls are not touched): the error names the sysctl and exits 1.
 #[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs user and network namespaces (cargo test --features lab)"
+)]
 fn a_forbidding_sysctl_is_named() {
     let script = format!(
         "echo 0 > /proc/sys/user/max_net_namespaces && exec {} lab cable-pull",
