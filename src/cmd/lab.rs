@@ -44,7 +44,7 @@ pub fn list(json: bool) -> Result<EndFacts, RunError> {
                 "scenario": s.name,
                 "stands_for": s.stands_for,
                 "fault": s.fault,
-                "when": s.trigger.describe(),
+                "when": s.trigger.describe(1),
                 "outcome": s.expect.name(),
             });
             text.push_str(&format!("{line}\n"));
@@ -55,7 +55,7 @@ pub fn list(json: bool) -> Result<EndFacts, RunError> {
                 s.stands_for,
                 "",
                 s.fault,
-                s.trigger.describe(),
+                s.trigger.describe(1),
                 s.expect.name()
             ));
         }
@@ -94,6 +94,8 @@ struct Lab<'a> {
     cfg: &'a LabConfig,
     /// The fault's run time once known (from `--fault-at` or the trigger).
     fault_at: Option<Duration>,
+    /// Answers (probe or heartbeat) seen so far, toward the trigger.
+    answers: u32,
     injected: Option<Injected>,
     /// The connector's last contact was an answered probe: the kernel then arms
     /// the next probe intvl after it, even when idle is shorter.
@@ -124,7 +126,10 @@ impl Lab<'_> {
                     )
             );
             if fires && self.fault_at.is_none() && self.injected.is_none() {
-                self.fault_at = Some(now);
+                self.answers += 1;
+                if self.answers >= self.cfg.answers_before_fault {
+                    self.fault_at = Some(now);
+                }
             }
         }
     }
@@ -238,18 +243,19 @@ impl Lab<'_> {
     }
 
     /// The connector's `end` with the scenario's own prediction where it has one:
-    /// a FIN or RST from the peer is noticed at the fault, a rebooted peer's RST at
-    /// the next probe. The model's prediction stands for the rest.
-    fn predicted(&self, mut end: EndFacts) -> EndFacts {
+    /// a rebooted peer's RST is met by the next probe after the fault; a FIN or
+    /// RST from the peer is noticed at the fault itself, measured from the same
+    /// last contact as the detection (a FIN is itself a contact). The model's
+    /// prediction stands for the rest.
+    fn predicted(&self, mut end: EndFacts, last_contact: Duration) -> EndFacts {
         if let Some(i) = self.injected {
-            let at = match self.cfg.scenario.prediction {
+            let secs = match self.cfg.scenario.prediction {
                 Prediction::Model => None,
-                Prediction::AtFault => Some(i.at),
-                Prediction::NextProbe => Some(i.next_probe),
+                Prediction::AtFault => Some(i.at.saturating_sub(last_contact)),
+                Prediction::NextProbe => Some(i.next_probe.saturating_sub(i.last_contact)),
             };
-            if let Some(at) = at {
-                let secs = at.saturating_sub(i.last_contact).as_secs_f64();
-                end.predicted_detect_s = Some((secs * 1000.0).round() / 1000.0);
+            if let Some(d) = secs {
+                end.predicted_detect_s = Some((d.as_secs_f64() * 1000.0).round() / 1000.0);
             }
         }
         end
@@ -332,7 +338,7 @@ pub fn run(cfg: &LabConfig, rep: &mut Reporter, signals: &Signals) -> Result<End
     let when = match (cfg.fault_at, scenario.trigger) {
         (_, Trigger::Never) => "never".to_string(),
         (Some(at), _) => format!("at {:.3}s (--fault-at)", at.as_secs_f64()),
-        (None, t) => t.describe().to_string(),
+        (None, t) => t.describe(cfg.answers_before_fault),
     };
     rep.emit(
         CONN,
@@ -385,6 +391,7 @@ pub fn run(cfg: &LabConfig, rep: &mut Reporter, signals: &Signals) -> Result<End
         } else {
             cfg.fault_at
         },
+        answers: 0,
         injected: None,
         probe_answered_last: false,
         intvl: Duration::from_secs(1),
@@ -411,7 +418,7 @@ pub fn run(cfg: &LabConfig, rep: &mut Reporter, signals: &Signals) -> Result<End
         rep.emit_all(PEER, events)?;
         rep.emit(PEER, EventKind::End(end))?;
     }
-    rep.end(CONN, lab.predicted(end))
+    rep.end(CONN, lab.predicted(end, conn.last_contact()))
 }
 
 /// The lab's event loop: both sessions, the fault and `--for`, until the connector

@@ -31,6 +31,9 @@ pub struct LabConfig {
     pub send_at_fault: Option<SendPlan>,
     /// Run time of the fault; `None` leaves it to the scenario's trigger.
     pub fault_at: Option<Duration>,
+    /// The trigger fires on this many answers (probes or heartbeat replies): 1 for
+    /// `lab`, 2 for `demo` so the tour shows answered probes first.
+    pub answers_before_fault: u32,
     pub both: bool,
 }
 
@@ -104,13 +107,14 @@ impl LabConfig {
                 .as_deref()
                 .map(|v| validate_positive("--fault-at", v))
                 .transpose()?,
+            answers_before_fault: 1,
             both: args.both,
         })
     }
 }
 
-/// `demo`'s fault moment: after the probes at ~1 s and ~2 s were answered.
-const DEMO_FAULT_AT: &str = "2.5s";
+/// `demo`'s fault moment: just after the second answered probe (~2 s).
+const DEMO_ANSWERS_BEFORE_FAULT: u32 = 2;
 /// idle 1 s + 3 x intvl 1 s = 4 s after the last contact; the kernel's 1 s timers
 /// fire up to one timer-wheel slot (32 ms at HZ=250) late each, so four of them
 /// may add ~130 ms. Outside this window the demonstration did not go as designed.
@@ -118,8 +122,8 @@ const DEMO_WITHIN: &str = "3.9s..4.5s";
 
 impl LabConfig {
     /// `demo`: a short tour on the lab. Keepalive idle 1 s, intvl 1 s, cnt 3; two
-    /// probes are answered, then at 2.5 s the cable is pulled (`lab cable-pull
-    /// --fault-at 2.5s`) and three unanswered probes end in ETIMEDOUT 4 s after the
+    /// probes are answered, then the cable is pulled (`lab cable-pull`, one answer
+    /// later than its default) and three unanswered probes end in ETIMEDOUT 4 s after the
     /// last contact. It carries its own `--expect timeout --within`, so it exits 0
     /// when the kernel did what the model predicts, and 9 when it did not.
     pub fn demo(args: &DemoArgs) -> Result<LabConfig, ConfigError> {
@@ -144,8 +148,12 @@ impl LabConfig {
                 expect: Some("timeout".to_string()),
                 within: Some(DEMO_WITHIN.to_string()),
             },
-            fault_at: Some(DEMO_FAULT_AT.to_string()),
+            fault_at: None,
             both: false,
+        })
+        .map(|cfg| LabConfig {
+            answers_before_fault: DEMO_ANSWERS_BEFORE_FAULT,
+            ..cfg
         })
     }
 }
@@ -160,7 +168,8 @@ mod tests {
         assert_eq!(cfg.scenario.name, "cable-pull");
         assert!(cfg.connect.run.expect.is_set());
         assert_eq!(cfg.connect.keepalive.idle_s, Some(1));
-        assert_eq!(cfg.fault_at, Some(Duration::from_millis(2500)));
+        assert_eq!(cfg.fault_at, None);
+        assert_eq!(cfg.answers_before_fault, 2);
     }
 
     #[test]

@@ -204,14 +204,32 @@ pub fn names() -> Vec<&'static str> {
 }
 
 impl Trigger {
-    /// "after the first answered probe", for the timeline's scenario line.
-    pub fn describe(self) -> &'static str {
+    /// "just after the first answered keepalive probe" (`n` = 1), "... the 2nd ...",
+    /// for the timeline's scenario line and `lab list`.
+    pub fn describe(self, n: u32) -> String {
+        let nth = if n <= 1 {
+            "first".to_string()
+        } else {
+            ordinal(n)
+        };
         match self {
-            Trigger::FirstAnsweredProbe => "just after the first answered keepalive probe",
-            Trigger::FirstHeartbeatReply => "just after the first heartbeat reply",
-            Trigger::Never => "never",
+            Trigger::FirstAnsweredProbe => format!("just after the {nth} answered keepalive probe"),
+            Trigger::FirstHeartbeatReply => format!("just after the {nth} heartbeat reply"),
+            Trigger::Never => "never".to_string(),
         }
     }
+}
+
+/// "2nd", "3rd", "11th".
+fn ordinal(n: u32) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
 }
 
 #[cfg(test)]
@@ -246,6 +264,18 @@ mod tests {
                 assert!(s.defaults.heartbeat.is_some(), "{}", s.name);
             }
         }
+    }
+
+    #[test]
+    fn triggers_name_their_answer() {
+        let t = Trigger::FirstAnsweredProbe;
+        assert_eq!(
+            t.describe(1),
+            "just after the first answered keepalive probe"
+        );
+        assert_eq!(t.describe(2), "just after the 2nd answered keepalive probe");
+        assert_eq!(ordinal(11), "11th");
+        assert_eq!(ordinal(23), "23rd");
     }
 
     #[test]
