@@ -508,7 +508,7 @@ impl Watch {
         if let Some(why) = self.unreadable.get(&owner.pid) {
             return Err(why.clone());
         }
-        pidfd::read_settings(owner.pid, inode).map_err(|e| {
+        pidfd::read_settings_fd(owner.pid, owner.fd, inode).map_err(|e| {
             let why = e.to_string();
             if e.is_permanent() {
                 self.unreadable.insert(owner.pid, why.clone());

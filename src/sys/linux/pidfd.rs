@@ -100,6 +100,12 @@ fn syscall_error(pid: u32, inode: u32, op: &'static str) -> PidfdError {
 /// close.
 pub fn open_socket(pid: u32, inode: u32) -> Result<OwnedFd, PidfdError> {
     let fd = fd_of(pid, inode)?;
+    open_socket_fd(pid, fd, inode)
+}
+
+/// As [`open_socket`] when the descriptor number is already known (from a scan of
+/// `/proc/PID/fd`): no directory read. The duplicate is checked to be `inode`.
+pub fn open_socket_fd(pid: u32, fd: i32, inode: u32) -> Result<OwnedFd, PidfdError> {
     let pid_t = libc::pid_t::try_from(pid).map_err(|_| PidfdError::NoSuchProcess(pid))?;
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid_t, 0) };
@@ -136,7 +142,17 @@ pub fn open_socket(pid: u32, inode: u32) -> Result<OwnedFd, PidfdError> {
 /// sysctl where the socket has no value of its own, which is what the kernel uses).
 /// Sets nothing; the duplicate is closed before this returns.
 pub fn read_settings(pid: u32, inode: u32) -> Result<Effective, PidfdError> {
-    let dup = open_socket(pid, inode)?;
+    let fd = fd_of(pid, inode)?;
+    read_settings_fd(pid, fd, inode)
+}
+
+/// As [`read_settings`] with the descriptor number known; if it no longer holds
+/// `inode`, `/proc/PID/fd` is searched once.
+pub fn read_settings_fd(pid: u32, fd: i32, inode: u32) -> Result<Effective, PidfdError> {
+    let dup = match open_socket_fd(pid, fd, inode) {
+        Err(PidfdError::NotHeld { .. }) => open_socket(pid, inode)?,
+        other => other?,
+    };
     let read = read_effective(&dup);
     drop(dup);
     read.map_err(|(op, source)| PidfdError::Io {
@@ -208,6 +224,21 @@ mod tests {
                 user_timeout_ms: 7000
             }
         );
+    }
+
+    #[test]
+    fn a_stale_descriptor_number_is_checked_and_searched_again() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let inode = inode_of(&client);
+        let other = listener.as_raw_fd();
+        // The listener's descriptor is not this socket: refused, not misread.
+        match open_socket_fd(std::process::id(), other, inode) {
+            Err(PidfdError::NotHeld { .. }) => {}
+            other => panic!("expected NotHeld, got {other:?}"),
+        }
+        let got = read_settings_fd(std::process::id(), other, inode).expect("found again");
+        assert!(!got.keepalive);
     }
 
     #[test]

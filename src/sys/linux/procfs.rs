@@ -35,6 +35,9 @@ pub struct Owner {
     pub pid: u32,
     /// `/proc/PID/comm`, the short command name.
     pub name: String,
+    /// The descriptor number under which it holds the socket (for pidfd_getfd;
+    /// checked against the inode when used, since it can be reused).
+    pub fd: i32,
 }
 
 /// The socket inodes one process holds.
@@ -174,7 +177,19 @@ impl Owners {
                             .unwrap_or_default()
                     })
                     .clone();
-                self.known.insert(inode, Owner { pid, name });
+                let fd_no = fd
+                    .file_name()
+                    .to_str()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(-1);
+                self.known.insert(
+                    inode,
+                    Owner {
+                        pid,
+                        name,
+                        fd: fd_no,
+                    },
+                );
             }
         }
     }
