@@ -38,6 +38,9 @@ pub enum Command {
     /// Predict dead-peer detection on any platform and runtime, or recommend settings
     /// (with the code that applies them) for a target detection time.
     Plan(PlanArgs),
+    /// Change the keepalive settings and user timeout of a running process's TCP
+    /// sockets, without restarting it (Linux, pidfd_getfd; needs ptrace rights).
+    Tune(TuneArgs),
     /// Reproduce a way a peer dies, in a private network namespace (no root needed):
     /// `lab list` describes the scenarios. Output and exit codes are connect's.
     Lab(LabArgs),
@@ -264,6 +267,31 @@ pub struct PlanArgs {
     #[arg(long, value_name = "D", allow_hyphen_values = true)]
     pub rtt: Option<String>,
     /// One JSON object on stdout (field names of the `config` event).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TuneArgs {
+    /// The process whose sockets to change; its descendants' sockets too.
+    #[arg(long, value_name = "PID", allow_hyphen_values = true, required = true)]
+    pub pid: Option<String>,
+    /// Only sockets with this local or remote port.
+    #[arg(long, value_name = "P", allow_hyphen_values = true)]
+    pub port: Option<String>,
+    /// Only connections to this peer: HOST, HOST:PORT, [IPv6]:PORT.
+    #[arg(long, value_name = "HOST[:PORT]", allow_hyphen_values = true)]
+    pub peer: Option<String>,
+    #[command(flatten)]
+    pub keepalive: KeepaliveArgs,
+    /// Also the process's listening sockets: Linux copies their options to every
+    /// connection accepted later.
+    #[arg(long)]
+    pub listening: bool,
+    /// Show what would change; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// JSON Lines on stdout instead of text.
     #[arg(long)]
     pub json: bool,
 }

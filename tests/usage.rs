@@ -120,3 +120,27 @@ fn help_into_a_full_device_fails_loudly() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_readme_lists_every_exit_code_of_the_help_table() {
+    let (_, help, _) = run(&os(&["--help"]));
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let rows: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Exit codes:"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .collect();
+    assert!(rows.len() >= 12, "{help}");
+    for row in rows {
+        let mut words = row.split_whitespace();
+        let (code, name) = (words.next().expect("code"), words.next().expect("name"));
+        let listed = readme.lines().any(|l| {
+            l.starts_with('|')
+                && l.contains(&format!("| {name} |"))
+                && l.split('|').nth(1).is_some_and(|c| c.contains(code))
+        });
+        assert!(listed, "README's exit-code table lacks {code} {name}");
+    }
+}

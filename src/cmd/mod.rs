@@ -6,6 +6,9 @@ pub mod lab;
 pub mod listen;
 pub mod plan;
 pub mod reconnect;
+#[cfg_attr(target_os = "linux", path = "tune.rs")]
+#[cfg_attr(not(target_os = "linux"), path = "tune_unsupported.rs")]
+pub mod tune;
 pub mod watch;
 
 use clap::CommandFactory;
@@ -44,6 +47,11 @@ pub fn run(config: Config) -> Result<EndFacts, RunError> {
             Ok(())
         }),
         Config::Plan(cfg) => plan::run(&cfg),
+        Config::Tune(cfg) => {
+            let run = crate::config::RunConfig::once(cfg.format);
+            let mut rep = Reporter::for_run(clock, &run, true);
+            tune::run(&cfg, &mut rep)
+        }
         Config::Man => {
             print_generated(|out| clap_mangen::Man::new(cli::Cli::command()).render(out))
         }

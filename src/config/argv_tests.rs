@@ -74,6 +74,12 @@ fn validate(args: &[&str]) -> Result<Config, String> {
 #[test_case(&["connect", "h:1", "--reconnect", "--send-every", "100000000d"] => "invalid --send-every '100000000d': must be at most 365 days".to_string() ; "connect_h_1_reconnect_send_every_100000000d")]
 #[test_case(&["connect"] => "the following required arguments were not provided: <HOST:PORT> (see --help)".to_string() ; "connect")]
 #[test_case(&["watch", "--interval", "5ms"] => "invalid --interval '5ms': must be at least 10ms (shorter would busy-poll the kernel)".to_string() ; "watch_interval_5ms")]
+#[test_case(&["tune", "--idle", "2"] => "the following required arguments were not provided: --pid <PID> (see --help)".to_string() ; "tune without pid")]
+#[test_case(&["tune", "--pid", "1"] => "tune needs something to change: --idle, --intvl, --cnt, --user-timeout or --no-keepalive".to_string() ; "tune with nothing to change")]
+#[test_case(&["tune", "--pid", "1", "--idle", "0"] => "invalid --idle '0': must be from 1 to 32767 seconds".to_string() ; "tune idle zero")]
+#[test_case(&["tune", "--pid", "1", "--no-keepalive", "--idle", "2"] => "--no-keepalive conflicts with --idle: keepalive settings need keepalive on".to_string() ; "tune no keepalive with idle")]
+#[test_case(&["tune", "--pid", "4194304", "--idle", "2"] => "invalid --pid '4194304': must be from 1 to 4194303".to_string() ; "tune pid out of range")]
+#[test_case(&["tune", "--pid", "1", "--idle", "2", "--port", "0"] => "invalid --port '0': port 0 is out of range 1..=65535".to_string() ; "tune port zero")]
 fn rejected(args: &[&str]) -> String {
     validate(args).expect_err("should be rejected")
 }
@@ -89,6 +95,8 @@ fn rejected(args: &[&str]) -> String {
 #[test_case(&["watch", "--port", "6379", "--peer", "[::1]:80", "--interval", "50ms"] ; "watch filters")]
 #[test_case(&["watch", "--peer", "fe80::1%1"] ; "watch bare ipv6 with numeric zone")]
 #[test_case(&["completions", "bash"] ; "completions")]
+#[test_case(&["tune", "--pid", "1", "--idle", "2", "--intvl", "1", "--cnt", "2", "--user-timeout", "4s", "--listening", "--dry-run", "--json"] ; "tune everything")]
+#[test_case(&["tune", "--pid", "1", "--no-keepalive", "--peer", "127.0.0.1:80"] ; "tune keepalive off for one peer")]
 fn accepted(args: &[&str]) {
     if let Err(e) = validate(args) {
         panic!("{args:?} rejected: {e}");

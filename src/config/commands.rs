@@ -239,6 +239,7 @@ pub enum Config {
     Completions(Shell),
     Man,
     Plan(super::plan::PlanConfig),
+    Tune(super::tune::TuneConfig),
 }
 
 impl Config {
@@ -252,6 +253,7 @@ impl Config {
             Command::Completions(args) => Config::Completions(args.shell),
             Command::Man => Config::Man,
             Command::Plan(args) => Config::Plan(super::plan::PlanConfig::from_args(args)?),
+            Command::Tune(args) => Config::Tune(super::tune::TuneConfig::from_args(args)?),
         })
     }
 }

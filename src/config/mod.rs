@@ -18,6 +18,7 @@ mod props;
 mod run;
 #[cfg(test)]
 mod tests;
+mod tune;
 
 use thiserror::Error;
 
@@ -27,6 +28,7 @@ pub use duration::*;
 pub use keepalive::*;
 pub use lab::*;
 pub use run::*;
+pub use tune::*;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -35,6 +37,11 @@ pub enum ConfigError {
         flag: &'static str,
         value: String,
         reason: String,
+    },
+    #[error("{command} needs {what}")]
+    Missing {
+        command: &'static str,
+        what: &'static str,
     },
     #[error("{first} conflicts with {second}: {reason}")]
     Conflict {

@@ -30,6 +30,17 @@ pub struct RunConfig {
     pub expect: Expectation,
 }
 impl RunConfig {
+    /// A command that runs once and reports (`tune`): no --for, no --expect.
+    pub fn once(format: Format) -> RunConfig {
+        RunConfig {
+            run_for: None,
+            format,
+            quiet: false,
+            timestamps: Timestamps::Relative,
+            expect: Expectation::default(),
+        }
+    }
+
     pub fn from_args(args: &RunArgs) -> Result<Self, ConfigError> {
         Ok(RunConfig {
             run_for: args

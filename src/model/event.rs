@@ -159,6 +159,28 @@ pub struct WatchFacts {
     pub last_contact_ago_s: f64,
 }
 
+/// `tune`: a socket of another process, the settings it held and holds now (read
+/// back through the duplicate, so both are exact), with their predictions.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TuneFacts {
+    pub pid: u32,
+    pub process: Option<String>,
+    /// "established" or "listening".
+    pub state: &'static str,
+    pub local: SocketAddr,
+    /// `None` for a listening socket.
+    pub peer: Option<SocketAddr>,
+    /// `None` when the socket could not be read (see `error`).
+    pub before: Option<ConfigFacts>,
+    /// What the socket holds after the change (with `--dry-run`, what it would).
+    pub after: Option<ConfigFacts>,
+    /// The options set (or that would be set), in order.
+    pub changed: Vec<&'static str>,
+    pub dry_run: bool,
+    /// Why this socket could not be changed; its settings are then as before.
+    pub error: Option<String>,
+}
+
 /// Each variant's fields are its JSON fields (the JSON renderer adds `event`, `t`,
 /// `time` and `conn`): durations are seconds with millisecond precision.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -251,6 +273,8 @@ pub enum EventKind {
         scenario: &'static str,
         action: &'static str,
     },
+    /// `tune`: one socket of another process, before and after.
+    Tuned(TuneFacts),
 }
 
 impl EventKind {
@@ -276,6 +300,7 @@ impl EventKind {
             EventKind::Watched(_) => "watched",
             EventKind::Scenario { .. } => "scenario",
             EventKind::Fault { .. } => "fault",
+            EventKind::Tuned(_) => "tuned",
         }
     }
 }

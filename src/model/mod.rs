@@ -6,6 +6,7 @@
 
 pub mod event;
 pub mod expect;
+pub mod filter;
 pub mod heartbeat;
 #[cfg(test)]
 mod heartbeat_props;
@@ -18,6 +19,7 @@ pub mod sample;
 pub mod schedule;
 pub mod settings;
 pub mod timeline;
+pub mod tune;
 pub mod units;
 pub mod verdict;
 pub mod wheel;

@@ -87,6 +87,8 @@ pub enum Exit {
     OutputClosed,
     /// Help, version, completions or a man page was printed.
     Done,
+    /// `tune`: some sockets could not be changed (the others were).
+    TunePartial,
 }
 
 impl Exit {
@@ -110,11 +112,12 @@ impl Exit {
             Exit::Usage => 2,
             Exit::ExpectMet | Exit::OutputClosed | Exit::Done => 0,
             Exit::ExpectFailed => 9,
+            Exit::TunePartial => 11,
         }
     }
 
     /// The rows of `--help`'s exit-code table (and the README's), in code order.
-    pub const HELP: [(Exit, &'static str, &'static str); 12] = [
+    pub const HELP: [(Exit, &'static str, &'static str); 13] = [
         (
             Exit::Outcome(Outcome::Alive),
             "alive",
@@ -165,6 +168,11 @@ impl Exit {
             Exit::Outcome(Outcome::Ambiguous),
             "ambiguous",
             "watch: the evidence from outside allows more than one end (listed)",
+        ),
+        (
+            Exit::TunePartial,
+            "tune-partial",
+            "tune: some sockets could not be changed (each says why)",
         ),
         (
             Exit::Outcome(Outcome::Interrupted),
@@ -235,6 +243,7 @@ mod tests {
             (Exit::ExpectMet, 0),
             (Exit::OutputClosed, 0),
             (Exit::Done, 0),
+            (Exit::TunePartial, 11),
             (Exit::Outcome(Outcome::Interrupted), 130),
             (Exit::Outcome(Outcome::Terminated), 143),
         ];
@@ -246,7 +255,7 @@ mod tests {
     #[test]
     fn help_text_lists_every_code_once() {
         let text = Exit::help_text();
-        for code in [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 130, 143] {
+        for code in [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 130, 143] {
             let rows = text
                 .lines()
                 .filter(|l| l.trim_start().starts_with(&format!("{code} ")))

@@ -3,7 +3,9 @@
 use std::io::{IsTerminal, Write};
 
 use crate::config::Timestamps;
-use crate::model::event::{ConfigFacts, EndFacts, Event, EventKind, Outcome, Sink, WatchFacts};
+use crate::model::event::{
+    ConfigFacts, EndFacts, Event, EventKind, Outcome, Sink, TuneFacts, WatchFacts,
+};
 use crate::model::settings::Source;
 
 pub struct Human {
@@ -156,6 +158,74 @@ fn end_line(e: &EndFacts) -> String {
     text
 }
 
+/// `tune`: the socket, each setting before -> after, and the predictions.
+fn tuned_lines(t: &TuneFacts) -> Vec<(&'static str, String)> {
+    let who = format!(
+        "pid {}{} {} {}",
+        t.pid,
+        t.process
+            .as_deref()
+            .map(|p| format!(" ({p})"))
+            .unwrap_or_default(),
+        t.state,
+        match t.peer {
+            Some(peer) => format!("{} -> {peer}", t.local),
+            None => t.local.to_string(),
+        }
+    );
+    let mut lines = Vec::new();
+    let settings = |f: &ConfigFacts| {
+        format!(
+            "keepalive {}, idle {}s, intvl {}s, cnt {}, user timeout {}",
+            if f.keepalive { "on" } else { "off" },
+            f.idle_s,
+            f.intvl_s,
+            f.cnt,
+            if f.user_timeout_ms == 0 {
+                "off".to_string()
+            } else {
+                format!("{}ms", f.user_timeout_ms)
+            }
+        )
+    };
+    let verb = if t.dry_run { "would set" } else { "set" };
+    match (&t.before, &t.after) {
+        (Some(b), Some(_)) if t.changed.is_empty() => {
+            lines.push((
+                "tuned",
+                format!("{who}: already as asked ({})", settings(b)),
+            ));
+        }
+        (Some(b), Some(a)) => {
+            lines.push((
+                "tuned",
+                format!(
+                    "{who}: {} -> {} ({verb} {})",
+                    settings(b),
+                    settings(a),
+                    t.changed.join(", ")
+                ),
+            ));
+            lines.push((
+                "predict",
+                format!(
+                    "dead idle peer detected {} after last contact (was {}); with data in flight {} (was {})",
+                    opt_secs(a.predicted_detect_s),
+                    opt_secs(b.predicted_detect_s),
+                    opt_secs(a.predicted_busy_detect_s),
+                    opt_secs(b.predicted_busy_detect_s)
+                ),
+            ));
+        }
+        (Some(b), None) => lines.push(("tuned", format!("{who}: {}", settings(b)))),
+        (None, _) => lines.push(("tuned", format!("{who}: not read"))),
+    }
+    if let Some(err) = &t.error {
+        lines.push(("error", format!("{who}: NOT changed: {err}")));
+    }
+    lines
+}
+
 /// A watched connection's first line: endpoints, owner, timer and settings.
 fn watched_line(w: &WatchFacts) -> String {
     let owner = match (&w.pid, &w.process) {
@@ -275,6 +345,7 @@ fn describe(kind: &EventKind) -> Vec<(&'static str, String)> {
             ("injects", format!("{fault}, {when}")),
         ],
         EventKind::Fault { scenario, action } => one(format!("{scenario}: {action}")),
+        EventKind::Tuned(t) => tuned_lines(t),
     }
 }
 

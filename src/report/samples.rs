@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::model::event::{
-    ConfigFacts, EndFacts, Event, EventKind, OutageSummary, Outcome, WatchFacts,
+    ConfigFacts, EndFacts, Event, EventKind, OutageSummary, Outcome, TuneFacts, WatchFacts,
 };
 use crate::model::predict::Effective;
 use crate::model::settings::{Source, Sources};
@@ -206,6 +206,35 @@ pub fn one_of_each() -> Vec<Event> {
             settings_unread_reason: None,
             last_contact_ago_s: 0.4,
         }),
+        EventKind::Tuned(TuneFacts {
+            pid: 4242,
+            process: Some("python3".into()),
+            state: "established",
+            local: addr("127.0.0.1:40003"),
+            peer: Some(addr("127.0.0.1:7000")),
+            before: Some(keepalive_off()),
+            after: Some(read_back()),
+            changed: vec![
+                "TCP_KEEPCNT",
+                "TCP_KEEPINTVL",
+                "TCP_KEEPIDLE",
+                "SO_KEEPALIVE",
+            ],
+            dry_run: false,
+            error: None,
+        }),
+        EventKind::Tuned(TuneFacts {
+            pid: 4243,
+            process: None,
+            state: "listening",
+            local: addr("0.0.0.0:7001"),
+            peer: None,
+            before: None,
+            after: None,
+            changed: vec![],
+            dry_run: true,
+            error: Some("not permitted to open the sockets of PID 4243".into()),
+        }),
         EventKind::End(timeout_end()),
         EventKind::End(expect_missed()),
         EventKind::End(watched_end()),
@@ -258,9 +287,10 @@ pub fn kind_name_is_covered(kind: &EventKind) -> &'static str {
         | EventKind::End(_)
         | EventKind::Watched(_)
         | EventKind::Scenario { .. }
-        | EventKind::Fault { .. } => kind.name(),
+        | EventKind::Fault { .. }
+        | EventKind::Tuned(_) => kind.name(),
     }
 }
 
 /// How many kinds [`kind_name_is_covered`] lists: keep in step with it.
-pub const KINDS: usize = 19;
+pub const KINDS: usize = 20;

@@ -40,3 +40,41 @@ pub fn process_exists(pid: u32) -> bool {
     let rc = unsafe { libc::kill(pid, 0) };
     rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
+
+/// Applies `steps` (from `model::tune::steps`) on a descriptor, moving its options
+/// from `before` to `after`. All or nothing: when one option fails, the ones
+/// already set are put back to their `before` values.
+pub fn apply_steps(
+    fd: std::os::fd::BorrowedFd<'_>,
+    before: &crate::model::predict::Effective,
+    after: &crate::model::predict::Effective,
+    steps: &[crate::model::tune::Step],
+) -> Result<(), ApplyError> {
+    for (i, step) in steps.iter().enumerate() {
+        if let Err(cause) = sockopt::set_step(fd, *step, step.value(after)) {
+            let restore_failed = steps[..i].iter().rev().find_map(|done| {
+                sockopt::set_step(fd, *done, done.value(before))
+                    .err()
+                    .map(|e| format!("{}: {e}", done.option()))
+            });
+            return Err(ApplyError {
+                option: step.option(),
+                cause,
+                restore_failed,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// An option the kernel refused; whether the options set before it were restored.
+#[derive(Debug, thiserror::Error)]
+#[error("setting {option}: {cause}{}", match restore_failed {
+    None => "; the options set before it were restored".to_string(),
+    Some(why) => format!("; restoring the options set before it also failed ({why})"),
+})]
+pub struct ApplyError {
+    pub option: &'static str,
+    pub cause: std::io::Error,
+    pub restore_failed: Option<String>,
+}

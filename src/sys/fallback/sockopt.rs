@@ -8,6 +8,7 @@ use socket2::{Socket, TcpKeepalive};
 use super::sysctl::system_defaults;
 use crate::config::KeepaliveConfig;
 use crate::model::predict::Effective;
+use crate::model::tune::Step;
 
 /// Applies the settings (validated before); a failure names the option.
 pub fn apply(socket: &Socket, cfg: &KeepaliveConfig) -> std::io::Result<()> {
@@ -62,4 +63,22 @@ pub fn read_back(socket: &Socket) -> std::io::Result<Effective> {
         cnt: d.cnt,
         user_timeout_ms: 0,
     })
+}
+
+/// Sets one keepalive option on a descriptor; no user timeout off Linux.
+pub fn set_step(fd: std::os::fd::BorrowedFd<'_>, step: Step, value: u32) -> std::io::Result<()> {
+    let sock = socket2::SockRef::from(&fd);
+    let secs = Duration::from_secs(u64::from(value));
+    match step {
+        Step::Keepalive => sock.set_keepalive(value != 0),
+        Step::Idle => sock.set_tcp_keepalive(&TcpKeepalive::new().with_time(secs)),
+        #[cfg(not(target_os = "openbsd"))]
+        Step::Intvl => sock.set_tcp_keepalive(&TcpKeepalive::new().with_interval(secs)),
+        #[cfg(not(target_os = "openbsd"))]
+        Step::Cnt => sock.set_tcp_keepalive(&TcpKeepalive::new().with_retries(value)),
+        _ => Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            format!("{} cannot be set on this platform", step.option()),
+        )),
+    }
 }

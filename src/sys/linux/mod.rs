@@ -4,6 +4,7 @@
 //! private user + network namespace and its loopback link (netns.rs).
 
 pub mod netns;
+pub mod nsenter;
 pub mod pidfd;
 pub mod poller;
 pub mod procfs;

@@ -8,6 +8,7 @@ use socket2::{Socket, TcpKeepalive};
 use super::sysctl::system_defaults;
 use crate::config::KeepaliveConfig;
 use crate::model::predict::Effective;
+use crate::model::tune::Step;
 
 /// Applies the settings. Values were validated before, so a failure here is the
 /// kernel refusing, reported with the option's name.
@@ -75,4 +76,21 @@ fn read_user_timeout(socket: &Socket) -> std::io::Result<u32> {
     Ok(socket
         .tcp_user_timeout()?
         .map_or(0, |d| d.as_millis() as u32))
+}
+
+/// Sets one keepalive option on a descriptor (ours, or a pidfd_getfd duplicate of
+/// another process's socket: then the owner's socket changes). `value` is in the
+/// option's unit: seconds, a count, milliseconds, or 0/1.
+pub fn set_step(fd: std::os::fd::BorrowedFd<'_>, step: Step, value: u32) -> std::io::Result<()> {
+    let sock = socket2::SockRef::from(&fd);
+    let secs = Duration::from_secs(u64::from(value));
+    match step {
+        Step::Keepalive => sock.set_keepalive(value != 0),
+        Step::Idle => sock.set_tcp_keepalive(&TcpKeepalive::new().with_time(secs)),
+        Step::Intvl => sock.set_tcp_keepalive(&TcpKeepalive::new().with_interval(secs)),
+        Step::Cnt => sock.set_tcp_keepalive(&TcpKeepalive::new().with_retries(value)),
+        Step::UserTimeout => {
+            sock.set_tcp_user_timeout((value != 0).then(|| Duration::from_millis(u64::from(value))))
+        }
+    }
 }

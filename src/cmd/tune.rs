@@ -1,0 +1,246 @@
+//! `tune` on Linux: find the TCP sockets of a process and its descendants
+//! (procfs for the inodes, sock_diag for state and addresses), duplicate each
+//! through pidfd_getfd, read its settings, set the new ones all or nothing, and
+//! read them back. One `tuned` event per socket, then the `end`.
+
+use std::collections::HashMap;
+use std::net::ToSocketAddrs;
+
+use crate::config::TuneConfig;
+use crate::engine::run::{Reporter, RunError};
+use crate::model::event::{EndFacts, EventKind, Outcome, TuneFacts};
+use crate::model::filter::AddressFilter;
+use crate::model::outcome::Exit;
+use crate::model::sample::TCP_ESTABLISHED;
+use crate::model::tune;
+use crate::sys::pidfd::{self, PidfdError};
+use crate::sys::sockdiag::{DiagEntry, SockDiag};
+use crate::sys::{self, nsenter, procfs, sysctl};
+
+/// TCP_LISTEN (include/net/tcp_states.h).
+const TCP_LISTEN: u8 = 10;
+
+/// One socket to change: whose it is and where it goes.
+struct Target {
+    pid: u32,
+    entry: DiagEntry,
+}
+
+pub fn run(cfg: &TuneConfig, rep: &mut Reporter) -> Result<EndFacts, RunError> {
+    let filter = address_filter(cfg)?;
+    let (targets, looked_at) = select(cfg, &filter)?;
+    if targets.is_empty() {
+        let end = EndFacts::new(
+            Outcome::Error,
+            None,
+            nothing_matched(cfg, &looked_at),
+            None,
+            None,
+        );
+        return rep.end(0, end);
+    }
+    let retries2 = sysctl::system_retries2();
+    let (mut changed, mut failed) = (0usize, 0usize);
+    for (i, t) in targets.iter().enumerate() {
+        let facts = tune_one(cfg, t, retries2);
+        if facts.error.is_some() {
+            failed += 1;
+        } else if !facts.changed.is_empty() {
+            changed += 1;
+        }
+        rep.emit(i as u64 + 1, EventKind::Tuned(facts))?;
+    }
+    let verb = if cfg.dry_run {
+        "would change"
+    } else {
+        "changed"
+    };
+    let message = format!(
+        "{verb} {changed} of {} socket(s); {} already as asked; {failed} could not be changed",
+        targets.len(),
+        targets.len() - changed - failed
+    );
+    let mut end = EndFacts::new(
+        if failed == 0 {
+            Outcome::Alive
+        } else {
+            Outcome::Error
+        },
+        None,
+        message,
+        None,
+        None,
+    );
+    if failed > 0 {
+        end.exit_code = if failed == targets.len() {
+            Exit::Error.code()
+        } else {
+            Exit::TunePartial.code()
+        };
+    }
+    rep.end(0, end)
+}
+
+fn address_filter(cfg: &TuneConfig) -> Result<AddressFilter, RunError> {
+    let peer_ips = match &cfg.peer {
+        Some(p) => Some(
+            (p.host.as_str(), 0)
+                .to_socket_addrs()
+                .map_err(RunError::socket("resolve --peer", &p.host))?
+                .map(|a| a.ip().to_canonical())
+                .collect(),
+        ),
+        None => None,
+    };
+    Ok(AddressFilter {
+        port: cfg.port,
+        peer_ips,
+        peer_port: cfg.peer.as_ref().and_then(|p| p.port),
+    })
+}
+
+/// What the selection saw, for the message when nothing matched.
+#[derive(Default)]
+struct LookedAt {
+    processes: usize,
+    sockets: usize,
+    tcp: usize,
+}
+
+/// The matching sockets of the process and its descendants.
+fn select(cfg: &TuneConfig, filter: &AddressFilter) -> Result<(Vec<Target>, LookedAt), RunError> {
+    let mut owner: HashMap<u32, u32> = HashMap::new();
+    let mut looked = LookedAt::default();
+    let root = procfs::socket_inodes(cfg.pid).map_err(|e| RunError::Io {
+        op: "read the sockets of --pid",
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    for pid in std::iter::once(cfg.pid).chain(procfs::descendants(cfg.pid)) {
+        let inodes = if pid == cfg.pid {
+            root.clone()
+        } else {
+            // A descendant that exited meanwhile holds nothing.
+            procfs::socket_inodes(pid).unwrap_or_default()
+        };
+        looked.processes += 1;
+        looked.sockets += inodes.len();
+        for inode in inodes {
+            owner.entry(inode).or_insert(pid);
+        }
+    }
+    let mut states = 1u32 << TCP_ESTABLISHED;
+    if cfg.listening {
+        states |= 1 << TCP_LISTEN;
+    }
+    // sock_diag answers for the namespace of the socket asking: open it in the
+    // target's network namespace (a container, a lab namespace).
+    let mut diag = nsenter::in_netns_of(cfg.pid, SockDiag::open)
+        .map_err(RunError::io("enter the network namespace of --pid"))?
+        .map_err(|e| RunError::Io {
+            op: "open sock_diag",
+            source: std::io::Error::other(e.to_string()),
+        })?;
+    let mut targets = Vec::new();
+    diag.dump_all(states, cfg.port, |e| {
+        let Some(&pid) = owner.get(&e.inode) else {
+            return;
+        };
+        looked.tcp += 1;
+        let peer = (e.state != TCP_LISTEN).then_some(e.peer);
+        if filter.matches(e.local, peer) {
+            targets.push(Target { pid, entry: *e });
+        }
+    })
+    .map_err(|e| RunError::Io {
+        op: "dump the TCP sockets",
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    Ok((targets, looked))
+}
+
+fn nothing_matched(cfg: &TuneConfig, looked: &LookedAt) -> String {
+    let which = if cfg.listening {
+        "established or listening"
+    } else {
+        "established"
+    };
+    format!(
+        "nothing to tune: PID {} and its {} descendant(s) hold {} socket(s), {} of them {which} \
+         TCP{}",
+        cfg.pid,
+        looked.processes.saturating_sub(1),
+        looked.sockets,
+        looked.tcp,
+        if cfg.port.is_some() || cfg.peer.is_some() {
+            " with the given --port/--peer"
+        } else {
+            ""
+        }
+    )
+}
+
+/// Reads, changes (all or nothing) and reads back one socket.
+fn tune_one(cfg: &TuneConfig, t: &Target, retries2: u32) -> TuneFacts {
+    let e = &t.entry;
+    let mut facts = TuneFacts {
+        pid: t.pid,
+        process: procfs::process_name(t.pid),
+        state: if e.state == TCP_LISTEN {
+            "listening"
+        } else {
+            "established"
+        },
+        local: e.local,
+        peer: (e.state != TCP_LISTEN).then_some(e.peer),
+        before: None,
+        after: None,
+        changed: Vec::new(),
+        dry_run: cfg.dry_run,
+        error: None,
+    };
+    let dup = match pidfd::open_socket(t.pid, e.inode) {
+        Ok(dup) => dup,
+        Err(err) => {
+            facts.error = Some(explain(&err));
+            return facts;
+        }
+    };
+    let before = match pidfd::read_effective(&dup) {
+        Ok(b) => b,
+        Err((op, source)) => {
+            facts.error = Some(format!("cannot {op}: {source}"));
+            return facts;
+        }
+    };
+    let wanted = tune::target(&before, &cfg.keepalive);
+    let steps = tune::steps(&before, &wanted);
+    facts.before = Some(before.facts(retries2));
+    facts.changed = steps.iter().map(|s| s.option()).collect();
+    if cfg.dry_run || steps.is_empty() {
+        facts.after = Some(wanted.facts(retries2));
+        return facts;
+    }
+    use std::os::fd::AsFd;
+    if let Err(err) = sys::apply_steps(dup.as_fd(), &before, &wanted, &steps) {
+        facts.error = Some(err.to_string());
+    }
+    // Read back what the socket holds now, whatever happened.
+    facts.after = match pidfd::read_effective(&dup) {
+        Ok(now) => Some(now.facts(retries2)),
+        Err((op, source)) => {
+            facts
+                .error
+                .get_or_insert(format!("cannot {op} after the change: {source}"));
+            None
+        }
+    };
+    facts
+}
+
+/// pidfd errors as an operator reads them.
+fn explain(err: &PidfdError) -> String {
+    match err {
+        PidfdError::NotHeld { .. } => format!("{err}: the socket vanished in between"),
+        _ => err.to_string(),
+    }
+}

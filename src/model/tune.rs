@@ -1,0 +1,150 @@
+//! `tune`: what changing a running socket's keepalive settings means, without any
+//! I/O. [`target`] is the settings a request leaves on a socket that held
+//! `before`; [`steps`] is the order the options are set in, so a failure part-way
+//! can be undone with [`Step::value`] of `before`.
+
+use crate::config::KeepaliveConfig;
+use crate::model::predict::Effective;
+
+/// One socket option `tune` sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    UserTimeout,
+    Cnt,
+    Intvl,
+    Idle,
+    /// SO_KEEPALIVE goes last: switching it on arms the keepalive timer with the
+    /// idle time already set, so the first probe follows the new settings.
+    Keepalive,
+}
+
+impl Step {
+    pub fn option(self) -> &'static str {
+        match self {
+            Step::UserTimeout => "TCP_USER_TIMEOUT",
+            Step::Cnt => "TCP_KEEPCNT",
+            Step::Intvl => "TCP_KEEPINTVL",
+            Step::Idle => "TCP_KEEPIDLE",
+            Step::Keepalive => "SO_KEEPALIVE",
+        }
+    }
+
+    /// The value this option has in `settings` (seconds, a count, milliseconds,
+    /// or 0/1 for SO_KEEPALIVE).
+    pub fn value(self, settings: &Effective) -> u32 {
+        match self {
+            Step::UserTimeout => settings.user_timeout_ms,
+            Step::Cnt => settings.cnt,
+            Step::Intvl => settings.intvl_s,
+            Step::Idle => settings.idle_s,
+            Step::Keepalive => u32::from(settings.keepalive),
+        }
+    }
+}
+
+const ORDER: [Step; 5] = [
+    Step::UserTimeout,
+    Step::Cnt,
+    Step::Intvl,
+    Step::Idle,
+    Step::Keepalive,
+];
+
+/// The settings a socket holds after the request: SO_KEEPALIVE on (off with
+/// `--no-keepalive`), each value given replaced, the others as they were.
+pub fn target(before: &Effective, req: &KeepaliveConfig) -> Effective {
+    Effective {
+        keepalive: req.enabled,
+        idle_s: req.idle_s.unwrap_or(before.idle_s),
+        intvl_s: req.intvl_s.unwrap_or(before.intvl_s),
+        cnt: req.cnt.unwrap_or(before.cnt),
+        user_timeout_ms: req.user_timeout.map_or(before.user_timeout_ms, |d| {
+            u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+        }),
+    }
+}
+
+/// The options to set, in order: only those whose value changes.
+pub fn steps(before: &Effective, after: &Effective) -> Vec<Step> {
+    ORDER
+        .into_iter()
+        .filter(|s| s.value(before) != s.value(after))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn eff(keepalive: bool, idle: u32, intvl: u32, cnt: u32, uto: u32) -> Effective {
+        Effective {
+            keepalive,
+            idle_s: idle,
+            intvl_s: intvl,
+            cnt,
+            user_timeout_ms: uto,
+        }
+    }
+
+    fn req(enabled: bool, idle: Option<u32>, uto_ms: Option<u64>) -> KeepaliveConfig {
+        KeepaliveConfig {
+            enabled,
+            idle_s: idle,
+            intvl_s: None,
+            cnt: None,
+            user_timeout: uto_ms.map(Duration::from_millis),
+        }
+    }
+
+    #[test]
+    fn target_and_steps() {
+        let off = eff(false, 7200, 75, 9, 0);
+        let table = [
+            // Turning keepalive on with a new idle: idle first, SO_KEEPALIVE last.
+            (
+                off,
+                req(true, Some(2), None),
+                eff(true, 2, 75, 9, 0),
+                vec![Step::Idle, Step::Keepalive],
+            ),
+            // Only a user timeout: keepalive is switched on too (tune always sets it).
+            (
+                off,
+                req(true, None, Some(5000)),
+                eff(true, 7200, 75, 9, 5000),
+                vec![Step::UserTimeout, Step::Keepalive],
+            ),
+            // Already as asked: nothing to do.
+            (
+                eff(true, 2, 75, 9, 0),
+                req(true, Some(2), None),
+                eff(true, 2, 75, 9, 0),
+                vec![],
+            ),
+            // --no-keepalive on a socket that has it.
+            (
+                eff(true, 2, 1, 2, 0),
+                req(false, None, None),
+                eff(false, 2, 1, 2, 0),
+                vec![Step::Keepalive],
+            ),
+        ];
+        for (before, r, after, want) in table {
+            let got = target(&before, &r);
+            assert_eq!(got, after, "{r:?}");
+            assert_eq!(steps(&before, &got), want, "{r:?}");
+        }
+    }
+
+    #[test]
+    fn values_undo_each_step() {
+        let before = eff(false, 7200, 75, 9, 0);
+        let after = eff(true, 2, 1, 2, 4000);
+        for s in steps(&before, &after) {
+            assert_ne!(s.value(&before), s.value(&after), "{}", s.option());
+        }
+        assert_eq!(steps(&before, &after).len(), 5);
+    }
+}
