@@ -1,4 +1,5 @@
-//! The code that applies a plan's settings, per language.
+//! The code that applies a plan's settings, per language (one file over 500 lines on
+//! purpose: the eight languages' templates side by side, so a change shows in all).
 //!
 //! Each snippet is one self-contained function (or, for curl, a command line) that
 //! an application calls on its connected socket. They set every value the plan
