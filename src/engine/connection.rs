@@ -13,14 +13,21 @@ use crate::config::ConnectConfig;
 use crate::engine::event_loop::{EventLoop, Woke};
 use crate::engine::run::{Reporter, RunError, stop_message};
 use crate::engine::session::{Plan, Session};
-use crate::model::event::{EndFacts, Outcome};
+use crate::model::event::{EndFacts, EventKind, Outcome};
 use crate::model::outcome::{errno_name, errno_text};
-use crate::sys::sockopt;
+use crate::model::sample::TCP_SYN_SENT;
+use crate::model::schedule::{self, Bound};
+use crate::sys;
+use crate::sys::{sockopt, sysctl};
 
 /// The connection id of `connect`'s first (or only) connection.
 pub const CONN: u64 = 1;
 /// The token of the socket being dialed or followed.
 const SOCK: u64 = 1;
+/// Sample this long after a SYN retransmission is due, so the timer has fired.
+const SYN_SLACK: Duration = Duration::from_millis(3);
+/// The shortest step between samples while a SYN retransmission is late.
+const SYN_STEP: Duration = Duration::from_millis(10);
 
 /// How dialing ended.
 pub enum Dialed {
@@ -155,7 +162,11 @@ pub fn dial(
             .map_err(RunError::socket("apply settings for", addr))?;
         sock.set_nonblocking(true)
             .map_err(RunError::socket("make non-blocking the socket for", addr))?;
-        last = connect_one(sock, addr, cfg.connect_timeout, rep, lp)?;
+        let uto_ms = cfg
+            .keepalive
+            .user_timeout
+            .map_or(0, |d| d.as_millis().min(u32::MAX as u128) as u32);
+        last = connect_one(sock, addr, cfg.connect_timeout, uto_ms, rep, lp)?;
         if !matches!(last, Dialed::Failed(_)) {
             break;
         }
@@ -163,41 +174,156 @@ pub fn dial(
     Ok(last)
 }
 
+/// What ended a connect attempt, as the end's message says it.
+fn bound_message(bound: Bound, retransmits: u32, syn_retries: u32, uto_ms: u32) -> String {
+    match bound {
+        Bound::UserTimeout => format!(
+            "the user timeout ({uto_ms}ms) ended the attempt after {retransmits} SYN \
+             retransmission(s)"
+        ),
+        Bound::ConnectTimeout => {
+            format!("--connect-timeout ended the attempt after {retransmits} SYN retransmission(s)")
+        }
+        _ => format!(
+            "the SYN retransmissions ran out (syn_retries {syn_retries}) after \
+             {retransmits} of them"
+        ),
+    }
+}
+
+/// A failed attempt whose end names its bound.
+fn timed_out(message: String, bound: Bound) -> Dialed {
+    let mut end = EndFacts::new(
+        Outcome::ConnectFailed,
+        Some(errno_name(libc::ETIMEDOUT)),
+        message,
+        None,
+        None,
+    );
+    end.bound = Some(bound.name());
+    Dialed::Failed(Box::new(end))
+}
+
 /// Non-blocking connect, waiting for the handshake, the timeout or a signal.
 /// `SO_ERROR` is read here, before the run starts, where it is harmless.
+///
+/// The timeline shows the attempt: `connecting` with the deadline and the bound that
+/// sets it (the user timeout, the SYN retransmissions or `--connect-timeout`,
+/// whichever ends first: [`schedule::syn_sent`]), and a `syn-retransmit` event each
+/// time the kernel resends the SYN (TCP_INFO works in SYN-SENT: tcpi_total_retrans),
+/// sampled just after each is due.
 fn connect_one(
     sock: Socket,
     addr: SocketAddr,
     timeout: Duration,
-    rep: &Reporter,
+    uto_ms: u32,
+    rep: &mut Reporter,
     lp: &mut EventLoop<'_>,
 ) -> Result<Dialed, RunError> {
     let refused = |errno: Option<i32>| {
         let text = errno.map_or("unknown error".to_string(), errno_text);
         failed(errno, format!("connect to {addr} failed: {text}"))
     };
+    let start = rep.clock.now();
     match sock.connect(&addr.into()) {
         Ok(()) => return Ok(Dialed::Connected(sock)),
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
         Err(e) => return Ok(refused(e.raw_os_error())),
     }
-    let deadline = rep.clock.now().saturating_add(timeout);
-    lp.watch(sock.as_fd(), SOCK, true)?;
-    let woke = lp.wait(&rep.clock, Some(deadline));
-    lp.unwatch(sock.as_fd());
-    Ok(match woke? {
-        Woke::Signal(outcome) => Dialed::Interrupted(outcome),
-        Woke::Deadline => failed(
-            Some(libc::ETIMEDOUT),
-            format!(
-                "connect to {addr} timed out after {}",
-                humantime::format_duration(timeout)
-            ),
-        ),
-        Woke::Ready => match sock.take_error() {
-            Ok(None) => Dialed::Connected(sock),
-            Ok(Some(e)) => refused(e.raw_os_error()),
-            Err(e) => refused(e.raw_os_error()),
+    let mut params = sysctl::kernel_params();
+    if let Ok(n) = sockopt::syn_retries(&sock) {
+        params.syn_retries = n;
+    }
+    let plan = schedule::syn_sent(&params, uto_ms, timeout, start);
+    rep.emit(
+        CONN,
+        EventKind::Connecting {
+            peer: addr,
+            deadline: plan.deadline,
+            bound: plan.bound.name(),
+            syn_retries: params.syn_retries,
+            retransmits: plan.retransmits.len() as u32,
         },
-    })
+    )?;
+    let deadline = start.saturating_add(timeout);
+    lp.watch(sock.as_fd(), SOCK, true)?;
+    // The SYN retransmissions seen, and when the next is due: the plan's gaps,
+    // re-anchored on each one seen (the kernel arms each timer when the previous
+    // fired, so lateness adds up).
+    let mut seen = 0u32;
+    let mut next_due = plan.retransmits.first().copied();
+    let result = loop {
+        let now = rep.clock.now();
+        let wake = match next_due.map(|d| d + SYN_SLACK) {
+            Some(due) if due > now => due,
+            Some(due) => now + ((now - due) / 8).clamp(SYN_STEP, Duration::from_secs(1)),
+            None => deadline,
+        }
+        .min(deadline);
+        let woke = lp.wait(&rep.clock, Some(wake))?;
+        let now = rep.clock.now();
+        if let Ok(Some(s)) = sys::sample(sock.as_fd())
+            && s.state == TCP_SYN_SENT
+        {
+            for n in seen + 1..=s.total_retrans {
+                let due = next_due.unwrap_or(now);
+                rep.emit(CONN, EventKind::SynRetransmit { n, due })?;
+                // Taken as when we saw it, as for keepalive probes.
+                let gap = match (
+                    plan.retransmits.get(n as usize - 1),
+                    plan.retransmits.get(n as usize),
+                ) {
+                    (Some(a), Some(b)) => Some(b.saturating_sub(*a)),
+                    _ => None,
+                };
+                next_due = gap.map(|g| now + g);
+                seen = n;
+            }
+        }
+        match woke {
+            Woke::Signal(outcome) => {
+                lp.unwatch(sock.as_fd());
+                break Dialed::Interrupted(outcome);
+            }
+            Woke::Deadline if now >= deadline => {
+                lp.unwatch(sock.as_fd());
+                break timed_out(
+                    format!(
+                        "connect to {addr} timed out after {}: {}",
+                        humantime::format_duration(timeout),
+                        bound_message(Bound::ConnectTimeout, seen, params.syn_retries, uto_ms)
+                    ),
+                    Bound::ConnectTimeout,
+                );
+            }
+            Woke::Deadline => {}
+            Woke::Ready => {
+                let error = sock.take_error();
+                lp.unwatch(sock.as_fd());
+                break match error {
+                    Ok(None) => Dialed::Connected(sock),
+                    Ok(Some(e)) if e.raw_os_error() == Some(libc::ETIMEDOUT) => {
+                        // The kernel ended it: its own bound, even where the plan
+                        // expected --connect-timeout first.
+                        let bound = match plan.bound {
+                            Bound::ConnectTimeout if uto_ms > 0 => Bound::UserTimeout,
+                            Bound::ConnectTimeout => Bound::SynRetries,
+                            b => b,
+                        };
+                        timed_out(
+                            format!(
+                                "connect to {addr} failed: {}: {}",
+                                errno_text(libc::ETIMEDOUT),
+                                bound_message(bound, seen, params.syn_retries, uto_ms)
+                            ),
+                            bound,
+                        )
+                    }
+                    Ok(Some(e)) => refused(e.raw_os_error()),
+                    Err(e) => refused(e.raw_os_error()),
+                };
+            }
+        }
+    };
+    Ok(result)
 }

@@ -73,9 +73,9 @@ impl Session {
         let local = addr_of(sock.local_addr())?;
         let peer = addr_of(sock.peer_addr())?;
         let eff = sockopt::read_back(&sock)?;
-        let retries2 = sysctl::system_retries2();
-        let facts = eff.facts(retries2);
-        let timeline = Timeline::new(eff, retries2, now);
+        let params = sysctl::kernel_params();
+        let facts = eff.facts(params.retries2);
+        let timeline = Timeline::new(eff, params, now);
         let mut events = vec![
             EventKind::Connected { local, peer },
             EventKind::Config(facts),

@@ -79,6 +79,13 @@ pub struct EndFacts {
     pub inferred: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub evidence: Option<String>,
+    /// What ended it, when the model knows: "keepalive-count", "user-timeout",
+    /// "tcp-retries2", "syn-retries", "connect-timeout".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bound: Option<&'static str>,
+    /// The path the connection was on at the end: "idle", "zero-window", "busy".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<&'static str>,
     /// `connect --reconnect`: the outage log's summary.
     #[serde(skip_serializing_if = "Option::is_none", flatten)]
     pub outages: Option<OutageSummary>,
@@ -107,8 +114,51 @@ impl EndFacts {
             possible: None,
             inferred: None,
             evidence: None,
+            bound: None,
+            path: None,
             outages: None,
         }
+    }
+}
+
+/// The prediction in force: the path the connection is on and when the kernel gives
+/// up on it if the peer answers nothing more (see `model::schedule`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Prediction {
+    /// "idle" (keepalive), "zero-window" (window probes), "busy" (retransmissions),
+    /// "keepalive-off" (nothing detects a dead idle peer).
+    pub path: &'static str,
+    /// The last contact with the peer (run time) the prediction counts from.
+    #[serde(serialize_with = "secs")]
+    pub since: Duration,
+    /// When the kernel gives up (run time), `None` for never.
+    #[serde(serialize_with = "opt_secs")]
+    pub dead_at: Option<Duration>,
+    /// Seconds from the last contact to `dead_at` (null for never).
+    pub detect_s: Option<f64>,
+    /// The timer wheel may make it this much later, never earlier.
+    #[serde(rename = "late_by_up_to_s", serialize_with = "secs")]
+    pub late_by_up_to: Duration,
+    /// What ends it (`schedule::Bound::name`).
+    pub bound: &'static str,
+    /// Probes still to go out before the end.
+    pub probes: u32,
+    /// One line: why this time.
+    pub explain: String,
+}
+
+impl Prediction {
+    /// Seconds from the last contact to the end, `None` for never.
+    pub fn detect_s(&self) -> Option<f64> {
+        self.detect_s
+    }
+
+    /// Fills `detect_s` from `since` and `dead_at` (millisecond precision).
+    pub fn with_detect(mut self) -> Prediction {
+        self.detect_s = self
+            .dead_at
+            .map(|d| secs_value(d.saturating_sub(self.since)));
+        self
     }
 }
 
@@ -227,6 +277,51 @@ pub enum EventKind {
         n: u32,
         unacked: u32,
     },
+    /// A new prediction: emitted at the start and whenever it changes (an answer,
+    /// data, a window change, a late timer).
+    Prediction(Prediction),
+    /// The peer advertises a zero window with data waiting: its application stopped
+    /// reading. Keepalive stops; window probes start (the first due at `probe_due`).
+    ZeroWindow {
+        unsent: u32,
+        #[serde(serialize_with = "secs")]
+        probe_due: Duration,
+    },
+    /// The window opened again after `after` in the zero-window state.
+    WindowOpen {
+        #[serde(rename = "after_s", serialize_with = "secs")]
+        after: Duration,
+        probes: u32,
+    },
+    /// Zero-window probe `n` (1-based in this zero-window episode) went out;
+    /// `unanswered` counts the probes since the last answer, this one included.
+    WindowProbe {
+        n: u32,
+        #[serde(serialize_with = "secs")]
+        due: Duration,
+        unanswered: u32,
+    },
+    /// The peer answered window probe `n` (still with a zero window).
+    WindowProbeAcked {
+        n: u32,
+    },
+    /// `connect`: the SYN went out; the attempt ends at `deadline` (run time) at the
+    /// latest, set by `bound` ("user-timeout", "syn-retries" or "connect-timeout").
+    Connecting {
+        peer: SocketAddr,
+        #[serde(serialize_with = "secs")]
+        deadline: Duration,
+        bound: &'static str,
+        syn_retries: u32,
+        /// SYN retransmissions the kernel makes before the deadline if unanswered.
+        retransmits: u32,
+    },
+    /// `connect`: the kernel retransmitted the SYN (n-th time), due at `due`.
+    SynRetransmit {
+        n: u32,
+        #[serde(serialize_with = "secs")]
+        due: Duration,
+    },
     Data {
         bytes_in: u64,
         bytes_out: u64,
@@ -290,6 +385,13 @@ impl EventKind {
             EventKind::Probe { .. } => "probe",
             EventKind::ProbeAcked { .. } => "probe-acked",
             EventKind::Retransmit { .. } => "retransmit",
+            EventKind::Prediction(_) => "prediction",
+            EventKind::ZeroWindow { .. } => "zero-window",
+            EventKind::WindowOpen { .. } => "window-open",
+            EventKind::WindowProbe { .. } => "window-probe",
+            EventKind::WindowProbeAcked { .. } => "window-probe-acked",
+            EventKind::Connecting { .. } => "connecting",
+            EventKind::SynRetransmit { .. } => "syn-retransmit",
             EventKind::Data { .. } => "data",
             EventKind::Heartbeat { .. } => "heartbeat",
             EventKind::HeartbeatReply { .. } => "heartbeat-reply",

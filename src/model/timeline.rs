@@ -2,17 +2,28 @@
 //! when the next sample is worth taking.
 //!
 //! This is pure logic over [`TcpSample`]s and run times, so it is tested without
-//! sockets. The observer wakes at the predicted time of the next probe (idle after the
-//! last contact, then every intvl) plus a small slack; when the kernel's timer is
-//! late (its timer wheel rounds long timeouts up), it samples again with short steps
-//! that grow with the lateness, so an event is never much later than the probe.
+//! sockets. It keeps a model of the kernel's timers ([`schedule`]): the keepalive
+//! timer (armed idle after the connection, intvl after each probe it sends, and left
+//! alone by an answer, so after an answered probe the next one comes at
+//! max(probe + intvl, answer + idle)) and, while the peer advertises a zero window,
+//! the zero-window probe timer. The observer wakes just after the next firing the
+//! model predicts; when the kernel's timer is late (its wheel rounds timers up, see
+//! [`crate::model::wheel`]) it samples again in short steps that grow with the
+//! lateness, so an event is never much later than the kernel's action.
+//!
+//! Whenever the prediction changes (an answer, data, a window change, a late timer)
+//! a `prediction` event says so; the `end` carries the prediction that was in force
+//! at the last contact with the peer.
 
 use std::time::Duration;
 
-use crate::model::event::{EndFacts, EventKind, Outcome};
-use crate::model::predict::{Effective, IdleSchedule};
+use crate::model::event::{EndFacts, EventKind, Outcome, Prediction};
+use crate::model::predict::{Effective, secs_text};
 use crate::model::sample::{
     TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED, TCP_LAST_ACK, TCP_TIME_WAIT, TcpSample,
+};
+use crate::model::schedule::{
+    self, Bound, KeepaliveTimer, KernelParams, RTO_MIN, WindowProbes, window_probe_interval,
 };
 
 /// Two readings of "time since last contact" differ by up to one jiffy (4 ms at
@@ -20,28 +31,41 @@ use crate::model::sample::{
 const CONTACT_JITTER: Duration = Duration::from_millis(10);
 /// Sample this long after a predicted probe, so the kernel's timer has fired.
 const DUE_SLACK: Duration = Duration::from_millis(3);
-/// A probe seen this long after its due time was not sent on time: the timer
-/// wheel alone makes it at most tens of milliseconds late.
-const LATE_PROBE: Duration = Duration::from_millis(250);
+/// The shortest step between samples while waiting for a late timer.
+const MIN_STEP: Duration = Duration::from_millis(10);
+/// A prediction that moves less than this is not news.
+const PREDICTION_MOVE: Duration = Duration::from_millis(20);
 /// The TCP states reached only after the peer's FIN.
 const PEER_SENT_FIN: [u8; 4] = [TCP_CLOSE_WAIT, TCP_LAST_ACK, TCP_CLOSING, TCP_TIME_WAIT];
 /// Traffic (data, ACKs of our data) is reported at most this often.
 const TRAFFIC_REPORT_EVERY: Duration = Duration::from_secs(1);
 
+/// The zero-window state: what the persist timer has done in this episode.
+#[derive(Debug, Clone)]
+struct ZeroWindow {
+    entered_at: Duration,
+    /// Window probes seen in this episode, and the last one answered.
+    probes: u32,
+    answered: u32,
+    /// tcpi_backoff and tcpi_segs_out at the last sample: each window probe raises
+    /// the backoff (until it saturates at tcp_retries2, then segs_out counts them).
+    seen_backoff: u32,
+    seen_segs_out: u32,
+    timer: WindowProbes,
+}
+
 #[derive(Debug, Clone)]
 pub struct Timeline {
     eff: Effective,
-    schedule: Option<IdleSchedule>,
+    params: KernelParams,
     busy_detect_after: Duration,
     /// Run time of the last data or ACK received.
     last_contact: Duration,
-    /// How long before run time 0 the last contact was, while it was (`watch` joins
-    /// connections whose last contact precedes the watch); zero otherwise.
-    pre_start: Duration,
+    /// The kernel's keepalive timer, as far as we can tell.
+    ka: KeepaliveTimer,
     probes_seen: u32,
-    /// When the last probe of this window was seen go out.
-    last_probe_at: Option<Duration>,
     window_open: bool,
+    zw: Option<ZeroWindow>,
     retransmits_seen: u32,
     bytes_in_seen: u64,
     bytes_out_seen: u64,
@@ -58,25 +82,32 @@ pub struct Timeline {
     retrans_since: Option<Duration>,
     observed: bool,
     fin_counted: bool,
+    /// The prediction last emitted, and the one in force at the last contact.
+    shown: Option<Prediction>,
+    at_contact: Option<Prediction>,
+    /// How long before run time 0 the last contact was at the first sample (`watch`
+    /// joins connections whose last contact precedes the watch). The model keeps
+    /// its times shifted by this much, so they never go below zero; events and the
+    /// public methods speak run time.
+    offset: Duration,
     /// The caller knows the next contact without traffic answers a probe (`watch`
     /// inferred it from the keepalive timer) even if the schedule does not say so.
     probe_answer_known: bool,
 }
 
 impl Timeline {
-    /// Starts a timeline at `now`, with the first kernel sample when there is one.
-    /// `retries2` is net.ipv4.tcp_retries2, the busy path's budget without a user
-    /// timeout.
-    pub fn new(eff: Effective, retries2: u32, now: Duration) -> Timeline {
+    /// Starts a timeline at `now` (the connection is established, its keepalive
+    /// timer armed idle from now), with the kernel's parameters.
+    pub fn new(eff: Effective, params: KernelParams, now: Duration) -> Timeline {
         Timeline {
             eff,
-            schedule: eff.idle_schedule(),
-            busy_detect_after: eff.busy_detect_after(retries2),
+            params,
+            busy_detect_after: eff.busy_detect_after(params.retries2),
             last_contact: now,
-            pre_start: Duration::ZERO,
+            ka: KeepaliveTimer::fresh(&eff, now),
             probes_seen: 0,
-            last_probe_at: None,
             window_open: false,
+            zw: None,
             retransmits_seen: 0,
             bytes_in_seen: 0,
             bytes_out_seen: 0,
@@ -85,84 +116,21 @@ impl Timeline {
             traffic_pending: false,
             last_traffic_report: None,
             in_flight: false,
-            rto: Duration::from_millis(200),
+            rto: RTO_MIN,
             unacked_since: None,
             retrans_since: None,
             observed: false,
             fin_counted: false,
+            shown: None,
+            at_contact: None,
+            offset: Duration::ZERO,
             probe_answer_known: false,
         }
     }
 
-    pub fn last_contact(&self) -> Duration {
-        self.last_contact
-    }
-
-    /// New settings for the same connection (`watch` learned or re-read them): the
-    /// observed history (contact, probes, traffic) stays.
-    pub fn set_settings(&mut self, eff: Effective, retries2: u32) {
-        self.eff = eff;
-        self.schedule = eff.idle_schedule();
-        self.busy_detect_after = eff.busy_detect_after(retries2);
-    }
-
-    /// Run time `d` after the last contact (which may precede run time 0).
-    fn after_contact(&self, d: Duration) -> Duration {
-        (self.last_contact + d).saturating_sub(self.pre_start)
-    }
-
-    /// Run time at which the `n`th probe since the last contact is due, on the
-    /// nominal schedule (last contact + idle + (n - 1) x intvl).
-    fn probe_due(&self, n: u32) -> Duration {
-        self.after_contact(self.eff.probe_due(n))
-    }
-
-    /// When the next probe is due as the kernel arms it: idle after the last
-    /// contact for the first, then intvl after the previous probe actually went out
-    /// (its timer wheel fires a 1 s timer 4 to 32 ms late, and that adds up).
+    /// Run time at which the next keepalive probe is due as the kernel arms it.
     pub fn next_probe_due(&self) -> Duration {
-        match self.last_probe_at {
-            Some(prev) if self.probes_seen > 0 => {
-                prev + Duration::from_secs(self.eff.intvl_s.into())
-            }
-            _ => self.probe_due(1),
-        }
-    }
-
-    fn probe_sent(&mut self, n: u32, now: Duration, out: &mut Vec<EventKind>) {
-        let due = self.next_probe_due();
-        out.push(EventKind::Probe { n, due });
-        self.probes_seen = n;
-        self.last_probe_at = Some(now);
-        let late = now.saturating_sub(due);
-        if late > LATE_PROBE {
-            out.push(EventKind::Warning {
-                message: format!(
-                    "probe #{n} went out {:.3}s after it was due: a probe the kernel cannot \
-                     transmit (local queue full, carrier down) is retried 0.5 s later, and \
-                     detection moves by as much",
-                    late.as_secs_f64()
-                ),
-            });
-        }
-    }
-
-    /// The first sample: sets the baseline and announces idle-start (unless the
-    /// last contact precedes run time 0, which `watch`'s join line states instead).
-    fn baseline(&mut self, now: Duration, s: &TcpSample) -> Vec<EventKind> {
-        self.observed = true;
-        self.last_contact = now.saturating_sub(s.since_contact());
-        self.pre_start = s.since_contact().saturating_sub(now);
-        self.bytes_in_seen = s.bytes_received;
-        self.bytes_out_seen = s.bytes_acked;
-        self.in_flight = s.unacked > 0;
-        self.last_traffic_report = Some(now);
-        if !self.pre_start.is_zero() {
-            return Vec::new();
-        }
-        vec![EventKind::Idle {
-            since: self.last_contact,
-        }]
+        self.ka.next_probe(&self.eff).saturating_sub(self.offset)
     }
 
     /// As [`Timeline::observe`], when the caller knows (from the keepalive timer)
@@ -175,11 +143,151 @@ impl Timeline {
         out
     }
 
+    /// Run time of the last contact (0 when it precedes the run).
+    pub fn last_contact(&self) -> Duration {
+        self.last_contact.saturating_sub(self.offset)
+    }
+
+    /// New settings for the same connection (`watch` learned or re-read them): the
+    /// observed history (contact, probes, traffic) stays.
+    pub fn set_settings(&mut self, eff: Effective, retries2: u32) {
+        self.eff = eff;
+        self.params.retries2 = retries2;
+        self.busy_detect_after = eff.busy_detect_after(retries2);
+        if self.probes_seen == 0 {
+            self.ka = KeepaliveTimer {
+                probes_out: 0,
+                ..KeepaliveTimer::fresh(&eff, self.ka.last_rx)
+            };
+        }
+    }
+
+    /// An event's times from the model's (shifted) clock to run time.
+    fn to_run(&self, kind: EventKind) -> EventKind {
+        let off = self.offset;
+        if off.is_zero() {
+            return kind;
+        }
+        let run = |d: Duration| d.saturating_sub(off);
+        match kind {
+            EventKind::Idle { since } => EventKind::Idle { since: run(since) },
+            EventKind::ProbeWindow { due, dead_at } => EventKind::ProbeWindow {
+                due: run(due),
+                dead_at: dead_at.map(run),
+            },
+            EventKind::Probe { n, due } => EventKind::Probe { n, due: run(due) },
+            EventKind::ZeroWindow { unsent, probe_due } => EventKind::ZeroWindow {
+                unsent,
+                probe_due: run(probe_due),
+            },
+            EventKind::WindowProbe { n, due, unanswered } => EventKind::WindowProbe {
+                n,
+                due: run(due),
+                unanswered,
+            },
+            EventKind::Prediction(p) => EventKind::Prediction(Prediction {
+                since: run(p.since),
+                dead_at: p.dead_at.map(run),
+                ..p
+            }),
+            other => other,
+        }
+    }
+
+    fn intvl(&self) -> Duration {
+        Duration::from_secs(self.eff.intvl_s.into())
+    }
+
+    fn uto(&self) -> Duration {
+        Duration::from_millis(self.eff.user_timeout_ms.into())
+    }
+
+    /// Says when probe `n` (or window probe `n`) went out later than the timer
+    /// wheel explains: beyond the granularity of the duration the timer was armed
+    /// with, plus the observer's own sampling step.
+    fn late_warning(
+        &self,
+        what: &str,
+        n: u32,
+        due: Duration,
+        armed_at: Duration,
+        now: Duration,
+        out: &mut Vec<EventKind>,
+    ) {
+        let armed = due.saturating_sub(armed_at);
+        let bound = self.params.wheel.late_bound(armed);
+        let allowance = bound + DUE_SLACK + (bound / 8).max(MIN_STEP);
+        let late = now.saturating_sub(due);
+        if late > allowance {
+            out.push(EventKind::Warning {
+                message: format!(
+                    "{what} #{n} went out {:.3}s after it was due, beyond the {:.3}s the timer \
+                     wheel allows for a {} timer ({}): a probe the kernel cannot transmit \
+                     (local queue full, carrier down) is retried 0.5 s later, and detection \
+                     moves by as much",
+                    late.as_secs_f64(),
+                    bound.as_secs_f64(),
+                    secs_text(armed),
+                    self.params.wheel.describe()
+                ),
+            });
+        }
+    }
+
+    fn probe_sent(&mut self, n: u32, now: Duration, out: &mut Vec<EventKind>) {
+        let due = self.ka.next_probe(&self.eff);
+        let armed_at = self.ka.next_probe_armed_at(&self.eff);
+        out.push(EventKind::Probe { n, due });
+        self.late_warning("probe", n, due, armed_at, now, out);
+        // The kernel re-armed the timer intvl from the moment the probe went out:
+        // taken as when we saw it (the observer samples just after the due time,
+        // then in short steps, so this is at most a step late).
+        let sent_at = now;
+        self.probes_seen = n;
+        self.ka.armed_at = sent_at;
+        self.ka.fires_at = sent_at + self.intvl();
+        self.ka.probes_out = n;
+    }
+
+    /// The first sample: sets the baseline and announces idle-start (unless the
+    /// last contact precedes run time 0, which `watch`'s join line states instead).
+    fn baseline(&mut self, now: Duration, s: &TcpSample) -> Vec<EventKind> {
+        self.observed = true;
+        self.offset = s.since_contact().saturating_sub(now);
+        let now = now + self.offset;
+        self.last_contact = now.saturating_sub(s.since_contact());
+        // The kernel armed the keepalive timer when the connection was established
+        // (tcp_finish_connect, tcp_create_openreq_child): at the handshake's last
+        // segment, which is the last contact a fresh connection has.
+        if self.probes_seen == 0 && self.ka.last_rx >= self.last_contact {
+            self.ka = KeepaliveTimer::fresh(&self.eff, self.last_contact);
+        }
+        self.ka.last_rx = self.last_contact;
+        self.bytes_in_seen = s.bytes_received;
+        self.bytes_out_seen = s.bytes_acked;
+        self.in_flight = s.unacked > 0;
+        self.last_traffic_report = Some(now);
+        let mut out = vec![EventKind::Idle {
+            since: self.last_contact,
+        }];
+        self.update_prediction(true, &mut out);
+        if !self.offset.is_zero() {
+            return Vec::new();
+        }
+        out
+    }
+
     /// Folds in one kernel sample taken at run time `now`.
     pub fn observe(&mut self, now: Duration, s: &TcpSample) -> Vec<EventKind> {
         if !self.observed {
             return self.baseline(now, s);
         }
+        let out = self.fold(now + self.offset, s);
+        out.into_iter().map(|k| self.to_run(k)).collect()
+    }
+
+    /// [`Timeline::observe`] on the model's clock.
+    fn fold(&mut self, now: Duration, s: &TcpSample) -> Vec<EventKind> {
         let mut out = Vec::new();
         let mut din = s.bytes_received.saturating_sub(self.bytes_in_seen);
         // The peer's FIN advances the receive sequence by one, and bytes_received
@@ -196,7 +304,8 @@ impl Timeline {
         self.pending_out += dout;
         // A connection the kernel has given up on has its queues purged: keep the
         // view from before the death, which is what decided it.
-        if s.state == TCP_ESTABLISHED {
+        let established = s.state == TCP_ESTABLISHED;
+        if established {
             self.in_flight = s.unacked > 0;
             self.rto = Duration::from_micros(s.rto_us as u64);
             if s.unacked == 0 {
@@ -205,65 +314,108 @@ impl Timeline {
         }
 
         let contact = now.saturating_sub(s.since_contact());
-        if contact > self.last_contact + CONTACT_JITTER {
-            let traffic = din > 0 || dout > 0;
+        let contact_moved = contact > self.last_contact + CONTACT_JITTER;
+        let traffic = din > 0 || dout > 0;
+        let was_zero = self.zw.is_some();
+        let zero = established && s.zero_window() == Some(true);
+        if zero && !was_zero {
+            self.enter_zero_window(now, s, contact, &mut out);
+        } else if !zero && was_zero && established {
+            self.leave_zero_window(now, &mut out);
+        }
+
+        if self.zw.is_some() {
+            self.window_probes(now, s, &mut out);
+            if contact_moved {
+                if !traffic {
+                    self.window_probe_answered(contact, &mut out);
+                }
+                self.contact(contact, traffic);
+            }
+        } else if contact_moved {
             if !traffic {
                 self.answered_probe(contact, &mut out);
             }
-            self.last_contact = contact;
-            self.pre_start = Duration::ZERO;
-            self.probes_seen = 0;
-            self.last_probe_at = None;
-            self.window_open = false;
-            if traffic {
-                self.traffic_pending = true;
-            } else {
+            self.contact(contact, traffic);
+            if !traffic {
                 out.push(EventKind::Idle { since: contact });
             }
-        } else if s.unacked == 0 && self.schedule.is_some() {
+        } else if s.unacked == 0 && s.notsent_bytes == 0 && self.eff.keepalive {
             let probes = s.probes as u32;
-            if !self.window_open && (now >= self.probe_due(1) || probes > 0) {
+            if !self.window_open && (now >= self.ka.next_probe(&self.eff) || probes > 0) {
                 out.push(self.window_event());
             }
             for n in self.probes_seen + 1..=probes {
                 self.probe_sent(n, now, &mut out);
             }
         }
+        // Keepalive does not run while data waits (stuck in flight, queued, or
+        // behind a zero window): each firing re-arms it idle from then.
+        if self.zw.is_some() || s.notsent_bytes > 0 || s.retransmits > 0 {
+            self.keepalive_postponed(now);
+        }
 
         self.retransmissions(now, s, &mut out);
         self.report_traffic(now, &mut out);
+        if !self.traffic_pending {
+            let path_changed = was_zero != self.zw.is_some();
+            self.update_prediction(contact_moved || path_changed, &mut out);
+        }
         out
+    }
+
+    /// A data or ACK arrival at `contact`: keepalive's idle restarts, its probe
+    /// count resets; the timer itself is left as the kernel leaves it.
+    fn contact(&mut self, contact: Duration, traffic: bool) {
+        self.last_contact = contact;
+        self.ka.last_rx = contact;
+        self.ka.probes_out = 0;
+        self.probes_seen = 0;
+        self.window_open = false;
+        if traffic {
+            self.traffic_pending = true;
+        }
+    }
+
+    fn keepalive_postponed(&mut self, now: Duration) {
+        let idle = Duration::from_secs(self.eff.idle_s.into());
+        if idle.is_zero() {
+            return;
+        }
+        while self.ka.fires_at + DUE_SLACK <= now {
+            self.ka.armed_at = self.ka.fires_at;
+            self.ka.fires_at += idle;
+        }
     }
 
     /// A contact without traffic after the probe window opened is a probe answer.
     fn answered_probe(&mut self, contact: Duration, out: &mut Vec<EventKind>) {
-        let known = self.probe_answer_known && self.schedule.is_some();
-        if !known && (self.schedule.is_none() || contact + CONTACT_JITTER < self.probe_due(1)) {
+        if !self.eff.keepalive {
             return;
         }
-        if known && contact + CONTACT_JITTER < self.probe_due(1) {
-            // The settings that predict it are not known yet: the probe went out
-            // just before its answer.
-            out.push(EventKind::Probe {
-                n: self.probes_seen + 1,
-                due: contact,
-            });
-            out.push(EventKind::ProbeAcked {
-                n: self.probes_seen + 1,
-            });
+        if contact + CONTACT_JITTER < self.ka.next_probe(&self.eff) {
+            if self.probe_answer_known {
+                // The settings that predict it are not known yet: the probe went
+                // out just before its answer.
+                out.push(EventKind::Probe {
+                    n: self.probes_seen + 1,
+                    due: contact,
+                });
+                out.push(EventKind::ProbeAcked {
+                    n: self.probes_seen + 1,
+                });
+            }
             return;
-        }
-        // Probes whose due time passed before the answer arrived were sent, even if
-        // no sample caught them while they were out.
-        let mut sent = self.probes_seen;
-        while contact + CONTACT_JITTER >= self.probe_due(sent + 1) && sent < u8::MAX as u32 {
-            sent += 1;
         }
         if !self.window_open {
             out.push(self.window_event());
         }
-        for n in self.probes_seen + 1..=sent {
-            self.probe_sent(n, contact, out);
+        // Probes whose due time passed before the answer arrived were sent, even if
+        // no sample caught them while they were out.
+        let mut sent = self.probes_seen;
+        while contact + CONTACT_JITTER >= self.ka.next_probe(&self.eff) && sent < u8::MAX as u32 {
+            sent += 1;
+            self.probe_sent(sent, contact, out);
         }
         out.push(EventKind::ProbeAcked { n: sent });
     }
@@ -271,8 +423,129 @@ impl Timeline {
     fn window_event(&mut self) -> EventKind {
         self.window_open = true;
         EventKind::ProbeWindow {
-            due: self.probe_due(1),
-            dead_at: self.schedule.map(|s| self.after_contact(s.detect_after)),
+            due: self.ka.next_probe(&self.eff),
+            dead_at: schedule::keepalive(&self.eff, self.ka, self.params.wheel).dead_at,
+        }
+    }
+
+    /// The peer's window closed with data waiting. The persist timer was armed
+    /// (tcp_check_probe_timer) one RTO after the ACK that closed it.
+    fn enter_zero_window(
+        &mut self,
+        now: Duration,
+        s: &TcpSample,
+        contact: Duration,
+        out: &mut Vec<EventKind>,
+    ) {
+        let base = Duration::from_micros(s.rto_us as u64).max(RTO_MIN);
+        let closed_at = contact.min(now);
+        let timer = WindowProbes {
+            first_probe_at: None,
+            fires_at: closed_at + base,
+            armed_at: closed_at,
+            backoff: 0,
+            unanswered: 0,
+            base,
+        };
+        out.push(EventKind::ZeroWindow {
+            unsent: s.notsent_bytes,
+            probe_due: timer.fires_at,
+        });
+        self.zw = Some(ZeroWindow {
+            entered_at: now,
+            probes: 0,
+            answered: 0,
+            seen_backoff: 0,
+            seen_segs_out: s.segs_out,
+            timer,
+        });
+        self.probes_seen = 0;
+        self.window_open = false;
+    }
+
+    fn leave_zero_window(&mut self, now: Duration, out: &mut Vec<EventKind>) {
+        if let Some(zw) = self.zw.take() {
+            out.push(EventKind::WindowOpen {
+                after: now.saturating_sub(zw.entered_at),
+                probes: zw.probes,
+            });
+        }
+    }
+
+    /// Window probes that went out since the last sample: tcpi_backoff rises by one
+    /// per probe, answered or not, until it reaches tcp_retries2; then tcpi_segs_out
+    /// (nothing else leaves while the window is zero but our ACKs of data the peer
+    /// sends, which a peer that does not read rarely does).
+    fn window_probes(&mut self, now: Duration, s: &TcpSample, out: &mut Vec<EventKind>) {
+        let retries2 = self.params.retries2;
+        let uto = self.uto();
+        let rto_max = self.params.rto_max;
+        let Some(mut zw) = self.zw.take() else {
+            return;
+        };
+        let backoff = s.backoff as u32;
+        let by_backoff = backoff.saturating_sub(zw.seen_backoff);
+        let new = if backoff < retries2 {
+            by_backoff
+        } else {
+            by_backoff.max(s.segs_out.saturating_sub(zw.seen_segs_out))
+        };
+        for _ in 0..new.min(u8::MAX as u32) {
+            zw.probes += 1;
+            let due = zw.timer.fires_at;
+            out.push(EventKind::WindowProbe {
+                n: zw.probes,
+                due,
+                unanswered: (s.probes as u32).max(1),
+            });
+            self.late_warning("window probe", zw.probes, due, zw.timer.armed_at, now, out);
+            // As for keepalive probes: taken as when we saw it.
+            let sent_at = now;
+            let first = *zw.timer.first_probe_at.get_or_insert(sent_at);
+            zw.timer.backoff = (zw.timer.backoff + 1).min(retries2);
+            zw.timer.unanswered += 1;
+            zw.timer.armed_at = sent_at;
+            zw.timer.fires_at = sent_at
+                + window_probe_interval(
+                    zw.timer.base,
+                    zw.timer.backoff,
+                    rto_max,
+                    uto,
+                    Some(first),
+                    sent_at,
+                );
+        }
+        if new > 0 {
+            // The kernel's own count wins over ours where both exist.
+            zw.timer.backoff = backoff.min(retries2);
+        }
+        zw.seen_backoff = backoff;
+        zw.seen_segs_out = s.segs_out;
+        self.zw = Some(zw);
+    }
+
+    /// An ACK in the zero-window state: the last window probe was answered. The
+    /// kernel (tcp_ack_probe) re-arms the probe timer from the answer with the
+    /// backoff unchanged; the user timeout still counts from the first probe.
+    fn window_probe_answered(&mut self, contact: Duration, out: &mut Vec<EventKind>) {
+        let uto = self.uto();
+        let rto_max = self.params.rto_max;
+        if let Some(zw) = self.zw.as_mut() {
+            if zw.probes > zw.answered {
+                out.push(EventKind::WindowProbeAcked { n: zw.probes });
+                zw.answered = zw.probes;
+            }
+            zw.timer.unanswered = 0;
+            zw.timer.armed_at = contact;
+            zw.timer.fires_at = contact
+                + window_probe_interval(
+                    zw.timer.base,
+                    zw.timer.backoff,
+                    rto_max,
+                    uto,
+                    zw.timer.first_probe_at,
+                    contact,
+                );
         }
     }
 
@@ -322,12 +595,135 @@ impl Timeline {
         self.pending_out = 0;
         self.traffic_pending = false;
         self.last_traffic_report = Some(now);
+        self.update_prediction(true, out);
+    }
+
+    /// The busy path's start: the first retransmission, or before one is seen, the
+    /// oldest unacknowledged send.
+    fn busy_since(&self) -> Option<Duration> {
+        if self.in_flight {
+            self.retrans_since.or(self.unacked_since)
+        } else {
+            None
+        }
+    }
+
+    /// The prediction for the path the connection is on now.
+    fn prediction(&self) -> Prediction {
+        let uto_ms = self.eff.user_timeout_ms;
+        if let Some(zw) = &self.zw {
+            let f = schedule::zero_window(uto_ms, &self.params, zw.timer);
+            let explain = match f.bound {
+                Bound::UserTimeout => format!(
+                    "the peer stopped reading: the user timeout ({uto_ms}ms) ends it, counted \
+                     from the first window probe{}, answered or not",
+                    zw.timer
+                        .first_probe_at
+                        .map(|t| format!(" at +{:.3}s", t.as_secs_f64()))
+                        .unwrap_or_default()
+                ),
+                _ => format!(
+                    "the peer stopped reading: it lives while it answers window probes \
+                     (RFC 1122 4.2.2.17); {} unanswered in a row end it (tcp_retries2), \
+                     backing off to {}",
+                    self.params.retries2,
+                    secs_text(self.params.rto_max)
+                ),
+            };
+            return Prediction {
+                detect_s: None,
+                path: "zero-window",
+                since: self.last_contact,
+                dead_at: f.dead_at,
+                late_by_up_to: f.late_by_up_to,
+                bound: f.bound.name(),
+                probes: f.probes.len() as u32,
+                explain,
+            };
+        }
+        if let Some(start) = self.busy_since() {
+            return Prediction {
+                detect_s: None,
+                path: "busy",
+                since: self.last_contact,
+                dead_at: Some(start + self.busy_detect_after),
+                late_by_up_to: Duration::ZERO,
+                bound: if uto_ms == 0 {
+                    Bound::Retries2.name()
+                } else {
+                    Bound::UserTimeout.name()
+                },
+                probes: 0,
+                explain: format!(
+                    "data in flight: keepalive is suspended; the retransmissions end it {} \
+                     after the first one",
+                    secs_text(self.busy_detect_after)
+                ),
+            };
+        }
+        let f = schedule::keepalive(&self.eff, self.ka, self.params.wheel);
+        let explain = match (f.bound, f.probes.first()) {
+            (Bound::Never, _) => "keepalive is off: a dead idle peer is never detected".to_string(),
+            (bound, first) => format!(
+                "{} keepalive probe(s){}, then {}",
+                f.probes.len(),
+                first
+                    .map(|t| format!(" from +{:.3}s every {}s", t.as_secs_f64(), self.eff.intvl_s))
+                    .unwrap_or_default(),
+                match bound {
+                    Bound::UserTimeout => format!(
+                        "the user timeout ({uto_ms}ms since the last contact) ends it at a firing"
+                    ),
+                    _ => format!("cnt {} unanswered probes end it", self.eff.cnt),
+                }
+            ),
+        };
+        Prediction {
+            detect_s: None,
+            path: if self.eff.keepalive {
+                "idle"
+            } else {
+                "keepalive-off"
+            },
+            since: self.last_contact,
+            dead_at: f.dead_at,
+            late_by_up_to: f.late_by_up_to,
+            bound: f.bound.name(),
+            probes: f.probes.len() as u32,
+            explain,
+        }
+    }
+
+    /// Emits the prediction when it changed; `contact` marks it as the one in
+    /// force at the last contact.
+    fn update_prediction(&mut self, contact: bool, out: &mut Vec<EventKind>) {
+        let p = self.prediction().with_detect();
+        // Timers firing late within the wheel's bound do not change a prediction:
+        // it already said "up to late_by_up_to later". Leaving that range does.
+        let outside = |old: &Prediction| match (old.dead_at, p.dead_at) {
+            (Some(a), Some(b)) => {
+                b + PREDICTION_MOVE < a || b > a + old.late_by_up_to + PREDICTION_MOVE
+            }
+            (None, None) => false,
+            _ => true,
+        };
+        let changed = self.shown.as_ref().is_none_or(|old| {
+            old.path != p.path || outside(old) || old.since.abs_diff(p.since) > CONTACT_JITTER
+        });
+        if contact || self.at_contact.is_none() {
+            self.at_contact = Some(p.clone());
+        }
+        if changed {
+            out.push(EventKind::Prediction(p.clone()));
+            self.shown = Some(p);
+        }
     }
 
     /// Called just before the command writes, with a fresh sample already observed:
     /// remembers when the oldest unacknowledged send left, which starts the clock of
     /// the retransmission path and the user timeout.
     pub fn note_send(&mut self, now: Duration) {
+        let now = now + self.offset;
         if self.unacked_since.is_none() {
             self.unacked_since = Some(now);
         }
@@ -339,31 +735,39 @@ impl Timeline {
         if !self.observed {
             return None;
         }
+        let now = now + self.offset;
         let traffic = self.traffic_pending.then(|| {
             self.last_traffic_report
                 .map_or(now, |t| t + TRAFFIC_REPORT_EVERY)
         });
-        let kernel = if self.in_flight {
-            let step = (self.rto / 4).clamp(Duration::from_millis(10), Duration::from_millis(200));
-            Some(now + step)
-        } else if self.schedule.is_some() {
-            let due = self.next_probe_due() + DUE_SLACK;
+        let after = |due: Duration| {
+            let due = due + DUE_SLACK;
             if now < due {
-                Some(due)
+                due
             } else {
                 let late = now - due;
-                Some(now + (late / 8).clamp(Duration::from_millis(10), Duration::from_secs(1)))
+                now + (late / 8).clamp(MIN_STEP, Duration::from_secs(1))
             }
+        };
+        let kernel = if self.in_flight {
+            let step = (self.rto / 4).clamp(MIN_STEP, Duration::from_millis(200));
+            Some(now + step)
+        } else if let Some(zw) = &self.zw {
+            Some(after(zw.timer.fires_at))
+        } else if self.eff.keepalive {
+            Some(after(self.ka.next_probe(&self.eff)))
         } else {
             None
         };
-        match (traffic, kernel) {
+        let wake = match (traffic, kernel) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
-        }
+        };
+        wake.map(|w| w.saturating_sub(self.offset))
     }
 
-    /// The `end` facts for an outcome decided at `now`.
+    /// The `end` facts for an outcome decided at `now`: the prediction is the one
+    /// in force at the last contact (the busy path's when data was in flight).
     pub fn end(
         &self,
         now: Duration,
@@ -371,18 +775,12 @@ impl Timeline {
         errno: Option<String>,
         message: String,
     ) -> EndFacts {
-        let idle_prediction = self.schedule.map(|s| s.detect_after.as_secs_f64());
-        let predicted = match self.retrans_since.or(self.unacked_since) {
-            // Data was in flight: the retransmission path (or the user timeout)
-            // decides, counted from the first retransmission (before one is seen,
-            // the oldest unacknowledged send is the best estimate).
-            Some(start) if self.in_flight => Some(
-                (start + self.busy_detect_after + self.pre_start)
-                    .saturating_sub(self.last_contact)
-                    .as_secs_f64(),
-            ),
-            _ => idle_prediction,
+        let now = now + self.offset;
+        let in_force = match self.busy_since() {
+            Some(_) => Some(self.prediction().with_detect()),
+            None => self.at_contact.clone(),
         };
+        let predicted = in_force.as_ref().and_then(Prediction::detect_s);
         let detect_s = match outcome {
             Outcome::Alive
             | Outcome::Interrupted
@@ -390,13 +788,28 @@ impl Timeline {
             | Outcome::Error
             | Outcome::ConnectFailed => None,
             _ if !self.observed => None,
-            _ => Some(
-                (now + self.pre_start)
-                    .saturating_sub(self.last_contact)
-                    .as_secs_f64(),
-            ),
+            _ => Some(now.saturating_sub(self.last_contact).as_secs_f64()),
         };
-        EndFacts::new(outcome, errno, message, detect_s, predicted)
+        let mut message = message;
+        if let (Some(zw), Outcome::Timeout) = (&self.zw, outcome) {
+            let by = match in_force.as_ref().map(|p| p.bound) {
+                Some("user-timeout") => "the user timeout ended it".to_string(),
+                _ => format!(
+                    "{} unanswered window probes ended it (tcp_retries2)",
+                    self.params.retries2
+                ),
+            };
+            message = format!(
+                "{message}; the peer stopped reading (zero window, {} window probe(s)): {by}",
+                zw.probes
+            );
+        }
+        let mut end = EndFacts::new(outcome, errno, message, detect_s, predicted);
+        if let Some(p) = in_force.filter(|_| detect_s.is_some()) {
+            end.bound = Some(p.bound);
+            end.path = Some(p.path);
+        }
+        end
     }
 }
 
@@ -416,9 +829,10 @@ mod tests {
             cnt: 3,
             user_timeout_ms: 0,
         };
-        let mut t = Timeline::new(eff, 15, ms(0));
+        let mut t = Timeline::new(eff, KernelParams::default(), ms(0));
         let first = t.observe(ms(0), &TcpSample::default());
-        assert_eq!(first, vec![EventKind::Idle { since: ms(0) }]);
+        assert_eq!(names(&first), ["idle", "prediction"]);
+        assert_eq!(first[0], EventKind::Idle { since: ms(0) });
         t
     }
 
@@ -471,9 +885,14 @@ mod tests {
     fn answered_probe_restarts_idle() {
         let mut t = timeline();
         let ev = t.observe(ms(1010), &at(1010, 1002, 0));
-        assert_eq!(names(&ev), ["probe-window", "probe", "probe-acked", "idle"]);
+        assert_eq!(
+            names(&ev),
+            ["probe-window", "probe", "probe-acked", "idle", "prediction"]
+        );
         assert_eq!(ev[2], EventKind::ProbeAcked { n: 1 });
         assert_eq!(ev[3], EventKind::Idle { since: ms(1002) });
+        // The timer stays where the probe left it (1 s after the probe, 2.000); that
+        // firing finds 0.998 s of idle and re-arms for the rest: answer + idle.
         assert_eq!(t.next_wake(ms(1011)), Some(ms(2005)));
     }
 
@@ -488,18 +907,18 @@ mod tests {
             cnt: 9,
             user_timeout_ms: 0,
         };
-        let mut t = Timeline::new(eff, 15, ms(0));
+        let mut t = Timeline::new(eff, KernelParams::default(), ms(0));
         t.observe(ms(0), &TcpSample::default());
         let ev = t.observe(ms(2804), &at(2804, 2745, 0));
         assert_eq!(
             names(&ev),
-            ["idle"],
+            ["idle", "prediction"],
             "without the proof it is just a contact"
         );
-        let mut t = Timeline::new(eff, 15, ms(0));
+        let mut t = Timeline::new(eff, KernelParams::default(), ms(0));
         t.observe(ms(0), &TcpSample::default());
         let ev = t.observe_answered_probe(ms(2804), &at(2804, 2745, 0));
-        assert_eq!(names(&ev), ["probe", "probe-acked", "idle"]);
+        assert_eq!(names(&ev), ["probe", "probe-acked", "idle", "prediction"]);
         assert_eq!(
             ev[0],
             EventKind::Probe {
@@ -514,7 +933,16 @@ mod tests {
         let mut t = timeline();
         t.observe(ms(1005), &at(1005, 0, 1));
         let ev = t.observe(ms(2520), &at(2520, 0, 2));
-        assert_eq!(names(&ev), ["probe", "warning"]);
+        assert_eq!(names(&ev), ["probe", "warning", "prediction"]);
+        match &ev[1] {
+            EventKind::Warning { message } => {
+                assert!(
+                    message.contains("beyond the 0.036s the timer wheel allows"),
+                    "{message}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -541,7 +969,7 @@ mod tests {
             cnt: 3,
             user_timeout_ms: 4000,
         };
-        let mut t = Timeline::new(eff, 15, ms(0));
+        let mut t = Timeline::new(eff, KernelParams::default(), ms(0));
         t.observe(
             ms(0),
             &TcpSample {
@@ -576,12 +1004,17 @@ mod tests {
         s.retransmits = 2;
         let ev = t.observe(ms(300), &s);
         assert_eq!(
-            ev,
-            vec![
+            ev[..2],
+            [
                 EventKind::Retransmit { n: 1, unacked: 2 },
                 EventKind::Retransmit { n: 2, unacked: 2 }
             ]
         );
+        // The busy path takes over the prediction.
+        match &ev[2] {
+            EventKind::Prediction(p) => assert_eq!(p.path, "busy"),
+            other => panic!("{other:?}"),
+        }
         assert!(t.observe(ms(310), &s).is_empty());
     }
 
@@ -591,7 +1024,7 @@ mod tests {
         let mut s = at(1500, 1400, 0);
         s.bytes_received = 10;
         let ev = t.observe(ms(1500), &s);
-        assert_eq!(names(&ev), ["data", "idle"]);
+        assert_eq!(names(&ev), ["data", "idle", "prediction"]);
         let mut s = at(1700, 1650, 0);
         s.bytes_received = 30;
         assert!(t.observe(ms(1700), &s).is_empty());
@@ -635,5 +1068,176 @@ mod tests {
         assert_eq!(end.exit_code, 6);
         assert!((end.detect_s.expect("observed") - 4.008).abs() < 1e-9);
         assert_eq!(end.predicted_detect_s, Some(4.0));
+    }
+
+    fn timeline_with(idle: u32, intvl: u32, cnt: u32, uto: u32) -> Timeline {
+        let eff = Effective {
+            keepalive: true,
+            idle_s: idle,
+            intvl_s: intvl,
+            cnt,
+            user_timeout_ms: uto,
+        };
+        let mut t = Timeline::new(eff, KernelParams::default(), ms(0));
+        t.observe(ms(0), &TcpSample::default());
+        t
+    }
+
+    fn prediction_of(events: &[EventKind]) -> Option<&Prediction> {
+        events.iter().rev().find_map(|e| match e {
+            EventKind::Prediction(p) => Some(p),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn intvl_longer_than_idle_after_an_answered_probe() {
+        // idle 1, intvl 11, user timeout 5 s; probe 1 answered at 1.001, then silence.
+        // Measured: probe 2 at P1 + 11, ETIMEDOUT at P1 + 22 (22.148 s after contact).
+        let mut t = timeline_with(1, 11, 3, 5000);
+        let ev = t.observe(ms(1005), &at(1005, 1001, 0));
+        assert_eq!(
+            names(&ev),
+            ["probe-window", "probe", "probe-acked", "idle", "prediction"]
+        );
+        let p = prediction_of(&ev).expect("a new prediction after the answer");
+        assert_eq!(p.dead_at, Some(ms(23_001)));
+        assert_eq!(p.since, ms(1001));
+        // The next probe is due at P1 + intvl, not at the answer + idle.
+        assert_eq!(t.next_wake(ms(1006)), Some(ms(12_004)));
+        let ev = t.observe(ms(12_140), &at(12_140, 1001, 1));
+        assert_eq!(names(&ev), ["probe-window", "probe"]);
+        assert_eq!(
+            ev[1],
+            EventKind::Probe {
+                n: 1,
+                due: ms(12_001)
+            }
+        );
+        let dead = TcpSample {
+            state: 7,
+            ..at(23_170, 1001, 1)
+        };
+        t.observe(ms(23_170), &dead);
+        let end = t.end(ms(23_170), Outcome::Timeout, None, String::new());
+        // The prediction in force at the last contact: 23.001 - 1.001.
+        let predicted = end.predicted_detect_s.expect("prediction");
+        assert!((predicted - 22.0).abs() < 1e-9, "{predicted}");
+        assert!((end.detect_s.expect("detected") - 22.169).abs() < 1e-9);
+        assert_eq!(end.bound, Some("user-timeout"));
+        assert_eq!(end.path, Some("idle"));
+    }
+
+    #[test]
+    fn a_long_timer_late_within_the_wheel_granularity_is_not_a_fault() {
+        // A 12 s timer fires up to 260 ms late at HZ=250 (the issue: 259 ms).
+        let mut t = timeline_with(12, 1, 1, 0);
+        assert!(t.observe(ms(12_003), &at(12_003, 0, 0)).len() == 1); // probe-window
+        assert_eq!(t.next_wake(ms(12_003)), Some(ms(12_013)));
+        let ev = t.observe(ms(12_262), &at(12_262, 0, 1));
+        // No warning, and no new prediction: the first said "up to 0.296 s later".
+        assert_eq!(names(&ev), ["probe"], "{ev:?}");
+        // The same lateness for a 1 s timer is beyond its 36 ms granularity.
+        let mut t = timeline_with(1, 1, 3, 0);
+        t.observe(ms(1_003), &at(1_003, 0, 1));
+        let ev = t.observe(ms(2_262), &at(2_262, 0, 2));
+        assert_eq!(names(&ev), ["probe", "warning", "prediction"], "{ev:?}");
+    }
+
+    /// A sample in the zero-window state: `backoff` window probes so far,
+    /// `unanswered` of them since the last answer, last contact at `contact`.
+    fn zw(now: u64, contact: u64, backoff: u8, unanswered: u8) -> TcpSample {
+        TcpSample {
+            backoff,
+            rto_us: 208_000,
+            snd_wnd: Some(0),
+            notsent_bytes: 43_440,
+            ..at(now, contact, unanswered)
+        }
+    }
+
+    #[test]
+    fn zero_window_is_its_own_path_with_window_probes() {
+        // Measured: UTO 4 s, the peer stops reading and answers every window probe;
+        // ETIMEDOUT 4 s after the first window probe.
+        let mut t = timeline_with(1, 1, 3, 4000);
+        let ev = t.observe(ms(50), &zw(50, 46, 0, 0));
+        assert_eq!(names(&ev), ["zero-window", "prediction"], "{ev:?}");
+        assert_eq!(
+            ev[0],
+            EventKind::ZeroWindow {
+                unsent: 43_440,
+                probe_due: ms(254)
+            }
+        );
+        assert_eq!(t.next_wake(ms(60)), Some(ms(257)));
+        // Probe 1 went out and was answered; keepalive probes are not reported.
+        let ev = t.observe(ms(262), &zw(262, 258, 1, 0));
+        assert_eq!(
+            names(&ev),
+            ["window-probe", "window-probe-acked", "prediction"],
+            "{ev:?}"
+        );
+        let p = prediction_of(&ev).expect("prediction");
+        assert_eq!(p.path, "zero-window");
+        assert_eq!(p.bound, "user-timeout");
+        assert_eq!(p.dead_at, Some(ms(4262)));
+        // Probe 2 unanswered (the peer's tcp_invalid_ratelimit).
+        let ev = t.observe(ms(700), &zw(700, 258, 2, 1));
+        assert_eq!(
+            ev[0],
+            EventKind::WindowProbe {
+                n: 2,
+                // Re-armed from the answer (tcp_ack_probe), backoff 1.
+                due: ms(258 + 416),
+                unanswered: 1
+            }
+        );
+        let dead = TcpSample {
+            state: 7,
+            ..zw(4_300, 3_300, 4, 0)
+        };
+        t.observe(ms(3_300), &zw(3_300, 3_296, 4, 0));
+        t.observe(ms(4_300), &dead);
+        let end = t.end(
+            ms(4_300),
+            Outcome::Timeout,
+            Some("ETIMEDOUT".into()),
+            "Connection timed out".into(),
+        );
+        assert!(
+            end.message
+                .contains("the peer stopped reading (zero window, 4 window probe(s)): the user timeout ended it"),
+            "{}",
+            end.message
+        );
+        assert_eq!(end.path, Some("zero-window"));
+        let predicted = end.predicted_detect_s.expect("prediction");
+        assert!((predicted - (4.262 - 3.296)).abs() < 1e-9, "{predicted}");
+    }
+
+    #[test]
+    fn the_window_opens_again() {
+        let mut t = timeline_with(1, 1, 3, 0);
+        t.observe(ms(50), &zw(50, 46, 0, 0));
+        let open = TcpSample {
+            snd_wnd: Some(65_000),
+            bytes_acked: 43_440,
+            ..at(900, 890, 0)
+        };
+        let ev = t.observe(ms(900), &open);
+        assert_eq!(
+            ev[0],
+            EventKind::WindowOpen {
+                after: ms(850),
+                probes: 0
+            }
+        );
+        // Without a user timeout a zero window ends only by tcp_retries2 probes.
+        let mut t = timeline_with(1, 1, 3, 0);
+        let ev = t.observe(ms(50), &zw(50, 46, 0, 0));
+        let p = prediction_of(&ev).expect("prediction");
+        assert_eq!(p.bound, "tcp-retries2");
+        assert!(p.explain.contains("RFC 1122"), "{}", p.explain);
     }
 }

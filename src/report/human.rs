@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 
 use crate::config::Timestamps;
 use crate::model::event::{
-    ConfigFacts, EndFacts, Event, EventKind, Outcome, Sink, TuneFacts, WatchFacts,
+    ConfigFacts, EndFacts, Event, EventKind, Outcome, Prediction, Sink, TuneFacts, WatchFacts,
 };
 use crate::model::settings::Source;
 
@@ -279,6 +279,32 @@ fn watched_line(w: &WatchFacts) -> String {
     )
 }
 
+/// What a bound name means, for the connecting line.
+fn bound_text(bound: &str) -> &'static str {
+    match bound {
+        "user-timeout" => "the user timeout bounds it",
+        "syn-retries" => "the SYN retransmissions run out",
+        "connect-timeout" => "--connect-timeout bounds it",
+        _ => "bound unknown",
+    }
+}
+
+fn prediction_line(p: &Prediction) -> String {
+    match p.dead_at {
+        Some(dead) => format!(
+            "{} path: dead at {} if the peer answers nothing more ({}s after the last contact \
+             at {}, up to {:.3}s later by the timer wheel): {}",
+            p.path,
+            rel(dead),
+            p.detect_s().map_or("?".to_string(), |d| format!("{d:.3}")),
+            rel(p.since),
+            p.late_by_up_to.as_secs_f64(),
+            p.explain
+        ),
+        None => format!("{} path: {}", p.path, p.explain),
+    }
+}
+
 /// The event's name and facts as text lines (most events are one line).
 fn describe(kind: &EventKind) -> Vec<(&'static str, String)> {
     let one = |text: String| vec![(kind.name(), text)];
@@ -303,6 +329,38 @@ fn describe(kind: &EventKind) -> Vec<(&'static str, String)> {
         EventKind::Retransmit { n, unacked } => one(format!(
             "#{n}, {unacked} segment(s) unacknowledged: keepalive is suspended while data is in flight"
         )),
+        EventKind::Prediction(p) => one(prediction_line(p)),
+        EventKind::ZeroWindow { unsent, probe_due } => one(format!(
+            "the peer stopped reading: its window is 0 with {unsent} bytes waiting; keepalive \
+             stops, window probes start (first due at {})",
+            rel(*probe_due)
+        )),
+        EventKind::WindowOpen { after, probes } => one(format!(
+            "the peer reads again: window open after {:.3}s and {probes} window probe(s)",
+            after.as_secs_f64()
+        )),
+        EventKind::WindowProbe { n, due, unanswered } => one(format!(
+            "#{n} sent (due at {}); {unanswered} unanswered since the last answer",
+            rel(*due)
+        )),
+        EventKind::WindowProbeAcked { n } => one(format!(
+            "#{n} answered: the peer's kernel is alive, its window still 0"
+        )),
+        EventKind::Connecting {
+            peer,
+            deadline,
+            bound,
+            syn_retries,
+            retransmits,
+        } => one(format!(
+            "SYN sent to {peer}; gives up at {} ({}; {retransmits} SYN retransmission(s) \
+             before, syn_retries {syn_retries})",
+            rel(*deadline),
+            bound_text(bound)
+        )),
+        EventKind::SynRetransmit { n, due } => {
+            one(format!("#{n}: no answer to the SYN (due at {})", rel(*due)))
+        }
         EventKind::Data {
             bytes_in,
             bytes_out,
@@ -367,8 +425,11 @@ fn name_color(kind: &EventKind, name: &str) -> Option<&'static str> {
         });
     }
     match name {
-        "probe" | "probe-window" | "retransmit" | "heartbeat" => Some(YELLOW),
-        "probe-acked" | "heartbeat-reply" | "connected" => Some(GREEN),
+        "probe" | "probe-window" | "retransmit" | "heartbeat" | "window-probe"
+        | "syn-retransmit" | "zero-window" => Some(YELLOW),
+        "probe-acked" | "heartbeat-reply" | "connected" | "window-probe-acked" | "window-open" => {
+            Some(GREEN)
+        }
         "warning" | "refused" | "fault" => Some(RED),
         "listening" => Some(CYAN),
         _ => None,

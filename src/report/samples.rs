@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::model::event::{
-    ConfigFacts, EndFacts, Event, EventKind, OutageSummary, Outcome, TuneFacts, WatchFacts,
+    ConfigFacts, EndFacts, Event, EventKind, OutageSummary, Outcome, Prediction, TuneFacts,
+    WatchFacts,
 };
 use crate::model::predict::Effective;
 use crate::model::settings::{Source, Sources};
@@ -80,6 +81,35 @@ fn timeout_end() -> EndFacts {
         Some(14.303),
         Some(14.0),
     )
+}
+
+fn zero_window_end() -> EndFacts {
+    let mut e = EndFacts::new(
+        Outcome::Timeout,
+        Some("ETIMEDOUT".into()),
+        "Connection timed out; the peer stopped reading (zero window, 5 window probe(s)): \
+         the user timeout ended it"
+            .into(),
+        Some(1.004),
+        Some(0.966),
+    );
+    e.bound = Some("user-timeout");
+    e.path = Some("zero-window");
+    e
+}
+
+fn syn_timeout_end() -> EndFacts {
+    let mut e = EndFacts::new(
+        Outcome::ConnectFailed,
+        Some("ETIMEDOUT".into()),
+        "connect to 198.18.0.2:7000 failed: Connection timed out: the user timeout (3000ms) \
+         ended the attempt after 2 SYN retransmission(s)"
+            .into(),
+        None,
+        None,
+    );
+    e.bound = Some("user-timeout");
+    e
 }
 
 fn expect_missed() -> EndFacts {
@@ -161,6 +191,61 @@ pub fn one_of_each() -> Vec<Event> {
         },
         EventKind::ProbeAcked { n: 1 },
         EventKind::Retransmit { n: 2, unacked: 1 },
+        EventKind::Prediction(
+            Prediction {
+                path: "idle",
+                since: ms(1020),
+                dead_at: Some(ms(23_020)),
+                detect_s: None,
+                late_by_up_to: ms(520),
+                bound: "user-timeout",
+                probes: 1,
+                explain: "1 keepalive probe(s) from +12.020s every 11s, then the user timeout \
+                          (5000ms since the last contact) ends it at a firing"
+                    .into(),
+            }
+            .with_detect(),
+        ),
+        EventKind::Prediction(
+            Prediction {
+                path: "zero-window",
+                since: ms(3296),
+                dead_at: Some(ms(4262)),
+                detect_s: None,
+                late_by_up_to: ms(36),
+                bound: "user-timeout",
+                probes: 0,
+                explain: "the peer stopped reading: the user timeout (4000ms) ends it, counted \
+                          from the first window probe at +0.262s, answered or not"
+                    .into(),
+            }
+            .with_detect(),
+        ),
+        EventKind::ZeroWindow {
+            unsent: 43_440,
+            probe_due: ms(254),
+        },
+        EventKind::WindowProbe {
+            n: 2,
+            due: ms(674),
+            unanswered: 1,
+        },
+        EventKind::WindowProbeAcked { n: 3 },
+        EventKind::WindowOpen {
+            after: ms(850),
+            probes: 3,
+        },
+        EventKind::Connecting {
+            peer: addr("198.18.0.2:7000"),
+            deadline: ms(3001),
+            bound: "user-timeout",
+            syn_retries: 6,
+            retransmits: 2,
+        },
+        EventKind::SynRetransmit {
+            n: 1,
+            due: ms(1001),
+        },
         EventKind::Data {
             bytes_in: 5,
             bytes_out: 1024,
@@ -236,6 +321,8 @@ pub fn one_of_each() -> Vec<Event> {
             error: Some("not permitted to open the sockets of PID 4243".into()),
         }),
         EventKind::End(timeout_end()),
+        EventKind::End(zero_window_end()),
+        EventKind::End(syn_timeout_end()),
         EventKind::End(expect_missed()),
         EventKind::End(watched_end()),
         EventKind::End(ambiguous_end()),
@@ -278,6 +365,13 @@ pub fn kind_name_is_covered(kind: &EventKind) -> &'static str {
         | EventKind::Probe { .. }
         | EventKind::ProbeAcked { .. }
         | EventKind::Retransmit { .. }
+        | EventKind::Prediction(_)
+        | EventKind::ZeroWindow { .. }
+        | EventKind::WindowOpen { .. }
+        | EventKind::WindowProbe { .. }
+        | EventKind::WindowProbeAcked { .. }
+        | EventKind::Connecting { .. }
+        | EventKind::SynRetransmit { .. }
         | EventKind::Data { .. }
         | EventKind::Heartbeat { .. }
         | EventKind::HeartbeatReply { .. }
@@ -293,4 +387,4 @@ pub fn kind_name_is_covered(kind: &EventKind) -> &'static str {
 }
 
 /// How many kinds [`kind_name_is_covered`] lists: keep in step with it.
-pub const KINDS: usize = 20;
+pub const KINDS: usize = 27;

@@ -26,6 +26,7 @@ use crate::model::expect::Tally;
 use crate::model::infer::{Knowledge, TimerReading};
 use crate::model::predict::{self, Effective};
 use crate::model::sample::TcpSample;
+use crate::model::schedule::KernelParams;
 use crate::model::settings::Sources;
 use crate::model::timeline::Timeline;
 use crate::model::verdict::{self, Destroyed, Evidence};
@@ -604,7 +605,11 @@ impl Watch {
             EventKind::Watched(self.watched_facts(e, owner.as_ref(), &know, unread_reason)),
         )?;
         let facts = self.config_facts(&know);
-        let mut timeline = Timeline::new(know.effective(), self.retries2, now);
+        let params = KernelParams {
+            retries2: self.retries2,
+            ..sysctl::kernel_params()
+        };
+        let mut timeline = Timeline::new(know.effective(), params, now);
         let config_sent = know.keepalive.is_some();
         if config_sent {
             rep.emit(id, EventKind::Config(facts))?;

@@ -82,3 +82,11 @@ pub fn set_step(fd: std::os::fd::BorrowedFd<'_>, step: Step, value: u32) -> std:
         )),
     }
 }
+
+/// TCP_SYNCNT is Linux's; elsewhere the caller uses its default.
+pub fn syn_retries(_socket: &Socket) -> std::io::Result<u32> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "TCP_SYNCNT exists only on Linux",
+    ))
+}

@@ -94,3 +94,25 @@ pub fn set_step(fd: std::os::fd::BorrowedFd<'_>, step: Step, value: u32) -> std:
         }
     }
 }
+
+/// TCP_SYNCNT: SYN retransmissions before the connect attempt gives up (the
+/// socket's own value, else net.ipv4.tcp_syn_retries; the kernel answers either).
+pub fn syn_retries(socket: &Socket) -> std::io::Result<u32> {
+    use std::os::fd::AsRawFd;
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: the pointer and length describe `value`, which outlives the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_SYNCNT,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(value.max(0) as u32)
+}
