@@ -18,9 +18,16 @@ fn alive_with_answered_probes() {
     ]);
     assert_eq!(code, 0, "{events:?}");
     let seq = names(&events);
-    assert_eq!(&seq[..3], ["connected", "config", "idle"], "{seq:?}");
+    // The connect phase first (issue 10): the SYN, its deadline and the bound.
+    assert_eq!(
+        &seq[..5],
+        ["connecting", "connected", "config", "idle", "prediction"],
+        "{seq:?}"
+    );
+    assert_eq!(events[0]["bound"], "connect-timeout");
+    assert_eq!(events[0]["deadline"], 10.0);
     assert!(count(&events, "probe-acked") >= 2, "{seq:?}");
-    let config = &events[1];
+    let config = &events[2];
     assert_eq!(config["keepalive"], true);
     assert_eq!(config["idle_s"], 1);
     assert_eq!(config["intvl_s"], 1);
@@ -55,7 +62,7 @@ fn eof_when_the_peer_closes() {
     let end = end_of(&events);
     assert_eq!(end["outcome"], "eof");
     assert_eq!(end["errno"], serde_json::Value::Null);
-    assert_eq!(names(&events)[..2], ["connected", "config"]);
+    assert_eq!(names(&events)[..3], ["connecting", "connected", "config"]);
     // The listener ended its side on purpose with the peer alive.
     let theirs = until_end(&l.lines, 1, Duration::from_secs(5));
     assert_eq!(end_of(&theirs)["outcome"], "alive");
@@ -96,7 +103,11 @@ fn connect_failed_when_refused() {
         .port();
     let (code, events, _) = run_json(&["connect", &format!("127.0.0.1:{port}"), "--json"]);
     assert_eq!(code, 3);
-    assert_eq!(events.len(), 1, "only the end line: {events:?}");
+    assert_eq!(
+        names(&events),
+        ["connecting", "end"],
+        "the attempt and its end: {events:?}"
+    );
     let end = end_of(&events);
     assert_eq!(end["outcome"], "connect-failed");
     assert_eq!(end["errno"], "ECONNREFUSED");
@@ -112,8 +123,10 @@ fn interrupt(signal: i32, want_code: i32) {
     let (mut child, rx) =
         spawn_json(&["connect", &target, "--idle", "1", "--intvl", "1", "--json"]);
     // Wait for the connection to be up before interrupting it.
-    let first = rx.recv_timeout(Duration::from_secs(5)).expect("connected");
-    assert_eq!(first["event"], "connected");
+    let first = rx.recv_timeout(Duration::from_secs(5)).expect("connecting");
+    assert_eq!(first["event"], "connecting");
+    let second = rx.recv_timeout(Duration::from_secs(5)).expect("connected");
+    assert_eq!(second["event"], "connected");
     std::thread::sleep(Duration::from_millis(300));
     // SAFETY: plain kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, signal) };
@@ -222,6 +235,7 @@ fn ipv6_loopback() {
         .expect("port");
     let (code, events, _) = run_json(&["connect", &local, "--for", "300ms", "--json"]);
     assert_eq!(code, 0);
-    let connected = &events[0];
+    let connected = &events[1];
+    assert_eq!(connected["event"], "connected");
     assert_eq!(connected["peer"], local);
 }

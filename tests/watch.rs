@@ -309,8 +309,12 @@ fn pid_filter_takes_only_that_process_sockets() {
     let (mut other, rx) = spawn_json(&["connect", &target, "--json", "--for", "20s"]);
     let first = rx
         .recv_timeout(Duration::from_secs(10))
-        .expect("connect announces itself");
-    assert_eq!(first["event"], "connected", "{first}");
+        .expect("connect announces its attempt");
+    assert_eq!(first["event"], "connecting", "{first}");
+    let second = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("connect announces the connection");
+    assert_eq!(second["event"], "connected", "{second}");
     let (server, _) = l.accept().expect("accept");
     let pid = other.id().to_string();
     let (code, events, stderr) = run_json(&[

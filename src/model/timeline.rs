@@ -253,7 +253,14 @@ impl Timeline {
     /// last contact precedes run time 0, which `watch`'s join line states instead).
     fn baseline(&mut self, now: Duration, s: &TcpSample) -> Vec<EventKind> {
         self.observed = true;
-        self.offset = s.since_contact().saturating_sub(now);
+        // The last contact is read in jiffies (4 ms at HZ=250): a connection made
+        // just after the run started can seem to precede it by that much.
+        let before_start = s.since_contact().saturating_sub(now);
+        self.offset = if before_start > CONTACT_JITTER {
+            before_start
+        } else {
+            Duration::ZERO
+        };
         let now = now + self.offset;
         self.last_contact = now.saturating_sub(s.since_contact());
         // The kernel armed the keepalive timer when the connection was established
