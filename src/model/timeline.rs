@@ -400,7 +400,9 @@ impl Timeline {
         if !self.eff.keepalive {
             return;
         }
-        if contact + CONTACT_JITTER < self.ka.next_probe(&self.eff) {
+        // With a probe seen out, a contact without traffic is its answer; else it
+        // answers a probe only if one was due before it.
+        if self.probes_seen == 0 && contact + CONTACT_JITTER < self.ka.next_probe(&self.eff) {
             if self.probe_answer_known {
                 // The settings that predict it are not known yet: the probe went
                 // out just before its answer.
@@ -933,6 +935,16 @@ mod tests {
                 due: ms(2745)
             }
         );
+    }
+
+    #[test]
+    fn a_probe_seen_out_then_answered() {
+        let mut t = timeline();
+        let ev = t.observe(ms(1005), &at(1005, 0, 1));
+        assert_eq!(names(&ev), ["probe-window", "probe"]);
+        let ev = t.observe(ms(1015), &at(1015, 1006, 0));
+        assert_eq!(names(&ev), ["probe-acked", "idle", "prediction"], "{ev:?}");
+        assert_eq!(ev[0], EventKind::ProbeAcked { n: 1 });
     }
 
     #[test]
