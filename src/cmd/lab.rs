@@ -9,7 +9,6 @@
 //! and the peer's socket (close, abort, mute, stop reading). `lab list` prints the
 //! catalogue from `model::lab`.
 
-use std::io::Write;
 use std::time::Duration;
 
 use socket2::Socket;
@@ -60,16 +59,7 @@ pub fn list(json: bool) -> Result<EndFacts, RunError> {
             ));
         }
     }
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|_| out.flush())
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::BrokenPipe => RunError::OutputClosed,
-            _ => RunError::Io {
-                op: "write to stdout",
-                source: e,
-            },
-        })?;
+    crate::report::print_all(text.as_bytes()).map_err(RunError::output("write to stdout"))?;
     Ok(EndFacts::new(
         Outcome::Alive,
         None,

@@ -63,19 +63,9 @@ pub fn run(config: Config) -> Result<EndFacts, RunError> {
 fn print_generated(
     generate: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>,
 ) -> Result<EndFacts, RunError> {
-    use std::io::Write;
     let mut text = Vec::new();
     generate(&mut text).map_err(RunError::io("generate the text"))?;
-    let mut out = std::io::stdout().lock();
-    out.write_all(&text)
-        .and_then(|_| out.flush())
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::BrokenPipe => RunError::OutputClosed,
-            _ => RunError::Io {
-                op: "write to stdout",
-                source: e,
-            },
-        })?;
+    crate::report::print_all(&text).map_err(RunError::output("write to stdout"))?;
     Ok(EndFacts::new(
         Outcome::Alive,
         None,

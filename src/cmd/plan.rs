@@ -1,8 +1,6 @@
 //! `plan`: evaluate or recommend, then render. No sockets: the model is pure and
 //! the result does not depend on this host.
 
-use std::io::Write;
-
 use crate::config::plan::PlanConfig;
 use crate::engine::run::RunError;
 use crate::model::event::{EndFacts, Outcome};
@@ -28,16 +26,7 @@ pub fn run(cfg: &PlanConfig) -> Result<EndFacts, RunError> {
     } else {
         report::plan::human(&plan, &code)
     };
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|_| out.flush())
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::BrokenPipe => RunError::OutputClosed,
-            _ => RunError::Io {
-                op: "write to stdout",
-                source: e,
-            },
-        })?;
+    crate::report::print_all(text.as_bytes()).map_err(RunError::output("write to stdout"))?;
     Ok(EndFacts::new(
         Outcome::Alive,
         None,

@@ -38,6 +38,15 @@ impl RunError {
         move |source| RunError::Io { op, source }
     }
 
+    /// A failed write to stdout: a reader that went away (`| head -1`) ends the run
+    /// quietly, anything else is an error of ours.
+    pub fn output(op: &'static str) -> impl FnOnce(std::io::Error) -> RunError {
+        move |e| match e.kind() {
+            std::io::ErrorKind::BrokenPipe => RunError::OutputClosed,
+            _ => RunError::Io { op, source: e },
+        }
+    }
+
     pub fn socket(
         op: &'static str,
         addr: impl ToString,
@@ -120,13 +129,9 @@ impl Reporter {
             conn,
             kind,
         };
-        self.sink.emit(&event).map_err(|e| match e.kind() {
-            std::io::ErrorKind::BrokenPipe => RunError::OutputClosed,
-            _ => RunError::Io {
-                op: "write the timeline",
-                source: e,
-            },
-        })
+        self.sink
+            .emit(&event)
+            .map_err(RunError::output("write the timeline"))
     }
 
     pub fn emit(&mut self, conn: u64, kind: EventKind) -> Result<(), RunError> {

@@ -48,6 +48,14 @@ impl Sink for Discard {
     }
 }
 
+/// Text that is not a timeline (a plan, a scenario list, completions) to stdout,
+/// whole, flushed.
+pub fn print_all(text: &[u8]) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text)?;
+    out.flush()
+}
+
 /// One diagnostic line on stderr ("tcpalive: ..."). A closed or full stderr is
 /// ignored: `eprintln!` would panic there, and there is nobody left to tell.
 pub fn diagnostic(message: &dyn std::fmt::Display) {
