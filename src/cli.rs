@@ -238,6 +238,14 @@ pub struct WatchArgs {
     pub interval: String,
     #[command(flatten)]
     pub run: RunArgs,
+    /// Serve Prometheus metrics on http://ADDR/metrics ([HOST:]PORT; a bare port
+    /// listens on all IPv4 interfaces; port 0 picks one and says which on stderr).
+    #[arg(long, value_name = "[HOST:]PORT", allow_hyphen_values = true)]
+    pub metrics: Option<String>,
+    /// Write the metrics to PATH (node_exporter textfile collector: a *.prom file),
+    /// replaced atomically when they change, at most once a second.
+    #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
+    pub metrics_file: Option<std::path::PathBuf>,
     /// Benchmark aid: one dump-and-match pass, no timelines; the end line says how
     /// many sockets matched and how long the pass took.
     #[arg(long, hide = true)]

@@ -17,7 +17,8 @@ use crate::cli;
 use crate::config::{Config, LabCommand};
 use crate::engine::event_loop::Signals;
 use crate::engine::run::{Clock, Reporter, RunError};
-use crate::model::event::{EndFacts, Outcome};
+use crate::model::event::{EndFacts, Outcome, Sink};
+use crate::report::Tee;
 
 /// Runs a validated command line to its final `end`, whose exit code (the
 /// outcome's, or the `--expect` verdict's) is the process's.
@@ -36,7 +37,16 @@ pub fn run(config: Config) -> Result<EndFacts, RunError> {
         }
         Config::Watch(cfg) => {
             let signals = Signals::install()?;
-            let mut rep = Reporter::for_run(clock, &cfg.run, true);
+            let mut rep = match &cfg.metrics {
+                Some(target) => {
+                    let sinks: Vec<Box<dyn Sink>> = vec![
+                        crate::report::sink_for(&cfg.run, true),
+                        Box::new(watch::metrics::start(target)?),
+                    ];
+                    Reporter::new(clock, Box::new(Tee(sinks)), cfg.run.expect.clone())
+                }
+                None => Reporter::for_run(clock, &cfg.run, true),
+            };
             watch::run(&cfg, &mut rep, &signals)
         }
         Config::Lab(LabCommand::List { json }) => lab::list(json),

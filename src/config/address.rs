@@ -162,7 +162,7 @@ pub fn validate_listen_addr(value: &str) -> Result<Endpoint, ConfigError> {
     validate_endpoint(FLAG, value, true)
 }
 
-fn validate_port(
+pub fn validate_port(
     flag: &'static str,
     value: &str,
     port: &str,

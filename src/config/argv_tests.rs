@@ -56,6 +56,12 @@ fn validate(args: &[&str]) -> Result<Config, String> {
 #[test_case(&["connect", "h:1", "--bogus"] => "unexpected argument '--bogus' found (see --help)".to_string() ; "connect_h_1_bogus")]
 #[test_case(&["listen", "[fe80::1%nosuchdev]:0"] => "invalid [HOST:]PORT '[fe80::1%nosuchdev]:0': no network interface 'nosuchdev' for the IPv6 zone".to_string() ; "listen_fe80_1_nosuchdev_0")]
 #[test_case(&["listen", "1.2.3.4.5:0"] => "invalid [HOST:]PORT '1.2.3.4.5:0': '1.2.3.4.5' is not an IPv4 address".to_string() ; "listen_1_2_3_4_5_0")]
+#[test_case(&["watch", "--metrics", "127.0.0.1:70000"] => "invalid --metrics '127.0.0.1:70000': port 70000 is out of range 0..=65535".to_string() ; "watch_metrics_port_range")]
+#[test_case(&["watch", "--metrics", "99999"] => "invalid --metrics '99999': port 99999 is out of range 0..=65535".to_string() ; "watch_metrics_bare_port_range")]
+#[test_case(&["watch", "--metrics", "::1:9100"] => "invalid --metrics '::1:9100': IPv6 address needs brackets, as in [::1]:7000".to_string() ; "watch_metrics_ipv6_brackets")]
+#[test_case(&["watch", "--metrics", "9100", "--metrics-file", "/tmp/t.prom"] => "--metrics conflicts with --metrics-file: choose one way to expose the metrics".to_string() ; "watch_metrics_both")]
+#[test_case(&["watch", "--metrics-file", "/tmp/tcpalive.txt"] => "invalid --metrics-file '/tmp/tcpalive.txt': must end in .prom (node_exporter's textfile collector reads only *.prom files)".to_string() ; "watch_metrics_file_not_prom")]
+#[test_case(&["watch", "--metrics-file", "/nonexistent-dir/t.prom"] => "invalid --metrics-file '/nonexistent-dir/t.prom': no directory '/nonexistent-dir'".to_string() ; "watch_metrics_file_no_dir")]
 #[test_case(&["watch", "--peer", "[]"] => "invalid --peer '[]': '' is not an IPv6 address".to_string() ; "watch_peer")]
 #[test_case(&["watch", "--peer", "::1]:80"] => "invalid --peer '::1]:80': '::1]:80' is not an IPv6 address".to_string() ; "watch_peer_1_80")]
 #[test_case(&["watch", "--peer", "[db.example]"] => "invalid --peer '[db.example]': 'db.example' is not an IPv6 address".to_string() ; "watch_peer_db_example")]
@@ -94,6 +100,10 @@ fn rejected(args: &[&str]) -> String {
 #[test_case(&["listen", "[::1]:0"] ; "listen ipv6 any port")]
 #[test_case(&["watch", "--port", "6379", "--peer", "[::1]:80", "--interval", "50ms"] ; "watch filters")]
 #[test_case(&["watch", "--peer", "fe80::1%1"] ; "watch bare ipv6 with numeric zone")]
+#[test_case(&["watch", "--metrics", "9100"] ; "watch metrics bare port")]
+#[test_case(&["watch", "--metrics", "127.0.0.1:0"] ; "watch metrics any port")]
+#[test_case(&["watch", "--metrics", "[::1]:9100"] ; "watch metrics ipv6")]
+#[test_case(&["watch", "--metrics-file", "/tmp/tcpalive.prom"] ; "watch metrics file")]
 #[test_case(&["completions", "bash"] ; "completions")]
 #[test_case(&["tune", "--pid", "1", "--idle", "2", "--intvl", "1", "--cnt", "2", "--user-timeout", "4s", "--listening", "--dry-run", "--json"] ; "tune everything")]
 #[test_case(&["tune", "--pid", "1", "--no-keepalive", "--peer", "127.0.0.1:80"] ; "tune keepalive off for one peer")]
@@ -140,4 +150,23 @@ fn pid_of_a_live_process_is_accepted() {
     assert!(
         matches!(validate(&["watch", "--pid", &me]), Ok(Config::Watch(w)) if w.pid == Some(std::process::id()))
     );
+}
+
+#[test]
+fn metrics_targets_are_the_ones_given() {
+    use super::{Endpoint, MetricsTarget};
+    let Ok(Config::Watch(w)) = validate(&["watch", "--metrics", "9100"]) else {
+        panic!("rejected");
+    };
+    assert_eq!(
+        w.metrics,
+        Some(MetricsTarget::Serve(Endpoint {
+            host: "0.0.0.0".into(),
+            port: 9100
+        }))
+    );
+    let Ok(Config::Watch(w)) = validate(&["watch", "--metrics-file", "/tmp/x.prom"]) else {
+        panic!("rejected");
+    };
+    assert_eq!(w.metrics, Some(MetricsTarget::File("/tmp/x.prom".into())));
 }

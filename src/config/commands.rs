@@ -8,7 +8,7 @@ use clap_complete::Shell;
 
 use super::address::{
     Endpoint, PeerFilter, validate_endpoint, validate_listen_addr, validate_peer_filter,
-    validate_watch_port,
+    validate_port, validate_watch_port,
 };
 use super::duration::{validate_at_least, validate_duration, validate_positive};
 use super::keepalive::{KeepaliveConfig, validate_count};
@@ -69,6 +69,16 @@ pub struct WatchConfig {
     pub interval: Duration,
     pub run: RunConfig,
     pub dump_once: bool,
+    pub metrics: Option<MetricsTarget>,
+}
+
+/// Where `watch` exposes its Prometheus metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetricsTarget {
+    /// `--metrics`: serve `/metrics` over HTTP on this address.
+    Serve(Endpoint),
+    /// `--metrics-file`: write node_exporter's textfile format to this path.
+    File(std::path::PathBuf),
 }
 
 /// The shortest `--send-every`: below it the sender would busy-loop.
@@ -90,8 +100,64 @@ impl WatchConfig {
             interval: validate_watch_interval(&args.interval)?,
             run: RunConfig::from_args(&args.run)?,
             dump_once: args.dump_once,
+            metrics: validate_metrics(args.metrics.as_deref(), args.metrics_file.as_deref())?,
         })
     }
+}
+
+/// `--metrics [HOST:]PORT` (as `listen`'s address; port 0 lets the kernel pick) or
+/// `--metrics-file PATH`, not both.
+pub fn validate_metrics(
+    addr: Option<&str>,
+    file: Option<&std::path::Path>,
+) -> Result<Option<MetricsTarget>, ConfigError> {
+    match (addr, file) {
+        (Some(_), Some(_)) => Err(ConfigError::Conflict {
+            first: "--metrics",
+            second: "--metrics-file",
+            reason: "choose one way to expose the metrics",
+        }),
+        (Some(addr), None) => {
+            let trimmed = addr.trim();
+            let endpoint = if !trimmed.is_empty() && trimmed.chars().all(|c| c.is_ascii_digit()) {
+                Endpoint {
+                    host: "0.0.0.0".to_string(),
+                    port: validate_port("--metrics", addr, addr, true)?,
+                }
+            } else {
+                validate_endpoint("--metrics", addr, true)?
+            };
+            Ok(Some(MetricsTarget::Serve(endpoint)))
+        }
+        (None, Some(path)) => validate_metrics_file(path).map(|p| Some(MetricsTarget::File(p))),
+        (None, None) => Ok(None),
+    }
+}
+
+/// `--metrics-file`: a `*.prom` file name (node_exporter's textfile collector reads
+/// no other) in a directory that exists.
+pub fn validate_metrics_file(path: &std::path::Path) -> Result<std::path::PathBuf, ConfigError> {
+    const FLAG: &str = "--metrics-file";
+    let shown = path.to_string_lossy();
+    if path.extension().is_none_or(|e| e != "prom") {
+        return Err(invalid(
+            FLAG,
+            &shown,
+            "must end in .prom (node_exporter's textfile collector reads only *.prom files)",
+        ));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(invalid(
+            FLAG,
+            &shown,
+            format!("no directory '{}'", dir.to_string_lossy()),
+        ));
+    }
+    Ok(path.to_path_buf())
 }
 /// `--pid`: a process that exists now (watching a PID that is not there would
 /// watch nothing, silently).

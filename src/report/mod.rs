@@ -3,6 +3,7 @@
 mod human;
 mod json;
 pub mod plan;
+pub mod prometheus;
 
 pub use human::Human;
 pub use json::Json;
@@ -36,6 +37,15 @@ impl Sink for OnlyEnd {
             EventKind::End(_) => self.0.emit(event),
             _ => Ok(()),
         }
+    }
+}
+
+/// Hands every event to each sink in turn (the timeline and the metrics).
+pub struct Tee(pub Vec<Box<dyn Sink>>);
+
+impl Sink for Tee {
+    fn emit(&mut self, event: &Event) -> std::io::Result<()> {
+        self.0.iter_mut().try_for_each(|s| s.emit(event))
     }
 }
 

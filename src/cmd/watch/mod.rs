@@ -12,3 +12,5 @@ pub use imp::run;
 #[path = "unsupported.rs"]
 #[allow(dead_code)]
 mod unsupported_compiles;
+
+pub mod metrics;

@@ -16,6 +16,12 @@ pub fn system_defaults() -> Effective {
     }
 }
 
+/// Linux's default ephemeral port range (other systems differ; it only decides
+/// which ports the metrics call `ephemeral`).
+pub fn local_port_range() -> (u16, u16) {
+    (32768, 60999)
+}
+
 /// Linux's default tcp_retries2.
 pub fn system_retries2() -> u32 {
     15

@@ -26,6 +26,19 @@ pub fn system_retries2() -> u32 {
     *RETRIES2.get_or_init(|| read_sysctl("tcp_retries2", 15))
 }
 
+/// `net.ipv4.ip_local_port_range`: the ports the kernel picks for outgoing
+/// connections (inclusive), or Linux's default 32768..=60999.
+pub fn local_port_range() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut it = s.split_whitespace().map(|v| v.parse::<u16>().ok());
+            Some((it.next()??, it.next()??))
+        })
+        .filter(|(lo, hi)| lo <= hi)
+        .unwrap_or((32768, 60999))
+}
+
 /// A `net.ipv4` sysctl of this namespace, or `fallback` when it cannot be read.
 fn read_sysctl(name: &str, fallback: u32) -> u32 {
     std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}"))
