@@ -15,8 +15,8 @@ use crate::engine::session::{Plan, Session};
 use crate::model::event::{EndFacts, EventKind, Outcome};
 use crate::model::expect::Tally;
 use crate::model::outcome::errno_text;
+use crate::sys;
 use crate::sys::Ready;
-use crate::sys::sockopt;
 
 const LISTENER: u64 = 0;
 /// The run-level events (`listening`, the summary `end`) carry connection id 0.
@@ -353,7 +353,7 @@ fn accept_all(
             continue;
         }
         let now = rep.clock.now();
-        let started = sockopt::apply(&sock, &cfg.keepalive)
+        let started = sys::apply(&sock, &cfg.keepalive)
             .and_then(|_| sock.set_nonblocking(true))
             .and_then(|_| Session::start(sock, now, plan));
         let (session, events) = match started {

@@ -158,8 +158,7 @@ pub fn dial(
                 continue;
             }
         };
-        sockopt::apply(&sock, &cfg.keepalive)
-            .map_err(RunError::socket("apply settings for", addr))?;
+        sys::apply(&sock, &cfg.keepalive).map_err(RunError::socket("apply settings for", addr))?;
         sock.set_nonblocking(true)
             .map_err(RunError::socket("make non-blocking the socket for", addr))?;
         let uto_ms = cfg

@@ -64,6 +64,24 @@ pub fn target(before: &Effective, req: &KeepaliveConfig) -> Effective {
     }
 }
 
+/// The options a request sets on a socket of our own, in order, with their values:
+/// SO_KEEPALIVE always (on, or off with `--no-keepalive`), the others when given.
+pub fn requested(req: &KeepaliveConfig) -> Vec<(Step, u32)> {
+    let uto = req
+        .user_timeout
+        .map(|d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX));
+    [
+        (Step::UserTimeout, uto),
+        (Step::Cnt, req.cnt),
+        (Step::Intvl, req.intvl_s),
+        (Step::Idle, req.idle_s),
+        (Step::Keepalive, Some(u32::from(req.enabled))),
+    ]
+    .into_iter()
+    .filter_map(|(step, value)| value.map(|v| (step, v)))
+    .collect()
+}
+
 /// The options to set, in order: only those whose value changes.
 pub fn steps(before: &Effective, after: &Effective) -> Vec<Step> {
     ORDER
@@ -136,6 +154,22 @@ mod tests {
             assert_eq!(got, after, "{r:?}");
             assert_eq!(steps(&before, &got), want, "{r:?}");
         }
+    }
+
+    #[test]
+    fn a_request_sets_what_it_names_and_keepalive_always() {
+        assert_eq!(
+            requested(&req(true, Some(2), Some(1500))),
+            vec![
+                (Step::UserTimeout, 1500),
+                (Step::Idle, 2),
+                (Step::Keepalive, 1)
+            ]
+        );
+        assert_eq!(
+            requested(&req(false, None, None)),
+            vec![(Step::Keepalive, 0)]
+        );
     }
 
     #[test]

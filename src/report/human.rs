@@ -466,19 +466,7 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    /// A `Write` the test can read back after the renderer took ownership.
-    #[derive(Clone, Default)]
-    struct Shared(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
-
-    impl Write for Shared {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.borrow_mut().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::report::test_output::Shared;
 
     fn render(color: bool, kind: EventKind) -> String {
         let buf = Shared::default();

@@ -76,21 +76,15 @@ pub fn diagnostic(message: &dyn std::fmt::Display) {
 mod samples;
 
 #[cfg(test)]
-mod snapshot_tests {
-    //! Both renderers over one event of every kind, snapshot-tested (insta): a
-    //! change of the output is a reviewed change of its snapshot.
+pub(crate) mod test_output {
+    //! A `Write` a renderer test reads back after the renderer took ownership.
 
     use std::cell::RefCell;
-    use std::collections::BTreeSet;
+    use std::io::Write;
     use std::rc::Rc;
 
-    use super::samples::{KINDS, kind_name_is_covered, one_of_each};
-    use super::*;
-    use crate::config::Timestamps;
-
-    /// A `Write` the test reads back after the renderer took ownership.
     #[derive(Clone, Default)]
-    struct Shared(Rc<RefCell<Vec<u8>>>);
+    pub struct Shared(pub Rc<RefCell<Vec<u8>>>);
 
     impl Write for Shared {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -101,6 +95,20 @@ mod snapshot_tests {
             Ok(())
         }
     }
+}
+
+#[cfg(test)]
+mod snapshot_tests {
+    //! Both renderers over one event of every kind, snapshot-tested (insta): a
+    //! change of the output is a reviewed change of its snapshot.
+
+    use std::collections::BTreeSet;
+
+    use super::samples::{KINDS, kind_name_is_covered, one_of_each};
+    use super::*;
+    use crate::config::Timestamps;
+
+    use crate::report::test_output::Shared;
 
     fn render(mut sink: impl Sink, buf: &Shared) -> String {
         for event in one_of_each() {

@@ -41,6 +41,21 @@ pub fn process_exists(pid: u32) -> bool {
     rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// Applies the keepalive options a command asks for to a socket of our own
+/// (validated before, so a failure is the kernel refusing; it names the option).
+pub fn apply(
+    socket: &socket2::Socket,
+    cfg: &crate::config::KeepaliveConfig,
+) -> std::io::Result<()> {
+    use std::os::fd::AsFd;
+    for (step, value) in crate::model::tune::requested(cfg) {
+        sockopt::set_step(socket.as_fd(), step, value).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("setting {}: {e}", step.option()))
+        })?;
+    }
+    Ok(())
+}
+
 /// Applies `steps` (from `model::tune::steps`) on a descriptor, moving its options
 /// from `before` to `after`. All or nothing: when one option fails, the ones
 /// already set are put back to their `before` values.

@@ -6,41 +6,8 @@ use std::time::Duration;
 use socket2::{Socket, TcpKeepalive};
 
 use super::sysctl::system_defaults;
-use crate::config::KeepaliveConfig;
 use crate::model::predict::Effective;
 use crate::model::tune::Step;
-
-/// Applies the settings (validated before); a failure names the option.
-pub fn apply(socket: &Socket, cfg: &KeepaliveConfig) -> std::io::Result<()> {
-    let named = |option: &'static str| {
-        move |e: std::io::Error| std::io::Error::new(e.kind(), format!("setting {option}: {e}"))
-    };
-    socket
-        .set_keepalive(cfg.enabled)
-        .map_err(named("SO_KEEPALIVE"))?;
-    let mut ka = TcpKeepalive::new();
-    if let Some(idle) = cfg.idle_s {
-        ka = ka.with_time(Duration::from_secs(idle.into()));
-    }
-    #[cfg(not(target_os = "openbsd"))]
-    if let Some(intvl) = cfg.intvl_s {
-        ka = ka.with_interval(Duration::from_secs(intvl.into()));
-    }
-    #[cfg(not(target_os = "openbsd"))]
-    if let Some(cnt) = cfg.cnt {
-        ka = ka.with_retries(cnt);
-    }
-    socket
-        .set_tcp_keepalive(&ka)
-        .map_err(named("TCP_KEEPIDLE/TCP_KEEPINTVL/TCP_KEEPCNT"))?;
-    if cfg.user_timeout.is_some() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::Unsupported,
-            "setting TCP_USER_TIMEOUT: it exists only on Linux",
-        ));
-    }
-    Ok(())
-}
 
 /// Reads back SO_KEEPALIVE; the keepalive times where the platform reports them,
 /// else the defaults.

@@ -6,46 +6,8 @@ use std::time::Duration;
 use socket2::{Socket, TcpKeepalive};
 
 use super::sysctl::system_defaults;
-use crate::config::KeepaliveConfig;
 use crate::model::predict::Effective;
 use crate::model::tune::Step;
-
-/// Applies the settings. Values were validated before, so a failure here is the
-/// kernel refusing, reported with the option's name.
-pub fn apply(socket: &Socket, cfg: &KeepaliveConfig) -> std::io::Result<()> {
-    let named = |option: &'static str| {
-        move |e: std::io::Error| std::io::Error::new(e.kind(), format!("setting {option}: {e}"))
-    };
-    socket
-        .set_keepalive(cfg.enabled)
-        .map_err(named("SO_KEEPALIVE"))?;
-    if let Some(idle) = cfg.idle_s {
-        let ka = TcpKeepalive::new().with_time(Duration::from_secs(idle.into()));
-        socket
-            .set_tcp_keepalive(&ka)
-            .map_err(named("TCP_KEEPIDLE"))?;
-    }
-    if let Some(intvl) = cfg.intvl_s {
-        let ka = TcpKeepalive::new().with_interval(Duration::from_secs(intvl.into()));
-        socket
-            .set_tcp_keepalive(&ka)
-            .map_err(named("TCP_KEEPINTVL"))?;
-    }
-    if let Some(cnt) = cfg.cnt {
-        let ka = TcpKeepalive::new().with_retries(cnt);
-        socket
-            .set_tcp_keepalive(&ka)
-            .map_err(named("TCP_KEEPCNT"))?;
-    }
-    if let Some(uto) = cfg.user_timeout {
-        set_user_timeout(socket, uto).map_err(named("TCP_USER_TIMEOUT"))?;
-    }
-    Ok(())
-}
-
-fn set_user_timeout(socket: &Socket, uto: Duration) -> std::io::Result<()> {
-    socket.set_tcp_user_timeout(Some(uto))
-}
 
 /// Reads back what the kernel holds. Keepalive values are read even when keepalive
 /// is off, since they say what would happen if it were switched on.
