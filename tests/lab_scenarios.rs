@@ -458,3 +458,27 @@ fn a_forbidding_sysctl_is_named() {
     assert!(err.contains("user.max_net_namespaces is 0"), "{err}");
     assert_eq!(err.lines().count(), 1, "one line: {err}");
 }
+
+/// Root skips the user namespace (a network namespace is enough): the same run
+/// works without setpriv. Like tests/lab.rs, this one needs root.
+#[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs root and network namespaces (cargo test --features lab)"
+)]
+fn as_root_the_lab_needs_only_a_network_namespace() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        skip("as root", "not root");
+        return;
+    }
+    let out = Command::new(bin())
+        .args(["lab", "aborts", "--json"])
+        .output()
+        .expect("run tcpalive");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}{stdout}");
+    let end: Value = serde_json::from_str(stdout.lines().last().expect("end")).expect("JSON");
+    assert_eq!(end["outcome"], "reset");
+}

@@ -108,7 +108,7 @@ impl Lab<'_> {
                 _ => {}
             }
             let fires = matches!(
-                (self.cfg.scenario.trigger, e),
+                (self.cfg.trigger, e),
                 (Trigger::FirstAnsweredProbe, EventKind::ProbeAcked { .. })
                     | (
                         Trigger::FirstHeartbeatReply,
@@ -325,7 +325,7 @@ pub fn run(cfg: &LabConfig, rep: &mut Reporter, signals: &Signals) -> Result<End
     let mut connect_cfg = cfg.connect.clone();
     connect_cfg.target.port = port;
 
-    let when = match (cfg.fault_at, scenario.trigger) {
+    let when = match (cfg.fault_at, cfg.trigger) {
         (_, Trigger::Never) => "never".to_string(),
         (Some(at), _) => format!("at {:.3}s (--fault-at)", at.as_secs_f64()),
         (None, t) => t.describe(cfg.answers_before_fault),
@@ -376,7 +376,7 @@ pub fn run(cfg: &LabConfig, rep: &mut Reporter, signals: &Signals) -> Result<End
     .map_err(RunError::io("follow the lab's peer socket"))?;
     let mut lab = Lab {
         cfg,
-        fault_at: if scenario.trigger == Trigger::Never {
+        fault_at: if cfg.trigger == Trigger::Never {
             None
         } else {
             cfg.fault_at

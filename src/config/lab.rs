@@ -9,7 +9,7 @@ use crate::config::{
     validate_heartbeat, validate_positive,
 };
 use crate::model::heartbeat::HeartbeatConfig;
-use crate::model::lab::{self, DEFAULT_CNT, DEFAULT_IDLE_S, DEFAULT_INTVL_S, Scenario};
+use crate::model::lab::{self, DEFAULT_CNT, DEFAULT_IDLE_S, DEFAULT_INTVL_S, Scenario, Trigger};
 
 /// What `lab` was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +29,11 @@ pub struct LabConfig {
     pub connect: ConnectConfig,
     /// The connector's writes from the fault on (busy, not-reading).
     pub send_at_fault: Option<SendPlan>,
-    /// Run time of the fault; `None` leaves it to the scenario's trigger.
+    /// What fires the fault when `fault_at` is `None`: the scenario's trigger, or
+    /// the first heartbeat reply when heartbeats are on (they keep the connection
+    /// busy, so no keepalive probe goes out).
+    pub trigger: Trigger,
+    /// Run time of the fault; `None` leaves it to the trigger.
     pub fault_at: Option<Duration>,
     /// The trigger fires on this many answers (probes or heartbeat replies): 1 for
     /// `lab`, 2 for `demo` so the tour shows answered probes first.
@@ -84,8 +88,25 @@ impl LabConfig {
                 payload: None,
             }),
         };
+        let fault_at = args
+            .fault_at
+            .as_deref()
+            .map(|v| validate_positive("--fault-at", v))
+            .transpose()?;
+        let trigger = match scenario.trigger {
+            Trigger::FirstAnsweredProbe if heartbeat.is_some() => Trigger::FirstHeartbeatReply,
+            t => t,
+        };
+        if trigger == Trigger::FirstAnsweredProbe && !keepalive.enabled && fault_at.is_none() {
+            return Err(ConfigError::Conflict {
+                first: "--no-keepalive",
+                second: "SCENARIO",
+                reason: "the fault comes after the first answered keepalive probe: give --fault-at D",
+            });
+        }
         Ok(LabConfig {
             scenario,
+            trigger,
             connect: ConnectConfig {
                 target: Endpoint {
                     host: "127.0.0.1".to_string(),
@@ -102,11 +123,7 @@ impl LabConfig {
                 .defaults
                 .send
                 .map(|(every, size)| SendPlan { every, size }),
-            fault_at: args
-                .fault_at
-                .as_deref()
-                .map(|v| validate_positive("--fault-at", v))
-                .transpose()?,
+            fault_at,
             answers_before_fault: 1,
             both: args.both,
         })
@@ -217,6 +234,17 @@ mod tests {
             cfg.connect.heartbeat.map(|h| h.every),
             Some(Duration::from_secs(1))
         );
+        args.scenario = "cable-pull".to_string();
+        args.heartbeat.heartbeat = Some("500ms".to_string());
+        let cfg = LabConfig::from_args(&args).expect("valid");
+        assert_eq!(cfg.trigger, Trigger::FirstHeartbeatReply);
+        args.heartbeat.heartbeat = None;
+        args.keepalive.no_keepalive = true;
+        args.keepalive.idle = None;
+        let e = LabConfig::from_args(&args).expect_err("nothing to trigger the fault");
+        assert!(e.to_string().contains("give --fault-at"), "{e}");
+        args.fault_at = Some("2s".to_string());
+        assert!(LabConfig::from_args(&args).is_ok());
         args.scenario = "cable".to_string();
         let e = LabCommand::from_args(&args).expect_err("not a scenario");
         assert!(e.to_string().contains("invalid SCENARIO 'cable'"), "{e}");
