@@ -166,10 +166,25 @@ fn watch_until_joined(
     std::sync::mpsc::Receiver<Value>,
     Vec<Value>,
 ) {
+    watch_until_joined_every(port, n, "200ms")
+}
+
+/// As [`watch_until_joined`], dumping every `interval`.
+fn watch_until_joined_every(
+    port: u16,
+    n: usize,
+    interval: &str,
+) -> (
+    std::process::Child,
+    std::sync::mpsc::Receiver<Value>,
+    Vec<Value>,
+) {
     let (child, rx) = spawn_json(&[
         "watch",
         "--port",
         &port.to_string(),
+        "--interval",
+        interval,
         "--json",
         "--for",
         "20s",
@@ -369,13 +384,22 @@ fn close_in_order(first: TcpStream, mut second: TcpStream) {
 
 #[test]
 fn normal_closes_are_never_reported_as_failures() {
+    normal_closes_at("200ms");
+}
+
+#[test]
+fn normal_closes_are_never_reported_as_failures_at_50ms() {
+    normal_closes_at("50ms");
+}
+
+fn normal_closes_at(interval: &str) {
     const PAIRS: usize = 6;
     let (l, port) = listener("127.0.0.1:0");
     let mut pairs: Vec<(TcpStream, TcpStream)> = (0..PAIRS).map(|_| pair(&l)).collect();
     for (c, _) in &pairs[..2] {
         keepalive_1s(c);
     }
-    let (mut child, rx, seen) = watch_until_joined(port, 2 * PAIRS);
+    let (mut child, rx, seen) = watch_until_joined_every(port, 2 * PAIRS, interval);
     let mut expected = Vec::new();
     for (i, (client, server)) in pairs.drain(..).enumerate() {
         let c = watched_pair(&seen, &client)["conn"].clone();

@@ -484,3 +484,81 @@ fn lab_redis_cable_pull_is_detected_when_watch_predicted() {
         "redis cable pull: detected {detect:.3}s after last contact, predicted {predicted:.3}s"
     );
 }
+
+#[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs root, network namespaces and redis-server (cargo test --features lab)"
+)]
+fn lab_redis_second_close_with_a_remote_peer_is_eof() {
+    // The client (another namespace: no reverse lookup possible) goes away; Redis
+    // sees the FIN and closes at once: CLOSE_WAIT -> LAST_ACK -> gone between two
+    // dumps. Only the destroy notification's counters (its FIN acknowledged, no
+    // TIME_WAIT) can tell, or a dump that happened to see CLOSE_WAIT.
+    if !available("the Redis second-close lab") {
+        return;
+    }
+    let mut lab = Lab::new();
+    let port = 6379;
+    lab.children
+        .push(start_redis(&lab.exec(0), "198.19.7.1", port));
+    let bin = common::bin();
+    let mut watch_argv = lab.exec(0);
+    watch_argv.extend([bin, "watch", "--port", "6379", "--json", "--for", "40s"]);
+    let (watch, rx) = spawn_json_argv(&watch_argv);
+    lab.children.push(Reaped(watch));
+    let mut client = None;
+    for _ in 0..100 {
+        let mut argv = lab.exec(1);
+        argv.extend([
+            bin,
+            "connect",
+            "198.19.7.1:6379",
+            "--no-keepalive",
+            "--for",
+            "60s",
+            "--quiet",
+        ]);
+        let mut child = Command::new(argv[0])
+            .args(&argv[1..])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the client");
+        std::thread::sleep(Duration::from_millis(100));
+        if child.try_wait().ok().flatten().is_none() {
+            client = Some(Reaped(child));
+            break;
+        }
+    }
+    let client = client.expect("the client connects to Redis");
+    let mut seen = Vec::new();
+    until(
+        &rx,
+        &mut seen,
+        Duration::from_secs(10),
+        "the server's socket",
+        |s| watched_with_local_port(s, port).is_some(),
+    );
+    let server = watched_with_local_port(&seen, port)
+        .expect("server socket")
+        .clone();
+    drop(client); // SIGKILL: its kernel sends FIN; Redis closes second.
+    until(
+        &rx,
+        &mut seen,
+        Duration::from_secs(10),
+        "the server's end",
+        |s| {
+            s.iter()
+                .any(|e| e["event"] == "end" && e["conn"] == server["conn"])
+        },
+    );
+    let end = seen
+        .iter()
+        .find(|e| e["event"] == "end" && e["conn"] == server["conn"])
+        .expect("end");
+    assert_eq!(end["outcome"], "eof", "{end}");
+    assert_eq!(end["certainty"], "certain", "{end}");
+    eprintln!("redis second close: {}", end["evidence"]);
+}
