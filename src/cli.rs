@@ -185,6 +185,14 @@ pub struct ListenArgs {
     /// Fault: abort each connection (RST, SO_LINGER 0) after D.
     #[arg(long, value_name = "D", allow_hyphen_values = true)]
     pub reset_after: Option<String>,
+    /// Fault: accept and never read (a peer whose application stopped reading): its
+    /// receive window fills and the sender sees a zero window.
+    #[arg(long)]
+    pub no_read: bool,
+    /// Receive buffer of accepted sockets (SO_RCVBUF, bytes; the kernel doubles it),
+    /// so --no-read closes the window after little data.
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub rcvbuf: Option<String>,
 }
 
 #[derive(Debug, Args)]

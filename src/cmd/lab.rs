@@ -310,6 +310,8 @@ pub fn run(cfg: &LabConfig, rep: &mut Reporter, signals: &Signals) -> Result<End
         fault: None,
         heartbeat: None,
         mute: false,
+        no_read: false,
+        rcvbuf: None,
     })?;
     let port = listener
         .local_addr()

@@ -42,6 +42,12 @@ pub fn bind(cfg: &ListenConfig) -> Result<Socket, RunError> {
         .map_err(RunError::socket("create a socket for", addr))?;
     sock.set_reuse_address(true)
         .map_err(RunError::socket("set SO_REUSEADDR on", addr))?;
+    if let Some(bytes) = cfg.rcvbuf {
+        // Before listen(): accepted sockets inherit it, and the window scale they
+        // announce in the handshake is chosen from it.
+        sock.set_recv_buffer_size(bytes)
+            .map_err(RunError::socket("set SO_RCVBUF on", addr))?;
+    }
     sock.bind(&addr.into())
         .map_err(RunError::socket("bind", addr))?;
     sock.listen(1024)
@@ -146,6 +152,7 @@ pub fn serve(
         fault: cfg.fault,
         heartbeat: cfg.heartbeat.clone(),
         answer_pings: !cfg.mute,
+        no_read: cfg.no_read,
     };
     let local = listener
         .local_addr()
@@ -374,7 +381,11 @@ fn accept_all(
         };
         let id = *next_id;
         *next_id += 1;
-        table.lp.watch(session.fd(), id, false)?;
+        if cfg.no_read {
+            table.lp.watch_hangups(session.fd(), id)?;
+        } else {
+            table.lp.watch(session.fd(), id, false)?;
+        }
         table.sessions.insert(id, session);
         rep.emit_all(id, events)?;
         table.schedule(id, now);

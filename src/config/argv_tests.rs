@@ -53,6 +53,8 @@ fn validate(args: &[&str]) -> Result<Config, String> {
 #[test_case(&["listen", "7000", "--close-after", "1s", "--reset-after", "1s"] => "--close-after conflicts with --reset-after: choose one fault".to_string() ; "listen_7000_close_after_1s_reset_after_1s")]
 #[test_case(&["listen", "7000", "--close-after", "never"] => "invalid --close-after 'never': not a duration (use 5, 5s, 1500ms, 2m)".to_string() ; "listen_7000_close_after_never")]
 #[test_case(&["listen", "7000", "--max-conns", "0"] => "invalid --max-conns '0': must be from 1 to 1000000".to_string() ; "listen_7000_max_conns_0")]
+#[test_case(&["listen", "7000", "--rcvbuf", "10"] => "invalid --rcvbuf '10': must be from 1024 to 67108864".to_string() ; "listen_7000_rcvbuf_10")]
+#[test_case(&["listen", "7000", "--rcvbuf", "x"] => "invalid --rcvbuf 'x': not a whole number".to_string() ; "listen_7000_rcvbuf_x")]
 #[test_case(&["connect", "h:1", "--bogus"] => "unexpected argument '--bogus' found (see --help)".to_string() ; "connect_h_1_bogus")]
 #[test_case(&["listen", "[fe80::1%nosuchdev]:0"] => "invalid [HOST:]PORT '[fe80::1%nosuchdev]:0': no network interface 'nosuchdev' for the IPv6 zone".to_string() ; "listen_fe80_1_nosuchdev_0")]
 #[test_case(&["listen", "1.2.3.4.5:0"] => "invalid [HOST:]PORT '1.2.3.4.5:0': '1.2.3.4.5' is not an IPv4 address".to_string() ; "listen_1_2_3_4_5_0")]

@@ -60,6 +60,10 @@ pub struct ListenConfig {
     pub fault: Option<Fault>,
     pub heartbeat: Option<HeartbeatConfig>,
     pub mute: bool,
+    /// `--no-read`: never read accepted connections.
+    pub no_read: bool,
+    /// `--rcvbuf N`: SO_RCVBUF for accepted connections.
+    pub rcvbuf: Option<usize>,
 }
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatchConfig {
@@ -207,6 +211,11 @@ impl ConnectConfig {
     }
 }
 
+/// `--rcvbuf` bounds: below 1 KiB the kernel raises it anyway (SOCK_MIN_RCVBUF);
+/// 64 MiB is far above any useful zero-window experiment.
+pub const MIN_RCVBUF: u64 = 1024;
+pub const MAX_RCVBUF: u64 = 64 * 1024 * 1024;
+
 impl ListenConfig {
     pub fn from_args(args: &ListenArgs) -> Result<Self, ConfigError> {
         Ok(ListenConfig {
@@ -218,6 +227,12 @@ impl ListenConfig {
             fault: validate_fault(args.close_after.as_deref(), args.reset_after.as_deref())?,
             heartbeat: validate_heartbeat(&args.heartbeat, None)?,
             mute: args.mute,
+            no_read: args.no_read,
+            rcvbuf: args
+                .rcvbuf
+                .as_deref()
+                .map(|v| validate_count("--rcvbuf", v, MIN_RCVBUF, MAX_RCVBUF).map(|n| n as usize))
+                .transpose()?,
         })
     }
 }

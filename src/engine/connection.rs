@@ -58,6 +58,7 @@ pub fn plan(cfg: &ConnectConfig) -> Plan {
         fault: None,
         heartbeat: cfg.heartbeat.clone(),
         answer_pings: true,
+        no_read: false,
     }
 }
 

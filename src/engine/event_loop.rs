@@ -143,6 +143,14 @@ impl<'s> EventLoop<'s> {
             .map_err(RunError::io("watch a descriptor"))
     }
 
+    /// Wakes for `fd`'s hang-ups and errors only, not its data (`listen --no-read`).
+    pub fn watch_hangups(&mut self, fd: BorrowedFd<'_>, token: u64) -> Result<(), RunError> {
+        debug_assert_ne!(token, SIGNAL, "the signal token is the loop's own");
+        self.poller
+            .add_hangups(fd, token)
+            .map_err(RunError::io("watch a descriptor"))
+    }
+
     /// Stops waking for `fd`; call before the descriptor closes.
     pub fn unwatch(&mut self, fd: BorrowedFd<'_>) {
         // Closing the descriptor removes it from epoll anyway; this keeps the poll

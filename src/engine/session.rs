@@ -17,6 +17,7 @@ use crate::config::{Fault, SendPlan};
 use crate::model::event::{EndFacts, EventKind, Outcome};
 use crate::model::heartbeat::{Due, Heartbeat, HeartbeatConfig, LineReader, Message};
 use crate::model::outcome::{classify_errno, errno_name, errno_text};
+use crate::model::sample::TCP_ESTABLISHED;
 use crate::model::timeline::Timeline;
 use crate::sys;
 use crate::sys::{sockopt, sysctl};
@@ -41,6 +42,9 @@ pub struct Plan {
     pub heartbeat: Option<HeartbeatConfig>,
     /// Answer the peer's `PING`s (`listen --mute` turns this off).
     pub answer_pings: bool,
+    /// Never read (`listen --no-read`): the receive window fills and closes, the
+    /// peer sees a zero window. Only hang-ups and errors end the session.
+    pub no_read: bool,
 }
 
 pub struct Session {
@@ -50,6 +54,7 @@ pub struct Session {
     fault: Option<(Fault, Duration)>,
     heartbeat: Option<Heartbeat>,
     answer_pings: bool,
+    no_read: bool,
     lines: LineReader,
     outbox: Vec<u8>,
     /// The wake-up time last handed to the event loop's timer queue.
@@ -97,6 +102,7 @@ impl Session {
             fault,
             heartbeat: plan.heartbeat.clone().map(|h| Heartbeat::new(h, now)),
             answer_pings: plan.answer_pings,
+            no_read: plan.no_read,
             lines: LineReader::default(),
             outbox: Vec::new(),
             scheduled: None,
@@ -139,6 +145,9 @@ impl Session {
     /// The socket is readable or reported an error: sample, then read.
     pub fn on_ready(&mut self, now: Duration, out: &mut Vec<EventKind>) -> Option<EndFacts> {
         self.sample(now, out);
+        if self.no_read {
+            return self.on_hangup(now);
+        }
         let mut buf = [0u8; READ_BUF];
         for _ in 0..READS_PER_WAKE {
             match (&self.sock).read(&mut buf) {
@@ -157,6 +166,32 @@ impl Session {
             }
         }
         self.flush(now)
+    }
+
+    /// `--no-read`: the socket hung up or failed without being read. The errno is
+    /// taken once, here at the end (SO_ERROR), since no read will report it; a
+    /// peer's FIN leaves it in CLOSE_WAIT (the unread bytes are dropped with it).
+    fn on_hangup(&mut self, now: Duration) -> Option<EndFacts> {
+        match self.sock.take_error() {
+            Ok(Some(e)) | Err(e) => return Some(self.end_with_io_error(now, e)),
+            Ok(None) => {}
+        }
+        let state = sys::sample(self.sock.as_fd())
+            .ok()
+            .flatten()
+            .map(|s| s.state);
+        match state {
+            Some(s) if s == TCP_ESTABLISHED => None,
+            _ => Some(
+                self.end(
+                    now,
+                    Outcome::Eof,
+                    None,
+                    "the peer closed the connection (FIN); its data was never read (--no-read)"
+                        .to_string(),
+                ),
+            ),
+        }
     }
 
     /// Bytes from the peer: heartbeat replies and `PING`s to answer; everything

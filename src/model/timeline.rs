@@ -507,7 +507,12 @@ impl Timeline {
                 due,
                 unanswered: (s.probes as u32).max(1),
             });
-            self.late_warning("window probe", zw.probes, due, zw.timer.armed_at, now, out);
+            // The first probe's timer is armed at the first send attempt into the
+            // closed window (tcp_check_probe_timer), which no sample sees: only the
+            // later ones, armed by the kernel at a probe or an answer, can be late.
+            if zw.probes > 1 {
+                self.late_warning("window probe", zw.probes, due, zw.timer.armed_at, now, out);
+            }
             // As for keepalive probes: taken as when we saw it.
             let sent_at = now;
             let first = *zw.timer.first_probe_at.get_or_insert(sent_at);

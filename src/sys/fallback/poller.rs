@@ -9,7 +9,8 @@ use std::os::fd::{AsRawFd, RawFd};
 
 /// poll(2) over the registered set: O(n) per wait, fine off Linux.
 pub struct Poller {
-    fds: Vec<(RawFd, u64, bool)>,
+    /// Descriptor, token, writable wanted, readable wanted.
+    fds: Vec<(RawFd, u64, bool, bool)>,
 }
 
 impl Poller {
@@ -18,12 +19,18 @@ impl Poller {
     }
 
     pub fn add(&mut self, fd: BorrowedFd<'_>, token: u64, write: bool) -> std::io::Result<()> {
-        self.fds.push((fd.as_raw_fd(), token, write));
+        self.fds.push((fd.as_raw_fd(), token, write, true));
+        Ok(())
+    }
+
+    /// Hang-ups and errors only (poll reports them whatever is asked).
+    pub fn add_hangups(&mut self, fd: BorrowedFd<'_>, token: u64) -> std::io::Result<()> {
+        self.fds.push((fd.as_raw_fd(), token, false, false));
         Ok(())
     }
 
     pub fn delete(&mut self, fd: BorrowedFd<'_>) -> std::io::Result<()> {
-        self.fds.retain(|(raw, _, _)| *raw != fd.as_raw_fd());
+        self.fds.retain(|(raw, _, _, _)| *raw != fd.as_raw_fd());
         Ok(())
     }
 
@@ -33,13 +40,17 @@ impl Poller {
         let borrowed: Vec<BorrowedFd<'_>> = self
             .fds
             .iter()
-            .map(|(raw, _, _)| unsafe { BorrowedFd::borrow_raw(*raw) })
+            .map(|(raw, _, _, _)| unsafe { BorrowedFd::borrow_raw(*raw) })
             .collect();
         let mut pfds: Vec<PollFd<'_>> = borrowed
             .iter()
             .zip(&self.fds)
-            .map(|(fd, (_, _, write))| {
-                let mut f = PollFlags::POLLIN;
+            .map(|(fd, (_, _, write, read))| {
+                let mut f = if *read {
+                    PollFlags::POLLIN
+                } else {
+                    PollFlags::empty()
+                };
                 if *write {
                     f |= PollFlags::POLLOUT;
                 }
@@ -51,7 +62,7 @@ impl Poller {
             Err(nix::errno::Errno::EINTR) => return Ok(()),
             Err(e) => return Err(e.into()),
         }
-        for (p, (_, token, _)) in pfds.iter().zip(&self.fds) {
+        for (p, (_, token, _, _)) in pfds.iter().zip(&self.fds) {
             let f = p.revents().unwrap_or(PollFlags::empty());
             if f.is_empty() {
                 continue;

@@ -31,6 +31,15 @@ impl Poller {
         Ok(self.epoll.add(fd, EpollEvent::new(flags(write), token))?)
     }
 
+    /// Registers `fd` for hang-ups and errors only (the peer's FIN, RST, a timeout),
+    /// not for data: a socket that is deliberately not read (`listen --no-read`)
+    /// would otherwise stay readable and wake every wait.
+    pub fn add_hangups(&mut self, fd: BorrowedFd<'_>, token: u64) -> std::io::Result<()> {
+        Ok(self
+            .epoll
+            .add(fd, EpollEvent::new(EpollFlags::EPOLLRDHUP, token))?)
+    }
+
     pub fn delete(&mut self, fd: BorrowedFd<'_>) -> std::io::Result<()> {
         Ok(self.epoll.delete(fd)?)
     }

@@ -64,12 +64,32 @@ pub fn kernel_params() -> KernelParams {
     })
 }
 
-/// CONFIG_HZ from the kernel's build configuration in /boot, when it is there.
-/// Userspace has no other reliable way to read it (`_SC_CLK_TCK` is USER_HZ, always
-/// 100); when missing, the wheel model assumes the worst common HZ.
+/// CONFIG_HZ from the kernel's build configuration: /boot/config-RELEASE, else
+/// /proc/config.gz (CONFIG_IKCONFIG_PROC) decompressed by `gzip -dc`, once per
+/// process. Userspace has no direct way to read HZ (`_SC_CLK_TCK` is USER_HZ, always
+/// 100); when neither source is there, the wheel model assumes the worst common HZ
+/// and says so.
 fn kernel_hz() -> Option<u32> {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
-    let config = std::fs::read_to_string(format!("/boot/config-{}", release.trim())).ok()?;
+    let from_boot = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .ok()
+        .and_then(|r| std::fs::read_to_string(format!("/boot/config-{}", r.trim())).ok());
+    let config = match from_boot {
+        Some(c) => c,
+        None => {
+            let out = std::process::Command::new("gzip")
+                .args(["-dc", "/proc/config.gz"])
+                .stderr(std::process::Stdio::null())
+                .output()
+                .ok()
+                .filter(|o| o.status.success())?;
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+    };
+    config_hz(&config)
+}
+
+/// The `CONFIG_HZ=` line of a kernel configuration.
+fn config_hz(config: &str) -> Option<u32> {
     config
         .lines()
         .find_map(|l| l.strip_prefix("CONFIG_HZ="))
@@ -89,5 +109,12 @@ mod tests {
         if let Some(hz) = p.wheel.hz {
             assert!([100, 250, 300, 1000].contains(&hz), "HZ {hz}");
         }
+    }
+
+    #[test]
+    fn reads_hz_from_a_kernel_config() {
+        let config = "CONFIG_HZ_250=y\n# CONFIG_HZ_1000 is not set\nCONFIG_HZ=250\n";
+        assert_eq!(config_hz(config), Some(250));
+        assert_eq!(config_hz("CONFIG_NO_HZ=y\n"), None);
     }
 }
