@@ -4,7 +4,13 @@
 #
 #   scripts/lab.sh list
 #   scripts/lab.sh SCENARIO [--out DIR] [--pcap] [--fault-after S] [--max-wait S]
-#                           [tcpalive connect options...]
+#                           [--ct-timeout S] [--nat-reset] [tcpalive connect options...]
+#
+# The nat-* scenarios put a router doing NAT (nftables masquerade) between the ends:
+# its conntrack forgets an established TCP flow idle for --ct-timeout seconds
+# (default 8; nf_conntrack_tcp_loose 0, so a later packet of the flow is invalid),
+# and invalid packets are dropped, or with --nat-reset answered with a TCP reset.
+# nat-limit runs `tcpalive idle-limit` (with the remaining options) instead of connect.
 #
 # Every run makes its own namespaces (tca-<abbrev>-<slot>-{c,r,s}), veth pairs and a
 # /29 out of 198.18.0.0/15 (RFC 2544 benchmarking range), allocated from a lock
@@ -37,6 +43,9 @@ icmp-busy|ib|router|unreachable|--send-every 200ms --send-size 100 --user-timeou
 fidelity|fd|switch|timeout||cable pull with tcpdump on the client: every wire keepalive probe has its probe event within 50 ms
 reconnect|rc|switch|alive|--reconnect --count 2 --connect-timeout 1s|reconnecting monitor: pull the cable, restore it after the outage, pull again; two outages logged
 cable-pull-direct|cd|direct|timeout||cable pull on a direct veth pair: the local NIC loses carrier too (probes dropped locally can come 0.5 s late)
+nat-drop|nd|nat|timeout|--idle 12 --intvl 1 --cnt 2|NAT router forgets idle flows after --ct-timeout (8 s): keepalive idle 12 s is too late, its first probe is dropped (--nat-reset: answered with RST)
+nat-kept|nk|nat|alive|--idle 5 --intvl 1 --cnt 2 --for 20|NAT router forgets idle flows after --ct-timeout (8 s): keepalive idle 5 s refreshes the flow in time
+nat-limit|nl|nat|alive||idle-limit through the NAT router: finds --ct-timeout within +-1 s (args go to idle-limit, not connect)
 '
 
 die()   { echo "lab: $*" >&2; exit $EXIT_FAIL; }
@@ -82,6 +91,9 @@ PCAP=${LAB_PCAP:-0}
 [ "$SCENARIO" = fidelity ] && PCAP=1
 FAULT_AFTER=0.5
 MAX_WAIT=60
+CT_TIMEOUT=8
+NAT_RESET=0
+MAX_WAIT_GIVEN=0
 USER_ARGS=()
 while [ $# -gt 0 ]; do
     case $1 in
@@ -89,7 +101,9 @@ while [ $# -gt 0 ]; do
         --out=*) OUT=${1#--out=}; shift ;;
         --pcap) PCAP=1; shift ;;
         --fault-after) [ $# -ge 2 ] || usage; FAULT_AFTER=$2; shift 2 ;;
-        --max-wait) [ $# -ge 2 ] || usage; MAX_WAIT=$2; shift 2 ;;
+        --max-wait) [ $# -ge 2 ] || usage; MAX_WAIT=$2; MAX_WAIT_GIVEN=1; shift 2 ;;
+        --ct-timeout) [ $# -ge 2 ] || usage; CT_TIMEOUT=$2; shift 2 ;;
+        --nat-reset) NAT_RESET=1; shift ;;
         *) USER_ARGS+=("$1"); shift ;;
     esac
 done
@@ -103,7 +117,8 @@ add_default() {  # add_default FLAG [VALUE]
     user_has --no-keepalive && case $1 in --idle|--intvl|--cnt) return 0 ;; esac
     CONNECT_ARGS+=("$@")
 }
-add_default --idle 1; add_default --intvl 1; add_default --cnt 3
+[ "$SCENARIO" = nat-limit ] || { add_default --idle 1; add_default --intvl 1; add_default --cnt 3; }
+[ "$SCENARIO" = nat-drop ] && [ "$NAT_RESET" = 1 ] && EXPECTED=reset
 set -- $SCEN_ARGS
 while [ $# -gt 0 ]; do
     if [ $# -ge 2 ] && [ "${2#--}" = "$2" ]; then add_default "$1" "$2"; shift 2   # --flag value
@@ -117,6 +132,10 @@ command -v ip >/dev/null || unavailable "needs 'ip' from iproute2 (apt-get insta
 ip netns list >/dev/null 2>&1 || unavailable "'ip netns' does not work here"
 if [ "$PCAP" = 1 ]; then
     command -v tcpdump >/dev/null || unavailable "needs tcpdump for packet capture (apt-get install tcpdump)"
+fi
+if [ "$TOPO" = nat ]; then
+    command -v nft >/dev/null || unavailable "needs nft from nftables for the NAT router (apt-get install nftables)"
+    case $CT_TIMEOUT in ''|*[!0-9]*) echo "lab: --ct-timeout takes whole seconds" >&2; exit $EXIT_USAGE ;; esac
 fi
 if [ "$SCENARIO" = reboot ]; then
     command -v ss >/dev/null || unavailable "needs 'ss' from iproute2 to kill the peer's socket (reboot scenario)"
@@ -240,7 +259,28 @@ setup_topology() {
         ip netns exec "$NS_R" sysctl -qw net.ipv4.icmp_ratelimit=0 || true
         ip -n "$NS_C" route add default via "$RC_ADDR" && ip -n "$NS_S" route add default via "$RS_ADDR" \
             || unavailable "cannot add routes"
+        [ "$TOPO" = nat ] && setup_nat
     fi
+}
+
+# The router masquerades the client behind its outside address. Its conntrack
+# forgets an idle established flow after CT_TIMEOUT s; with tcp_loose 0 a later
+# packet of that flow is invalid (never picked up mid-stream) and is dropped, or
+# answered with a reset -- in forward (client -> server) and input (server -> the
+# router's outside address, no mapping left). nftables: `fwd` is a keyword.
+setup_nat() {
+    local verdict=drop
+    [ "$NAT_RESET" = 1 ] && verdict='meta l4proto tcp reject with tcp reset'
+    ip netns exec "$NS_R" nft -f - <<NFT 2>"$WORK/nft.err" || unavailable "nft failed in $NS_R: $(cat "$WORK/nft.err")"
+table inet tca_nat {
+    chain forward_filter { type filter hook forward priority filter; policy accept; ct state invalid $verdict; }
+    chain input_filter { type filter hook input priority filter; policy accept; ct state invalid $verdict; }
+    chain postrouting_nat { type nat hook postrouting priority srcnat; policy accept; oifname "$DEV_RS" masquerade; }
+}
+NFT
+    ip netns exec "$NS_R" sysctl -qw net.netfilter.nf_conntrack_tcp_timeout_established="$CT_TIMEOUT" \
+        net.netfilter.nf_conntrack_tcp_loose=0 2>"$WORK/nft.err" \
+        || unavailable "cannot set the conntrack timeouts in $NS_R: $(cat "$WORK/nft.err")"
 }
 
 # ---------------------------------------------------------------- running the tools
@@ -275,7 +315,7 @@ record_fault() {  # record_fault DESCRIPTION [EPOCH]
 
 inject_fault() {
     case $SCENARIO in
-        alive) FAULT_EPOCH=''; echo "none" > "$WORK/fault_at" ;;
+        alive|nat-drop|nat-kept) FAULT_EPOCH=''; echo "none" > "$WORK/fault_at" ;;
         cable-pull|cable-pull-direct|fidelity|busy)
             record_fault "ip link set $DEV_S down (in $NS_S)"
             ip -n "$NS_S" link set "$DEV_S" down || die "link down failed" ;;
@@ -326,6 +366,8 @@ log "scenario $SCENARIO: $NS_C ($C_ADDR) -> $NS_S ($S_ADDR:$PORT)${NS_R:+ via $N
 LISTEN_ARGS=(--once --json)
 # the monitor reconnects, so its listener must accept more than one connection
 [ "$SCENARIO" = reconnect ] && LISTEN_ARGS=(--json)
+# idle-limit opens many test flows at once
+[ "$SCENARIO" = nat-limit ] && LISTEN_ARGS=(--json)
 RESET_AFTER=''
 if [ "$SCENARIO" = aborts ]; then RESET_AFTER=1.5s; LISTEN_ARGS+=(--reset-after "$RESET_AFTER"); fi
 
@@ -340,6 +382,39 @@ ip netns exec "$NS_S" "$BIN" listen "$S_ADDR:$PORT" "${LISTEN_ARGS[@]}" >"$WORK/
 LISTEN_PID=$!
 wait_event "$WORK/listen.jsonl" listening 5 "$LISTEN_PID" \
     || die "listener did not report 'listening': $(tail -3 "$WORK/listen.err")"
+
+if [ "$SCENARIO" = nat-limit ]; then
+    [ "$MAX_WAIT_GIVEN" = 1 ] || MAX_WAIT=300
+    log "idle-limit ${USER_ARGS[*]+"${USER_ARGS[*]}"} (conntrack timeout ${CT_TIMEOUT}s, $([ "$NAT_RESET" = 1 ] && echo reset || echo drop))"
+    ip netns exec "$NS_C" "$BIN" idle-limit "$S_ADDR:$PORT" --json "${USER_ARGS[@]+"${USER_ARGS[@]}"}" \
+        >"$WORK/idle-limit.jsonl" 2>"$WORK/idle-limit.err" &
+    CONNECT_PID=$!
+    if ! wait_exit "$CONNECT_PID" "$MAX_WAIT"; then
+        log "idle-limit still running after ${MAX_WAIT}s, interrupting it"
+        stop_pid "$CONNECT_PID" INT; wait "$CONNECT_PID" 2>/dev/null; WAIT_RC=$?
+    fi
+    echo "$WAIT_RC" > "$WORK/idle-limit.exit"; IL_RC=$WAIT_RC; CONNECT_PID=''
+    stop_pid "$LISTEN_PID" TERM; LISTEN_PID=''
+    # pass: the limit found is the configured conntrack timeout within +-1 s
+    jawk '/"event":"end"/ {
+        limit = jget($0, "idle_limit_s"); res = jget($0, "resolution_s")
+        ok = (limit != "" && limit != "null" && (limit - ct <= 1) && (ct - limit <= 1))
+        printf "{\"scenario\":\"nat-limit\",\"pass\":%s,\"ct_timeout_s\":%d,\"nat_reset\":%s,", ok ? "true" : "false", ct, reset ? "true" : "false"
+        printf "\"idle_limit_s\":%s,\"resolution_s\":%s,\"direction\":\"%s\",\"drop_mode\":\"%s\",", limit == "" ? "null" : limit, res == "" ? "null" : res, jget($0, "direction"), jget($0, "drop_mode")
+        printf "\"exit_code\":%d,\"wall_s\":%s,\"flows\":%s}\n", rc, jget($0, "t"), jget($0, "flows")
+        found = 1
+    }
+    END { if (!found) printf "{\"scenario\":\"nat-limit\",\"pass\":false,\"reason\":\"no end line\",\"exit_code\":%d}\n", rc }' \
+        ct="$CT_TIMEOUT" reset="$NAT_RESET" rc="$IL_RC" "$WORK/idle-limit.jsonl" > "$WORK/verdict.json"
+    render_il() { jawk '/^\{/ { print "  " render($0); next } { print "  " $0 }' "$WORK/idle-limit.jsonl"; }
+    { echo "== idle-limit ($NS_C -> $S_ADDR:$PORT via NAT $NS_R)"; render_il; sed 's/^/  stderr: /' "$WORK/idle-limit.err" | head -20; echo "  exit code: $IL_RC"; }
+    jawk '{ printf "%s nat-limit: idle limit %ss +-%ss (configured %ss), direction %s, drop mode %s, exit %s, %ss, %s flows\n",
+        jget($0, "pass") == "true" ? "PASS" : "FAIL", jget($0, "idle_limit_s"), jget($0, "resolution_s"), jget($0, "ct_timeout_s"),
+        jget($0, "direction"), jget($0, "drop_mode"), jget($0, "exit_code"), jget($0, "wall_s"), jget($0, "flows") }' "$WORK/verdict.json"
+    [ -n "$OUT" ] && log "results in $WORK"
+    grep -q '"pass":true' "$WORK/verdict.json" || exit $EXIT_FAIL
+    exit 0
+fi
 
 log "connect ${CONNECT_ARGS[*]}"
 ip netns exec "$NS_C" "$BIN" connect "$S_ADDR:$PORT" --json "${CONNECT_ARGS[@]}" >"$WORK/connect.jsonl" 2>"$WORK/connect.err" &
@@ -388,7 +463,9 @@ END {
     fault_rel = (fault != "" && start) ? fault - start : ""
     # the scenario model: when should the end come, in seconds after the last contact
     tol = 0.15; want = ""
-    if (scen == "cable-pull" || scen == "fidelity" || scen == "icmp-idle") want = pred
+    if (scen == "cable-pull" || scen == "fidelity" || scen == "icmp-idle" || scen == "nat-drop") want = pred
+    if (scen == "nat-drop" && natreset) want = idle   # the first probe is answered with RST
+    if (scen == "nat-drop") tol = 0.3   # a 12 s keepalive timer fires up to 256 ms late (timer wheel)
     else if (scen == "cable-pull-direct") { want = pred; tol = -1 }
     else if (scen == "reboot" && intvl > 0) {
         k = 0; while (last + idle + k * intvl <= fault_rel + 0.01) k++   # first probe after the reboot gets the RST
@@ -405,19 +482,19 @@ END {
     for (i = 1; i <= n; i++) if (ok[i] == outcome) match_ok = 1
     want_code["alive"] = 0; want_code["eof"] = 4; want_code["reset"] = 5; want_code["timeout"] = 6; want_code["unreachable"] = 7
     code_ok = (outcome in want_code) && (rc + 0 == want_code[outcome]) && (code == "" || code + 0 == rc + 0)
-    pass = match_ok && code_ok && timing_ok != "false" && (scen != "alive" || acked >= 2)
+    pass = match_ok && code_ok && timing_ok != "false" && ((scen != "alive" && scen != "nat-kept") || acked >= 2)
     why = ""
     if (!match_ok) why = "outcome " (outcome == "" ? "(none)" : outcome) " is not " expected
     else if (!code_ok) why = "exit code " rc " does not match outcome " outcome
     else if (timing_ok == "false" && tol < 0) why = sprintf("ended %.3fs after the fault, expected within 0.15s", reaction)
     else if (timing_ok == "false") why = sprintf("detected after %.3fs, expected %.3fs +-%.2fs", measured, want, tol)
-    else if (scen == "alive" && acked < 2) why = "fewer than 2 probe-acked events"
+    else if ((scen == "alive" || scen == "nat-kept") && acked < 2) why = "fewer than 2 probe-acked events"
     printf "{\"scenario\":\"%s\",\"pass\":%s,\"reason\":\"%s\",\"expected_outcomes\":\"%s\",", scen, pass ? "true" : "false", why, expected
     printf "\"outcome\":%s,\"errno\":%s,\"exit_code\":%d,", outcome == "" ? "null" : "\"" outcome "\"", (errno == "" || errno == "null") ? "null" : "\"" errno "\"", rc
     printf "\"detect_s\":%s,\"predicted_detect_s\":%s,\"expected_detect_s\":%s,\"timing_ok\":%s,", num(measured), num(pred), num(want), timing_ok
     printf "\"reaction_s\":%s,\"last_contact_t\":%.3f,\"fault_at\":%s,\"fault_at_t\":%s,\"end_t\":%s,", reaction == "" ? "null" : sprintf("%.3f", reaction), last, fault == "" ? "null" : sprintf("%.6f", fault), fault_rel == "" ? "null" : sprintf("%.3f", fault_rel), end_t ? sprintf("%.3f", end_t) : "null"
     printf "\"idle_s\":%s,\"intvl_s\":%s,\"cnt\":%s,\"user_timeout_ms\":%s,\"probes\":%d,\"probes_acked\":%d}\n", num(idle), num(intvl), num(cnt), num(uto), probes, acked
-}' scen="$SCENARIO" expected="$EXPECTED" rc="$CONNECT_RC" fault="$FAULT_EPOCH" "$WORK/connect.jsonl" > "$WORK/verdict.json"
+}' scen="$SCENARIO" expected="$EXPECTED" rc="$CONNECT_RC" fault="$FAULT_EPOCH" natreset="$NAT_RESET" "$WORK/connect.jsonl" > "$WORK/verdict.json"
 
 # fidelity: every keepalive probe seen on the wire has its probe event, in order, within 50 ms.
 # A probe on the wire is a pure ACK (length 0) from the client after the handshake's ACK.

@@ -44,6 +44,9 @@ pub enum Command {
     /// Reproduce a way a peer dies, in a private network namespace (no root needed):
     /// `lab list` describes the scenarios. Output and exit codes are connect's.
     Lab(LabArgs),
+    /// Measure how long the path to a `tcpalive listen` keeps an idle TCP flow (NAT,
+    /// firewall, load balancer), how it kills it, and the keepalive that beats it.
+    IdleLimit(IdleLimitArgs),
     /// A short tour on the lab: answered probes, then the cable is pulled and the
     /// unanswered probes end in a timeout. Exits 0 when it ran as designed.
     Demo(DemoArgs),
@@ -310,4 +313,62 @@ pub struct TuneArgs {
     /// JSON Lines on stdout instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct IdleLimitArgs {
+    /// A `tcpalive listen` on the far side of the path: HOST:PORT, [IPv6]:PORT.
+    #[arg(value_name = "HOST:PORT")]
+    pub target: String,
+    /// Longest idle time tested; a path that keeps flows longer reports no limit.
+    #[arg(
+        long,
+        value_name = "D",
+        default_value = "1h",
+        allow_hyphen_values = true
+    )]
+    pub max: String,
+    /// The limit is reported within +-this.
+    #[arg(
+        long,
+        value_name = "D",
+        default_value = "1s",
+        allow_hyphen_values = true
+    )]
+    pub resolution: String,
+    /// Who sends first after the idle period: out (this side), in (the listener,
+    /// towards this side) or both (separate flows, measured together).
+    #[arg(long, value_name = "out|in|both", default_value = "both")]
+    pub direction: String,
+    /// Test flows open at once, at most (per round, over all directions).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "200",
+        allow_hyphen_values = true
+    )]
+    pub parallel: String,
+    /// After measuring: hold one keepalive connection idle past the limit and show
+    /// whether it survives (keepalive from --idle/--intvl/--cnt, else the recommended).
+    #[arg(long)]
+    pub verify: bool,
+    /// With --verify: TCP_KEEPIDLE of the held connection, whole seconds.
+    #[arg(long, value_name = "D", allow_hyphen_values = true)]
+    pub idle: Option<String>,
+    /// With --verify: TCP_KEEPINTVL, whole seconds.
+    #[arg(long, value_name = "D", allow_hyphen_values = true)]
+    pub intvl: Option<String>,
+    /// With --verify: TCP_KEEPCNT, 1..=127.
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub cnt: Option<String>,
+    /// Give up connecting (and waiting for the listener's answer) after this long.
+    #[arg(
+        long,
+        value_name = "D",
+        default_value = "10s",
+        allow_hyphen_values = true
+    )]
+    pub connect_timeout: String,
+    #[command(flatten)]
+    pub run: RunArgs,
 }

@@ -2,6 +2,7 @@
 //! [`dispatch`] validates a parsed command line and runs the command to its end.
 
 pub mod connect;
+pub mod idle_limit;
 pub mod lab;
 pub mod listen;
 pub mod plan;
@@ -61,6 +62,11 @@ pub fn run(config: Config) -> Result<EndFacts, RunError> {
             let run = crate::config::RunConfig::once(cfg.format);
             let mut rep = Reporter::for_run(clock, &run, true);
             tune::run(&cfg, &mut rep)
+        }
+        Config::IdleLimit(cfg) => {
+            let signals = Signals::install()?;
+            let mut rep = Reporter::for_run(clock, &cfg.run, false);
+            idle_limit::run(&cfg, &mut rep, &signals)
         }
         Config::Man => {
             print_generated(|out| clap_mangen::Man::new(cli::Cli::command()).render(out))

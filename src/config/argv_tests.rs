@@ -88,6 +88,18 @@ fn validate(args: &[&str]) -> Result<Config, String> {
 #[test_case(&["tune", "--pid", "1", "--no-keepalive", "--idle", "2"] => "--no-keepalive conflicts with --idle: keepalive settings need keepalive on".to_string() ; "tune no keepalive with idle")]
 #[test_case(&["tune", "--pid", "4194304", "--idle", "2"] => "invalid --pid '4194304': must be from 1 to 4194303".to_string() ; "tune pid out of range")]
 #[test_case(&["tune", "--pid", "1", "--idle", "2", "--port", "0"] => "invalid --port '0': port 0 is out of range 1..=65535".to_string() ; "tune port zero")]
+#[test_case(&["idle-limit", "h:1", "--max", "1s"] => "invalid --max '1s': must be at least 2s".to_string() ; "idle_limit_max_1s")]
+#[test_case(&["idle-limit", "h:1", "--max", "2d"] => "invalid --max '2d': must be at most 24h".to_string() ; "idle_limit_max_2d")]
+#[test_case(&["idle-limit", "h:1", "--resolution", "50ms"] => "invalid --resolution '50ms': must be at least 100ms".to_string() ; "idle_limit_resolution_50ms")]
+#[test_case(&["idle-limit", "h:1", "--max", "10s", "--resolution", "6s"] => "invalid --resolution '6s': must be at most half of --max".to_string() ; "idle_limit_resolution_over_half_max")]
+#[test_case(&["idle-limit", "h:1", "--direction", "up"] => "invalid --direction 'up': must be out, in or both".to_string() ; "idle_limit_direction_up")]
+#[test_case(&["idle-limit", "h:1", "--parallel", "3"] => "invalid --parallel '3': must be at least 4 (two flows per direction)".to_string() ; "idle_limit_parallel_3_both")]
+#[test_case(&["idle-limit", "h:1", "--parallel", "5000"] => "invalid --parallel '5000': must be from 1 to 1000".to_string() ; "idle_limit_parallel_5000")]
+#[test_case(&["idle-limit", "h:1", "--idle", "5"] => "invalid --idle '5': needs --verify".to_string() ; "idle_limit_idle_without_verify")]
+#[test_case(&["idle-limit", "h:1", "--verify", "--idle", "1.5s"] => "invalid --idle '1.5s': Linux keepalive takes whole seconds (e.g. 1s, 5s)".to_string() ; "idle_limit_verify_idle_fraction")]
+#[test_case(&["idle-limit", "h:1", "--verify", "--cnt", "0"] => "invalid --cnt '0': must be from 1 to 127".to_string() ; "idle_limit_verify_cnt_0")]
+#[test_case(&["idle-limit", "h:1", "--for", "10s"] => "invalid --for '10s': idle-limit ends by itself (bound it with --max)".to_string() ; "idle_limit_for")]
+#[test_case(&["idle-limit", "h:0"] => "invalid HOST:PORT 'h:0': port 0 is out of range 1..=65535".to_string() ; "idle_limit_port_0")]
 fn rejected(args: &[&str]) -> String {
     validate(args).expect_err("should be rejected")
 }
@@ -109,6 +121,9 @@ fn rejected(args: &[&str]) -> String {
 #[test_case(&["completions", "bash"] ; "completions")]
 #[test_case(&["tune", "--pid", "1", "--idle", "2", "--intvl", "1", "--cnt", "2", "--user-timeout", "4s", "--listening", "--dry-run", "--json"] ; "tune everything")]
 #[test_case(&["tune", "--pid", "1", "--no-keepalive", "--peer", "127.0.0.1:80"] ; "tune keepalive off for one peer")]
+#[test_case(&["idle-limit", "h:1"] ; "idle limit defaults")]
+#[test_case(&["idle-limit", "h:1", "--direction", "in", "--parallel", "2", "--max", "2s", "--resolution", "1s"] ; "idle limit smallest")]
+#[test_case(&["idle-limit", "h:1", "--verify", "--idle", "7", "--intvl", "2", "--cnt", "3"] ; "idle limit verify")]
 fn accepted(args: &[&str]) {
     if let Err(e) = validate(args) {
         panic!("{args:?} rejected: {e}");
@@ -171,4 +186,43 @@ fn metrics_targets_are_the_ones_given() {
         panic!("rejected");
     };
     assert_eq!(w.metrics, Some(MetricsTarget::File("/tmp/x.prom".into())));
+}
+
+#[test]
+fn idle_limit_values_are_the_ones_given() {
+    use crate::model::idle_limit::Direction;
+    let Ok(Config::IdleLimit(c)) = validate(&[
+        "idle-limit",
+        "10.0.0.1:7000",
+        "--max",
+        "10m",
+        "--resolution",
+        "500ms",
+        "--direction",
+        "out",
+        "--parallel",
+        "50",
+        "--verify",
+        "--idle",
+        "200",
+    ]) else {
+        panic!("rejected");
+    };
+    assert_eq!((c.target.host.as_str(), c.target.port), ("10.0.0.1", 7000));
+    assert_eq!(
+        (c.max, c.resolution, c.parallel),
+        (Duration::from_secs(600), Duration::from_millis(500), 50)
+    );
+    assert_eq!(c.directions, vec![Direction::Out]);
+    let v = c.verify.expect("verify");
+    assert_eq!((v.idle_s, v.intvl_s, v.cnt), (Some(200), None, None));
+    let Ok(Config::IdleLimit(d)) = validate(&["idle-limit", "h:1"]) else {
+        panic!("rejected");
+    };
+    assert_eq!(d.directions, vec![Direction::Out, Direction::In]);
+    assert_eq!(
+        (d.max, d.resolution),
+        (Duration::from_secs(3600), Duration::from_secs(1))
+    );
+    assert!(d.verify.is_none());
 }

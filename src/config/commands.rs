@@ -321,6 +321,7 @@ pub enum Config {
     Man,
     Plan(super::plan::PlanConfig),
     Tune(super::tune::TuneConfig),
+    IdleLimit(super::idle_limit::IdleLimitConfig),
 }
 
 impl Config {
@@ -335,6 +336,9 @@ impl Config {
             Command::Man => Config::Man,
             Command::Plan(args) => Config::Plan(super::plan::PlanConfig::from_args(args)?),
             Command::Tune(args) => Config::Tune(super::tune::TuneConfig::from_args(args)?),
+            Command::IdleLimit(args) => {
+                Config::IdleLimit(super::idle_limit::IdleLimitConfig::from_args(args)?)
+            }
         })
     }
 }

@@ -57,6 +57,9 @@ pub struct Session {
     no_read: bool,
     lines: LineReader,
     outbox: Vec<u8>,
+    /// `HOLD` (idle-limit's `in` check): send `PING seq` at this time, with this
+    /// user timeout (0: unchanged).
+    wake: Option<(u64, Duration, u32)>,
     /// The wake-up time last handed to the event loop's timer queue.
     pub scheduled: Option<Duration>,
 }
@@ -105,6 +108,7 @@ impl Session {
             no_read: plan.no_read,
             lines: LineReader::default(),
             outbox: Vec::new(),
+            wake: None,
             scheduled: None,
         };
         session.sample(now, &mut events);
@@ -214,8 +218,42 @@ impl Session {
                         out.push(EventKind::HeartbeatReply { seq, rtt });
                     }
                 }
+                Message::Hold {
+                    seq,
+                    wake_ms,
+                    uto_ms,
+                } => self.hold(now, seq, wake_ms, uto_ms, out),
+                Message::Held(_) => {}
             }
         }
+    }
+
+    /// `HOLD`: this connection is an idle-limit test flow. Nothing of ours may
+    /// refresh the path's state: keepalive and heartbeats go off (the new settings
+    /// are reported), then `HELD` confirms; the `in` check's `PING` is scheduled.
+    fn hold(
+        &mut self,
+        now: Duration,
+        seq: u64,
+        wake_ms: u32,
+        uto_ms: u32,
+        out: &mut Vec<EventKind>,
+    ) {
+        if let Err(e) = self.sock.set_keepalive(false) {
+            out.push(EventKind::Warning {
+                message: format!("HOLD {seq}: cannot turn keepalive off ({e}); not held"),
+            });
+            return;
+        }
+        self.heartbeat = None;
+        if let Ok(eff) = sockopt::read_back(&self.sock) {
+            let retries2 = sysctl::system_retries2();
+            self.timeline.set_settings(eff, retries2);
+            out.push(EventKind::Config(eff.facts(retries2)));
+        }
+        self.wake =
+            (wake_ms > 0).then(|| (seq, now + Duration::from_millis(wake_ms.into()), uto_ms));
+        self.queue(&Message::Held(seq).encode());
     }
 
     fn queue(&mut self, bytes: &[u8]) {
@@ -287,6 +325,19 @@ impl Session {
         if let Some(end) = self.heartbeats(now, out) {
             return Some(end);
         }
+        if let Some((seq, at, uto_ms)) = self.wake
+            && now >= at
+        {
+            self.wake = None;
+            if uto_ms > 0 {
+                // Only bounds how long a send into a forgotten flow lingers.
+                let _ = self
+                    .sock
+                    .set_tcp_user_timeout(Some(Duration::from_millis(uto_ms.into())));
+            }
+            self.queue(&Message::Ping(seq).encode());
+            out.push(EventKind::Heartbeat { seq });
+        }
         if let Some((plan, at)) = &mut self.send
             && now >= *at
         {
@@ -351,6 +402,7 @@ impl Session {
             self.send.as_ref().map(|(_, at)| *at),
             self.fault.map(|(_, at)| at),
             self.heartbeat.as_ref().map(Heartbeat::next_deadline),
+            self.wake.map(|(_, at, _)| at),
             (!self.outbox.is_empty()).then(|| now + OUTBOX_RETRY),
         ]
         .into_iter()

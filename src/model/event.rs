@@ -89,6 +89,9 @@ pub struct EndFacts {
     /// `connect --reconnect`: the outage log's summary.
     #[serde(skip_serializing_if = "Option::is_none", flatten)]
     pub outages: Option<OutageSummary>,
+    /// `idle-limit`: the measured limit and the keepalive that beats it.
+    #[serde(skip_serializing_if = "Option::is_none", flatten)]
+    pub idle_limit: Option<IdleLimitFacts>,
 }
 
 impl EndFacts {
@@ -117,6 +120,7 @@ impl EndFacts {
             bound: None,
             path: None,
             outages: None,
+            idle_limit: None,
         }
     }
 }
@@ -171,6 +175,38 @@ pub struct OutageSummary {
     pub detect_max_s: Option<f64>,
     pub downtime_s: f64,
     pub availability: f64,
+}
+
+/// `idle-limit`'s result. The limit is the midpoint of the bracket between the
+/// longest idle time a flow survived and the shortest after which one was dropped;
+/// `resolution_s` is half that bracket. `None`s: no flow was dropped up to `max_s`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IdleLimitFacts {
+    pub idle_limit_s: Option<f64>,
+    pub resolution_s: Option<f64>,
+    /// "out", "in" or "both": the directions whose flows were dropped at the limit.
+    pub direction: Option<&'static str>,
+    /// "silent" or "reset".
+    pub drop_mode: Option<&'static str>,
+    pub recommended_idle_s: Option<u32>,
+    pub recommended_intvl_s: Option<u32>,
+    pub recommended_cnt: Option<u32>,
+    /// Dead-peer detection with the recommended keepalive (predict.rs).
+    pub recommended_detect_s: Option<f64>,
+    /// "out", "in" or "both": what was measured.
+    pub directions_tested: &'static str,
+    pub max_s: f64,
+    pub rounds: u32,
+    pub flows: u64,
+    /// Payload bytes this side sent over all test flows.
+    pub bytes_sent: u64,
+    /// `--verify`: whether the keepalive connection survived its hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify_idle_s: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify_hold_s: Option<f64>,
 }
 
 /// `watch`: a connection another process owns, as seen from outside through
@@ -370,6 +406,32 @@ pub enum EventKind {
     },
     /// `tune`: one socket of another process, before and after.
     Tuned(TuneFacts),
+    /// `idle-limit`: a round of test flows starts (round 0 is `--verify`).
+    IdleRound {
+        round: u32,
+        flows: usize,
+        #[serde(rename = "shortest_s", serialize_with = "secs")]
+        shortest: Duration,
+        #[serde(rename = "longest_s", serialize_with = "secs")]
+        longest: Duration,
+    },
+    /// `idle-limit`: one test flow, idle for `idle`, was checked.
+    IdleCheck {
+        round: u32,
+        direction: &'static str,
+        #[serde(rename = "idle_s", serialize_with = "secs")]
+        idle: Duration,
+        /// "survived" or "dropped".
+        result: &'static str,
+        /// "silent" or "reset" when dropped.
+        drop_mode: Option<&'static str>,
+        /// The round trip of the flow's set-up (HOLD/HELD).
+        #[serde(rename = "rtt_ms", serialize_with = "millis")]
+        rtt: Duration,
+        /// `--verify`: the keepalive idle the flow held.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        keepalive_idle_s: Option<u32>,
+    },
 }
 
 impl EventKind {
@@ -403,6 +465,8 @@ impl EventKind {
             EventKind::Scenario { .. } => "scenario",
             EventKind::Fault { .. } => "fault",
             EventKind::Tuned(_) => "tuned",
+            EventKind::IdleRound { .. } => "idle-round",
+            EventKind::IdleCheck { .. } => "idle-check",
         }
     }
 }

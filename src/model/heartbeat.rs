@@ -7,6 +7,16 @@
 //! ```text
 //! PING <seq>     sender -> peer, seq a decimal u64 counting from 1
 //! PONG <seq>     peer -> sender, echoing the seq it answers
+//! HOLD <seq> <wake_ms> <uto_ms>
+//!                idle-limit -> listener: this connection is an idle test flow.
+//!                The listener turns its keepalive and heartbeats off on it (its
+//!                own packets would refresh the middlebox's state), answers
+//!                HELD <seq>, and when <wake_ms> > 0 sends PING <seq> <wake_ms>
+//!                milliseconds after HELD went out (the `in` check: the first
+//!                packet after the idle period comes from outside),
+//!                with TCP_USER_TIMEOUT <uto_ms> (0: unchanged) bounding that send.
+//!                wake_ms and uto_ms are decimal u32.
+//! HELD <seq>     listener -> idle-limit: HOLD <seq> is in force.
 //! ```
 //!
 //! Anything else is ignored. Lines longer than [`MAX_LINE`] bytes are dropped
@@ -28,6 +38,8 @@ pub const MAX_LINE: usize = 64;
 pub enum Message {
     Ping(u64),
     Pong(u64),
+    Hold { seq: u64, wake_ms: u32, uto_ms: u32 },
+    Held(u64),
 }
 
 impl Message {
@@ -35,23 +47,41 @@ impl Message {
         match self {
             Message::Ping(seq) => format!("PING {seq}\n").into_bytes(),
             Message::Pong(seq) => format!("PONG {seq}\n").into_bytes(),
+            Message::Hold {
+                seq,
+                wake_ms,
+                uto_ms,
+            } => format!("HOLD {seq} {wake_ms} {uto_ms}\n").into_bytes(),
+            Message::Held(seq) => format!("HELD {seq}\n").into_bytes(),
         }
     }
 }
 
+/// A decimal number without sign, spaces or anything else.
+fn number<T: std::str::FromStr>(text: &str) -> Option<T> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
 /// Parses one line (without its terminator). `None` for anything that is not a
-/// well-formed PING or PONG.
+/// well-formed message.
 pub fn parse_line(line: &[u8]) -> Option<Message> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let text = std::str::from_utf8(line).ok()?;
-    let (verb, seq) = text.split_once(' ')?;
-    if seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let seq: u64 = seq.parse().ok()?;
-    match verb {
-        "PING" => Some(Message::Ping(seq)),
-        "PONG" => Some(Message::Pong(seq)),
+    let mut words = text.split(' ');
+    let verb = words.next()?;
+    let args: Vec<&str> = words.collect();
+    match (verb, args.as_slice()) {
+        ("PING", [seq]) => Some(Message::Ping(number(seq)?)),
+        ("PONG", [seq]) => Some(Message::Pong(number(seq)?)),
+        ("HELD", [seq]) => Some(Message::Held(number(seq)?)),
+        ("HOLD", [seq, wake, uto]) => Some(Message::Hold {
+            seq: number(seq)?,
+            wake_ms: number(wake)?,
+            uto_ms: number(uto)?,
+        }),
         _ => None,
     }
 }
@@ -255,6 +285,28 @@ mod tests {
             (b"ping 1", None),
             (b"PING 1 2", None),
             (b"\xff\xfe", None),
+            (
+                b"HOLD 3 12000 1000",
+                Some(Message::Hold {
+                    seq: 3,
+                    wake_ms: 12000,
+                    uto_ms: 1000,
+                }),
+            ),
+            (
+                b"HOLD 18446744073709551615 4294967295 0\r",
+                Some(Message::Hold {
+                    seq: u64::MAX,
+                    wake_ms: u32::MAX,
+                    uto_ms: 0,
+                }),
+            ),
+            (b"HOLD 3 4294967296 0", None),
+            (b"HOLD 3 12000", None),
+            (b"HOLD 3 12000 1000 7", None),
+            (b"HOLD 3  1000", None),
+            (b"HELD 3", Some(Message::Held(3))),
+            (b"HELD", None),
         ];
         for (line, want) in table {
             assert_eq!(parse_line(line), *want, "{line:?}");

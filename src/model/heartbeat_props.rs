@@ -11,7 +11,15 @@ use crate::model::heartbeat::{LineReader, MAX_LINE, Message, parse_line, unescap
 fn message() -> impl Strategy<Value = Message> {
     prop_oneof![
         any::<u64>().prop_map(Message::Ping),
-        any::<u64>().prop_map(Message::Pong)
+        any::<u64>().prop_map(Message::Pong),
+        any::<u64>().prop_map(Message::Held),
+        (any::<u64>(), any::<u32>(), any::<u32>()).prop_map(|(seq, wake_ms, uto_ms)| {
+            Message::Hold {
+                seq,
+                wake_ms,
+                uto_ms,
+            }
+        })
     ]
 }
 

@@ -10,6 +10,7 @@ pub mod filter;
 pub mod heartbeat;
 #[cfg(test)]
 mod heartbeat_props;
+pub mod idle_limit;
 pub mod infer;
 pub mod lab;
 pub mod outcome;

@@ -53,7 +53,7 @@ impl Human {
     }
 }
 
-use crate::model::units::{secs_fixed, since_start as rel};
+use crate::model::units::{secs_fixed, secs_text, since_start as rel};
 
 fn opt_secs(v: Option<f64>) -> String {
     v.map_or("never".to_string(), secs_fixed)
@@ -404,6 +404,40 @@ fn describe(kind: &EventKind) -> Vec<(&'static str, String)> {
         ],
         EventKind::Fault { scenario, action } => one(format!("{scenario}: {action}")),
         EventKind::Tuned(t) => tuned_lines(t),
+        EventKind::IdleRound {
+            round,
+            flows,
+            shortest,
+            longest,
+        } => one(match round {
+            0 => format!(
+                "verify: one keepalive connection held idle {}",
+                secs_text(*longest)
+            ),
+            _ => format!(
+                "round {round}: {flows} flow(s) idle from {} to {}",
+                secs_text(*shortest),
+                secs_text(*longest)
+            ),
+        }),
+        EventKind::IdleCheck {
+            round,
+            direction,
+            idle,
+            result,
+            drop_mode,
+            rtt,
+            keepalive_idle_s,
+        } => one(format!(
+            "{}{direction} after {} idle: {result}{} (set-up rtt {:.3}ms)",
+            match (round, keepalive_idle_s) {
+                (0, Some(k)) => format!("verify (keepalive idle {k}s) "),
+                _ => format!("round {round} "),
+            },
+            secs_text(*idle),
+            drop_mode.map_or(String::new(), |m| format!(" ({m})")),
+            rtt.as_secs_f64() * 1e3
+        )),
     }
 }
 

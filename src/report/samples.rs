@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::model::event::{
-    ConfigFacts, EndFacts, Event, EventKind, OutageSummary, Outcome, Prediction, TuneFacts,
-    WatchFacts,
+    ConfigFacts, EndFacts, Event, EventKind, IdleLimitFacts, OutageSummary, Outcome, Prediction,
+    TuneFacts, WatchFacts,
 };
 use crate::model::predict::Effective;
 use crate::model::settings::{Source, Sources};
@@ -157,6 +157,35 @@ fn reconnect_summary() -> EndFacts {
         detect_max_s: Some(4.1),
         downtime_s: 9.5,
         availability: 0.525,
+    });
+    e
+}
+
+fn idle_limit_end() -> EndFacts {
+    let mut e = EndFacts::new(
+        Outcome::Alive,
+        None,
+        "idle limit 11.1s +-0.9s".into(),
+        None,
+        None,
+    );
+    e.idle_limit = Some(IdleLimitFacts {
+        idle_limit_s: Some(11.1),
+        resolution_s: Some(0.9),
+        direction: Some("both"),
+        drop_mode: Some("silent"),
+        recommended_idle_s: Some(6),
+        recommended_intvl_s: Some(3),
+        recommended_cnt: Some(3),
+        recommended_detect_s: Some(15.0),
+        directions_tested: "both",
+        max_s: 3600.0,
+        rounds: 1,
+        flows: 16,
+        bytes_sent: 368,
+        verified: Some(true),
+        verify_idle_s: Some(6),
+        verify_hold_s: Some(19.0),
     });
     e
 }
@@ -337,6 +366,22 @@ pub fn one_of_each() -> Vec<Event> {
             scenario: "cable-pull",
             action: "loopback link down",
         },
+        EventKind::IdleRound {
+            round: 1,
+            flows: 16,
+            shortest: ms(1800),
+            longest: ms(3_600_000),
+        },
+        EventKind::IdleCheck {
+            round: 1,
+            direction: "out",
+            idle: ms(12600),
+            result: "dropped",
+            drop_mode: Some("silent"),
+            rtt: Duration::from_micros(85),
+            keepalive_idle_s: None,
+        },
+        EventKind::End(idle_limit_end()),
     ];
     kinds
         .into_iter()
@@ -382,9 +427,11 @@ pub fn kind_name_is_covered(kind: &EventKind) -> &'static str {
         | EventKind::Watched(_)
         | EventKind::Scenario { .. }
         | EventKind::Fault { .. }
-        | EventKind::Tuned(_) => kind.name(),
+        | EventKind::Tuned(_)
+        | EventKind::IdleRound { .. }
+        | EventKind::IdleCheck { .. } => kind.name(),
     }
 }
 
 /// How many kinds [`kind_name_is_covered`] lists: keep in step with it.
-pub const KINDS: usize = 27;
+pub const KINDS: usize = 29;

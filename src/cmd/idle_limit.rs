@@ -1,0 +1,846 @@
+//! `idle-limit`: measures how long the path to a `tcpalive listen` keeps an idle
+//! TCP flow, how it kills a flow it forgot, and which keepalive beats it.
+//!
+//! Each round opens its test flows together (keepalive off on this side; `HOLD`
+//! turns it off on the listener's, model::heartbeat), holds each idle for one
+//! duration of the round's plan (model::idle_limit) and checks it: `out` sends
+//! `PING` and waits for `PONG`; `in` waits for the listener's `PING`, and when it
+//! does not come sends one itself to learn how the path kills the flow. A check
+//! bounds its own send with TCP_USER_TIMEOUT: no answer within it is a silent
+//! drop, a reset is a reset. All flows wait in the one event loop.
+
+use std::collections::BTreeMap;
+use std::io::{ErrorKind, IsTerminal, Read, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::config::KeepaliveConfig;
+use crate::config::idle_limit::{IdleLimitConfig, VerifyConfig};
+use crate::engine::event_loop::{EventLoop, Signals, Woke};
+use crate::engine::run::{Reporter, RunError, stop_message};
+use crate::model::event::{EndFacts, EventKind, IdleLimitFacts, Outcome};
+use crate::model::heartbeat::{LineReader, Message};
+use crate::model::idle_limit::{self as model, Bracket, Check, Direction, DropMode, Verdict};
+use crate::model::outcome::errno_text;
+use crate::model::units::{secs_text, typed};
+
+/// Run-level events (rounds, the end) carry connection id 0.
+const RUN: u64 = 0;
+/// Past a check's user timeout, how long before silence is declared by us (the
+/// kernel's abort comes at its next retransmission, up to one RTO later).
+const CHECK_SLACK: Duration = Duration::from_millis(500);
+/// Rounds after the first that refine the bracket, at most.
+const MAX_ROUNDS: u32 = 4;
+/// The progress line is redrawn this often on a terminal.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+enum Phase {
+    Connecting {
+        deadline: Duration,
+    },
+    /// `HOLD` sent, waiting for `HELD`.
+    Holding {
+        sent: Duration,
+        deadline: Duration,
+    },
+    /// Idle since `since` (the `HELD`), until the check.
+    Idle {
+        since: Duration,
+    },
+    /// The check's `PING` is out (`follow_up`: after an `in` check got nothing).
+    Checking {
+        deadline: Duration,
+        follow_up: bool,
+    },
+}
+
+struct Flow {
+    id: u64,
+    dir: Direction,
+    idle: Duration,
+    /// `--verify`: the keepalive idle this flow holds.
+    keepalive_idle_s: Option<u32>,
+    sock: Socket,
+    phase: Phase,
+    rtt: Duration,
+    lines: LineReader,
+}
+
+/// What a step of a flow came to.
+enum Step {
+    Pending,
+    /// Checked: the result, and the idle time it stands for (shorter than planned
+    /// when the flow died while idle).
+    Done(Check, Duration),
+    /// The measurement cannot go on (the far side is not a tcpalive listener...).
+    Fatal(Box<EndFacts>),
+}
+
+fn fatal(outcome: Outcome, errno: Option<i32>, message: String) -> Step {
+    Step::Fatal(Box::new(EndFacts::new(
+        outcome,
+        errno.map(crate::model::outcome::errno_name),
+        message,
+        None,
+        None,
+    )))
+}
+
+/// How a failed read or write of an established test flow counts.
+fn drop_mode(e: &std::io::Error) -> DropMode {
+    match e.raw_os_error() {
+        Some(libc::ECONNRESET | libc::EPIPE) => DropMode::Reset,
+        _ => DropMode::Silent,
+    }
+}
+
+impl Flow {
+    #[allow(clippy::too_many_arguments)]
+    fn open(
+        id: u64,
+        dir: Direction,
+        idle: Duration,
+        addr: SocketAddr,
+        keepalive: Option<&KeepaliveConfig>,
+        now: Duration,
+        connect_timeout: Duration,
+    ) -> Result<Result<Flow, Box<EndFacts>>, RunError> {
+        let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+            .map_err(RunError::socket("open a socket for", addr))?;
+        match keepalive {
+            Some(k) => crate::sys::apply(&sock, k),
+            None => sock.set_keepalive(false),
+        }
+        .and_then(|_| sock.set_tcp_nodelay(true))
+        .and_then(|_| sock.set_nonblocking(true))
+        .map_err(RunError::socket("apply settings for", addr))?;
+        match sock.connect(&addr.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return Ok(Err(connect_failed_end(addr, &e))),
+        }
+        Ok(Ok(Flow {
+            id,
+            dir,
+            idle,
+            keepalive_idle_s: keepalive.and_then(|k| k.idle_s),
+            sock,
+            phase: Phase::Connecting {
+                deadline: now.saturating_add(connect_timeout),
+            },
+            rtt: Duration::ZERO,
+            lines: LineReader::default(),
+        }))
+    }
+
+    fn connecting(&self) -> bool {
+        matches!(self.phase, Phase::Connecting { .. })
+    }
+
+    fn check_timeout(&self) -> Duration {
+        model::check_timeout(self.rtt)
+    }
+
+    fn deadline(&self) -> Duration {
+        match self.phase {
+            Phase::Connecting { deadline } | Phase::Holding { deadline, .. } => deadline,
+            Phase::Idle { since } => match self.dir {
+                Direction::Out => since.saturating_add(self.idle),
+                // the listener's PING is due at `idle`; it may take a check time
+                Direction::In => since
+                    .saturating_add(self.idle)
+                    .saturating_add(self.check_timeout())
+                    .saturating_add(CHECK_SLACK),
+            },
+            Phase::Checking { deadline, .. } => deadline,
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8], sent: &mut u64) -> std::io::Result<()> {
+        let n = (&self.sock).write(bytes)?;
+        *sent += n as u64;
+        if n < bytes.len() {
+            return Err(std::io::Error::new(
+                ErrorKind::WriteZero,
+                "the send buffer of a fresh flow is full",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The established flow failed: dropped if it was holding or being checked.
+    fn failed(&self, now: Duration, e: &std::io::Error, addr: SocketAddr) -> Step {
+        match self.phase {
+            Phase::Idle { since } => {
+                Step::Done(Check::Dropped(drop_mode(e)), now.saturating_sub(since))
+            }
+            Phase::Checking { .. } => Step::Done(Check::Dropped(drop_mode(e)), self.idle),
+            _ => fatal(
+                Outcome::ConnectFailed,
+                e.raw_os_error(),
+                format!(
+                    "test flow {} to {addr} failed before it was held: {e}",
+                    self.id
+                ),
+            ),
+        }
+    }
+
+    fn on_ready(&mut self, now: Duration, addr: SocketAddr, sent: &mut u64) -> Step {
+        if let Phase::Connecting { .. } = self.phase {
+            // SO_ERROR before the flow's run starts, as engine::connection does.
+            match self.sock.take_error() {
+                Ok(None) => {}
+                Ok(Some(e)) | Err(e) => return connect_failed(addr, &e),
+            }
+            let wake_ms = match self.dir {
+                Direction::In => u32::try_from(self.idle.as_millis()).unwrap_or(u32::MAX),
+                Direction::Out => 0,
+            };
+            let uto_ms = model::check_timeout(Duration::ZERO).as_millis() as u32;
+            let hold = Message::Hold {
+                seq: self.id,
+                wake_ms,
+                uto_ms,
+            };
+            if let Err(e) = self.write(&hold.encode(), sent) {
+                return fatal(
+                    Outcome::ConnectFailed,
+                    e.raw_os_error(),
+                    format!("cannot send HOLD on test flow {} to {addr}: {e}", self.id),
+                );
+            }
+            let deadline = match self.phase {
+                Phase::Connecting { deadline } => deadline,
+                _ => now,
+            };
+            self.phase = Phase::Holding {
+                sent: now,
+                deadline,
+            };
+            return Step::Pending;
+        }
+        let mut buf = [0u8; 512];
+        loop {
+            match (&self.sock).read(&mut buf) {
+                Ok(0) => {
+                    return fatal(
+                        Outcome::Eof,
+                        None,
+                        format!(
+                            "the listener closed test flow {} (was it stopped, or is it \
+                             not tcpalive listen?)",
+                            self.id
+                        ),
+                    );
+                }
+                Ok(n) => {
+                    for msg in self.lines.feed(&buf[..n]) {
+                        if let Some(step) = self.on_message(now, msg) {
+                            return step;
+                        }
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Step::Pending,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return self.failed(now, &e, addr),
+            }
+        }
+    }
+
+    fn on_message(&mut self, now: Duration, msg: Message) -> Option<Step> {
+        let id = self.id;
+        match (&self.phase, msg) {
+            (Phase::Holding { sent, .. }, Message::Held(seq)) if seq == id => {
+                self.rtt = now.saturating_sub(*sent);
+                self.phase = Phase::Idle { since: now };
+                None
+            }
+            (Phase::Checking { follow_up, .. }, Message::Pong(seq)) if seq == id => {
+                // After a missing `in` PING, our own answered PING means the path
+                // lets this side's packets through but dropped the listener's.
+                let check = match follow_up {
+                    false => Check::Survived,
+                    true => Check::Dropped(DropMode::Silent),
+                };
+                Some(Step::Done(check, self.idle))
+            }
+            (Phase::Idle { .. } | Phase::Checking { .. }, Message::Ping(seq))
+                if seq == id && self.dir == Direction::In =>
+            {
+                Some(Step::Done(Check::Survived, self.idle))
+            }
+            _ => None,
+        }
+    }
+
+    fn on_deadline(&mut self, now: Duration, addr: SocketAddr, sent: &mut u64) -> Step {
+        match self.phase {
+            Phase::Connecting { .. } => fatal(
+                Outcome::ConnectFailed,
+                Some(libc::ETIMEDOUT),
+                format!("connect to {addr} timed out (test flow {})", self.id),
+            ),
+            Phase::Holding { .. } => fatal(
+                Outcome::Error,
+                None,
+                format!(
+                    "{addr} did not answer HOLD on test flow {}: the far side must be \
+                     `tcpalive listen` (a version that knows HOLD)",
+                    self.id
+                ),
+            ),
+            Phase::Idle { .. } => {
+                let follow_up = self.dir == Direction::In;
+                let timeout = self.check_timeout();
+                if let Err(e) = self.sock.set_tcp_user_timeout(Some(timeout)) {
+                    return fatal(
+                        Outcome::Error,
+                        e.raw_os_error(),
+                        format!("cannot set TCP_USER_TIMEOUT on test flow {}: {e}", self.id),
+                    );
+                }
+                if let Err(e) = self.write(&Message::Ping(self.id).encode(), sent) {
+                    return self.failed(now, &e, addr);
+                }
+                self.phase = Phase::Checking {
+                    deadline: now.saturating_add(timeout).saturating_add(CHECK_SLACK),
+                    follow_up,
+                };
+                Step::Pending
+            }
+            Phase::Checking { .. } => Step::Done(Check::Dropped(DropMode::Silent), self.idle),
+        }
+    }
+
+    /// Closes the flow: a dropped one with a reset (nothing lingers in FIN-WAIT
+    /// behind a path that forgot it).
+    fn close(self, lp: &mut EventLoop<'_>, dropped: bool) {
+        lp.unwatch(self.sock.as_fd());
+        if dropped {
+            let _ = self.sock.set_linger(Some(Duration::ZERO));
+        }
+    }
+}
+
+fn connect_failed_end(addr: SocketAddr, e: &std::io::Error) -> Box<EndFacts> {
+    let text = e.raw_os_error().map_or_else(|| e.to_string(), errno_text);
+    Box::new(EndFacts::new(
+        Outcome::ConnectFailed,
+        e.raw_os_error().map(crate::model::outcome::errno_name),
+        format!("connect to {addr} failed: {text}"),
+        None,
+        None,
+    ))
+}
+
+fn connect_failed(addr: SocketAddr, e: &std::io::Error) -> Step {
+    Step::Fatal(connect_failed_end(addr, e))
+}
+
+/// A terminal's progress line on stderr (never on a pipe or in a log).
+struct Progress {
+    on: bool,
+    shown: bool,
+    next: Duration,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            on: std::io::stderr().is_terminal(),
+            shown: false,
+            next: Duration::ZERO,
+        }
+    }
+
+    fn tick(&self) -> Option<Duration> {
+        self.on.then_some(self.next)
+    }
+
+    fn show(&mut self, now: Duration, text: &str) {
+        if !self.on || now < self.next {
+            return;
+        }
+        self.next = now + PROGRESS_EVERY;
+        self.shown = true;
+        let _ = write!(std::io::stderr().lock(), "\r\x1b[K{text}");
+    }
+
+    fn clear(&mut self) {
+        if self.shown {
+            self.shown = false;
+            let _ = write!(std::io::stderr().lock(), "\r\x1b[K");
+        }
+    }
+}
+
+/// Everything measured so far.
+struct Measure {
+    checks: BTreeMap<Direction, Vec<(Duration, Check)>>,
+    rounds: u32,
+    flows: u64,
+    bytes: u64,
+    next_id: u64,
+    progress: Progress,
+}
+
+impl Measure {
+    fn bracket(&self, dir: Direction) -> Bracket {
+        Bracket::from_checks(self.checks.get(&dir).map_or(&[][..], Vec::as_slice))
+    }
+
+    fn brackets(&self) -> Vec<(Direction, Bracket)> {
+        self.checks.keys().map(|&d| (d, self.bracket(d))).collect()
+    }
+}
+
+enum RoundEnd {
+    Done,
+    /// A signal or a fatal flow: the run's end.
+    Stopped(Box<EndFacts>),
+}
+
+/// Runs one round: opens every planned flow, waits for their checks, and stops
+/// early for a direction once its shortest failure and everything shorter are
+/// known (longer flows would only fail too).
+#[allow(clippy::too_many_arguments)]
+fn run_round(
+    round: u32,
+    plan: &[(Direction, Duration)],
+    keepalive: Option<&KeepaliveConfig>,
+    cfg: &IdleLimitConfig,
+    addr: SocketAddr,
+    m: &mut Measure,
+    rep: &mut Reporter,
+    lp: &mut EventLoop<'_>,
+) -> Result<RoundEnd, RunError> {
+    let (Some(shortest), Some(longest)) = (
+        plan.iter().map(|p| p.1).min(),
+        plan.iter().map(|p| p.1).max(),
+    ) else {
+        return Ok(RoundEnd::Done);
+    };
+    rep.emit(
+        RUN,
+        EventKind::IdleRound {
+            round,
+            flows: plan.len(),
+            shortest,
+            longest,
+        },
+    )?;
+    m.rounds = m.rounds.max(round);
+    let mut flows: Vec<Flow> = Vec::with_capacity(plan.len());
+    let started = rep.clock.now();
+    for &(dir, idle) in plan {
+        let id = m.next_id;
+        m.next_id += 1;
+        m.flows += 1;
+        let flow = match Flow::open(id, dir, idle, addr, keepalive, started, cfg.connect_timeout)? {
+            Ok(f) => f,
+            Err(end) => {
+                close_all(flows, lp);
+                return Ok(RoundEnd::Stopped(end));
+            }
+        };
+        lp.watch(flow.sock.as_fd(), id, true)?;
+        m.checks.entry(dir).or_default();
+        flows.push(flow);
+    }
+    loop {
+        // Flows past a direction's shortest failure would only fail too.
+        let mut i = 0;
+        while i < flows.len() {
+            let hi = m.bracket(flows[i].dir).hi.map(|(h, _)| h);
+            if keepalive.is_none() && hi.is_some_and(|h| flows[i].idle >= h) {
+                flows.swap_remove(i).close(lp, true);
+            } else {
+                i += 1;
+            }
+        }
+        if flows.is_empty() {
+            m.progress.clear();
+            return Ok(RoundEnd::Done);
+        }
+        let now = rep.clock.now();
+        let next = flows.iter().map(Flow::deadline).min();
+        m.progress
+            .show(now, &progress_text(round, &flows, m, next, now));
+        let wake = [next, m.progress.tick()].into_iter().flatten().min();
+        let woke = lp.wait(&rep.clock, wake)?;
+        let now = rep.clock.now();
+        if let Woke::Signal(outcome) = woke {
+            m.progress.clear();
+            close_all(flows, lp);
+            let mut end = EndFacts::new(outcome, None, stop_message(outcome, None), None, None);
+            end.idle_limit = Some(facts(cfg, m, &model::verdict(&m.brackets())));
+            return Ok(RoundEnd::Stopped(Box::new(end)));
+        }
+        let ready: Vec<u64> = match woke {
+            Woke::Ready => lp.ready().iter().map(|r| r.token).collect(),
+            _ => Vec::new(),
+        };
+        let mut i = 0;
+        while i < flows.len() {
+            let is_ready = ready.contains(&flows[i].id);
+            let was_connecting = flows[i].connecting();
+            let mut step = Step::Pending;
+            if is_ready {
+                step = flows[i].on_ready(now, addr, &mut m.bytes);
+            }
+            if matches!(step, Step::Pending) && flows[i].deadline() <= now {
+                step = flows[i].on_deadline(now, addr, &mut m.bytes);
+            }
+            match step {
+                Step::Pending => {
+                    if was_connecting && !flows[i].connecting() {
+                        let f = &flows[i];
+                        lp.unwatch(f.sock.as_fd());
+                        lp.watch(f.sock.as_fd(), f.id, false)?;
+                    }
+                    i += 1;
+                }
+                Step::Done(check, idle) => {
+                    let f = flows.swap_remove(i);
+                    rep.emit(
+                        f.id,
+                        EventKind::IdleCheck {
+                            round,
+                            direction: f.dir.name(),
+                            idle,
+                            result: match check {
+                                Check::Survived => "survived",
+                                Check::Dropped(_) => "dropped",
+                            },
+                            drop_mode: match check {
+                                Check::Dropped(mode) => Some(mode.name()),
+                                Check::Survived => None,
+                            },
+                            rtt: f.rtt,
+                            keepalive_idle_s: f.keepalive_idle_s,
+                        },
+                    )?;
+                    m.checks.entry(f.dir).or_default().push((idle, check));
+                    f.close(lp, check != Check::Survived);
+                }
+                Step::Fatal(end) => {
+                    m.progress.clear();
+                    close_all(flows, lp);
+                    return Ok(RoundEnd::Stopped(end));
+                }
+            }
+        }
+    }
+}
+
+fn close_all(flows: Vec<Flow>, lp: &mut EventLoop<'_>) {
+    for f in flows {
+        f.close(lp, true);
+    }
+}
+
+fn progress_text(
+    round: u32,
+    flows: &[Flow],
+    m: &Measure,
+    next: Option<Duration>,
+    now: Duration,
+) -> String {
+    let mut text = format!("idle-limit: round {round}, {} flow(s) waiting", flows.len());
+    for (dir, b) in m.brackets() {
+        match b.hi {
+            Some((hi, _)) => text.push_str(&format!(
+                "; {}: limit in {}..{}",
+                dir.name(),
+                secs_text(b.lo),
+                secs_text(hi)
+            )),
+            None if b.lo > Duration::ZERO => {
+                text.push_str(&format!("; {}: survived {}", dir.name(), secs_text(b.lo)))
+            }
+            None => {}
+        }
+    }
+    if let Some(next) = next {
+        text.push_str(&format!(
+            "; next check in {}s",
+            next.saturating_sub(now).as_secs()
+        ));
+    }
+    text
+}
+
+fn directions_name(cfg: &IdleLimitConfig) -> &'static str {
+    match cfg.directions.as_slice() {
+        [Direction::In] => "in",
+        [Direction::Out] => "out",
+        _ => "both",
+    }
+}
+
+fn facts(cfg: &IdleLimitConfig, m: &Measure, v: &Verdict) -> IdleLimitFacts {
+    let rec = v.recommended;
+    IdleLimitFacts {
+        idle_limit_s: v.limit.map(|(t, _)| round3(t)),
+        resolution_s: v.limit.map(|(_, r)| round3(r)),
+        direction: v.direction,
+        drop_mode: v.drop_mode.map(DropMode::name),
+        recommended_idle_s: rec.map(|r| r.idle_s),
+        recommended_intvl_s: rec.map(|r| r.intvl_s),
+        recommended_cnt: rec.map(|r| r.cnt),
+        recommended_detect_s: rec
+            .and_then(|r| r.idle_schedule())
+            .map(|s| round3(s.detect_after)),
+        directions_tested: directions_name(cfg),
+        max_s: round3(cfg.max),
+        rounds: m.rounds,
+        flows: m.flows,
+        bytes_sent: m.bytes,
+        verified: None,
+        verify_idle_s: None,
+        verify_hold_s: None,
+    }
+}
+
+fn round3(d: Duration) -> f64 {
+    crate::model::event::secs_value(d)
+}
+
+/// The human summary of a verdict (the `end` line's message).
+fn summary(cfg: &IdleLimitConfig, m: &Measure, v: &Verdict) -> String {
+    let mut text = match (v.limit, v.direction, v.drop_mode) {
+        (Some((t, r)), Some(dir), Some(mode)) => format!(
+            "idle limit {} +-{} (direction {dir}, dropped {}) in {} round(s), {} flows",
+            secs_text(t),
+            secs_text(r),
+            match mode {
+                DropMode::Silent => "silently",
+                DropMode::Reset => "with a reset",
+            },
+            m.rounds,
+            m.flows
+        ),
+        _ => format!(
+            "no idle limit up to {} (direction {}): every flow survived its idle period",
+            typed(cfg.max),
+            directions_name(cfg)
+        ),
+    };
+    match (v.limit, v.recommended) {
+        (Some(_), Some(r)) => {
+            let detect = r
+                .idle_schedule()
+                .map_or("never".to_string(), |s| secs_text(s.detect_after));
+            text.push_str(&format!(
+                "; keepalive --idle {} --intvl {} --cnt {} beats it (a dead peer is then \
+                 detected {detect} after the last contact)",
+                r.idle_s, r.intvl_s, r.cnt
+            ));
+        }
+        (Some(_), None) => text.push_str(
+            "; too short for whole-second keepalive (idle and one interval must fit below \
+             it): use application heartbeats",
+        ),
+        _ => {}
+    }
+    if v.inconsistent {
+        text.push_str(
+            "; note: a flow survived longer than the shortest failure, so the path is not a \
+             plain idle timer (assumed: the shortest failure is the limit)",
+        );
+    }
+    text
+}
+
+pub fn run(
+    cfg: &IdleLimitConfig,
+    rep: &mut Reporter,
+    signals: &Signals,
+) -> Result<EndFacts, RunError> {
+    let addr = match (cfg.target.host.as_str(), cfg.target.port)
+        .to_socket_addrs()
+        .map(|mut a| a.next())
+    {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            let end = EndFacts::new(
+                Outcome::ConnectFailed,
+                None,
+                format!("'{}' resolved to no address", cfg.target.host),
+                None,
+                None,
+            );
+            return rep.end(RUN, end);
+        }
+        Err(e) => {
+            let end = EndFacts::new(
+                Outcome::ConnectFailed,
+                None,
+                format!("cannot resolve '{}': {e}", cfg.target.host),
+                None,
+                None,
+            );
+            return rep.end(RUN, end);
+        }
+    };
+    let mut lp = EventLoop::new(Some(signals))?;
+    let mut m = Measure {
+        checks: BTreeMap::new(),
+        rounds: 0,
+        flows: 0,
+        bytes: 0,
+        next_id: 1,
+        progress: Progress::new(),
+    };
+    let budget = cfg.parallel / cfg.directions.len();
+    let mut plan: Vec<(Direction, Duration)> = cfg
+        .directions
+        .iter()
+        .flat_map(|&dir| {
+            model::round1(cfg.max, cfg.resolution, budget)
+                .into_iter()
+                .map(move |d| (dir, d))
+        })
+        .collect();
+    let mut round = 1;
+    while !plan.is_empty() && round <= MAX_ROUNDS {
+        if let RoundEnd::Stopped(end) =
+            run_round(round, &plan, None, cfg, addr, &mut m, rep, &mut lp)?
+        {
+            return rep.end(RUN, *end);
+        }
+        round += 1;
+        plan = cfg
+            .directions
+            .iter()
+            .flat_map(|&dir| {
+                model::refine(&m.bracket(dir), cfg.resolution, budget)
+                    .into_iter()
+                    .map(move |d| (dir, d))
+            })
+            .collect();
+    }
+    let verdict = model::verdict(&m.brackets());
+    let mut facts = facts(cfg, &m, &verdict);
+    let mut message = summary(cfg, &m, &verdict);
+    let mut outcome = Outcome::Alive;
+    if let Some(vcfg) = &cfg.verify {
+        match verify(vcfg, &verdict, cfg, addr, &mut m, rep, &mut lp)? {
+            Verified::Stopped(end) => return rep.end(RUN, *end),
+            Verified::Skipped(why) => message.push_str(&format!("; --verify: {why}")),
+            Verified::Checked {
+                check,
+                idle_s,
+                hold,
+            } => {
+                facts.verified = Some(check == Check::Survived);
+                facts.verify_idle_s = Some(idle_s);
+                facts.verify_hold_s = Some(round3(hold));
+                let held = format!(
+                    "--verify: a connection with keepalive idle {idle_s}s held {} idle",
+                    secs_text(hold)
+                );
+                match check {
+                    Check::Survived => message.push_str(&format!("; {held}: survived")),
+                    Check::Dropped(mode) => {
+                        outcome = match mode {
+                            DropMode::Silent => Outcome::Timeout,
+                            DropMode::Reset => Outcome::Reset,
+                        };
+                        message.push_str(&format!(
+                            "; {held}: DROPPED ({}): keepalive idle {idle_s}s does not beat the limit",
+                            mode.name()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    facts.flows = m.flows;
+    facts.bytes_sent = m.bytes;
+    let mut end = EndFacts::new(outcome, None, message, None, None);
+    end.idle_limit = Some(facts);
+    rep.end(RUN, end)
+}
+
+enum Verified {
+    Checked {
+        check: Check,
+        idle_s: u32,
+        hold: Duration,
+    },
+    Skipped(String),
+    Stopped(Box<EndFacts>),
+}
+
+/// `--verify`: one flow with keepalive on, held idle past the limit's upper edge,
+/// then checked in the direction that was affected.
+#[allow(clippy::too_many_arguments)]
+fn verify(
+    vcfg: &VerifyConfig,
+    v: &Verdict,
+    cfg: &IdleLimitConfig,
+    addr: SocketAddr,
+    m: &mut Measure,
+    rep: &mut Reporter,
+    lp: &mut EventLoop<'_>,
+) -> Result<Verified, RunError> {
+    let (Some((t, r)), Some(dir)) = (v.limit, v.direction) else {
+        return Ok(Verified::Skipped(
+            "no limit was found, nothing to verify".to_string(),
+        ));
+    };
+    let rec = v.recommended;
+    let Some(idle_s) = vcfg.idle_s.or(rec.map(|r| r.idle_s)) else {
+        return Ok(Verified::Skipped(
+            "the limit is too short for a recommendation: give --idle".to_string(),
+        ));
+    };
+    let intvl_s = vcfg
+        .intvl_s
+        .or(rec.map(|r| r.intvl_s))
+        .unwrap_or_else(|| (idle_s / 2).max(1));
+    let keepalive = KeepaliveConfig {
+        enabled: true,
+        idle_s: Some(idle_s),
+        intvl_s: Some(intvl_s),
+        cnt: vcfg.cnt.or(Some(model::RECOMMENDED_CNT)),
+        user_timeout: None,
+    };
+    let hold = model::verify_hold(t + r, Duration::from_secs(idle_s.into()));
+    let check_dir = if dir == "in" {
+        Direction::In
+    } else {
+        Direction::Out
+    };
+    // The verify flow's result is kept apart from the measurement's checks.
+    let saved = m.checks.clone();
+    m.checks.clear();
+    let end = run_round(
+        0,
+        &[(check_dir, hold)],
+        Some(&keepalive),
+        cfg,
+        addr,
+        m,
+        rep,
+        lp,
+    )?;
+    let result = m.checks.get(&check_dir).and_then(|c| c.first().copied());
+    m.checks = saved;
+    if let RoundEnd::Stopped(end) = end {
+        return Ok(Verified::Stopped(end));
+    }
+    Ok(match result {
+        Some((_, check)) => Verified::Checked {
+            check,
+            idle_s,
+            hold,
+        },
+        None => Verified::Skipped("the verify flow ended without a check".to_string()),
+    })
+}

@@ -1,0 +1,152 @@
+//! `idle-limit`'s validated settings: the range and resolution of the measurement,
+//! the directions, the flow budget, and `--verify`'s keepalive.
+
+use std::time::Duration;
+
+use super::address::{Endpoint, validate_endpoint};
+use super::duration::validate_positive;
+use super::keepalive::validate_keepalive_seconds;
+use super::keepalive::{MAX_KEEPCNT, MAX_KEEPIDLE_S, MAX_KEEPINTVL_S, validate_count};
+use super::run::RunConfig;
+use super::{ConfigError, invalid};
+use crate::cli::IdleLimitArgs;
+use crate::model::idle_limit::Direction;
+
+/// The finest `--resolution`: below it the wake-up jitter of both ends and the
+/// middlebox's own timer granularity dominate.
+pub const MIN_RESOLUTION: Duration = Duration::from_millis(100);
+/// The longest `--max`: a day of holding flows open is already a long measurement.
+pub const MAX_MAX: Duration = Duration::from_secs(24 * 3600);
+/// The most test flows per round: each is a descriptor on both ends.
+pub const MAX_PARALLEL: u64 = 1000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyConfig {
+    /// `None`: the recommendation's value.
+    pub idle_s: Option<u32>,
+    pub intvl_s: Option<u32>,
+    pub cnt: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdleLimitConfig {
+    pub target: Endpoint,
+    pub max: Duration,
+    pub resolution: Duration,
+    pub directions: Vec<Direction>,
+    pub parallel: usize,
+    pub verify: Option<VerifyConfig>,
+    pub connect_timeout: Duration,
+    pub run: RunConfig,
+}
+
+impl IdleLimitConfig {
+    pub fn from_args(args: &IdleLimitArgs) -> Result<Self, ConfigError> {
+        let max = validate_max(&args.max)?;
+        let resolution = validate_resolution(&args.resolution, max)?;
+        let directions = validate_direction(&args.direction)?;
+        let parallel = validate_parallel(&args.parallel, directions.len())?;
+        let run = RunConfig::from_args(&args.run)?;
+        if let Some(d) = &args.run.for_ {
+            return Err(invalid(
+                "--for",
+                d,
+                "idle-limit ends by itself (bound it with --max)",
+            ));
+        }
+        Ok(IdleLimitConfig {
+            target: validate_endpoint("HOST:PORT", &args.target, false)?,
+            max,
+            resolution,
+            directions,
+            parallel,
+            verify: validate_verify(args)?,
+            connect_timeout: validate_positive("--connect-timeout", &args.connect_timeout)?,
+            run,
+        })
+    }
+}
+
+pub fn validate_max(value: &str) -> Result<Duration, ConfigError> {
+    let d = validate_positive("--max", value)?;
+    if d < Duration::from_secs(2) {
+        return Err(invalid("--max", value, "must be at least 2s"));
+    }
+    if d > MAX_MAX {
+        return Err(invalid("--max", value, "must be at most 24h"));
+    }
+    Ok(d)
+}
+
+pub fn validate_resolution(value: &str, max: Duration) -> Result<Duration, ConfigError> {
+    let d = validate_positive("--resolution", value)?;
+    if d < MIN_RESOLUTION {
+        return Err(invalid("--resolution", value, "must be at least 100ms"));
+    }
+    if d.saturating_mul(2) > max {
+        return Err(invalid(
+            "--resolution",
+            value,
+            "must be at most half of --max",
+        ));
+    }
+    Ok(d)
+}
+
+pub fn validate_direction(value: &str) -> Result<Vec<Direction>, ConfigError> {
+    match value {
+        "out" => Ok(vec![Direction::Out]),
+        "in" => Ok(vec![Direction::In]),
+        "both" => Ok(vec![Direction::Out, Direction::In]),
+        _ => Err(invalid("--direction", value, "must be out, in or both")),
+    }
+}
+
+/// At least one flow per direction per round.
+pub fn validate_parallel(value: &str, directions: usize) -> Result<usize, ConfigError> {
+    let n = validate_count("--parallel", value, 1, MAX_PARALLEL)? as usize;
+    if n < 2 * directions {
+        return Err(invalid(
+            "--parallel",
+            value,
+            format!(
+                "must be at least {} (two flows per direction)",
+                2 * directions
+            ),
+        ));
+    }
+    Ok(n)
+}
+
+/// `--idle`/`--intvl`/`--cnt` only mean something with `--verify`.
+pub fn validate_verify(args: &IdleLimitArgs) -> Result<Option<VerifyConfig>, ConfigError> {
+    if !args.verify {
+        for (flag, value) in [
+            ("--idle", &args.idle),
+            ("--intvl", &args.intvl),
+            ("--cnt", &args.cnt),
+        ] {
+            if let Some(v) = value {
+                return Err(invalid(flag, v, "needs --verify"));
+            }
+        }
+        return Ok(None);
+    }
+    Ok(Some(VerifyConfig {
+        idle_s: args
+            .idle
+            .as_deref()
+            .map(|v| validate_keepalive_seconds("--idle", v, MAX_KEEPIDLE_S))
+            .transpose()?,
+        intvl_s: args
+            .intvl
+            .as_deref()
+            .map(|v| validate_keepalive_seconds("--intvl", v, MAX_KEEPINTVL_S))
+            .transpose()?,
+        cnt: args
+            .cnt
+            .as_deref()
+            .map(|v| validate_count("--cnt", v, 1, MAX_KEEPCNT).map(|n| n as u32))
+            .transpose()?,
+    }))
+}

@@ -1,0 +1,423 @@
+//! `idle-limit`, the pure part: which idle durations each round tests, what the
+//! checks say about how long the path keeps an idle flow, and the keepalive that
+//! beats it. The command (`cmd::idle_limit`) does the I/O.
+//!
+//! The measurement: round 1 opens one test flow per duration of a grid from a
+//! couple of seconds up to `--max`, all at once, each held idle for its duration
+//! and then checked. The grid is linear (a step just under twice the resolution)
+//! while that is finer than [`RATIO`], then geometric, so the first failure comes
+//! at most `RATIO` x the limit (plus a step) after the start. Once the shortest
+//! failure and every shorter duration are known, round 2 spreads fresh flows
+//! evenly between the longest survivor and the shortest failure. A round costs
+//! about its longest duration, so the whole measurement takes about
+//! 2 x `RATIO` x T plus two check timeouts.
+
+use std::time::Duration;
+
+use crate::model::predict::Effective;
+
+/// Growth of the geometric part of the round-1 grid: the first failure is at most
+/// this factor past the limit, so two rounds stay within 2.2 x T.
+pub const RATIO: f64 = 1.06;
+/// The grid step, as a fraction of the bracket width `2 x resolution`: a bracket
+/// a little narrower than the promise keeps the midpoint within +-resolution even
+/// when the flows' idle times are a few milliseconds off.
+const STEP_OF_WIDTH: f64 = 0.9;
+/// The fewest and most keepalive probes the recommendation uses.
+pub const RECOMMENDED_CNT: u32 = 3;
+
+/// Which way the check after the idle period goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Direction {
+    /// The client (inside the NAT) sends first.
+    Out,
+    /// The listener (outside) sends first, towards the client.
+    In,
+}
+
+impl Direction {
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Out => "out",
+            Direction::In => "in",
+        }
+    }
+}
+
+/// How the path kills a flow it forgot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropMode {
+    /// The next packet vanishes: only a timeout tells.
+    Silent,
+    /// The next packet is answered with a TCP reset.
+    Reset,
+}
+
+impl DropMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            DropMode::Silent => "silent",
+            DropMode::Reset => "reset",
+        }
+    }
+}
+
+/// What one check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    Survived,
+    Dropped(DropMode),
+}
+
+/// The time a check waits for its answer, from the round trip measured when the
+/// flow was set up: long enough for a loaded path, short enough to keep the
+/// measurement fast (it is also the check's TCP_USER_TIMEOUT).
+pub fn check_timeout(rtt: Duration) -> Duration {
+    (Duration::from_secs(1) + rtt.saturating_mul(4)).min(Duration::from_secs(10))
+}
+
+fn step(resolution: Duration) -> Duration {
+    resolution.mul_f64(2.0 * STEP_OF_WIDTH)
+}
+
+/// Round 1: the durations to test, shortest first, ending at `max`; at most
+/// `budget` of them (the geometric part grows faster when the budget is small).
+/// Empty when `budget` is 0.
+pub fn round1(max: Duration, resolution: Duration, budget: usize) -> Vec<Duration> {
+    let step = step(resolution);
+    let mut ratio = RATIO;
+    loop {
+        let mut grid = Vec::new();
+        let mut d = step.min(max);
+        loop {
+            grid.push(d);
+            if d >= max {
+                break;
+            }
+            d = d.saturating_add(step).max(d.mul_f64(ratio)).min(max);
+        }
+        if grid.len() <= budget || budget == 0 || ratio > 1e6 {
+            if budget == 0 {
+                grid.clear();
+            }
+            grid.truncate(budget.max(1).min(grid.len()));
+            if let Some(last) = grid.last_mut() {
+                *last = max;
+            }
+            return grid;
+        }
+        ratio *= 1.02;
+    }
+}
+
+/// What the checks of one direction say so far.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bracket {
+    /// The longest idle time that survived below the shortest failure (zero: a
+    /// fresh flow survives by definition).
+    pub lo: Duration,
+    /// The shortest idle time after which the flow was dropped, and how.
+    pub hi: Option<(Duration, DropMode)>,
+    /// A flow survived longer than the shortest failure: the path is not a
+    /// simple idle timer (or its timer was reset by something else).
+    pub inconsistent: bool,
+}
+
+impl Bracket {
+    pub fn from_checks(checks: &[(Duration, Check)]) -> Bracket {
+        let hi = checks
+            .iter()
+            .filter_map(|&(d, c)| match c {
+                Check::Dropped(mode) => Some((d, mode)),
+                Check::Survived => None,
+            })
+            .min_by_key(|&(d, _)| d);
+        let below = |d: Duration| hi.is_none_or(|(h, _)| d < h);
+        let lo = checks
+            .iter()
+            .filter(|&&(d, c)| c == Check::Survived && below(d))
+            .map(|&(d, _)| d)
+            .max()
+            .unwrap_or(Duration::ZERO);
+        let inconsistent = checks
+            .iter()
+            .any(|&(d, c)| c == Check::Survived && !below(d));
+        Bracket {
+            lo,
+            hi,
+            inconsistent,
+        }
+    }
+
+    /// Narrow enough for the promised resolution.
+    pub fn resolved(&self, resolution: Duration) -> bool {
+        match self.hi {
+            Some((hi, _)) => hi.saturating_sub(self.lo) <= resolution.saturating_mul(2),
+            None => true,
+        }
+    }
+
+    /// The limit's estimate (the bracket's midpoint) and its half-width.
+    pub fn estimate(&self) -> Option<(Duration, Duration)> {
+        let (hi, _) = self.hi?;
+        let half = hi.saturating_sub(self.lo) / 2;
+        Some((self.lo + half, half))
+    }
+}
+
+/// Round 2 (and later): durations spread evenly inside the bracket, as many as the
+/// resolution needs, at most `budget`.
+pub fn refine(bracket: &Bracket, resolution: Duration, budget: usize) -> Vec<Duration> {
+    let Some((hi, _)) = bracket.hi else {
+        return Vec::new();
+    };
+    if bracket.resolved(resolution) {
+        return Vec::new();
+    }
+    let width = hi.saturating_sub(bracket.lo);
+    let needed = (width.as_secs_f64() / step(resolution).as_secs_f64()).ceil() as usize;
+    let n = needed.saturating_sub(1).clamp(1, budget.max(1));
+    (1..=n)
+        .map(|k| bracket.lo + width.mul_f64(k as f64 / (n + 1) as f64))
+        .collect()
+}
+
+/// Keepalive settings that beat a limit whose lower edge is `lo`: the idle and the
+/// gap between probes stay below it even when one probe is lost, so the flow is
+/// refreshed in time; `None` when whole-second keepalive cannot do it (a limit
+/// under 2 s: use application heartbeats).
+pub fn recommend(lo: Duration) -> Option<Effective> {
+    let lo_s = lo.as_secs_f64();
+    // idle two thirds of the limit, and idle + intvl (one lost probe) still below it
+    let idle = (lo_s * 2.0 / 3.0).floor().max(1.0);
+    let intvl = ((lo_s - idle) * 0.8).floor().clamp(1.0, idle);
+    if idle + intvl >= lo_s {
+        return None;
+    }
+    Some(Effective {
+        keepalive: true,
+        idle_s: idle as u32,
+        intvl_s: intvl as u32,
+        cnt: RECOMMENDED_CNT,
+        user_timeout_ms: 0,
+    })
+}
+
+/// The measurement's result over the directions tested.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// The limit (midpoint) and its half-width; `None` when every flow survived.
+    pub limit: Option<(Duration, Duration)>,
+    /// "out", "in" or "both": the directions whose flows were dropped at the limit.
+    pub direction: Option<&'static str>,
+    pub drop_mode: Option<DropMode>,
+    pub recommended: Option<Effective>,
+    /// The lower edge of the limit's bracket (what the recommendation is built from).
+    pub lo: Option<Duration>,
+    pub inconsistent: bool,
+}
+
+/// Combines the directions: the limit is the shortest one; a direction counts as
+/// affected when its bracket overlaps that one's.
+pub fn verdict(brackets: &[(Direction, Bracket)]) -> Verdict {
+    let inconsistent = brackets.iter().any(|(_, b)| b.inconsistent);
+    let limiting = brackets
+        .iter()
+        .filter_map(|(d, b)| b.hi.map(|(hi, mode)| (hi, *d, mode, b.lo)))
+        .min_by_key(|&(hi, d, _, _)| (hi, d));
+    let Some((hi, _, mode, lo)) = limiting else {
+        return Verdict {
+            limit: None,
+            direction: None,
+            drop_mode: None,
+            recommended: None,
+            lo: None,
+            inconsistent,
+        };
+    };
+    let affected: Vec<Direction> = brackets
+        .iter()
+        .filter(|(_, b)| b.hi.is_some_and(|(h, _)| b.lo < hi && lo < h))
+        .map(|(d, _)| *d)
+        .collect();
+    let direction = match (
+        affected.contains(&Direction::Out),
+        affected.contains(&Direction::In),
+    ) {
+        (true, true) => "both",
+        (false, true) => "in",
+        _ => "out",
+    };
+    let half = hi.saturating_sub(lo) / 2;
+    Verdict {
+        limit: Some((lo + half, half)),
+        direction: Some(direction),
+        drop_mode: Some(mode),
+        recommended: recommend(lo),
+        lo: Some(lo),
+        inconsistent,
+    }
+}
+
+/// `--verify`: how long the keepalive flow is held idle before its check. Longer
+/// than the limit's upper edge and than one keepalive idle period, so a keepalive
+/// that beats the limit has refreshed the flow at least once and one that does not
+/// has let it lapse.
+pub fn verify_hold(limit_hi: Duration, idle: Duration) -> Duration {
+    limit_hi
+        .saturating_add(idle)
+        .saturating_add(Duration::from_secs(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use test_case::test_case;
+
+    fn s(v: f64) -> Duration {
+        Duration::from_secs_f64(v)
+    }
+
+    #[test]
+    fn round1_is_linear_then_geometric_and_ends_at_max() {
+        let g = round1(s(3600.0), s(1.0), 500);
+        assert_eq!(g.first(), Some(&s(1.8)));
+        assert_eq!(g.last(), Some(&s(3600.0)));
+        for w in g.windows(2) {
+            let (a, b) = (w[0].as_secs_f64(), w[1].as_secs_f64());
+            assert!(b > a, "{g:?}");
+            // never coarser than the ratio or the step, whichever is larger
+            assert!(b <= (a * RATIO).max(a + 1.8) + 1e-6, "{a} -> {b}");
+        }
+        assert!(g.len() < 120, "{} flows", g.len());
+    }
+
+    #[test_case(3600.0, 1.0, 40 ; "a small budget grows the ratio")]
+    #[test_case(20.0, 1.0, 200 ; "a short max")]
+    #[test_case(1.0, 1.0, 10 ; "max below one step")]
+    fn round1_respects_budget_and_max(max: f64, res: f64, budget: usize) {
+        let g = round1(s(max), s(res), budget);
+        assert!(!g.is_empty() && g.len() <= budget, "{g:?}");
+        assert_eq!(g.last(), Some(&s(max)));
+        assert!(g.windows(2).all(|w| w[0] < w[1]), "{g:?}");
+    }
+
+    /// The wall-time promise: the first failure on the grid comes at most
+    /// RATIO x T (or T + one step) after the start, for any limit T.
+    #[test]
+    fn the_first_failure_is_close_to_the_limit() {
+        let g = round1(s(3600.0), s(1.0), 200);
+        for t in [1.0, 7.5, 12.0, 30.0, 59.0, 300.0, 350.0, 1199.0, 3000.0] {
+            let first_fail = g
+                .iter()
+                .find(|d| d.as_secs_f64() >= t)
+                .expect("on the grid");
+            let f = first_fail.as_secs_f64();
+            assert!(
+                f <= (t * RATIO).max(t + 1.8) + 1e-6,
+                "T {t}: first failure {f}"
+            );
+        }
+    }
+
+    fn checks(rows: &[(f64, Check)]) -> Vec<(Duration, Check)> {
+        rows.iter().map(|&(d, c)| (s(d), c)).collect()
+    }
+
+    use Check::{Dropped, Survived};
+    use DropMode::{Reset, Silent};
+
+    #[test_case(&[(2.0, Survived), (4.0, Survived), (6.0, Dropped(Silent)), (8.0, Dropped(Silent))], 4.0, Some((6.0, Silent)), false ; "simple")]
+    #[test_case(&[(2.0, Dropped(Reset))], 0.0, Some((2.0, Reset)), false ; "first fails")]
+    #[test_case(&[(2.0, Survived), (4.0, Survived)], 4.0, None, false ; "all survive")]
+    #[test_case(&[(2.0, Survived), (4.0, Dropped(Silent)), (6.0, Survived)], 2.0, Some((4.0, Silent)), true ; "survivor past a failure")]
+    #[test_case(&[], 0.0, None, false ; "nothing yet")]
+    fn brackets(rows: &[(f64, Check)], lo: f64, hi: Option<(f64, DropMode)>, inconsistent: bool) {
+        let b = Bracket::from_checks(&checks(rows));
+        assert_eq!(b.lo, s(lo));
+        assert_eq!(b.hi, hi.map(|(h, m)| (s(h), m)));
+        assert_eq!(b.inconsistent, inconsistent);
+    }
+
+    #[test_case(10.0, 12.0, 1.0, 0 ; "already within the resolution")]
+    #[test_case(10.0, 12.5, 1.0, 1 ; "one point")]
+    #[test_case(273.0, 300.0, 1.0, 14 ; "a geometric gap")]
+    #[test_case(273.0, 300.0, 1.0, 5 ; "capped by the budget")]
+    fn refine_fills_the_bracket(lo: f64, hi: f64, res: f64, want: usize) {
+        let b = Bracket {
+            lo: s(lo),
+            hi: Some((s(hi), Silent)),
+            inconsistent: false,
+        };
+        let budget = if want == 5 { 5 } else { 100 };
+        let r = refine(&b, s(res), budget);
+        assert_eq!(r.len(), want, "{r:?}");
+        let mut edges = vec![s(lo)];
+        edges.extend(&r);
+        edges.push(s(hi));
+        let gaps: Vec<f64> = edges
+            .windows(2)
+            .map(|w| (w[1] - w[0]).as_secs_f64())
+            .collect();
+        if budget > want {
+            assert!(gaps.iter().all(|&g| g <= 2.0 * res), "{gaps:?}");
+        }
+        assert!(gaps.iter().all(|&g| g > 0.0), "{gaps:?}");
+    }
+
+    #[test_case(299.0, Some((199, 80)) ; "five minutes")]
+    #[test_case(10.1, Some((6, 3)) ; "ten seconds")]
+    #[test_case(3.0, None ; "three seconds: idle 2 + intvl 1 reaches it")]
+    #[test_case(1.5, None ; "below two seconds")]
+    fn recommendations_beat_the_limit(lo: f64, want: Option<(u32, u32)>) {
+        let r = recommend(s(lo));
+        assert_eq!(r.map(|r| (r.idle_s, r.intvl_s)), want, "{lo}");
+        if let Some(r) = r {
+            assert_eq!(r.cnt, RECOMMENDED_CNT);
+            assert!(((r.idle_s + r.intvl_s) as f64) < lo);
+        }
+    }
+
+    fn bracket(lo: f64, hi: Option<(f64, DropMode)>) -> Bracket {
+        Bracket {
+            lo: s(lo),
+            hi: hi.map(|(h, m)| (s(h), m)),
+            inconsistent: false,
+        }
+    }
+
+    #[test_case(Some((12.0, Silent)), Some((12.0, Silent)), Some((11.1, "both", Silent)) ; "both directions")]
+    #[test_case(None, Some((12.0, Reset)), Some((11.1, "in", Reset)) ; "inbound only")]
+    #[test_case(Some((12.0, Reset)), None, Some((11.1, "out", Reset)) ; "outbound only")]
+    #[test_case(Some((30.0, Silent)), Some((12.0, Silent)), Some((11.1, "in", Silent)) ; "the shorter limit wins")]
+    #[test_case(None, None, None ; "no limit up to max")]
+    fn verdicts(
+        out: Option<(f64, DropMode)>,
+        inn: Option<(f64, DropMode)>,
+        want: Option<(f64, &str, DropMode)>,
+    ) {
+        let lo = |hi: Option<(f64, DropMode)>| hi.map_or(40.0, |(h, _)| h - 1.8);
+        let v = verdict(&[
+            (Direction::Out, bracket(lo(out), out)),
+            (Direction::In, bracket(lo(inn), inn)),
+        ]);
+        match want {
+            None => assert_eq!((v.limit, v.direction, v.drop_mode), (None, None, None)),
+            Some((t, dir, mode)) => {
+                let (limit, half) = v.limit.expect("a limit");
+                assert!((limit.as_secs_f64() - t).abs() < 1e-9, "{v:?}");
+                assert!((half.as_secs_f64() - 0.9).abs() < 1e-9, "{v:?}");
+                assert_eq!(v.direction, Some(dir));
+                assert_eq!(v.drop_mode, Some(mode));
+                assert!(v.recommended.is_some());
+            }
+        }
+    }
+
+    #[test]
+    fn check_timeout_grows_with_the_round_trip_and_is_bounded() {
+        assert_eq!(check_timeout(Duration::ZERO), s(1.0));
+        assert_eq!(check_timeout(s(0.1)), s(1.4));
+        assert_eq!(check_timeout(s(60.0)), s(10.0));
+    }
+}
