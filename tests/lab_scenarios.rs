@@ -14,6 +14,7 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
@@ -35,26 +36,70 @@ struct Run {
     stderr: String,
 }
 
+/// Whether others (nobody) may execute `path`: o+x on the file and on every
+/// directory above it.
+fn others_can_execute(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.ancestors().all(|p| {
+        p.as_os_str().is_empty()
+            || std::fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o001 != 0)
+    })
+}
+
+/// A copy of the binary nobody may execute, in a directory of its own, removed
+/// when dropped (also when the test fails).
+struct Copy(PathBuf);
+
+impl Drop for Copy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// The command that runs tcpalive unprivileged: via setpriv as nobody when root.
-fn unprivileged() -> Command {
+/// A checkout nobody cannot reach (under /root, say) is run from a copy.
+fn unprivileged(what: &str) -> (Command, Option<Copy>) {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        return Command::new(bin());
+        return (Command::new(bin()), None);
     }
+    let built = PathBuf::from(bin());
+    let (path, copy) = if others_can_execute(&built) {
+        (built, None)
+    } else {
+        use std::os::unix::fs::PermissionsExt;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!(
+            "tcpalive-labbin-{}-{what}-{nanos}",
+            std::process::id()
+        ));
+        let path = dir.join("tcpalive");
+        let guard = Copy(dir.clone());
+        std::fs::create_dir_all(&dir)
+            .and_then(|_| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)))
+            .and_then(|_| std::fs::copy(&built, &path))
+            .and_then(|_| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot copy the binary for nobody to {}: {e}",
+                    dir.display()
+                )
+            });
+        (path, Some(guard))
+    };
     let mut cmd = Command::new("setpriv");
-    cmd.args([
-        "--reuid=nobody",
-        "--regid=nogroup",
-        "--clear-groups",
-        "--",
-        bin(),
-    ]);
-    cmd
+    cmd.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+        .arg(path);
+    (cmd, copy)
 }
 
 /// Runs `tcpalive ARGS` (JSON expected on stdout) as an unprivileged user.
 fn run_as_nobody(what: &str, args: &[&str]) -> Option<Run> {
-    let out = match unprivileged().args(args).output() {
+    let (mut cmd, _copy) = unprivileged(what);
+    let out = match cmd.args(args).output() {
         Ok(o) => o,
         Err(e) => return skip(what, &format!("cannot run setpriv (util-linux): {e}")),
     };
