@@ -2,194 +2,21 @@
 //! test drives the real binary on loopback (port 0, so tests run in parallel) and
 //! asserts on its JSON events and exit code. None needs root.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use common::{Proc, event_is, listen_proc as listen, listening_addr, parse_all, with_nofile};
+
 const BIN: &str = env!("CARGO_BIN_EXE_tcpalive");
-
-/// A child process that is killed if the test fails half-way.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    stderr: Arc<std::sync::Mutex<String>>,
-}
-
-impl Proc {
-    fn spawn(args: &[&str]) -> Proc {
-        Proc::spawn_with(Command::new(BIN).args(args))
-    }
-
-    fn spawn_with(cmd: &mut Command) -> Proc {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn tcpalive");
-        let stdout = child.stdout.take().expect("stdout");
-        let lines = forward_lines(stdout);
-        let stderr = Arc::new(std::sync::Mutex::new(String::new()));
-        let mut err_pipe = child.stderr.take().expect("stderr");
-        let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = err_pipe.read_to_string(&mut text);
-            if let Ok(mut s) = sink.lock() {
-                s.push_str(&text);
-            }
-        });
-        Proc {
-            child,
-            lines,
-            stderr,
-        }
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    /// The next JSON event, or a panic naming what was waited for.
-    fn next_event(&self, within: Duration, what: &str) -> Value {
-        let line = self.lines.recv_timeout(within).unwrap_or_else(|_| {
-            panic!(
-                "no event within {within:?} while waiting for {what}; stderr: {}",
-                self.stderr()
-            )
-        });
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"))
-    }
-
-    /// Reads events until one matches, returning all read so far (the match last).
-    fn until(&self, within: Duration, what: &str, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
-        let deadline = Instant::now() + within;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let ev = self.next_event(left, what);
-            let hit = pred(&ev);
-            seen.push(ev);
-            if hit {
-                return seen;
-            }
-        }
-    }
-
-    /// Every remaining stdout line (until EOF) and the exit status.
-    fn finish(&mut self, within: Duration) -> (Vec<String>, ExitStatus) {
-        let deadline = Instant::now() + within;
-        let mut rest = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => rest.push(line),
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    panic!("stdout still open after {within:?}")
-                }
-            }
-        }
-        (
-            rest,
-            self.wait(deadline.saturating_duration_since(Instant::now())),
-        )
-    }
-
-    fn wait(&mut self, within: Duration) -> ExitStatus {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "tcpalive still running after {within:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stderr(&self) -> String {
-        // Give the reader thread a moment to collect what was written.
-        std::thread::sleep(Duration::from_millis(50));
-        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(self.pid(), sig);
-        }
-    }
-
-    fn rss_kib(&self) -> u64 {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS")
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn forward_lines(stdout: ChildStdout) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-fn event_is(ev: &Value, name: &str) -> bool {
-    ev["event"] == name
-}
-
-/// `listen 127.0.0.1:0 --json ARGS`, and the address it bound.
-fn listen(args: &[&str]) -> (Proc, SocketAddr) {
-    let mut all = vec!["listen", "127.0.0.1:0", "--json"];
-    all.extend_from_slice(args);
-    let p = Proc::spawn(&all);
-    let addr = listening_addr(&p);
-    (p, addr)
-}
-
-fn listening_addr(p: &Proc) -> SocketAddr {
-    let ev = p.next_event(Duration::from_secs(10), "listening");
-    assert!(event_is(&ev, "listening"), "first event: {ev}");
-    ev["local"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .expect("local address")
-}
-
-fn parse_all(lines: &[String]) -> Vec<Value> {
-    lines
-        .iter()
-        .map(|l| {
-            serde_json::from_str(l).unwrap_or_else(|e| panic!("invalid JSON line ({e}): {l:?}"))
-        })
-        .collect()
-}
 
 /// Sends harmless signals for `dur`: SIGWINCH and SIGCHLD (ignored by default) every
 /// millisecond, and every 50 ms a SIGSTOP/SIGCONT pair, which is what makes a blocked
@@ -350,23 +177,6 @@ fn stdout_closed_early_ends_quietly() {
     let mut cmd = Command::new(BIN);
     cmd.args(["completions", "bash"]);
     assert_ends_quietly_when_stdout_closes(cmd, |_| {});
-}
-
-/// Lowers RLIMIT_NOFILE in the child before exec (like `ulimit -n`).
-fn with_nofile(cmd: &mut Command, limit: u64) -> &mut Command {
-    // SAFETY: setrlimit is async-signal-safe; nothing else runs in the pre-exec hook.
-    unsafe {
-        cmd.pre_exec(move || {
-            let lim = libc::rlimit {
-                rlim_cur: limit,
-                rlim_max: limit,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        })
-    }
 }
 
 #[test]

@@ -19,7 +19,7 @@ pub fn run(
     }
     let sock = match dial(cfg, rep, &mut lp)? {
         Dialed::Connected(sock) => sock,
-        Dialed::Failed(end) => return rep.end(CONN, *end),
+        Dialed::Failed(end) | Dialed::Died(end) => return rep.end(CONN, *end),
         Dialed::Interrupted(outcome) => return rep.end(CONN, interrupted_end(outcome)),
     };
     let stop_at = cfg.run.run_for.map(|d| rep.clock.now().saturating_add(d));

@@ -259,7 +259,7 @@ fn accept(
     rep: &Reporter,
     lp: &mut EventLoop<'_>,
 ) -> Result<Result<Socket, Outcome>, RunError> {
-    let deadline = rep.clock.now() + ACCEPT_WAIT;
+    let deadline = rep.clock.now().saturating_add(ACCEPT_WAIT);
     lp.watch(std::os::fd::AsFd::as_fd(listener), LISTENER, false)?;
     let accepted = loop {
         match listener.accept() {
@@ -345,7 +345,7 @@ pub fn run(cfg: &LabConfig, rep: &mut Reporter, signals: &Signals) -> Result<End
     let mut lp = EventLoop::new(Some(signals))?;
     let sock = match connection::dial(&connect_cfg, rep, &mut lp)? {
         Dialed::Connected(sock) => sock,
-        Dialed::Failed(end) => return rep.end(CONN, *end),
+        Dialed::Failed(end) | Dialed::Died(end) => return rep.end(CONN, *end),
         Dialed::Interrupted(outcome) => {
             return rep.end(CONN, connection::interrupted_end(outcome));
         }
@@ -362,8 +362,9 @@ pub fn run(cfg: &LabConfig, rep: &mut Reporter, signals: &Signals) -> Result<End
         .map_err(RunError::io("make the lab's peer socket non-blocking"))?;
 
     let now = rep.clock.now();
-    let (mut conn, events) =
-        Session::start(sock, now, &connection::plan(&connect_cfg)).map_err(RunError::socket(
+    let (mut conn, events) = Session::start(sock, now, &connection::plan(&connect_cfg))
+        .map_err(|(e, _)| e)
+        .map_err(RunError::socket(
             "read the settings of the connection to",
             &connect_cfg.target,
         ))?;
@@ -375,6 +376,7 @@ pub fn run(cfg: &LabConfig, rep: &mut Reporter, signals: &Signals) -> Result<End
             ..Plan::default()
         },
     )
+    .map_err(|(e, _)| e)
     .map_err(RunError::io("follow the lab's peer socket"))?;
     let mut lab = Lab {
         cfg,
@@ -422,7 +424,7 @@ fn follow(
     lp: &mut EventLoop<'_>,
 ) -> Result<EndFacts, RunError> {
     let run_for = lab.cfg.connect.run.run_for;
-    let stop_at = run_for.map(|d| rep.clock.now() + d);
+    let stop_at = run_for.map(|d| rep.clock.now().saturating_add(d));
     lp.watch(conn.fd(), CONN, false)?;
     if let Some(peer) = &lab.peer {
         lp.watch(peer.fd(), PEER, false)?;

@@ -10,7 +10,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::ListenConfig;
 use crate::engine::event_loop::{EventLoop, Signals, Woke};
-use crate::engine::run::{Reporter, RunError, stop_message};
+use crate::engine::run::{Reporter, RunError, Throttle, stop_message};
 use crate::engine::session::{Plan, Session};
 use crate::model::event::{EndFacts, EventKind, Outcome};
 use crate::model::expect::Tally;
@@ -25,6 +25,11 @@ const RUN: u64 = 0;
 /// connections it holds (their EOFs, timers, signals): a client that connects and
 /// closes as fast as it can must not starve them.
 const ACCEPTS_PER_WAKE: usize = 64;
+/// Accept pauses under EMFILE with no descriptor to spare: doubling, capped.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(50);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// At most one `cannot follow the connection` warning this often.
+const FOLLOW_WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// Binds the listening socket (port 0 picks a free port, shown in `listening`).
 pub fn bind(cfg: &ListenConfig) -> Result<Socket, RunError> {
@@ -64,6 +69,12 @@ struct Table<'s> {
     timers: BinaryHeap<Reverse<(Duration, u64)>>,
     lp: EventLoop<'s>,
     tally: Tally,
+    /// `cannot follow` warnings, rate-limited.
+    follow_warning: Throttle,
+    /// Under EMFILE with no reserve descriptor, the listening socket is not
+    /// watched until this run time (else accept4 fails in a busy loop).
+    accept_resume: Option<Duration>,
+    accept_backoff: Duration,
     /// At --max-conns, accepting waits one pass of the loop before refusing, so
     /// connections whose peer already left (their EOF is reported by the next wait)
     /// are removed first.
@@ -113,7 +124,8 @@ impl Table<'_> {
 }
 
 /// Accepting under EMFILE would spin: one descriptor is kept in reserve, freed to
-/// accept and drop the waiting connection, then taken back.
+/// accept and drop the waiting connection, then taken back. When there is none
+/// (the table was full from the start), accepting pauses instead.
 struct Reserve(Option<std::fs::File>);
 
 impl Reserve {
@@ -121,12 +133,15 @@ impl Reserve {
         Reserve(std::fs::File::open("/dev/null").ok())
     }
 
-    fn shed(&mut self, listener: &Socket) {
-        self.0 = None;
-        if let Ok((conn, _)) = listener.accept() {
+    /// Refuses one waiting connection with the reserve descriptor; false when
+    /// there was no reserve to spend.
+    fn shed(&mut self, listener: &Socket) -> bool {
+        let had = self.0.take().is_some();
+        if had && let Ok((conn, _)) = listener.accept() {
             let _ = conn.set_linger(Some(Duration::ZERO));
         }
         *self = Reserve::take();
+        had
     }
 }
 
@@ -177,11 +192,14 @@ pub fn serve(
         lp: EventLoop::new(signals)?,
         tally: Tally::default(),
         deferred_at_limit: false,
+        follow_warning: Throttle::new(FOLLOW_WARN_EVERY),
+        accept_resume: None,
+        accept_backoff: ACCEPT_BACKOFF_MIN,
     };
     table
         .lp
         .watch(std::os::fd::AsFd::as_fd(&listener), LISTENER, false)?;
-    let stop_at = cfg.run.run_for.map(|d| rep.clock.now() + d);
+    let stop_at = cfg.run.run_for.map(|d| rep.clock.now().saturating_add(d));
     let mut reserve = Reserve::take();
     let mut emfile_reported = false;
     // Dropped after --once accepted its connection, so later ones are refused by
@@ -190,7 +208,20 @@ pub fn serve(
     let mut next_id: u64 = 1;
     let mut ready: Vec<Ready> = Vec::new();
     loop {
-        let wake = [table.next_timer(), stop_at].into_iter().flatten().min();
+        if let Some(at) = table.accept_resume
+            && rep.clock.now() >= at
+        {
+            table.accept_resume = None;
+            if let Some(sock) = &listener {
+                table
+                    .lp
+                    .watch(std::os::fd::AsFd::as_fd(sock), LISTENER, false)?;
+            }
+        }
+        let wake = [table.next_timer(), stop_at, table.accept_resume]
+            .into_iter()
+            .flatten()
+            .min();
         let woke = table.lp.wait(&rep.clock, wake)?;
         let now = rep.clock.now();
         ready.clear();
@@ -202,6 +233,11 @@ pub fn serve(
             .signal()
             .or_else(|| stop_at.filter(|&s| now >= s).map(|_| Outcome::Alive));
         if let Some(outcome) = stop {
+            // The listening socket closes first, so a client reconnecting meanwhile
+            // is refused by the kernel rather than queued in the backlog and reset.
+            if let Some(sock) = listener.take() {
+                table.lp.unwatch(std::os::fd::AsFd::as_fd(&sock));
+            }
             let message = stop_message(outcome, cfg.run.run_for);
             let ids: Vec<u64> = table.sessions.keys().copied().collect();
             for id in ids {
@@ -323,7 +359,10 @@ fn accept_all(
             return Ok(());
         }
         let (sock, peer) = match listener.accept() {
-            Ok(pair) => pair,
+            Ok(pair) => {
+                table.accept_backoff = ACCEPT_BACKOFF_MIN;
+                pair
+            }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
@@ -339,7 +378,15 @@ fn accept_all(
                         },
                     )?;
                 }
-                reserve.shed(listener);
+                if !reserve.shed(listener) {
+                    let now = rep.clock.now();
+                    table.lp.unwatch(std::os::fd::AsFd::as_fd(listener));
+                    table.accept_resume = Some(now.saturating_add(table.accept_backoff));
+                    table.accept_backoff = table
+                        .accept_backoff
+                        .saturating_mul(2)
+                        .min(ACCEPT_BACKOFF_MAX);
+                }
                 return Ok(());
             }
             // ECONNABORTED and friends: that one connection is gone, keep serving.
@@ -360,22 +407,31 @@ fn accept_all(
             continue;
         }
         let now = rep.clock.now();
-        let started = sys::apply(&sock, &cfg.keepalive)
-            .and_then(|_| sock.set_nonblocking(true))
-            .and_then(|_| Session::start(sock, now, plan));
+        let started =
+            match sys::apply(&sock, &cfg.keepalive).and_then(|_| sock.set_nonblocking(true)) {
+                Ok(()) => Session::start(sock, now, plan).map_err(|(e, _)| e),
+                Err(e) => Err(e),
+            };
         let (session, events) = match started {
             Ok(pair) => pair,
             // The peer left between accept and the first look (ENOTCONN): that
             // connection is not counted, so `--once` still waits for one to follow.
+            // A peer resetting every connection would repeat this without end: it
+            // is reported at most once per FOLLOW_WARN_EVERY, with a count.
             Err(e) => {
-                let from = peer.map_or("a peer".to_string(), |p| p.to_string());
-                let why = e.raw_os_error().map_or(e.to_string(), errno_text);
-                rep.emit(
-                    RUN,
-                    EventKind::Warning {
-                        message: format!("cannot follow the connection from {from}: {why}"),
-                    },
-                )?;
+                if let Some(held) = table.follow_warning.due(now) {
+                    let from = peer.map_or("a peer".to_string(), |p| p.to_string());
+                    let why = e.raw_os_error().map_or(e.to_string(), errno_text);
+                    rep.emit(
+                        RUN,
+                        EventKind::Warning {
+                            message: format!(
+                                "cannot follow the connection from {from}: {why}{}",
+                                Throttle::held_text(held)
+                            ),
+                        },
+                    )?;
+                }
                 continue;
             }
         };

@@ -14,7 +14,7 @@ use crate::engine::event_loop::{EventLoop, Woke};
 use crate::engine::run::{Reporter, RunError, stop_message};
 use crate::engine::session::{Plan, Session};
 use crate::model::event::{EndFacts, EventKind, Outcome};
-use crate::model::outcome::{errno_name, errno_text};
+use crate::model::outcome::{classify_errno, errno_name, errno_text};
 use crate::model::sample::TCP_SYN_SENT;
 use crate::model::schedule::{self, Bound};
 use crate::sys;
@@ -32,8 +32,27 @@ const SYN_STEP: Duration = Duration::from_millis(10);
 /// How dialing ended.
 pub enum Dialed {
     Connected(Socket),
+    /// The handshake completed, then the peer reset the connection before it
+    /// could be followed (a server that accepts and aborts at once): a death of
+    /// an established connection, never a failed connect.
+    Died(Box<EndFacts>),
     Failed(Box<EndFacts>),
     Interrupted(Outcome),
+}
+
+/// The end of a connection that the peer aborted before it could be followed.
+fn died_at_once(errno: i32, target: &str) -> EndFacts {
+    EndFacts::new(
+        classify_errno(errno),
+        Some(errno_name(errno)),
+        format!(
+            "the connection to {target} was established, then ended before it could be \
+             followed: {}",
+            errno_text(errno)
+        ),
+        None,
+        None,
+    )
 }
 
 fn failed(errno: Option<i32>, message: String) -> Dialed {
@@ -73,9 +92,33 @@ pub fn follow(
     stop_at: Option<Duration>,
 ) -> Result<EndFacts, RunError> {
     let target = cfg.target.to_string();
-    let (mut session, events) = Session::start(sock, rep.clock.now(), &plan(cfg)).map_err(
-        RunError::socket("read the settings of the connection to", &target),
-    )?;
+    let (mut session, events) = match Session::start(sock, rep.clock.now(), &plan(cfg)) {
+        Ok(started) => started,
+        Err((e, sock)) => {
+            // The peer aborted between the handshake and the first look (getpeername
+            // says ENOTCONN): the reset is in SO_ERROR, which the run has not
+            // started reading, so reading it here costs nothing.
+            let errno = match sock.take_error() {
+                Ok(Some(pending)) => pending.raw_os_error(),
+                _ => None,
+            }
+            .or(e.raw_os_error())
+            .map(|errno| {
+                if errno == libc::ENOTCONN {
+                    libc::ECONNRESET
+                } else {
+                    errno
+                }
+            });
+            return match errno {
+                Some(errno) => Ok(died_at_once(errno, &target)),
+                None => Err(RunError::socket(
+                    "read the settings of the connection to",
+                    &target,
+                )(e)),
+            };
+        }
+    };
     rep.emit_all(conn, events)?;
     lp.watch(session.fd(), SOCK, false)?;
     let end = follow_session(conn, &mut session, cfg, rep, lp, stop_at);
@@ -256,7 +299,9 @@ fn connect_one(
         let now = rep.clock.now();
         let wake = match next_due.map(|d| d + SYN_SLACK) {
             Some(due) if due > now => due,
-            Some(due) => now + ((now - due) / 8).clamp(SYN_STEP, Duration::from_secs(1)),
+            Some(due) => {
+                now.saturating_add(((now - due) / 8).clamp(SYN_STEP, Duration::from_secs(1)))
+            }
             None => deadline,
         }
         .min(deadline);
@@ -276,7 +321,7 @@ fn connect_one(
                     (Some(a), Some(b)) => Some(b.saturating_sub(*a)),
                     _ => None,
                 };
-                next_due = gap.map(|g| now + g);
+                next_due = gap.map(|g| now.saturating_add(g));
                 seen = n;
             }
         }
@@ -318,6 +363,14 @@ fn connect_one(
                             ),
                             bound,
                         )
+                    }
+                    // A refused SYN says ECONNREFUSED; a reset means the handshake
+                    // had completed and the peer then aborted.
+                    Ok(Some(e))
+                        if matches!(e.raw_os_error(), Some(libc::ECONNRESET | libc::EPIPE)) =>
+                    {
+                        let errno = e.raw_os_error().unwrap_or(libc::ECONNRESET);
+                        Dialed::Died(Box::new(died_at_once(errno, &addr.to_string())))
                     }
                     Ok(Some(e)) => refused(e.raw_os_error()),
                     Err(e) => refused(e.raw_os_error()),

@@ -19,15 +19,28 @@ use crate::sys::{Poller, Ready};
 const SIGNAL: u64 = u64::MAX;
 
 /// The signals that end a run, with the outcome each ends it with; when several
-/// arrived before the loop looked, the first listed wins.
-const ENDING: [(libc::c_int, Outcome); 2] = [
+/// arrived before the loop looked, the first listed wins. SIGHUP (the session or
+/// terminal went away) ends the run like SIGTERM, with the summary `end`.
+const ENDING: [(libc::c_int, Outcome); 3] = [
     (signal_hook::consts::SIGTERM, Outcome::Terminated),
+    (signal_hook::consts::SIGHUP, Outcome::HungUp),
     (signal_hook::consts::SIGINT, Outcome::Interrupted),
+];
+
+/// Signals whose default action would kill the process without its `end` line but
+/// that mean nothing to tcpalive (it sets no alarm and has no reload or status
+/// command): they are caught and ignored, so a stray `kill -USR1` cannot cut a
+/// monitor's timeline short.
+const IGNORED: [libc::c_int; 3] = [
+    signal_hook::consts::SIGUSR1,
+    signal_hook::consts::SIGUSR2,
+    signal_hook::consts::SIGALRM,
 ];
 
 /// The signals that end a run, delivered through one self-pipe so a signal wakes
 /// the poll loop without a race and without touching any socket; a flag per
-/// signal says which one it was. Other signals are left alone.
+/// signal says which one it was. [`IGNORED`] ones are caught and dropped; the
+/// rest keep their default action.
 pub struct Signals {
     wake: UnixStream,
     // The write end is written by the handlers for the life of the process.
@@ -61,6 +74,11 @@ impl Signals {
             unsafe { signal_hook::low_level::register(sig, action) }
                 .map_err(RunError::io("install the signal handler"))?;
             flags.push((outcome, flag));
+        }
+        for sig in IGNORED {
+            // SAFETY: an empty action does nothing a signal handler may not do.
+            unsafe { signal_hook::low_level::register(sig, || {}) }
+                .map_err(RunError::io("install the signal handler"))?;
         }
         Ok(Signals {
             wake,

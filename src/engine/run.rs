@@ -65,6 +65,7 @@ pub fn stop_message(outcome: Outcome, run_for: Option<Duration>) -> String {
         (Outcome::Alive, Some(d)) => format!("--for {} elapsed", crate::model::units::typed(d)),
         (Outcome::Alive, None) => "stopped".to_string(),
         (Outcome::Terminated, _) => "interrupted by SIGTERM".to_string(),
+        (Outcome::HungUp, _) => "interrupted by SIGHUP".to_string(),
         _ => "interrupted by SIGINT".to_string(),
     }
 }
@@ -125,7 +126,9 @@ impl Reporter {
     pub fn emit_at(&mut self, at: Duration, conn: u64, kind: EventKind) -> Result<(), RunError> {
         let event = Event {
             at,
-            wall: self.clock.wall + at,
+            // A wall clock at the end of SystemTime's range keeps the start's
+            // reading rather than panicking; the renderers handle any year.
+            wall: self.clock.wall.checked_add(at).unwrap_or(self.clock.wall),
             conn,
             kind,
         };
@@ -140,5 +143,65 @@ impl Reporter {
 
     pub fn emit_all(&mut self, conn: u64, kinds: Vec<EventKind>) -> Result<(), RunError> {
         kinds.into_iter().try_for_each(|k| self.emit(conn, k))
+    }
+}
+
+/// A warning that can repeat without bound (a peer that resets every connection
+/// it opens): the first is reported, then at most one per period, each saying how
+/// many were held back since the one before.
+#[derive(Debug, Clone)]
+pub struct Throttle {
+    every: Duration,
+    last: Option<Duration>,
+    held: u64,
+}
+
+impl Throttle {
+    pub fn new(every: Duration) -> Throttle {
+        Throttle {
+            every,
+            last: None,
+            held: 0,
+        }
+    }
+
+    /// `Some(held back since the last report)` when a report is due at run time
+    /// `now`; `None` (and one more held back) otherwise.
+    pub fn due(&mut self, now: Duration) -> Option<u64> {
+        if self
+            .last
+            .is_some_and(|last| now.saturating_sub(last) < self.every)
+        {
+            self.held = self.held.saturating_add(1);
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.held))
+    }
+
+    /// The tail of a throttled warning: how many like it were not reported.
+    pub fn held_text(held: u64) -> String {
+        match held {
+            0 => String::new(),
+            n => format!(" ({n} more like this since the last report)"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttle_reports_the_first_then_one_per_period_with_a_count() {
+        let mut t = Throttle::new(Duration::from_secs(10));
+        let at = Duration::from_millis;
+        assert_eq!(t.due(at(0)), Some(0));
+        for ms in 1..1000 {
+            assert_eq!(t.due(at(ms)), None);
+        }
+        assert_eq!(t.due(at(10_000)), Some(999));
+        assert_eq!(t.due(at(10_001)), None);
+        assert_eq!(t.due(at(25_000)), Some(1));
     }
 }

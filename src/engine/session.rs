@@ -47,6 +47,17 @@ pub struct Plan {
     pub no_read: bool,
 }
 
+/// `--send-every`'s bytes: dots ending in a newline, so a heartbeat line queued
+/// after them starts a line of its own at the peer (a line the peer's reader
+/// does not know is dropped, newline included).
+fn filler_line(size: usize) -> Vec<u8> {
+    let mut bytes = vec![b'.'; size.max(1)];
+    if let Some(last) = bytes.last_mut() {
+        *last = b'\n';
+    }
+    bytes
+}
+
 pub struct Session {
     sock: Socket,
     timeline: Timeline,
@@ -72,15 +83,21 @@ fn addr_of(addr: std::io::Result<socket2::SockAddr>) -> std::io::Result<SocketAd
 
 impl Session {
     /// Starts following an established, non-blocking socket: `connected`, `config`
-    /// (the settings read back from the kernel) and idle-start.
+    /// (the settings read back from the kernel) and idle-start. On failure the
+    /// socket comes back with the error, so the caller can ask it why.
     pub fn start(
         sock: Socket,
         now: Duration,
         plan: &Plan,
-    ) -> std::io::Result<(Session, Vec<EventKind>)> {
-        let local = addr_of(sock.local_addr())?;
-        let peer = addr_of(sock.peer_addr())?;
-        let eff = sockopt::read_back(&sock)?;
+    ) -> Result<(Session, Vec<EventKind>), (std::io::Error, Socket)> {
+        let looked = addr_of(sock.local_addr()).and_then(|local| {
+            let peer = addr_of(sock.peer_addr())?;
+            Ok((local, peer, sockopt::read_back(&sock)?))
+        });
+        let (local, peer, eff) = match looked {
+            Ok(found) => found,
+            Err(e) => return Err((e, sock)),
+        };
         let params = sysctl::kernel_params();
         let facts = eff.facts(params.retries2);
         let timeline = Timeline::new(eff, params, now);
@@ -92,10 +109,10 @@ impl Session {
             let after = match f {
                 Fault::Close(d) | Fault::Reset(d) => d,
             };
-            (f, now + after)
+            (f, now.saturating_add(after))
         });
         let send = plan.send.clone().map(|p| {
-            let first = now + p.every;
+            let first = now.saturating_add(p.every);
             (p, first)
         });
         let mut session = Session {
@@ -257,8 +274,20 @@ impl Session {
     }
 
     fn queue(&mut self, bytes: &[u8]) {
-        if self.outbox.len() + bytes.len() <= OUTBOX_MAX {
+        if self.outbox.len().saturating_add(bytes.len()) <= OUTBOX_MAX {
             self.outbox.extend_from_slice(bytes);
+        }
+    }
+
+    /// `--send-every` bytes go through the outbox like protocol lines, so a
+    /// partial write can never split a heartbeat line. A filler larger than the
+    /// outbox's cap is queued whole when the outbox is empty (data stays in flight
+    /// however small the send buffer), and skipped while earlier bytes still wait.
+    fn queue_filler(&mut self, filler: &[u8]) {
+        if self.outbox.is_empty() {
+            self.outbox.extend_from_slice(filler);
+        } else {
+            self.queue(filler);
         }
     }
 
@@ -341,14 +370,9 @@ impl Session {
         if let Some((plan, at)) = &mut self.send
             && now >= *at
         {
-            *at = now + plan.every;
-            let payload = vec![b'.'; plan.size];
-            self.timeline.note_send(now);
-            match (&self.sock).write(&payload) {
-                Ok(_) => {}
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
-                Err(e) => return Some(self.end_with_io_error(now, e)),
-            }
+            *at = now.saturating_add(plan.every);
+            let filler = filler_line(plan.size);
+            self.queue_filler(&filler);
         }
         self.flush(now)
     }

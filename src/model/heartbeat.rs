@@ -193,7 +193,7 @@ pub struct Heartbeat {
 impl Heartbeat {
     pub fn new(cfg: HeartbeatConfig, now: Duration) -> Heartbeat {
         Heartbeat {
-            next_send: now + cfg.every,
+            next_send: now.saturating_add(cfg.every),
             cfg,
             seq: 0,
             outstanding: VecDeque::new(),
@@ -207,7 +207,7 @@ impl Heartbeat {
 
     /// Time from the last reply to the detection of a hung peer application.
     pub fn predicted_detect(&self) -> Duration {
-        self.cfg.every + self.cfg.timeout
+        self.cfg.every.saturating_add(self.cfg.timeout)
     }
 
     pub fn last_reply(&self) -> Duration {
@@ -216,7 +216,7 @@ impl Heartbeat {
 
     pub fn next_deadline(&self) -> Duration {
         match self.outstanding.front() {
-            Some(&(_, sent)) => self.next_send.min(sent + self.cfg.timeout),
+            Some(&(_, sent)) => self.next_send.min(sent.saturating_add(self.cfg.timeout)),
             None => self.next_send,
         }
     }
@@ -224,15 +224,15 @@ impl Heartbeat {
     /// The action due at `now`, if any. A timeout wins over a send.
     pub fn poll(&mut self, now: Duration) -> Option<Due> {
         if let Some(&(seq, sent)) = self.outstanding.front()
-            && now >= sent + self.cfg.timeout
+            && now >= sent.saturating_add(self.cfg.timeout)
         {
             return Some(Due::TimedOut { seq, sent });
         }
         if now < self.next_send {
             return None;
         }
-        self.seq += 1;
-        self.next_send = now + self.cfg.every;
+        self.seq = self.seq.saturating_add(1);
+        self.next_send = now.saturating_add(self.cfg.every);
         self.outstanding.push_back((self.seq, now));
         let bytes = match &self.cfg.payload {
             Some(p) => p.clone(),

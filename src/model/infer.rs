@@ -211,7 +211,7 @@ impl Knowledge {
                     self.intvl_source = Source::KernelTimer;
                 } else if !contact && r.probes == 0 {
                     // Re-armed without a probe: armed for last contact + idle.
-                    let idle = round_s(r.since_contact_ms + r.expires_ms);
+                    let idle = round_s(r.since_contact_ms.saturating_add(r.expires_ms));
                     if idle > 0 {
                         self.idle_s = idle;
                         self.idle_source = Source::KernelTimer;

@@ -13,6 +13,7 @@ mod heartbeat_props;
 pub mod idle_limit;
 pub mod infer;
 pub mod lab;
+pub mod outages;
 pub mod outcome;
 pub mod plan;
 pub mod predict;

@@ -21,6 +21,9 @@ pub enum Outcome {
     Interrupted,
     /// SIGTERM: named "interrupted" like SIGINT, but exits differently.
     Terminated,
+    /// SIGHUP (the terminal or the session went away): ends like SIGTERM, with
+    /// its own exit code.
+    HungUp,
     /// tcpalive could not follow the connection (an I/O error of its own).
     Error,
     /// `watch`: the evidence seen from outside allows more than one end (the end
@@ -39,9 +42,17 @@ impl Outcome {
             Outcome::Timeout => "timeout",
             Outcome::Unreachable => "unreachable",
             Outcome::HeartbeatTimeout => "heartbeat-timeout",
-            Outcome::Interrupted | Outcome::Terminated => "interrupted",
+            Outcome::Interrupted | Outcome::Terminated | Outcome::HungUp => "interrupted",
             Outcome::Ambiguous => "ambiguous",
         }
+    }
+
+    /// A signal stopped the run (SIGINT, SIGTERM or SIGHUP).
+    pub fn is_signal(self) -> bool {
+        matches!(
+            self,
+            Outcome::Interrupted | Outcome::Terminated | Outcome::HungUp
+        )
     }
 
     /// All outcomes a connection can end with, for `--expect` parsing and help text.
@@ -105,6 +116,7 @@ impl Exit {
                 Outcome::Unreachable => 7,
                 Outcome::HeartbeatTimeout => 8,
                 Outcome::Ambiguous => 10,
+                Outcome::HungUp => 129,
                 Outcome::Interrupted => 130,
                 Outcome::Terminated => 143,
             },
@@ -187,11 +199,20 @@ impl Exit {
         for (exit, name, meaning) in Exit::HELP {
             text.push_str(&format!("  {:<4} {name:<18} {meaning}\n", exit.code()));
         }
-        let term = Exit::Outcome(Outcome::Terminated).code();
-        text.push_str(&format!(
-            "  {term:<4} {:<18} SIGTERM; the summary is still printed\n",
-            Outcome::Terminated.name()
-        ));
+        // The other signals that end a run share the name "interrupted".
+        for (outcome, meaning) in [
+            (Outcome::Terminated, "SIGTERM; the summary is still printed"),
+            (
+                Outcome::HungUp,
+                "SIGHUP, ended like SIGTERM (SIGUSR1, SIGUSR2, SIGALRM are ignored)",
+            ),
+        ] {
+            text.push_str(&format!(
+                "  {:<4} {:<18} {meaning}\n",
+                Exit::Outcome(outcome).code(),
+                outcome.name()
+            ));
+        }
         text
     }
 }
@@ -246,6 +267,7 @@ mod tests {
             (Exit::TunePartial, 11),
             (Exit::Outcome(Outcome::Interrupted), 130),
             (Exit::Outcome(Outcome::Terminated), 143),
+            (Exit::Outcome(Outcome::HungUp), 129),
         ];
         for (exit, code) in table {
             assert_eq!(exit.code(), code, "{exit:?}");
@@ -255,7 +277,7 @@ mod tests {
     #[test]
     fn help_text_lists_every_code_once() {
         let text = Exit::help_text();
-        for code in [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 130, 143] {
+        for code in [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 129, 130, 143] {
             let rows = text
                 .lines()
                 .filter(|l| l.trim_start().starts_with(&format!("{code} ")))

@@ -74,7 +74,7 @@ impl KeepaliveTimer {
     pub fn fresh(eff: &Effective, now: Duration) -> KeepaliveTimer {
         KeepaliveTimer {
             last_rx: now,
-            fires_at: now + secs(eff.idle_s),
+            fires_at: now.saturating_add(secs(eff.idle_s)),
             armed_at: now,
             probes_out: 0,
         }
@@ -83,13 +83,14 @@ impl KeepaliveTimer {
     /// When the next probe goes out if nothing arrives: the timer fires at
     /// `fires_at`; a firing before last_rx + idle re-arms for the rest of idle.
     pub fn next_probe(&self, eff: &Effective) -> Duration {
-        self.fires_at.max(self.last_rx + secs(eff.idle_s))
+        self.fires_at
+            .max(self.last_rx.saturating_add(secs(eff.idle_s)))
     }
 
     /// When the firing that sends the next probe was armed: its duration decides
     /// how late the wheel may fire it.
     pub fn next_probe_armed_at(&self, eff: &Effective) -> Duration {
-        if self.fires_at >= self.last_rx + secs(eff.idle_s) {
+        if self.fires_at >= self.last_rx.saturating_add(secs(eff.idle_s)) {
             self.armed_at
         } else {
             self.fires_at
@@ -170,7 +171,7 @@ pub fn keepalive(eff: &Effective, timer: KeepaliveTimer, wheel: Wheel) -> Foreca
     let mut probes = Vec::new();
     let mut late = Duration::ZERO;
     for _ in 0..MAX_FIRINGS {
-        late += wheel.late_bound(at.saturating_sub(armed));
+        late = late.saturating_add(wheel.late_bound(at.saturating_sub(armed)));
         let elapsed = at.saturating_sub(timer.last_rx);
         if elapsed >= idle {
             let uto_ends = !uto.is_zero() && elapsed >= uto && out > 0;
@@ -190,10 +191,10 @@ pub fn keepalive(eff: &Effective, timer: KeepaliveTimer, wheel: Wheel) -> Foreca
             probes.push(at);
             out += 1;
             armed = at;
-            at += intvl;
+            at = at.saturating_add(intvl);
         } else {
             armed = at;
-            at = timer.last_rx + idle;
+            at = timer.last_rx.saturating_add(idle);
         }
     }
     // Unreachable with validated settings (cnt <= 127, a user timeout ends it
@@ -264,7 +265,7 @@ pub fn zero_window(uto_ms: u32, params: &KernelParams, state: WindowProbes) -> F
     let mut late = Duration::ZERO;
     // `out` is icsk_probes_out at each firing.
     for (out, _) in (state.unanswered..).zip(0..MAX_FIRINGS) {
-        late += params.wheel.late_bound(at.saturating_sub(armed));
+        late = late.saturating_add(params.wheel.late_bound(at.saturating_sub(armed)));
         match first {
             None => first = Some(at),
             Some(f) if !uto.is_zero() && at.saturating_sub(f) >= uto => {
@@ -290,7 +291,14 @@ pub fn zero_window(uto_ms: u32, params: &KernelParams, state: WindowProbes) -> F
             backoff += 1;
         }
         armed = at;
-        at += window_probe_interval(state.base, backoff, params.rto_max, uto, first, at);
+        at = at.saturating_add(window_probe_interval(
+            state.base,
+            backoff,
+            params.rto_max,
+            uto,
+            first,
+            at,
+        ));
     }
     Forecast {
         probes,
@@ -345,16 +353,18 @@ pub fn syn_sent(
     } else {
         uto
     };
-    let max_retransmits = params.syn_retries + params.syn_linear_timeouts;
+    let max_retransmits = params
+        .syn_retries
+        .saturating_add(params.syn_linear_timeouts);
     let mut rto = TIMEOUT_INIT;
-    let mut at = start + rto;
+    let mut at = start.saturating_add(rto);
     let mut armed = start;
     let mut k = 0u32;
     let mut retransmits = Vec::new();
     let mut late = Duration::ZERO;
     let mut kernel_end = None;
     for _ in 0..MAX_FIRINGS {
-        late += params.wheel.late_bound(at.saturating_sub(armed));
+        late = late.saturating_add(params.wheel.late_bound(at.saturating_sub(armed)));
         let elapsed = at.saturating_sub(start);
         if k >= max_retransmits {
             kernel_end = Some((at, Bound::SynRetries));
@@ -372,7 +382,7 @@ pub fn syn_sent(
         retransmits.push(at);
         k += 1;
         if k > params.syn_linear_timeouts {
-            rto = (rto * 2).min(params.rto_max);
+            rto = rto.saturating_mul(2).min(params.rto_max);
         }
         let mut next = rto;
         if !uto.is_zero() {
@@ -385,9 +395,9 @@ pub fn syn_sent(
             };
         }
         armed = at;
-        at += next;
+        at = at.saturating_add(next);
     }
-    let app_deadline = start + connect_timeout;
+    let app_deadline = start.saturating_add(connect_timeout);
     match kernel_end {
         Some((end, bound)) if end <= app_deadline => SynForecast {
             retransmits,

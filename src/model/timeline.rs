@@ -796,11 +796,8 @@ impl Timeline {
         };
         let predicted = in_force.as_ref().and_then(Prediction::detect_s);
         let detect_s = match outcome {
-            Outcome::Alive
-            | Outcome::Interrupted
-            | Outcome::Terminated
-            | Outcome::Error
-            | Outcome::ConnectFailed => None,
+            Outcome::Alive | Outcome::Error | Outcome::ConnectFailed => None,
+            o if o.is_signal() => None,
             _ if !self.observed => None,
             _ => Some(now.saturating_sub(self.last_contact).as_secs_f64()),
         };

@@ -454,7 +454,7 @@ fn name_color(kind: &EventKind, name: &str) -> Option<&'static str> {
     if let EventKind::End(e) = kind {
         return Some(match e.outcome {
             Outcome::Alive => GREEN,
-            Outcome::Interrupted | Outcome::Terminated => YELLOW,
+            o if o.is_signal() => YELLOW,
             _ => RED,
         });
     }

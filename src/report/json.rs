@@ -43,9 +43,12 @@ pub fn to_value(event: &Event) -> Value {
 /// RFC 3339 with milliseconds; a wall clock outside 1970..=9999 (which humantime
 /// cannot format) is written as the Unix epoch offset instead of panicking.
 pub fn rfc3339(wall: std::time::SystemTime) -> String {
-    const MAX: std::time::Duration = std::time::Duration::from_secs(253_402_300_799);
+    // 9999-12-31T23:59:59 in seconds since the epoch; its fraction still formats.
+    const LAST_S: u64 = 253_402_300_799;
     match wall.duration_since(std::time::UNIX_EPOCH) {
-        Ok(since) if since <= MAX => humantime::format_rfc3339_millis(wall).to_string(),
+        Ok(since) if since.as_secs() <= LAST_S => {
+            humantime::format_rfc3339_millis(wall).to_string()
+        }
         Ok(since) => format!("@{:.3}", since.as_secs_f64()),
         Err(before) => format!("@-{:.3}", before.duration().as_secs_f64()),
     }
@@ -89,5 +92,35 @@ mod tests {
         assert_eq!(v["exit_code"], 6);
         assert_eq!(v["detect_s"], 4.012);
         assert_eq!(v["predicted_detect_s"], 4.0);
+    }
+
+    /// Issue 12 #16: a wall clock before 1970 or after 9999 panicked in RFC 3339
+    /// formatting; `time` is now the epoch offset there, in both renderers.
+    #[test]
+    fn wall_clock_out_of_rfc3339_range_never_panics() {
+        let far = UNIX_EPOCH + Duration::from_secs(253_402_300_800);
+        let before = UNIX_EPOCH - Duration::from_secs(1);
+        for wall in [before, far] {
+            let event = Event {
+                at: Duration::from_millis(5),
+                wall,
+                conn: 1,
+                kind: EventKind::ProbeAcked { n: 1 },
+            };
+            let v = to_value(&event);
+            assert!(
+                v["time"].as_str().is_some_and(|t| t.starts_with('@')),
+                "{v}"
+            );
+            assert_eq!(v["t"], 0.005);
+            let mut human = crate::report::Human::new(
+                Box::new(Vec::new()),
+                crate::config::Timestamps::Absolute,
+                false,
+            );
+            crate::model::event::Sink::emit(&mut human, &event).expect("render");
+        }
+        let last = UNIX_EPOCH + Duration::from_millis(253_402_300_799_999);
+        assert_eq!(rfc3339(last), "9999-12-31T23:59:59.999Z");
     }
 }

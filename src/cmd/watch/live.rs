@@ -270,7 +270,7 @@ pub fn run(cfg: &WatchConfig, rep: &mut Reporter, signals: &Signals) -> Result<E
     }
     w.pid_note(rep)?;
     let start = rep.clock.now();
-    let stop_at = cfg.run.run_for.map(|d| start + d);
+    let stop_at = cfg.run.run_for.map(|d| start.saturating_add(d));
     let mut next_pass = start;
     let mut first_pass = true;
     let mut woke = Woke::Deadline;
@@ -293,7 +293,7 @@ pub fn run(cfg: &WatchConfig, rep: &mut Reporter, signals: &Signals) -> Result<E
             }
             // A fixed cadence; a pass that overran starts the next one at once
             // rather than queueing several.
-            next_pass = (next_pass + cfg.interval).max(rep.clock.now());
+            next_pass = next_pass.saturating_add(cfg.interval).max(rep.clock.now());
         }
         let wake = [Some(next_pass), stop_at].into_iter().flatten().min();
         woke = lp.wait(&rep.clock, wake)?;
