@@ -117,7 +117,8 @@ add_default() {  # add_default FLAG [VALUE]
     user_has --no-keepalive && case $1 in --idle|--intvl|--cnt) return 0 ;; esac
     CONNECT_ARGS+=("$@")
 }
-[ "$SCENARIO" = nat-limit ] || { add_default --idle 1; add_default --intvl 1; add_default --cnt 3; }
+# nat-* scenarios bring their own keepalive (nat-limit runs idle-limit instead)
+case $SCENARIO in nat-*) ;; *) add_default --idle 1; add_default --intvl 1; add_default --cnt 3 ;; esac
 [ "$SCENARIO" = nat-drop ] && [ "$NAT_RESET" = 1 ] && EXPECTED=reset
 set -- $SCEN_ARGS
 while [ $# -gt 0 ]; do

@@ -88,7 +88,12 @@ fn run_lab(scenario: &str, args: &[&str]) -> Option<LabRun> {
         .unwrap_or_else(|e| panic!("{scenario}: no verdict.json ({e}); lab exit {code}"));
     let verdict: Value = serde_json::from_str(verdict_text.trim())
         .unwrap_or_else(|e| panic!("{scenario}: verdict.json is not JSON ({e}): {verdict_text}"));
-    let connect = read_jsonl(&dir.join("connect.jsonl"));
+    // nat-limit runs idle-limit instead of connect
+    let output = match scenario {
+        "nat-limit" => "idle-limit.jsonl",
+        _ => "connect.jsonl",
+    };
+    let connect = read_jsonl(&dir.join(output));
     Some(LabRun {
         dir,
         code,
@@ -523,4 +528,180 @@ fn wire_probes_skip_handshake_and_data() {
 5.2 IP 198.18.0.1.5000 > 198.18.0.2.7000: Flags [R.], seq 2, ack 10, win 63, length 0
 ";
     assert_eq!(wire_probes(pcap, "198.18.0.1:5000"), vec![2.2, 3.2]);
+}
+
+/// Runs lab scenarios at once, one thread each (each run has its own namespaces,
+/// /29 and port): the NAT tests wait on timers, not on the CPU.
+fn run_labs_parallel(runs: &[(&str, &[&str])]) -> Vec<LabRun> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = runs
+            .iter()
+            .map(|&(scenario, args)| scope.spawn(move || run_lab(scenario, args)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e))
+                    .expect("lab unavailable")
+            })
+            .collect()
+    })
+}
+
+/// idle-limit's end: the limit within +-1 s of the router's conntrack timeout,
+/// the drop mode and directions, measured within 2.2 x T, and a recommendation
+/// whose idle plus one interval stays below the limit's lower edge.
+fn assert_idle_limit(run: &LabRun, ct: f64, mode: &str, direction: &str) {
+    let end = end(run);
+    let limit = f(end, "idle_limit_s");
+    let resolution = f(end, "resolution_s");
+    assert!(
+        (limit - ct).abs() <= 1.0,
+        "idle limit {limit}s +-{resolution}s, configured {ct}s: {end}"
+    );
+    assert!(resolution <= 1.0, "resolution {resolution}: {end}");
+    assert_eq!(end["drop_mode"], mode, "{end}");
+    assert_eq!(end["direction"], direction, "{end}");
+    // the measurement ends where --verify's round 0 starts (or at the end)
+    let wall = events(run, "idle-round")
+        .find(|r| r["round"] == 0)
+        .map_or_else(|| f(end, "t"), |r| f(r, "t"));
+    assert!(
+        wall <= 2.2 * ct,
+        "measured in {wall}s for a {ct}s limit: {end}"
+    );
+    let rec = f(end, "recommended_idle_s") + f(end, "recommended_intvl_s");
+    assert!(
+        rec < limit - resolution,
+        "recommended idle + intvl {rec}s is not below {limit}s - {resolution}s"
+    );
+    // every check below the bracket survived, every one at or above its top failed
+    for c in events(run, "idle-check").filter(|c| c["round"] != 0) {
+        let idle = f(c, "idle_s");
+        if idle < limit - resolution {
+            assert_eq!(c["result"], "survived", "{c}");
+        } else if idle >= limit + resolution {
+            assert_eq!(c["result"], "dropped", "{c}");
+            assert_eq!(c["drop_mode"], mode, "{c}");
+        }
+    }
+    let dirs: Vec<&str> = match direction {
+        "both" => vec!["out", "in"],
+        d => vec![d],
+    };
+    for d in dirs {
+        assert!(
+            events(run, "idle-check").any(|c| c["direction"] == d && c["result"] == "dropped"),
+            "no dropped {d} check"
+        );
+    }
+}
+
+/// `idle-limit` through a NAT router whose conntrack forgets idle flows: both
+/// directions, silent drop (12 s) and reset (17 s), each found within +-1 s.
+#[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs root and network namespaces (cargo test --features lab)"
+)]
+fn lab_idle_limit_finds_the_nat_timeout() {
+    let runs = run_labs_parallel(&[
+        ("nat-limit", &["--ct-timeout", "12", "--direction", "both"]),
+        (
+            "nat-limit",
+            &["--ct-timeout", "17", "--nat-reset", "--direction", "both"],
+        ),
+    ]);
+    for run in &runs {
+        assert_eq!(run.code, 0, "lab verdict: {}", run.verdict);
+        assert_eq!(end(run)["exit_code"], 0);
+    }
+    assert_idle_limit(&runs[0], 12.0, "silent", "both");
+    assert_idle_limit(&runs[1], 17.0, "reset", "both");
+}
+
+/// `--verify`: keepalive idle 6 s holds a flow through a 10 s NAT timeout (exit 0);
+/// idle 14 s does not: its first probe is dropped and keepalive gives up (exit 6).
+#[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs root and network namespaces (cargo test --features lab)"
+)]
+fn lab_idle_limit_verify_passes_below_and_fails_above() {
+    let runs = run_labs_parallel(&[
+        (
+            "nat-limit",
+            &[
+                "--ct-timeout",
+                "10",
+                "--direction",
+                "out",
+                "--verify",
+                "--idle",
+                "6",
+            ],
+        ),
+        (
+            "nat-limit",
+            &[
+                "--ct-timeout",
+                "10",
+                "--direction",
+                "in",
+                "--verify",
+                "--idle",
+                "14",
+            ],
+        ),
+    ]);
+    assert_idle_limit(&runs[0], 10.0, "silent", "out");
+    assert_idle_limit(&runs[1], 10.0, "silent", "in");
+    let below = end(&runs[0]);
+    assert_eq!(below["verified"], true, "{below}");
+    assert_eq!(below["exit_code"], 0, "{below}");
+    assert_eq!(runs[0].verdict["exit_code"], 0);
+    let check = events(&runs[0], "idle-check")
+        .find(|c| c["round"] == 0)
+        .expect("a verify check");
+    assert_eq!(check["keepalive_idle_s"], 6);
+    assert!(f(check, "idle_s") > 10.0 + 6.0, "held {check}");
+    let above = end(&runs[1]);
+    assert_eq!(above["verified"], false, "{above}");
+    assert_eq!(above["outcome"], "timeout", "{above}");
+    assert_eq!(above["exit_code"], 6, "{above}");
+    assert_eq!(runs[1].verdict["exit_code"], 6);
+}
+
+/// Keepalive through the NAT (conntrack timeout 8 s): idle 12 s is too late, the
+/// first probe is dropped (ETIMEDOUT at idle + 2 x intvl) or answered with a reset
+/// (--nat-reset: ECONNRESET at idle); idle 5 s keeps the flow (alive after 20 s).
+#[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs root and network namespaces (cargo test --features lab)"
+)]
+fn lab_nat_drops_late_keepalive_and_keeps_early() {
+    let runs = run_labs_parallel(&[
+        ("nat-drop", &[]),
+        ("nat-drop", &["--nat-reset"]),
+        ("nat-kept", &[]),
+    ]);
+    // A 12 s keepalive timer fires up to 256 ms late (timer wheel): 0.3 s tolerance.
+    assert_end(&runs[0], &["timeout"], &[Some("ETIMEDOUT")]);
+    assert_eq!(f(config(&runs[0]), "idle_s"), 12.0);
+    let (detect, predicted) = (f(end(&runs[0]), "detect_s"), 12.0 + 2.0);
+    assert!(
+        (detect - predicted).abs() <= 0.3,
+        "ETIMEDOUT {detect}s after the last contact, expected {predicted}s"
+    );
+    assert_eq!(events(&runs[0], "probe").count(), 2);
+    assert_end(&runs[1], &["reset"], &[Some("ECONNRESET")]);
+    let at = f(end(&runs[1]), "detect_s");
+    assert!(
+        (at - 12.0).abs() <= 0.3,
+        "reset {at}s after the last contact, expected 12s"
+    );
+    assert_end(&runs[2], &["alive"], &[None]);
+    assert!(events(&runs[2], "probe-acked").count() >= 2);
 }

@@ -736,24 +736,28 @@ pub fn run(
                 check,
                 idle_s,
                 hold,
+                reached,
             } => {
                 facts.verified = Some(check == Check::Survived);
                 facts.verify_idle_s = Some(idle_s);
                 facts.verify_hold_s = Some(round3(hold));
-                let held = format!(
-                    "--verify: a connection with keepalive idle {idle_s}s held {} idle",
-                    secs_text(hold)
-                );
                 match check {
-                    Check::Survived => message.push_str(&format!("; {held}: survived")),
+                    Check::Survived => message.push_str(&format!(
+                        "; --verify: a connection with keepalive idle {idle_s}s survived {} idle",
+                        secs_text(hold)
+                    )),
                     Check::Dropped(mode) => {
                         outcome = match mode {
                             DropMode::Silent => Outcome::Timeout,
                             DropMode::Reset => Outcome::Reset,
                         };
                         message.push_str(&format!(
-                            "; {held}: DROPPED ({}): keepalive idle {idle_s}s does not beat the limit",
-                            mode.name()
+                            "; --verify: a connection with keepalive idle {idle_s}s (to be held {}) \
+                             was DROPPED ({}) after {} idle: keepalive idle {idle_s}s does not \
+                             beat the limit",
+                            secs_text(hold),
+                            mode.name(),
+                            secs_text(reached)
                         ));
                     }
                 }
@@ -772,6 +776,8 @@ enum Verified {
         check: Check,
         idle_s: u32,
         hold: Duration,
+        /// The idle time the check stands for (shorter when the flow died idle).
+        reached: Duration,
     },
     Skipped(String),
     Stopped(Box<EndFacts>),
@@ -836,10 +842,11 @@ fn verify(
         return Ok(Verified::Stopped(end));
     }
     Ok(match result {
-        Some((_, check)) => Verified::Checked {
+        Some((reached, check)) => Verified::Checked {
             check,
             idle_s,
             hold,
+            reached,
         },
         None => Verified::Skipped("the verify flow ended without a check".to_string()),
     })
