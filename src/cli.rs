@@ -3,7 +3,70 @@
 //! Values arrive here as text and are turned into checked settings by `config.rs`,
 //! so that every bad value gets one line naming the flag and the value.
 
+use clap::builder::{PossibleValue, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
+
+/// Keeps a value as text, as every other argument (config.rs validates it and
+/// names the flag and the value in its one-line error), but tells `--help` and the
+/// completion scripts which values there are.
+#[derive(Clone, Copy)]
+pub struct Suggest(pub fn() -> Vec<&'static str>);
+
+impl TypedValueParser for Suggest {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        value
+            .to_str()
+            .map(str::to_string)
+            .ok_or_else(|| clap::Error::new(clap::error::ErrorKind::InvalidUtf8).with_cmd(cmd))
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new((self.0)().into_iter().map(PossibleValue::new)))
+    }
+}
+
+/// `--timestamps` values.
+pub fn timestamp_names() -> Vec<&'static str> {
+    vec!["rel", "abs"]
+}
+
+/// `--expect` values: every outcome a connection can end with.
+pub fn outcome_names() -> Vec<&'static str> {
+    crate::model::outcome::Outcome::CONNECTION_OUTCOMES
+        .iter()
+        .map(|o| o.name())
+        .collect()
+}
+
+/// `plan --platform` values.
+pub fn platform_names() -> Vec<&'static str> {
+    crate::model::plan::Platform::ALL
+        .iter()
+        .map(|p| p.name())
+        .collect()
+}
+
+/// `plan --runtime` values.
+pub fn runtime_names() -> Vec<&'static str> {
+    crate::model::plan::Runtime::ALL
+        .iter()
+        .map(|r| r.name())
+        .collect()
+}
+
+/// `lab` scenarios, and `list`.
+pub fn scenario_names() -> Vec<&'static str> {
+    let mut names = crate::model::lab::names();
+    names.push("list");
+    names
+}
 
 /// Printed after `--help`: the exit-code table (generated from the one table in
 /// `model::outcome`) and the duration syntax.
@@ -52,8 +115,18 @@ pub enum Command {
     Demo(DemoArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completions(CompletionsArgs),
-    /// Print the man page (roff) to stdout: `tcpalive man > tcpalive.1`.
-    Man,
+    /// Print a man page (roff) to stdout, or write them all with --dir.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct ManArgs {
+    /// The subcommand whose page to print (default: the top page, tcpalive(1)).
+    #[arg(value_name = "PAGE")]
+    pub page: Option<String>,
+    /// Write every page (tcpalive.1, tcpalive-connect.1, ...) into DIR instead.
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath, conflicts_with = "page")]
+    pub dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -104,11 +177,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub quiet: bool,
     /// Time column: rel (since start) or abs (wall clock, UTC).
-    #[arg(long, value_name = "rel|abs", default_value = "rel")]
+    #[arg(long, value_name = "rel|abs", default_value = "rel", value_parser = Suggest(timestamp_names), hide_possible_values = true)]
     pub timestamps: String,
     /// Exit 0 only if the connection ends this way (alive, eof, reset, timeout,
     /// unreachable, heartbeat-timeout, connect-failed, interrupted, error), else 9.
-    #[arg(long, value_name = "OUTCOME")]
+    #[arg(long, value_name = "OUTCOME", value_parser = Suggest(outcome_names), hide_possible_values = true)]
     pub expect: Option<String>,
     /// Exit 0 only if the detection latency is in MIN..MAX (either may be left out).
     #[arg(long, value_name = "MIN..MAX", allow_hyphen_values = true)]
@@ -202,7 +275,7 @@ pub struct ListenArgs {
 pub struct LabArgs {
     /// The scenario to reproduce (cable-pull, reboot, exits, aborts, hung, not-reading,
     /// busy, alive), or `list` to describe them.
-    #[arg(value_name = "SCENARIO")]
+    #[arg(value_name = "SCENARIO", value_parser = Suggest(scenario_names), hide_possible_values = true)]
     pub scenario: String,
     #[command(flatten)]
     pub keepalive: KeepaliveArgs,
@@ -266,11 +339,11 @@ pub struct WatchArgs {
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     /// The operating system: linux, macos, freebsd, windows.
-    #[arg(long, value_name = "P", default_value = "linux")]
+    #[arg(long, value_name = "P", default_value = "linux", value_parser = Suggest(platform_names), hide_possible_values = true)]
     pub platform: String,
     /// The application's runtime: node, go, java, dotnet, python, curl (default: C,
     /// plain setsockopt).
-    #[arg(long, value_name = "R")]
+    #[arg(long, value_name = "R", value_parser = Suggest(runtime_names), hide_possible_values = true)]
     pub runtime: Option<String>,
     #[command(flatten)]
     pub keepalive: KeepaliveArgs,
@@ -338,7 +411,13 @@ pub struct IdleLimitArgs {
     pub resolution: String,
     /// Who sends first after the idle period: out (this side), in (the listener,
     /// towards this side) or both (separate flows, measured together).
-    #[arg(long, value_name = "out|in|both", default_value = "both")]
+    #[arg(
+        long,
+        value_name = "out|in|both",
+        default_value = "both",
+        value_parser = Suggest(|| vec!["out", "in", "both"]),
+        hide_possible_values = true
+    )]
     pub direction: String,
     /// Test flows open at once, at most (per round, over all directions).
     #[arg(

@@ -1,10 +1,12 @@
 //! The subcommands: each wires sockets, the observer and the reporter together.
 //! [`dispatch`] validates a parsed command line and runs the command to its end.
 
+pub mod completions;
 pub mod connect;
 pub mod idle_limit;
 pub mod lab;
 pub mod listen;
+pub mod man;
 pub mod plan;
 pub mod reconnect;
 #[cfg_attr(target_os = "linux", path = "tune.rs")]
@@ -12,10 +14,7 @@ pub mod reconnect;
 pub mod tune;
 pub mod watch;
 
-use clap::CommandFactory;
-
-use crate::cli;
-use crate::config::{Config, LabCommand};
+use crate::config::{Config, LabCommand, ManConfig};
 use crate::engine::event_loop::Signals;
 use crate::engine::run::{Clock, Reporter, RunError};
 use crate::model::event::{EndFacts, Outcome, Sink};
@@ -54,7 +53,7 @@ pub fn run(config: Config) -> Result<EndFacts, RunError> {
         Config::Lab(LabCommand::Run(cfg)) => lab::run_private(&cfg, clock),
         Config::Demo(cfg) => lab::run_private(&cfg, clock),
         Config::Completions(shell) => print_generated(|out| {
-            clap_complete::generate(shell, &mut cli::Cli::command(), "tcpalive", out);
+            out.extend(completions::script(shell));
             Ok(())
         }),
         Config::Plan(cfg) => plan::run(&cfg),
@@ -68,9 +67,11 @@ pub fn run(config: Config) -> Result<EndFacts, RunError> {
             let mut rep = Reporter::for_run(clock, &cfg.run, false);
             idle_limit::run(&cfg, &mut rep, &signals)
         }
-        Config::Man => {
-            print_generated(|out| clap_mangen::Man::new(cli::Cli::command()).render(out))
-        }
+        Config::Man(ManConfig::Print(page)) => print_generated(|out| {
+            out.extend(man::page(page.as_deref())?);
+            Ok(())
+        }),
+        Config::Man(ManConfig::Dir(dir)) => man::write_all(&dir),
     }
 }
 

@@ -309,6 +309,44 @@ pub fn validate_reconnect(
     }
 }
 
+/// `tcpalive man`: one page to stdout, or every page into a directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManConfig {
+    /// `None`: the top page.
+    Print(Option<String>),
+    Dir(std::path::PathBuf),
+}
+
+/// `man PAGE` names a subcommand; `man --dir DIR` names a directory that exists.
+pub fn validate_man(args: &crate::cli::ManArgs) -> Result<ManConfig, ConfigError> {
+    if let Some(dir) = &args.dir {
+        if !dir.is_dir() {
+            return Err(invalid(
+                "--dir",
+                &dir.to_string_lossy(),
+                "no such directory",
+            ));
+        }
+        return Ok(ManConfig::Dir(dir.clone()));
+    }
+    match &args.page {
+        None => Ok(ManConfig::Print(None)),
+        Some(page) => {
+            let name = page.strip_prefix("tcpalive-").unwrap_or(page);
+            let names = crate::cmd::man::page_names();
+            if names.iter().any(|n| n == name) {
+                Ok(ManConfig::Print(Some(name.to_string())))
+            } else {
+                Err(invalid(
+                    "PAGE",
+                    page,
+                    format!("no such page ({})", names.join(", ")),
+                ))
+            }
+        }
+    }
+}
+
 /// A whole command line, validated: what `cmd::run` runs.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Config {
@@ -318,7 +356,7 @@ pub enum Config {
     Lab(super::LabCommand),
     Demo(Box<super::LabConfig>),
     Completions(Shell),
-    Man,
+    Man(ManConfig),
     Plan(super::plan::PlanConfig),
     Tune(super::tune::TuneConfig),
     IdleLimit(super::idle_limit::IdleLimitConfig),
@@ -333,7 +371,7 @@ impl Config {
             Command::Lab(args) => Config::Lab(super::LabCommand::from_args(args)?),
             Command::Demo(args) => Config::Demo(Box::new(super::LabConfig::demo(args)?)),
             Command::Completions(args) => Config::Completions(args.shell),
-            Command::Man => Config::Man,
+            Command::Man(args) => Config::Man(validate_man(args)?),
             Command::Plan(args) => Config::Plan(super::plan::PlanConfig::from_args(args)?),
             Command::Tune(args) => Config::Tune(super::tune::TuneConfig::from_args(args)?),
             Command::IdleLimit(args) => {

@@ -15,19 +15,54 @@ pub struct Human {
     color: bool,
 }
 
-/// Colour only on a terminal, and never when NO_COLOR is set to anything non-empty
-/// (https://no-color.org).
-pub fn color_wanted(is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
-    is_terminal && no_color.is_none_or(|v| v.is_empty())
+/// The environment that decides colour, read once per renderer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ColorEnv {
+    pub no_color: Option<std::ffi::OsString>,
+    pub clicolor: Option<std::ffi::OsString>,
+    pub clicolor_force: Option<std::ffi::OsString>,
+    pub term: Option<std::ffi::OsString>,
+}
+
+impl ColorEnv {
+    pub fn from_process() -> ColorEnv {
+        ColorEnv {
+            no_color: std::env::var_os("NO_COLOR"),
+            clicolor: std::env::var_os("CLICOLOR"),
+            clicolor_force: std::env::var_os("CLICOLOR_FORCE"),
+            term: std::env::var_os("TERM"),
+        }
+    }
+}
+
+/// Colour by the usual conventions, first match wins: `NO_COLOR` non-empty: never
+/// (https://no-color.org); `CLICOLOR_FORCE` set and not `0`: always, even into a
+/// pipe; `CLICOLOR=0`: never; not a terminal: never; `TERM` unset or `dumb`:
+/// never; otherwise colour (https://bixense.com/clicolors).
+pub fn color_wanted(is_terminal: bool, env: &ColorEnv) -> bool {
+    let set = |v: &Option<std::ffi::OsString>| v.as_ref().is_some_and(|v| !v.is_empty());
+    let set_not_zero =
+        |v: &Option<std::ffi::OsString>| set(v) && v.as_deref() != Some("0".as_ref());
+    if set(&env.no_color) {
+        return false;
+    }
+    if set_not_zero(&env.clicolor_force) {
+        return true;
+    }
+    if env.clicolor.as_deref() == Some("0".as_ref()) {
+        return false;
+    }
+    is_terminal
+        && env
+            .term
+            .as_ref()
+            .is_some_and(|t| !t.is_empty() && t != "dumb")
 }
 
 impl Human {
-    /// A renderer for stdout: coloured when stdout is a terminal and NO_COLOR is unset.
+    /// A renderer for stdout, coloured as [`color_wanted`] decides.
     pub fn new(out: Box<dyn Write>, timestamps: Timestamps, tag_conns: bool) -> Human {
-        let color = color_wanted(
-            std::io::stdout().is_terminal(),
-            std::env::var_os("NO_COLOR").as_deref(),
-        );
+        let color = color_wanted(std::io::stdout().is_terminal(), &ColorEnv::from_process());
         Human::with_color(out, timestamps, tag_conns, color)
     }
 
@@ -515,17 +550,33 @@ mod tests {
         String::from_utf8(buf.0.borrow().clone()).unwrap()
     }
 
-    #[test]
-    fn colour_only_on_a_terminal_without_no_color() {
-        use std::ffi::OsStr;
-        assert!(color_wanted(true, None));
-        assert!(
-            color_wanted(true, Some(OsStr::new(""))),
-            "empty NO_COLOR does not count"
-        );
-        assert!(!color_wanted(true, Some(OsStr::new("1"))));
-        assert!(!color_wanted(false, None));
-        assert!(!color_wanted(false, Some(OsStr::new("1"))));
+    #[test_case::test_case(true, &[] => false ; "a terminal without TERM")]
+    #[test_case::test_case(true, &[("TERM", "xterm")] => true ; "a terminal")]
+    #[test_case::test_case(false, &[("TERM", "xterm")] => false ; "a pipe")]
+    #[test_case::test_case(true, &[("TERM", "dumb")] => false ; "dumb terminal")]
+    #[test_case::test_case(true, &[("TERM", "xterm"), ("NO_COLOR", "1")] => false ; "no_color")]
+    #[test_case::test_case(true, &[("TERM", "xterm"), ("NO_COLOR", "")] => true ; "empty no_color does not count")]
+    #[test_case::test_case(true, &[("TERM", "xterm"), ("CLICOLOR", "0")] => false ; "clicolor 0")]
+    #[test_case::test_case(true, &[("TERM", "xterm"), ("CLICOLOR", "1")] => true ; "clicolor 1")]
+    #[test_case::test_case(false, &[("CLICOLOR", "1")] => false ; "clicolor 1 into a pipe")]
+    #[test_case::test_case(false, &[("CLICOLOR_FORCE", "1")] => true ; "forced into a pipe")]
+    #[test_case::test_case(true, &[("TERM", "dumb"), ("CLICOLOR_FORCE", "1")] => true ; "forced on a dumb terminal")]
+    #[test_case::test_case(false, &[("CLICOLOR_FORCE", "0")] => false ; "force 0 is not force")]
+    #[test_case::test_case(false, &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")] => false ; "no_color beats force")]
+    #[test_case::test_case(false, &[("CLICOLOR_FORCE", "1"), ("CLICOLOR", "0")] => true ; "force beats clicolor 0")]
+    fn colour_conventions(is_terminal: bool, vars: &[(&str, &str)]) -> bool {
+        let get = |name: &str| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| std::ffi::OsString::from(v))
+        };
+        let env = ColorEnv {
+            no_color: get("NO_COLOR"),
+            clicolor: get("CLICOLOR"),
+            clicolor_force: get("CLICOLOR_FORCE"),
+            term: get("TERM"),
+        };
+        color_wanted(is_terminal, &env)
     }
 
     #[test]
