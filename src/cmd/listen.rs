@@ -9,7 +9,8 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::ListenConfig;
-use crate::engine::event_loop::{EventLoop, Signals, Woke};
+use crate::engine::connection::interrupted_end;
+use crate::engine::event_loop::{EventLoop, Resolved, Signals, Woke};
 use crate::engine::run::{Reporter, RunError, Throttle, stop_message};
 use crate::engine::session::{Plan, Session};
 use crate::model::event::{EndFacts, EventKind, Outcome};
@@ -31,18 +32,29 @@ const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// At most one `cannot follow the connection` warning this often.
 const FOLLOW_WARN_EVERY: Duration = Duration::from_secs(10);
 
-/// Binds the listening socket (port 0 picks a free port, shown in `listening`).
+/// Binds the listening socket (port 0 picks a free port, shown in `listening`),
+/// resolving its host in this thread (the lab's numeric addresses).
 pub fn bind(cfg: &ListenConfig) -> Result<Socket, RunError> {
     let shown = cfg.bind.to_string();
-    let addr: SocketAddr = (cfg.bind.host.as_str(), cfg.bind.port)
+    let addrs = (cfg.bind.host.as_str(), cfg.bind.port)
         .to_socket_addrs()
-        .map_err(RunError::socket("resolve", &shown))?
-        .next()
-        .ok_or_else(|| RunError::Socket {
-            op: "resolve",
-            addr: shown.clone(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no address"),
-        })?;
+        .map_err(RunError::socket("resolve", &shown))?;
+    bind_to(cfg, first_address(addrs, &shown)?)
+}
+
+fn first_address(
+    mut addrs: impl Iterator<Item = SocketAddr>,
+    shown: &str,
+) -> Result<SocketAddr, RunError> {
+    addrs.next().ok_or_else(|| RunError::Socket {
+        op: "resolve",
+        addr: shown.to_string(),
+        source: std::io::Error::new(std::io::ErrorKind::NotFound, "no address"),
+    })
+}
+
+/// Binds the listening socket to a resolved address.
+pub fn bind_to(cfg: &ListenConfig, addr: SocketAddr) -> Result<Socket, RunError> {
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
         .map_err(RunError::socket("create a socket for", addr))?;
     sock.set_reuse_address(true)
@@ -150,8 +162,21 @@ pub fn run(
     rep: &mut Reporter,
     signals: &Signals,
 ) -> Result<EndFacts, RunError> {
-    let listener = bind(cfg)?;
-    serve(listener, cfg, rep, Some(signals))
+    // Resolved in the event loop, so a signal during a slow lookup still ends
+    // the run at once, with its `end`.
+    let mut lp = EventLoop::new(Some(signals))?;
+    let shown = cfg.bind.to_string();
+    let addr = match lp.resolve(&rep.clock, &cfg.bind.host, cfg.bind.port)? {
+        Resolved::Addrs(addrs) => first_address(addrs.into_iter(), &shown)?,
+        Resolved::Failed(e) => return Err(RunError::socket("resolve", &shown)(e)),
+        Resolved::Interrupted(outcome) => {
+            let end = interrupted_end(outcome);
+            rep.emit(RUN, EventKind::End(end.clone()))?;
+            return Ok(end);
+        }
+    };
+    let listener = bind_to(cfg, addr)?;
+    serve(listener, cfg, rep, lp)
 }
 
 /// Serves on a bound listening socket until `--once` is satisfied, `--for`
@@ -160,7 +185,7 @@ pub fn serve(
     listener: Socket,
     cfg: &ListenConfig,
     rep: &mut Reporter,
-    signals: Option<&Signals>,
+    lp: EventLoop<'_>,
 ) -> Result<EndFacts, RunError> {
     let plan = Plan {
         send: None,
@@ -189,7 +214,7 @@ pub fn serve(
     let mut table = Table {
         sessions: HashMap::new(),
         timers: BinaryHeap::new(),
-        lp: EventLoop::new(signals)?,
+        lp,
         tally: Tally::default(),
         deferred_at_limit: false,
         follow_warning: Throttle::new(FOLLOW_WARN_EVERY),

@@ -3,14 +3,14 @@
 //! one established connection until it ends, `--for` elapses or a signal arrives.
 //! Both run in the caller's [`EventLoop`].
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::ConnectConfig;
-use crate::engine::event_loop::{EventLoop, Woke};
+use crate::engine::event_loop::{EventLoop, Resolved, Woke};
 use crate::engine::run::{Reporter, RunError, stop_message};
 use crate::engine::session::{Plan, Session};
 use crate::model::event::{EndFacts, EventKind, Outcome};
@@ -176,15 +176,15 @@ pub fn dial(
     rep: &mut Reporter,
     lp: &mut EventLoop<'_>,
 ) -> Result<Dialed, RunError> {
-    let addrs: Vec<SocketAddr> = match (cfg.target.host.as_str(), cfg.target.port).to_socket_addrs()
-    {
-        Ok(a) => a.collect(),
-        Err(e) => {
+    let addrs = match lp.resolve(&rep.clock, &cfg.target.host, cfg.target.port)? {
+        Resolved::Addrs(addrs) => addrs,
+        Resolved::Failed(e) => {
             return Ok(failed(
                 None,
                 format!("cannot resolve '{}': {e}", cfg.target.host),
             ));
         }
+        Resolved::Interrupted(outcome) => return Ok(Dialed::Interrupted(outcome)),
     };
     let mut last = failed(
         None,

@@ -4,8 +4,9 @@
 //! a signal, readiness, or its deadline (run time). Nothing else in the crate
 //! creates a poller or looks at the signal pipe.
 
-use std::io::Read;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +18,10 @@ use crate::sys::{Poller, Ready};
 
 /// The token of the signal pipe; commands' tokens must differ from it.
 const SIGNAL: u64 = u64::MAX;
+/// The token of a name resolution's wake-up socket.
+const RESOLVER: u64 = u64::MAX - 1;
+/// The resolver thread's stack: getaddrinfo and its NSS modules, no more.
+const RESOLVER_STACK: usize = 256 * 1024;
 
 /// The signals that end a run, with the outcome each ends it with; when several
 /// arrived before the loop looked, the first listed wins. SIGHUP (the session or
@@ -125,6 +130,15 @@ impl Woke {
     }
 }
 
+/// What name resolution gave.
+#[derive(Debug)]
+pub enum Resolved {
+    Addrs(Vec<SocketAddr>),
+    Failed(std::io::Error),
+    /// A signal arrived first; the lookup is abandoned (its thread ends on its own).
+    Interrupted(Outcome),
+}
+
 pub struct EventLoop<'s> {
     poller: Poller,
     signals: Option<&'s Signals>,
@@ -203,6 +217,61 @@ impl<'s> EventLoop<'s> {
                 return Ok(Woke::Ready);
             }
         }
+    }
+
+    /// Resolves `host` while staying responsive to signals: getaddrinfo blocks
+    /// and cannot be interrupted (a resolver that does not answer holds it for
+    /// seconds), so it runs on a helper thread that wakes this loop through a
+    /// socket pair when it is done. A numeric address needs no lookup and no
+    /// thread; where no thread can be started (a tight `ulimit -v`), the lookup
+    /// runs here, blocking, as a last resort.
+    pub fn resolve(&mut self, clock: &Clock, host: &str, port: u16) -> Result<Resolved, RunError> {
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(Resolved::Addrs(vec![SocketAddr::new(ip, port)]));
+        }
+        let lookup = move |host: &str| {
+            (host, port)
+                .to_socket_addrs()
+                .map(|a| a.collect::<Vec<SocketAddr>>())
+        };
+        let (wake, done) = UnixStream::pair().map_err(RunError::io("create the resolver pipe"))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let name = host.to_string();
+        let spawned = std::thread::Builder::new()
+            .name("resolve".to_string())
+            .stack_size(RESOLVER_STACK)
+            .spawn(move || {
+                let _ = tx.send(lookup(&name));
+                let _ = (&done).write_all(b"!");
+            });
+        if spawned.is_err() {
+            return Ok(match lookup(host) {
+                Ok(addrs) => Resolved::Addrs(addrs),
+                Err(e) => Resolved::Failed(e),
+            });
+        }
+        self.watch(wake.as_fd(), RESOLVER, false)?;
+        let got = loop {
+            match self.wait(clock, None) {
+                Ok(Woke::Signal(outcome)) => break Ok(Resolved::Interrupted(outcome)),
+                Ok(_) if !self.is_ready(RESOLVER) => continue,
+                Ok(_) => match rx.try_recv() {
+                    Ok(Ok(addrs)) => break Ok(Resolved::Addrs(addrs)),
+                    Ok(Err(e)) => break Ok(Resolved::Failed(e)),
+                    // Woken before the result was sent (cannot happen: it is
+                    // sent first), or the thread died: say so, do not hang.
+                    Err(std::sync::mpsc::TryRecvError::Empty) => continue,
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                        break Ok(Resolved::Failed(std::io::Error::other(
+                            "the resolver thread ended without an answer",
+                        )));
+                    }
+                },
+                Err(e) => break Err(e),
+            }
+        };
+        self.unwatch(wake.as_fd());
+        got
     }
 
     /// What the last [`Woke::Ready`] reported.

@@ -15,11 +15,12 @@
 //! (or of a destroy notification), so they are late by up to one interval.
 
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, ToSocketAddrs};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use crate::config::WatchConfig;
-use crate::engine::event_loop::{EventLoop, Signals, Woke};
+use crate::engine::connection::interrupted_end;
+use crate::engine::event_loop::{EventLoop, Resolved, Signals, Woke};
 use crate::engine::run::{Reporter, RunError, stop_message};
 use crate::model::event::{ConfigFacts, EndFacts, EventKind, Outcome, WatchFacts};
 use crate::model::expect::Tally;
@@ -72,16 +73,21 @@ struct Filter {
 }
 
 impl Filter {
-    fn new(cfg: &WatchConfig) -> Result<Filter, RunError> {
+    /// The filters, `--peer` resolved in the event loop (a signal during a slow
+    /// lookup comes back as `Err(outcome)`).
+    fn new(
+        cfg: &WatchConfig,
+        lp: &mut EventLoop<'_>,
+        rep: &Reporter,
+    ) -> Result<Result<Filter, Outcome>, RunError> {
         let peer_ips = match &cfg.peer {
-            Some(p) => {
-                let ips: Vec<IpAddr> = (p.host.as_str(), 0)
-                    .to_socket_addrs()
-                    .map_err(RunError::socket("resolve --peer", &p.host))?
-                    .map(|a| a.ip().to_canonical())
-                    .collect();
-                Some(ips)
-            }
+            Some(p) => match lp.resolve(&rep.clock, &p.host, 0)? {
+                Resolved::Addrs(addrs) => {
+                    Some(addrs.into_iter().map(|a| a.ip().to_canonical()).collect())
+                }
+                Resolved::Failed(e) => return Err(RunError::socket("resolve --peer", &p.host)(e)),
+                Resolved::Interrupted(outcome) => return Ok(Err(outcome)),
+            },
             None => None,
         };
         let mut f = Filter {
@@ -96,7 +102,7 @@ impl Filter {
         if let Some(pid) = f.pid {
             f.pid_inodes = f.read_pid_inodes(pid)?;
         }
-        Ok(f)
+        Ok(Ok(f))
     }
 
     /// The socket inodes of `pid` and of its descendants (which hold a service's
@@ -234,10 +240,19 @@ struct Watch {
 }
 
 pub fn run(cfg: &WatchConfig, rep: &mut Reporter, signals: &Signals) -> Result<EndFacts, RunError> {
+    let mut lp = EventLoop::new(Some(signals))?;
+    let filter = match Filter::new(cfg, &mut lp, rep)? {
+        Ok(filter) => filter,
+        Err(outcome) => {
+            let end = interrupted_end(outcome);
+            rep.emit(RUN, EventKind::End(end.clone()))?;
+            return Ok(end);
+        }
+    };
     let mut w = Watch {
         diag: SockDiag::open().map_err(diag_error("watch connections"))?,
         destroy: None,
-        filter: Filter::new(cfg)?,
+        filter,
         owners: Owners::default(),
         conns: HashMap::new(),
         defaults: sysctl::system_defaults(),
@@ -252,7 +267,6 @@ pub fn run(cfg: &WatchConfig, rep: &mut Reporter, signals: &Signals) -> Result<E
     if cfg.dump_once {
         return w.dump_once(rep);
     }
-    let mut lp = EventLoop::new(Some(signals))?;
     match DestroyListener::open() {
         Ok(l) => {
             lp.watch(l.fd(), DESTROY, false)?;
