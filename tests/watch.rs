@@ -602,3 +602,40 @@ fn nix_is_root() -> bool {
         })
         .unwrap_or(false)
 }
+
+#[test]
+fn a_connection_in_the_accept_queue_joins_once_accepted_with_its_settings_read() {
+    let (l, port) = listener("127.0.0.1:0");
+    let client = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let (mut child, rx) = spawn_json(&[
+        "watch",
+        "--port",
+        &port.to_string(),
+        "--interval",
+        "100ms",
+        "--json",
+        "--for",
+        "1500ms",
+    ]);
+    // Not accepted for 400 ms: no process holds the server side yet.
+    std::thread::sleep(Duration::from_millis(400));
+    let (server, _) = l.accept().expect("accept");
+    keepalive_1s(&server);
+    let mut events = Vec::new();
+    while let Ok(v) = rx.recv_timeout(Duration::from_secs(5)) {
+        let done = v["event"] == "end" && v["conn"] == 0;
+        events.push(v);
+        if done {
+            break;
+        }
+    }
+    let _ = child.wait();
+    let w = watched_pair(&events, &server);
+    assert_eq!(w["pid"], std::process::id(), "{w}");
+    assert_eq!(w["settings_read"], true, "{w}");
+    assert_eq!(
+        w["idle_s"], 1,
+        "the settings the application set after accept: {w}"
+    );
+    drop(client);
+}

@@ -45,6 +45,11 @@ const RUN: u64 = 0;
 /// before it is judged without one: an owner closes a socket that failed within
 /// milliseconds, and one that keeps it open is itself evidence.
 const DESTROY_GRACE: Duration = Duration::from_secs(1);
+/// An ESTABLISHED socket without an inode is still in its listener's accept
+/// queue: no process holds it yet, so neither its owner nor its settings (which
+/// the application sets after accept) can be known. It joins once accepted, or
+/// after this long if never.
+const UNACCEPTED_WAIT: Duration = Duration::from_secs(1);
 
 /// Our errors already name the cause in their text; as an io::Error's message
 /// (not its source) they print once, not twice, in the error chain.
@@ -237,6 +242,8 @@ struct Watch {
     /// Processes whose sockets cannot be opened (not permitted, no pidfd_getfd),
     /// with the reason: not asked again.
     unreadable: HashMap<u32, String>,
+    /// Sockets seen in an accept queue, with when first seen.
+    unaccepted: HashMap<u64, Duration>,
 }
 
 pub fn run(cfg: &WatchConfig, rep: &mut Reporter, signals: &Signals) -> Result<EndFacts, RunError> {
@@ -263,6 +270,7 @@ pub fn run(cfg: &WatchConfig, rep: &mut Reporter, signals: &Signals) -> Result<E
         fresh: Vec::new(),
         tally: Tally::default(),
         unreadable: HashMap::new(),
+        unaccepted: HashMap::new(),
     };
     if cfg.dump_once {
         return w.dump_once(rep);
@@ -430,6 +438,16 @@ impl Watch {
 
     fn pass(&mut self, rep: &mut Reporter, now: Duration) -> Result<(), RunError> {
         self.collect()?;
+        let in_dump: HashSet<u64> = self.batch.iter().map(|e| e.cookie).collect();
+        self.unaccepted.retain(|c, _| in_dump.contains(c));
+        let unaccepted = &mut self.unaccepted;
+        self.fresh.retain(|e| {
+            if e.inode != 0 {
+                return true;
+            }
+            let first = *unaccepted.entry(e.cookie).or_insert(now);
+            now.saturating_sub(first) >= UNACCEPTED_WAIT
+        });
         if !self.fresh.is_empty() {
             // Marks new inodes, then one /proc scan labels them all.
             for e in &self.fresh {
@@ -513,6 +531,13 @@ impl Watch {
 
     /// Reads a socket's settings through pidfd_getfd, or says why not.
     fn read_settings(&mut self, owner: Option<&Owner>, inode: u32) -> Result<Effective, String> {
+        if inode == 0 {
+            return Err(
+                "not accepted by its listener yet: no process holds it, so its settings are \
+                 the listener's as inherited, not read"
+                    .to_string(),
+            );
+        }
         let Some(owner) = owner else {
             return Err(
                 "its owner is not visible to this user: run watch as root (or as the owner) \
