@@ -633,7 +633,17 @@ impl Timeline {
                      from the first window probe{}, answered or not",
                     zw.timer
                         .first_probe_at
-                        .map(|t| format!(" at +{:.3}s", t.as_secs_f64()))
+                        // Relative to the last contact (the line's clock is the
+                        // renderer's to choose).
+                        .map(|t| match t.checked_sub(self.last_contact) {
+                            Some(after) => {
+                                format!(" {:.3}s after the last contact", after.as_secs_f64())
+                            }
+                            None => format!(
+                                " {:.3}s before the last contact",
+                                (self.last_contact - t).as_secs_f64()
+                            ),
+                        })
                         .unwrap_or_default()
                 ),
                 _ => format!(
@@ -682,7 +692,15 @@ impl Timeline {
                 "{} keepalive probe(s){}, then {}",
                 f.probes.len(),
                 first
-                    .map(|t| format!(" from +{:.3}s every {}s", t.as_secs_f64(), self.eff.intvl_s))
+                    // Relative to the last contact, not the run: the line's own clock
+                    // (run time or UTC) is the renderer's to choose.
+                    .map(|t| {
+                        format!(
+                            " from {:.3}s after the last contact, every {}s",
+                            t.saturating_sub(self.last_contact).as_secs_f64(),
+                            self.eff.intvl_s
+                        )
+                    })
                     .unwrap_or_default(),
                 match bound {
                     Bound::UserTimeout => format!(

@@ -90,6 +90,25 @@ impl Human {
 
 use crate::model::units::{secs_fixed, secs_text, since_start as rel};
 
+/// The one clock of a line: the times in its text are on the same clock as its
+/// time column (run time, or UTC under `--timestamps abs`).
+#[derive(Debug, Clone, Copy)]
+enum LineClock {
+    Relative,
+    /// The wall-clock time of the run's start (None: before the epoch, never here).
+    Wall(Option<std::time::SystemTime>),
+}
+
+impl LineClock {
+    fn at(self, t: std::time::Duration) -> String {
+        match self {
+            LineClock::Relative => rel(t),
+            LineClock::Wall(Some(start)) => super::json::rfc3339(start + t),
+            LineClock::Wall(None) => rel(t),
+        }
+    }
+}
+
 fn opt_secs(v: Option<f64>) -> String {
     v.map_or("never".to_string(), secs_fixed)
 }
@@ -324,15 +343,15 @@ fn bound_text(bound: &str) -> &'static str {
     }
 }
 
-fn prediction_line(p: &Prediction) -> String {
+fn prediction_line(p: &Prediction, clock: LineClock) -> String {
     match p.dead_at {
         Some(dead) => format!(
             "{} path: dead at {} if the peer answers nothing more ({}s after the last contact \
              at {}, up to {:.3}s later by the timer wheel): {}",
             p.path,
-            rel(dead),
+            clock.at(dead),
             p.detect_s().map_or("?".to_string(), |d| format!("{d:.3}")),
-            rel(p.since),
+            clock.at(p.since),
             p.late_by_up_to.as_secs_f64(),
             p.explain
         ),
@@ -341,7 +360,7 @@ fn prediction_line(p: &Prediction) -> String {
 }
 
 /// The event's name and facts as text lines (most events are one line).
-fn describe(kind: &EventKind) -> Vec<(&'static str, String)> {
+fn describe(kind: &EventKind, clock: LineClock) -> Vec<(&'static str, String)> {
     let one = |text: String| vec![(kind.name(), text)];
     match kind {
         EventKind::Listening { local, max_conns } => {
@@ -350,25 +369,28 @@ fn describe(kind: &EventKind) -> Vec<(&'static str, String)> {
         EventKind::Refused { peer, reason } => one(format!("{peer}: {reason}")),
         EventKind::Connected { local, peer } => one(format!("{local} -> {peer}")),
         EventKind::Config(f) => config_lines(f),
-        EventKind::Idle { since } => one(format!("last contact with the peer at {}", rel(*since))),
+        EventKind::Idle { since } => one(format!(
+            "last contact with the peer at {}",
+            clock.at(*since)
+        )),
         EventKind::ProbeWindow { due, dead_at } => one(match dead_at {
             Some(dead) => format!(
                 "first probe due at {}; dead at {} if none is answered",
-                rel(*due),
-                rel(*dead)
+                clock.at(*due),
+                clock.at(*dead)
             ),
-            None => format!("first probe due at {}", rel(*due)),
+            None => format!("first probe due at {}", clock.at(*due)),
         }),
-        EventKind::Probe { n, due } => one(format!("#{n} sent (due at {})", rel(*due))),
+        EventKind::Probe { n, due } => one(format!("#{n} sent (due at {})", clock.at(*due))),
         EventKind::ProbeAcked { n } => one(format!("#{n} answered: the peer is alive")),
         EventKind::Retransmit { n, unacked } => one(format!(
             "#{n}, {unacked} segment(s) unacknowledged: keepalive is suspended while data is in flight"
         )),
-        EventKind::Prediction(p) => one(prediction_line(p)),
+        EventKind::Prediction(p) => one(prediction_line(p, clock)),
         EventKind::ZeroWindow { unsent, probe_due } => one(format!(
             "the peer stopped reading: its window is 0 with {unsent} bytes waiting; keepalive \
              stops, window probes start (first due at {})",
-            rel(*probe_due)
+            clock.at(*probe_due)
         )),
         EventKind::WindowOpen { after, probes } => one(format!(
             "the peer reads again: window open after {:.3}s and {probes} window probe(s)",
@@ -376,7 +398,7 @@ fn describe(kind: &EventKind) -> Vec<(&'static str, String)> {
         )),
         EventKind::WindowProbe { n, due, unanswered } => one(format!(
             "#{n} sent (due at {}); {unanswered} unanswered since the last answer",
-            rel(*due)
+            clock.at(*due)
         )),
         EventKind::WindowProbeAcked { n } => one(format!(
             "#{n} answered: the peer's kernel is alive, its window still 0"
@@ -390,12 +412,13 @@ fn describe(kind: &EventKind) -> Vec<(&'static str, String)> {
         } => one(format!(
             "SYN sent to {peer}; gives up at {} ({}; {retransmits} SYN retransmission(s) \
              before, syn_retries {syn_retries})",
-            rel(*deadline),
+            clock.at(*deadline),
             bound_text(bound)
         )),
-        EventKind::SynRetransmit { n, due } => {
-            one(format!("#{n}: no answer to the SYN (due at {})", rel(*due)))
-        }
+        EventKind::SynRetransmit { n, due } => one(format!(
+            "#{n}: no answer to the SYN (due at {})",
+            clock.at(*due)
+        )),
         EventKind::Data {
             bytes_in,
             bytes_out,
@@ -513,7 +536,11 @@ impl Sink for Human {
         } else {
             String::new()
         };
-        for (name, text) in describe(&event.kind) {
+        let clock = match self.timestamps {
+            Timestamps::Relative => LineClock::Relative,
+            Timestamps::Absolute => LineClock::Wall(event.wall.checked_sub(event.at)),
+        };
+        for (name, text) in describe(&event.kind, clock) {
             if self.color {
                 // Pad first, then colour, so the columns line up as in plain output.
                 let padded = format!("{name:<12}");

@@ -147,6 +147,29 @@ mod snapshot_tests {
     }
 
     #[test]
+    fn absolute_timestamps_put_every_time_on_the_wall_clock() {
+        let buf = Shared::default();
+        let text = render(
+            Human::with_color(Box::new(buf.clone()), Timestamps::Absolute, false, false),
+            &buf,
+        );
+        for line in text.lines() {
+            let run_time = line
+                .as_bytes()
+                .windows(2)
+                .any(|w| w[0] == b'+' && w[1].is_ascii_digit());
+            assert!(!run_time, "a run time in an absolute line: {line}");
+        }
+        let buf = Shared::default();
+        let rel = render(
+            Human::with_color(Box::new(buf.clone()), Timestamps::Relative, false, false),
+            &buf,
+        );
+        assert!(rel.contains("last contact with the peer at +"), "{rel}");
+        assert!(text.contains("last contact with the peer at 20"), "{text}");
+    }
+
+    #[test]
     fn json_renders_every_event_kind() {
         let buf = Shared::default();
         let text = render(Json::new(Box::new(buf.clone())), &buf);

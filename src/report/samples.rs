@@ -229,7 +229,7 @@ pub fn one_of_each() -> Vec<Event> {
                 late_by_up_to: ms(520),
                 bound: "user-timeout",
                 probes: 1,
-                explain: "1 keepalive probe(s) from +12.020s every 11s, then the user timeout \
+                explain: "1 keepalive probe(s) from 11.000s after the last contact, every 11s, then the user timeout \
                           (5000ms since the last contact) ends it at a firing"
                     .into(),
             }
@@ -245,7 +245,7 @@ pub fn one_of_each() -> Vec<Event> {
                 bound: "user-timeout",
                 probes: 0,
                 explain: "the peer stopped reading: the user timeout (4000ms) ends it, counted \
-                          from the first window probe at +0.262s, answered or not"
+                          from the first window probe 3.034s before the last contact, answered or not"
                     .into(),
             }
             .with_detect(),
