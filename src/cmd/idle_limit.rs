@@ -182,7 +182,8 @@ impl Flow {
                 Outcome::ConnectFailed,
                 e.raw_os_error(),
                 format!(
-                    "test flow {} to {addr} failed before it was held: {e}",
+                    "test flow {} to {addr} failed before it was held: {e} (more flows than \
+                     the listener's --max-conns? see --parallel)",
                     self.id
                 ),
             ),
@@ -370,9 +371,12 @@ impl Progress {
         let _ = write!(std::io::stderr().lock(), "\r\x1b[K{text}");
     }
 
+    /// Erases the line (before a timeline line, or at the end); the next `show`
+    /// draws it again at once.
     fn clear(&mut self) {
         if self.shown {
             self.shown = false;
+            self.next = Duration::ZERO;
             let _ = write!(std::io::stderr().lock(), "\r\x1b[K");
         }
     }
@@ -424,6 +428,7 @@ fn run_round(
     ) else {
         return Ok(RoundEnd::Done);
     };
+    m.progress.clear();
     rep.emit(
         RUN,
         EventKind::IdleRound {
@@ -506,6 +511,7 @@ fn run_round(
                 }
                 Step::Done(check, idle) => {
                     let f = flows.swap_remove(i);
+                    m.progress.clear();
                     rep.emit(
                         f.id,
                         EventKind::IdleCheck {

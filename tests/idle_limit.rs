@@ -1,0 +1,126 @@
+//! `idle-limit` on loopback (no root, no middlebox): the listener side of the HOLD
+//! protocol (keepalive off, the `in` check's PING), a path that keeps every flow up
+//! to --max, a far side that is not tcpalive, a refused target, and the progress
+//! line only on a terminal. The NAT measurements are lab tests (tests/lab.rs).
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{bin, count, end_of, listen, run_json};
+use serde_json::Value;
+
+/// Everything the listener printed until it has been quiet for a moment.
+fn drain(rx: &std::sync::mpsc::Receiver<Value>) -> Vec<Value> {
+    let mut got = Vec::new();
+    while let Ok(v) = rx.recv_timeout(Duration::from_millis(500)) {
+        got.push(v);
+    }
+    got
+}
+
+#[test]
+fn loopback_keeps_every_flow_up_to_max() {
+    let l = listen(&[]);
+    let target = format!("127.0.0.1:{}", l.port);
+    let (code, lines, stderr) = run_json(&["idle-limit", &target, "--max", "3", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let end = end_of(&lines);
+    assert_eq!(end["idle_limit_s"], Value::Null, "{end}");
+    assert_eq!(end["drop_mode"], Value::Null, "{end}");
+    assert_eq!(end["directions_tested"], "both", "{end}");
+    assert_eq!(end["rounds"], 1, "{end}");
+    // the grid 1.8 s, 3 s in each direction, every flow survived its idle time
+    let checks: Vec<&Value> = lines
+        .iter()
+        .filter(|e| e["event"] == "idle-check")
+        .collect();
+    assert_eq!(checks.len(), 4, "{lines:?}");
+    for c in &checks {
+        assert_eq!(c["result"], "survived", "{c}");
+        let idle = c["idle_s"].as_f64().expect("idle_s");
+        assert!(idle == 1.8 || idle == 3.0, "{c}");
+        // a check comes when its idle time is over, not before
+        assert!(c["t"].as_f64().expect("t") >= idle, "{c}");
+    }
+    assert_eq!(end["flows"], 4);
+    // the listener turned its keepalive off on each flow (HOLD), and sent the
+    // `in` flows their PING itself
+    let heard = drain(&l.lines);
+    let off = heard
+        .iter()
+        .filter(|e| e["event"] == "config" && e["keepalive"] == false)
+        .count();
+    assert_eq!(off, 4, "{heard:?}");
+    assert_eq!(count(&heard, "heartbeat"), 2, "{heard:?}");
+    assert_eq!(count(&heard, "end"), 4, "each flow closed: {heard:?}");
+}
+
+#[test]
+fn a_far_side_that_is_not_tcpalive_is_an_error() {
+    // accepts and stays silent: HOLD is never answered
+    let server = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let target = server.local_addr().expect("addr").to_string();
+    let hold = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in server.incoming().take(4) {
+            held.push(c);
+        }
+        std::thread::sleep(Duration::from_secs(3));
+    });
+    let (code, lines, _) = run_json(&[
+        "idle-limit",
+        &target,
+        "--max",
+        "3",
+        "--connect-timeout",
+        "1s",
+        "--json",
+    ]);
+    let end = end_of(&lines);
+    assert_eq!(code, 1, "{end}");
+    assert_eq!(end["outcome"], "error");
+    assert!(
+        end["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("did not answer HOLD")),
+        "{end}"
+    );
+    let _ = hold.join();
+}
+
+#[test]
+fn a_refused_target_is_connect_failed() {
+    let (code, lines, _) = run_json(&["idle-limit", "127.0.0.1:1", "--json"]);
+    let end = end_of(&lines);
+    assert_eq!(code, 3, "{end}");
+    assert_eq!(end["outcome"], "connect-failed");
+    assert_eq!(end["errno"], "ECONNREFUSED");
+}
+
+/// The progress line goes to stderr on a terminal only (a pty made by util-linux
+/// `script`), never into a pipe.
+#[test]
+fn progress_only_on_a_terminal() {
+    let l = listen(&[]);
+    let args = format!("idle-limit 127.0.0.1:{} --max 2 --direction out", l.port);
+    let on_pty = Command::new("script")
+        .args(["-q", "-e", "-c", &format!("{} {args}", bin()), "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run script (util-linux)");
+    assert_eq!(on_pty.status.code(), Some(0), "{on_pty:?}");
+    let text = String::from_utf8_lossy(&on_pty.stdout);
+    assert!(
+        text.contains("\r\x1b[Kidle-limit: round 1, 1 flow(s) waiting"),
+        "{text:?}"
+    );
+    let piped = Command::new(bin())
+        .args(args.split(' '))
+        .output()
+        .expect("run");
+    assert_eq!(piped.status.code(), Some(0), "{piped:?}");
+    let err = String::from_utf8_lossy(&piped.stderr);
+    assert!(err.is_empty(), "no progress into a pipe: {err:?}");
+}
