@@ -46,6 +46,12 @@ cable-pull-direct|cd|direct|timeout||cable pull on a direct veth pair: the local
 nat-drop|nd|nat|timeout|--idle 12 --intvl 1 --cnt 2|NAT router forgets idle flows after --ct-timeout (8 s): keepalive idle 12 s is too late, its first probe is dropped (--nat-reset: answered with RST)
 nat-kept|nk|nat|alive|--idle 5 --intvl 1 --cnt 2 --for 20|NAT router forgets idle flows after --ct-timeout (8 s): keepalive idle 5 s refreshes the flow in time
 nat-limit|nl|nat|alive||idle-limit through the NAT router: finds --ct-timeout within +-1 s (args go to idle-limit, not connect)
+zero-window-uto|zu|switch|timeout|--send-every 50ms --send-size 65536 --user-timeout 4s|peer stops reading (listen --no-read --rcvbuf 4096) but its kernel answers every window probe: the user timeout ends it 4 s after the first window probe
+zero-window-pull|zp|switch|timeout|--send-every 50ms --send-size 65536|peer stops reading, then its cable is pulled: tcp_retries2 (2 in the client namespace) unanswered window probes end it
+ka-intvl|ki|switch|timeout|--idle 1 --intvl 2 --cnt 2|intvl longer than idle: the probe after an answered one comes intvl after it, not idle after the answer; cable pulled after the first answer
+late-timer|lt|switch|timeout|--idle 3 --intvl 3 --cnt 1|3 s keepalive timers (timer-wheel level 2, 256 ms granularity at HZ=250) fire late without any warning
+syn-uto|su|switch|connect-failed|--user-timeout 3s --connect-timeout 10s|connect to a host that never answers: SYNs at 0, 1, 2 s; the user timeout ends the attempt at 3 s
+syn-retries|sr|switch|connect-failed|--connect-timeout 30s|connect to a host that never answers with tcp_syn_retries 2 in the client namespace: SYNs 1 s apart (linear timeouts), the 7 s budget ends it
 '
 
 die()   { echo "lab: $*" >&2; exit $EXIT_FAIL; }
@@ -88,8 +94,11 @@ SCEN_ARGS=$(scenario_field "$SCENARIO" 5)
 
 OUT=${LAB_OUT:-}
 PCAP=${LAB_PCAP:-0}
-[ "$SCENARIO" = fidelity ] && PCAP=1
+case $SCENARIO in fidelity|zero-window-*|ka-intvl|late-timer|syn-*) PCAP=1 ;; esac
 FAULT_AFTER=0.5
+# the zero-window cable pull waits for a few answered window probes; ka-intvl for the
+# first answered keepalive probe (at 1 s)
+case $SCENARIO in zero-window-pull) FAULT_AFTER=2.5 ;; ka-intvl) FAULT_AFTER=1.5 ;; esac
 MAX_WAIT=60
 CT_TIMEOUT=8
 NAT_RESET=0
@@ -112,13 +121,21 @@ done
 # replaces the default/scenario one (clap rejects repeated flags).
 user_has() { local a; for a in "${USER_ARGS[@]+"${USER_ARGS[@]}"}"; do case $a in "$1"|"$1"=*) return 0 ;; esac; done; return 1; }
 CONNECT_ARGS=()
+scen_has() { local a; for a in $SCEN_ARGS; do [ "$a" = "$1" ] && return 0; done; return 1; }
 add_default() {  # add_default FLAG [VALUE]
     user_has "$1" && return 0
     user_has --no-keepalive && case $1 in --idle|--intvl|--cnt) return 0 ;; esac
     CONNECT_ARGS+=("$@")
 }
-# nat-* scenarios bring their own keepalive (nat-limit runs idle-limit instead)
-case $SCENARIO in nat-*) ;; *) add_default --idle 1; add_default --intvl 1; add_default --cnt 3 ;; esac
+# nat-* scenarios bring their own keepalive (nat-limit runs idle-limit instead); a
+# default the scenario sets itself is left out (clap rejects repeated flags)
+case $SCENARIO in
+    nat-*) ;;
+    *) for flag in --idle --intvl --cnt; do
+           case $flag in --idle|--intvl) value=1 ;; *) value=3 ;; esac
+           scen_has "$flag" || add_default "$flag" "$value"
+       done ;;
+esac
 [ "$SCENARIO" = nat-drop ] && [ "$NAT_RESET" = 1 ] && EXPECTED=reset
 set -- $SCEN_ARGS
 while [ $# -gt 0 ]; do
@@ -316,8 +333,8 @@ record_fault() {  # record_fault DESCRIPTION [EPOCH]
 
 inject_fault() {
     case $SCENARIO in
-        alive|nat-drop|nat-kept) FAULT_EPOCH=''; echo "none" > "$WORK/fault_at" ;;
-        cable-pull|cable-pull-direct|fidelity|busy)
+        alive|nat-drop|nat-kept|zero-window-uto) FAULT_EPOCH=''; echo "none" > "$WORK/fault_at" ;;
+        cable-pull|cable-pull-direct|fidelity|busy|zero-window-pull|ka-intvl|late-timer)
             record_fault "ip link set $DEV_S down (in $NS_S)"
             ip -n "$NS_S" link set "$DEV_S" down || die "link down failed" ;;
         reboot)
@@ -362,6 +379,11 @@ else
 fi
 alloc_slot
 setup_topology
+# per-namespace kernel settings some scenarios need (sysctls are per network namespace)
+case $SCENARIO in
+    zero-window-pull) ip netns exec "$NS_C" sysctl -qw net.ipv4.tcp_retries2=2 || unavailable "cannot set tcp_retries2 in $NS_C" ;;
+    syn-retries) ip netns exec "$NS_C" sysctl -qw net.ipv4.tcp_syn_retries=2 || unavailable "cannot set tcp_syn_retries in $NS_C" ;;
+esac
 log "scenario $SCENARIO: $NS_C ($C_ADDR) -> $NS_S ($S_ADDR:$PORT)${NS_R:+ via $NS_R}"
 
 LISTEN_ARGS=(--once --json)
@@ -371,6 +393,8 @@ LISTEN_ARGS=(--once --json)
 [ "$SCENARIO" = nat-limit ] && LISTEN_ARGS=(--json)
 RESET_AFTER=''
 if [ "$SCENARIO" = aborts ]; then RESET_AFTER=1.5s; LISTEN_ARGS+=(--reset-after "$RESET_AFTER"); fi
+# a peer whose application stopped reading: its 4 KiB receive buffer fills at once
+case $SCENARIO in zero-window-*) LISTEN_ARGS+=(--no-read --rcvbuf 4096) ;; esac
 
 if [ "$PCAP" = 1 ]; then
     ip netns exec "$NS_C" tcpdump -i "$DEV_C" -n -tt -S -l -U "tcp port $PORT" >"$WORK/pcap.txt" 2>"$WORK/tcpdump.err" &
@@ -416,14 +440,26 @@ if [ "$SCENARIO" = nat-limit ]; then
     grep -q '"pass":true' "$WORK/verdict.json" || exit $EXIT_FAIL
     exit 0
 fi
+# the connect-phase scenarios: the server host never answers (its replies to the
+# client are blackholed in its namespace), before the SYN leaves
+case $SCENARIO in syn-*)
+    record_fault "ip route add blackhole $C_ADDR/32 (in $NS_S): the server never answers"
+    ip -n "$NS_S" route add blackhole "$C_ADDR/32" || die "blackhole route failed" ;;
+esac
 
 log "connect ${CONNECT_ARGS[*]}"
 ip netns exec "$NS_C" "$BIN" connect "$S_ADDR:$PORT" --json "${CONNECT_ARGS[@]}" >"$WORK/connect.jsonl" 2>"$WORK/connect.err" &
 CONNECT_PID=$!
-wait_event "$WORK/connect.jsonl" connected 5 "$CONNECT_PID" \
-    || die "connect did not report 'connected': $(tail -3 "$WORK/connect.err")"
+case $SCENARIO in
+    syn-*) wait_event "$WORK/connect.jsonl" connecting 5 "$CONNECT_PID" \
+        || die "connect did not report 'connecting': $(tail -3 "$WORK/connect.err")" ;;
+    *) wait_event "$WORK/connect.jsonl" connected 5 "$CONNECT_PID" \
+        || die "connect did not report 'connected': $(tail -3 "$WORK/connect.err")" ;;
+esac
 
-if [ "$SCENARIO" = aborts ]; then
+if [ "${SCENARIO%%-*}" = syn ]; then
+    :   # the fault is in place since before the SYN
+elif [ "$SCENARIO" = aborts ]; then
     wait_event "$WORK/listen.jsonl" connected 5 "$LISTEN_PID" || die "listener did not report 'connected'"
     inject_fault
 else
@@ -456,6 +492,8 @@ function num(v) { return (v == "" || v == "null") ? "null" : v + 0 }
                         bpred = jget($0, "predicted_busy_detect_s") }
 /"event":"probe"/     { probes++ }
 /"event":"probe-acked"/ { acked++; if (fault == "" || rfc3339(jget($0, "time")) < fault) last = jget($0, "t") + 0 }
+/"event":"connecting"/ { connecting_t = jget($0, "t") + 0; deadline = jget($0, "deadline") }
+/"event":"prediction"/ { late = jget($0, "late_by_up_to_s") + 0 }
 /"event":"end"/       { outcome = jget($0, "outcome"); errno = jget($0, "errno"); code = jget($0, "exit_code")
                         detect = jget($0, "detect_s"); pred = jget($0, "predicted_detect_s"); end_t = jget($0, "t") + 0
                         end_epoch = rfc3339(jget($0, "time")) }
@@ -464,9 +502,11 @@ END {
     fault_rel = (fault != "" && start) ? fault - start : ""
     # the scenario model: when should the end come, in seconds after the last contact
     tol = 0.15; want = ""
-    if (scen == "cable-pull" || scen == "fidelity" || scen == "icmp-idle" || scen == "nat-drop") want = pred
-    if (scen == "nat-drop" && natreset) want = idle   # the first probe is answered with RST
-    if (scen == "nat-drop") tol = 0.3   # a 12 s keepalive timer fires up to 256 ms late (timer wheel)
+    late_ok = 0
+    if (scen == "nat-drop") { want = natreset ? idle : pred; tol = 0.3 }   # a 12 s keepalive timer fires up to 256 ms late (timer wheel); with --nat-reset the first probe is answered with RST
+    else if (scen == "cable-pull" || scen == "fidelity" || scen == "icmp-idle" || scen ~ /^zero-window-/ || scen == "ka-intvl") want = pred
+    else if (scen == "late-timer") { want = pred; late_ok = late }   # the wheel may fire each timer up to its granularity late
+    else if (scen ~ /^syn-/) want = deadline - connecting_t
     else if (scen == "cable-pull-direct") { want = pred; tol = -1 }
     else if (scen == "reboot" && intvl > 0) {
         k = 0; while (last + idle + k * intvl <= fault_rel + 0.01) k++   # first probe after the reboot gets the RST
@@ -474,21 +514,22 @@ END {
     } else if (scen == "exits" || scen == "aborts") { want = fault_rel - last; tol = -1 }   # judged by reaction_s below
     else if (scen == "busy" || scen == "icmp-busy") { want = (bpred != "" && bpred != "null") ? bpred : pred; tol = -1 }   # retransmission timing: reported, not judged
     measured = (detect != "" && detect != "null") ? detect + 0 : ((end_t && outcome != "alive") ? end_t - last : "")
+    if (scen ~ /^syn-/) measured = end_t - connecting_t
     timing_ok = "null"
-    if (want != "" && want != "null" && measured != "" && tol > 0) { d = measured - want; if (d < 0) d = -d; timing_ok = (d <= tol) ? "true" : "false" }
+    if (want != "" && want != "null" && measured != "" && tol > 0) { d = measured - want; timing_ok = (d >= -tol && d <= tol + late_ok) ? "true" : "false" }
     # reaction: from the injected fault to the end event (wall clock), for faults the peer announces
     reaction = (fault != "" && end_epoch) ? end_epoch - fault : ""
     if ((scen == "exits" || scen == "aborts") && reaction != "") timing_ok = (reaction >= -0.05 && reaction <= 0.15) ? "true" : "false"
     n = split(expected, ok, ",") ; match_ok = 0
     for (i = 1; i <= n; i++) if (ok[i] == outcome) match_ok = 1
-    want_code["alive"] = 0; want_code["eof"] = 4; want_code["reset"] = 5; want_code["timeout"] = 6; want_code["unreachable"] = 7
+    want_code["alive"] = 0; want_code["connect-failed"] = 3; want_code["eof"] = 4; want_code["reset"] = 5; want_code["timeout"] = 6; want_code["unreachable"] = 7
     code_ok = (outcome in want_code) && (rc + 0 == want_code[outcome]) && (code == "" || code + 0 == rc + 0)
     pass = match_ok && code_ok && timing_ok != "false" && ((scen != "alive" && scen != "nat-kept") || acked >= 2)
     why = ""
     if (!match_ok) why = "outcome " (outcome == "" ? "(none)" : outcome) " is not " expected
     else if (!code_ok) why = "exit code " rc " does not match outcome " outcome
     else if (timing_ok == "false" && tol < 0) why = sprintf("ended %.3fs after the fault, expected within 0.15s", reaction)
-    else if (timing_ok == "false") why = sprintf("detected after %.3fs, expected %.3fs +-%.2fs", measured, want, tol)
+    else if (timing_ok == "false") why = sprintf("detected after %.3fs, expected %.3fs -%.2fs..+%.2fs", measured, want, tol, tol + late_ok)
     else if ((scen == "alive" || scen == "nat-kept") && acked < 2) why = "fewer than 2 probe-acked events"
     printf "{\"scenario\":\"%s\",\"pass\":%s,\"reason\":\"%s\",\"expected_outcomes\":\"%s\",", scen, pass ? "true" : "false", why, expected
     printf "\"outcome\":%s,\"errno\":%s,\"exit_code\":%d,", outcome == "" ? "null" : "\"" outcome "\"", (errno == "" || errno == "null") ? "null" : "\"" errno "\"", rc
@@ -497,13 +538,25 @@ END {
     printf "\"idle_s\":%s,\"intvl_s\":%s,\"cnt\":%s,\"user_timeout_ms\":%s,\"probes\":%d,\"probes_acked\":%d}\n", num(idle), num(intvl), num(cnt), num(uto), probes, acked
 }' scen="$SCENARIO" expected="$EXPECTED" rc="$CONNECT_RC" fault="$FAULT_EPOCH" natreset="$NAT_RESET" "$WORK/connect.jsonl" > "$WORK/verdict.json"
 
-# fidelity: every keepalive probe seen on the wire has its probe event, in order, within 50 ms.
-# A probe on the wire is a pure ACK (length 0) from the client after the handshake's ACK.
+# fidelity: every probe seen on the wire has its event, in order, within 50 ms. A
+# keepalive or zero-window probe on the wire is a pure ACK (length 0) from the client
+# after the handshake's ACK (the zero-window scenarios' peer sends no data, so the
+# client sends no other pure ACK); a SYN retransmission is every client SYN after the
+# first.
 if [ "$PCAP" = 1 ]; then
+    case $SCENARIO in
+        zero-window-*) PROBE_EVENT=window-probe ;;
+        syn-*) PROBE_EVENT=syn-retransmit ;;
+        *) PROBE_EVENT=probe ;;
+    esac
     jawk '
     FNR == 1 { file++ }
-    file == 1 && /"event":"probe"/ { ev[++ne] = rfc3339(jget($0, "time")) }
-    file == 2 && substr($3, 1, length(client) + 1) == client "." && $4 == ">" && / Flags \[\.\],/ && / length 0$/ {
+    file == 1 && index($0, "\"event\":\"" evname "\"") { ev[++ne] = rfc3339(jget($0, "time")) }
+    file == 2 && evname == "syn-retransmit" && substr($3, 1, length(client) + 1) == client "." && $4 == ">" && / Flags \[S\],/ {
+        if (!first_syn_seen) { first_syn_seen = 1; next }
+        wire[++nw] = $1 + 0
+    }
+    file == 2 && evname != "syn-retransmit" && substr($3, 1, length(client) + 1) == client "." && $4 == ">" && / Flags \[\.\],/ && / length 0$/ {
         if (!handshake_seen) { handshake_seen = 1; next }
         wire[++nw] = $1 + 0
     }
@@ -516,10 +569,11 @@ if [ "$PCAP" = 1 ]; then
             if (d > 0.05) ok = 0
         }
         printf "{\"wire_probes\":%d,\"event_probes\":%d,\"worst_offset_ms\":%.1f,\"ok\":%s}\n", nw, ne, worst * 1000, ok ? "true" : "false"
-    }' client="$C_ADDR" "$WORK/connect.jsonl" "$WORK/pcap.txt" > "$WORK/fidelity.json"
+    }' client="$C_ADDR" evname="$PROBE_EVENT" "$WORK/connect.jsonl" "$WORK/pcap.txt" > "$WORK/fidelity.json"
     # fold it into the verdict
     FID=$(cat "$WORK/fidelity.json")
-    if [ "$SCENARIO" = fidelity ] && ! grep -q '"ok":true' "$WORK/fidelity.json"; then
+    case $SCENARIO in fidelity|zero-window-*|ka-intvl|late-timer|syn-*) WIRE_JUDGED=1 ;; *) WIRE_JUDGED=0 ;; esac
+    if [ "$WIRE_JUDGED" = 1 ] && ! grep -q '"ok":true' "$WORK/fidelity.json"; then
         sed -i 's/"pass":true,"reason":""/"pass":false,"reason":"wire probes and probe events disagree"/' "$WORK/verdict.json"
     fi
     sed -i "s/}\$/,\"fidelity\":${FID//\//\\/}}/" "$WORK/verdict.json"

@@ -153,6 +153,7 @@ fn assert_end(run: &LabRun, outcomes: &[&str], errnos: &[Option<&str>]) -> f64 {
         "reset" => 5,
         "timeout" => 6,
         "unreachable" => 7,
+        "connect-failed" => 3,
         other => panic!("unexpected outcome {other}"),
     };
     assert_eq!(
@@ -704,4 +705,251 @@ fn lab_nat_drops_late_keepalive_and_keeps_early() {
     );
     assert_end(&runs[2], &["alive"], &[None]);
     assert!(events(&runs[2], "probe-acked").count() >= 2);
+}
+
+// ---------------------------------------------------------------- issue 10
+// The timeline in every state, each event checked against tcpdump on the client.
+
+/// Every event named `name` lands within 50 ms of its packet on the wire, in order,
+/// one for one.
+fn assert_wire(run: &LabRun, name: &str, wire: &[f64]) {
+    let pcap = std::fs::read_to_string(run.dir.join("pcap.txt")).unwrap_or_default();
+    let evs: Vec<f64> = events(run, name)
+        .map(|e| rfc3339(e["time"].as_str().expect("time")).expect("RFC 3339 time"))
+        .collect();
+    assert!(!wire.is_empty(), "no {name} on the wire\n{pcap}");
+    assert_eq!(
+        wire.len(),
+        evs.len(),
+        "wire {wire:?} vs {name} events {evs:?}\n{pcap}"
+    );
+    for (i, (w, e)) in wire.iter().zip(&evs).enumerate() {
+        let off = e - w;
+        assert!(
+            (0.0 - 0.005..=0.050).contains(&off),
+            "{name} {}: event {off:+.4}s from the wire",
+            i + 1
+        );
+    }
+}
+
+fn client_addr(run: &LabRun) -> String {
+    run.connect
+        .iter()
+        .find(|e| e["event"] == "connected")
+        .and_then(|e| e["local"].as_str())
+        .expect("connected.local")
+        .to_string()
+}
+
+fn pcap(run: &LabRun) -> String {
+    std::fs::read_to_string(run.dir.join("pcap.txt")).expect("pcap.txt")
+}
+
+/// SYN retransmissions in `tcpdump -n -tt -S` text: every SYN to `peer` after the
+/// first.
+fn wire_syn_retransmits(pcap: &str, peer: &str) -> Vec<f64> {
+    let peer_dotted = match peer.rsplit_once(':') {
+        Some((a, p)) => format!("{a}.{p}:"),
+        None => peer.to_string(),
+    };
+    let syns: Vec<f64> = pcap
+        .lines()
+        .filter(|l| l.contains(" Flags [S],"))
+        .filter(|l| l.split_whitespace().nth(4) == Some(peer_dotted.as_str()))
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    syns.into_iter().skip(1).collect()
+}
+
+fn t_of(run: &LabRun, name: &str) -> Vec<f64> {
+    events(run, name).map(|e| f(e, "t")).collect()
+}
+
+/// Detection within 150 ms of the prediction in force at the last contact.
+fn assert_detected_as_predicted(run: &LabRun) {
+    let end = end(run);
+    let (detect, predicted) = (f(end, "detect_s"), f(end, "predicted_detect_s"));
+    assert!(
+        (detect - predicted).abs() <= 0.150,
+        "detected {detect:.3}s after last contact, predicted {predicted:.3}s: {end}"
+    );
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs root and network namespaces (cargo test --features lab)"
+)]
+fn lab_zero_window_ended_by_the_user_timeout() {
+    let Some(run) = run_lab("zero-window-uto", &[]) else {
+        return;
+    };
+    assert_end(&run, &["timeout"], &[Some("ETIMEDOUT")]);
+    assert_detected_as_predicted(&run);
+    let end = end(&run);
+    assert_eq!(end["path"], "zero-window", "{end}");
+    assert_eq!(end["bound"], "user-timeout", "{end}");
+    let message = end["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("the peer stopped reading") && message.contains("user timeout ended it"),
+        "{message}"
+    );
+    assert_eq!(events(&run, "zero-window").count(), 1);
+    // Keepalive does not run behind a zero window: no keepalive probe at all.
+    assert_eq!(events(&run, "probe").count(), 0);
+    // The peer's kernel answered window probes, and the user timeout still ended it
+    // 4 s after the first window probe (tcp_probe_timer's icsk_probes_tstamp).
+    assert!(events(&run, "window-probe-acked").count() >= 1);
+    let first = t_of(&run, "window-probe")[0];
+    let lived = f(end, "t") - first;
+    assert!(
+        (lived - 4.0).abs() <= 0.150,
+        "ended {lived:.3}s after the first window probe, not 4 s"
+    );
+    assert_wire(
+        &run,
+        "window-probe",
+        &wire_probes(&pcap(&run), &client_addr(&run)),
+    );
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs root and network namespaces (cargo test --features lab)"
+)]
+fn lab_zero_window_then_cable_pull_ends_after_tcp_retries2_probes() {
+    let Some(run) = run_lab("zero-window-pull", &[]) else {
+        return;
+    };
+    assert_end(&run, &["timeout"], &[Some("ETIMEDOUT")]);
+    assert_detected_as_predicted(&run);
+    let end = end(&run);
+    assert_eq!(end["path"], "zero-window", "{end}");
+    assert_eq!(end["bound"], "tcp-retries2", "{end}");
+    // tcp_retries2 is 2 in the client's namespace: two unanswered window probes after
+    // the last answer, then the next firing gives up.
+    let last_answer = t_of(&run, "window-probe-acked")
+        .last()
+        .copied()
+        .expect("window probes were answered before the pull");
+    let after: Vec<f64> = t_of(&run, "window-probe")
+        .into_iter()
+        .filter(|&t| t > last_answer + 0.01)
+        .collect();
+    assert_eq!(after.len(), 2, "unanswered window probes {after:?}");
+    assert_wire(
+        &run,
+        "window-probe",
+        &wire_probes(&pcap(&run), &client_addr(&run)),
+    );
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs root and network namespaces (cargo test --features lab)"
+)]
+fn lab_intvl_longer_than_idle_after_an_answered_probe() {
+    let Some(run) = run_lab("ka-intvl", &[]) else {
+        return;
+    };
+    assert_end(&run, &["timeout"], &[Some("ETIMEDOUT")]);
+    assert_detected_as_predicted(&run);
+    // idle 1, intvl 2, cnt 2: probe 1 answered at ~1 s; the next probe comes intvl
+    // after it (~3 s), not idle after the answer (~2 s); death at ~7 s, 6 s after the
+    // last contact (the fresh-contact formula says 5 s).
+    let probes = t_of(&run, "probe");
+    assert_eq!(probes.len(), 3, "{probes:?}");
+    let gap = probes[1] - probes[0];
+    assert!(
+        (gap - 2.0).abs() <= 0.100,
+        "next probe {gap:.3}s after the answered one"
+    );
+    let predicted = f(end(&run), "predicted_detect_s");
+    assert!((predicted - 6.0).abs() <= 0.020, "predicted {predicted}");
+    assert_wire(&run, "probe", &wire_probes(&pcap(&run), &client_addr(&run)));
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs root and network namespaces (cargo test --features lab)"
+)]
+fn lab_late_long_timer_is_not_a_fault() {
+    let Some(run) = run_lab("late-timer", &[]) else {
+        return;
+    };
+    assert_end(&run, &["timeout"], &[Some("ETIMEDOUT")]);
+    // 3 s timers sit in the wheel's level 2 (256 ms granularity at HZ=250): late,
+    // never called late.
+    let warnings: Vec<&Value> = events(&run, "warning").collect();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let end = end(&run);
+    let (detect, predicted) = (f(end, "detect_s"), f(end, "predicted_detect_s"));
+    let late = events(&run, "prediction")
+        .last()
+        .map(|p| f(p, "late_by_up_to_s"))
+        .expect("a prediction");
+    assert!(
+        detect >= predicted - 0.150 && detect <= predicted + late + 0.150,
+        "detected {detect:.3}s, predicted {predicted:.3}s (+ up to {late:.3}s by the wheel)"
+    );
+    assert_wire(&run, "probe", &wire_probes(&pcap(&run), &client_addr(&run)));
+}
+
+/// The connect phase against a host that never answers: `connecting` names the
+/// deadline and its bound, each SYN retransmission is an event within 50 ms of the
+/// wire, and the end names the bound and comes within 150 ms of the deadline.
+fn assert_connect_phase(run: &LabRun, bound: &str, deadline: f64, retransmits: usize) {
+    assert_end(run, &["connect-failed"], &[Some("ETIMEDOUT")]);
+    let connecting = events(run, "connecting").next().expect("connecting");
+    assert_eq!(connecting["bound"], bound, "{connecting}");
+    let start = f(connecting, "t");
+    let planned = f(connecting, "deadline") - start;
+    // The deadline counts from the connect() call, just before the event.
+    assert!((planned - deadline).abs() <= 0.020, "{connecting}");
+    let end = end(run);
+    assert_eq!(end["bound"], bound, "{end}");
+    let took = f(end, "t") - start;
+    assert!(
+        (took - deadline).abs() <= 0.150,
+        "ended {took:.3}s after the SYN, deadline {deadline}s: {end}"
+    );
+    let peer = connecting["peer"].as_str().expect("peer").to_string();
+    let wire = wire_syn_retransmits(&pcap(run), &peer);
+    assert_eq!(wire.len(), retransmits, "{wire:?}");
+    assert_wire(run, "syn-retransmit", &wire);
+    let ns: Vec<u64> = events(run, "syn-retransmit")
+        .map(|e| e["n"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(ns, (1..=retransmits as u64).collect::<Vec<_>>());
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs root and network namespaces (cargo test --features lab)"
+)]
+fn lab_connect_bounded_by_the_user_timeout() {
+    let Some(run) = run_lab("syn-uto", &[]) else {
+        return;
+    };
+    // SYN retransmissions at 1 and 2 s; the user timeout ends it at 3 s.
+    assert_connect_phase(&run, "user-timeout", 3.0, 2);
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs root and network namespaces (cargo test --features lab)"
+)]
+fn lab_connect_bounded_by_syn_retries() {
+    let Some(run) = run_lab("syn-retries", &[]) else {
+        return;
+    };
+    // tcp_syn_retries 2 with the 6.5+ linear timeouts: retransmissions at 1..5 s,
+    // then the 7 s budget (tcp_model_timeout(2, 1 s)) ends it.
+    assert_connect_phase(&run, "syn-retries", 7.0, 5);
 }

@@ -755,6 +755,10 @@ impl Timeline {
     /// remembers when the oldest unacknowledged send left, which starts the clock of
     /// the retransmission path and the user timeout.
     pub fn note_send(&mut self, now: Duration) {
+        // Behind a zero window a write is only queued: nothing goes in flight.
+        if self.zw.is_some() {
+            return;
+        }
         let now = now + self.offset;
         if self.unacked_since.is_none() {
             self.unacked_since = Some(now);
@@ -781,11 +785,11 @@ impl Timeline {
                 now + (late / 8).clamp(MIN_STEP, Duration::from_secs(1))
             }
         };
-        let kernel = if self.in_flight {
+        let kernel = if let Some(zw) = &self.zw {
+            Some(after(zw.timer.fires_at))
+        } else if self.in_flight {
             let step = (self.rto / 4).clamp(MIN_STEP, Duration::from_millis(200));
             Some(now + step)
-        } else if let Some(zw) = &self.zw {
-            Some(after(zw.timer.fires_at))
         } else if self.eff.keepalive {
             Some(after(self.ka.next_probe(&self.eff)))
         } else {
