@@ -906,16 +906,18 @@ fn assert_connect_phase(run: &LabRun, bound: &str, deadline: f64, retransmits: u
     assert_end(run, &["connect-failed"], &[Some("ETIMEDOUT")]);
     let connecting = events(run, "connecting").next().expect("connecting");
     assert_eq!(connecting["bound"], bound, "{connecting}");
-    let start = f(connecting, "t");
-    let planned = f(connecting, "deadline") - start;
     // The deadline counts from the connect() call, just before the event.
-    assert!((planned - deadline).abs() <= 0.020, "{connecting}");
+    let planned = f(connecting, "deadline") - f(connecting, "t");
+    assert!(
+        planned <= deadline && planned >= deadline - 0.100,
+        "{connecting}"
+    );
     let end = end(run);
     assert_eq!(end["bound"], bound, "{end}");
-    let took = f(end, "t") - start;
+    let late = f(end, "t") - f(connecting, "deadline");
     assert!(
-        (took - deadline).abs() <= 0.150,
-        "ended {took:.3}s after the SYN, deadline {deadline}s: {end}"
+        late.abs() <= 0.150,
+        "ended {late:+.3}s from the deadline ({deadline}s after the SYN): {end}"
     );
     let peer = connecting["peer"].as_str().expect("peer").to_string();
     let wire = wire_syn_retransmits(&pcap(run), &peer);

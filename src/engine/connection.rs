@@ -267,15 +267,17 @@ fn connect_one(
         let text = errno.map_or("unknown error".to_string(), errno_text);
         failed(errno, format!("connect to {addr} failed: {text}"))
     };
+    // Read before the SYN leaves (the first call reads sysctls and the kernel's
+    // config), so the `connecting` event follows the SYN at once.
+    let mut params = sysctl::kernel_params();
+    if let Ok(n) = sockopt::syn_retries(&sock) {
+        params.syn_retries = n;
+    }
     let start = rep.clock.now();
     match sock.connect(&addr.into()) {
         Ok(()) => return Ok(Dialed::Connected(sock)),
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
         Err(e) => return Ok(refused(e.raw_os_error())),
-    }
-    let mut params = sysctl::kernel_params();
-    if let Ok(n) = sockopt::syn_retries(&sock) {
-        params.syn_retries = n;
     }
     let plan = schedule::syn_sent(&params, uto_ms, timeout, start);
     rep.emit(
