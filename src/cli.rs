@@ -198,9 +198,14 @@ pub struct ConnectArgs {
     #[command(flatten)]
     pub heartbeat: HeartbeatArgs,
     /// Heartbeat bytes for a server that is not tcpalive (escapes: \r \n \t \0 \\ \xHH);
-    /// any bytes received count as the reply.
+    /// any bytes received count as the reply, unless --heartbeat-expect says which.
     #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
     pub heartbeat_payload: Option<String>,
+    /// With --heartbeat-payload: only a reply line that starts with TEXT (same
+    /// escapes; a plain prefix, no patterns) answers a heartbeat; other replies are
+    /// shown and answer nothing (Redis: --heartbeat-expect +PONG).
+    #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
+    pub heartbeat_expect: Option<String>,
     #[command(flatten)]
     pub run: RunArgs,
     /// Monitor: after each death, reconnect with backoff and log the outage.

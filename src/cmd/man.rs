@@ -202,6 +202,10 @@ fn example_rows(sub: Option<&str>) -> Vec<(&'static str, &'static str)> {
                 "assert from a script that a dead peer is noticed within 19 to 21 s",
             ),
             (
+                "tcpalive connect redis:6379 --heartbeat 2s --heartbeat-payload 'PING\\r\\n' --heartbeat-expect +PONG",
+                "heartbeats to a server that is not tcpalive; only a +PONG line answers",
+            ),
+            (
                 "tcpalive connect hostb:7000 --heartbeat 1s --reconnect --json",
                 "a monitor: every outage with its detection time and downtime, as JSON",
             ),

@@ -15,7 +15,7 @@ use super::keepalive::{KeepaliveConfig, validate_count};
 use super::run::RunConfig;
 use super::{ConfigError, invalid};
 use crate::cli::{Command, ConnectArgs, HeartbeatArgs, ListenArgs, WatchArgs};
-use crate::model::heartbeat::{HeartbeatConfig, MAX_PAYLOAD, unescape};
+use crate::model::heartbeat::{HeartbeatConfig, MAX_EXPECT, MAX_PAYLOAD, unescape};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendPlan {
@@ -205,7 +205,11 @@ impl ConnectConfig {
             run: RunConfig::from_args(&args.run)?,
             connect_timeout: validate_positive("--connect-timeout", &args.connect_timeout)?,
             send,
-            heartbeat: validate_heartbeat(&args.heartbeat, args.heartbeat_payload.as_deref())?,
+            heartbeat: validate_heartbeat_expect(
+                validate_heartbeat(&args.heartbeat, args.heartbeat_payload.as_deref())?,
+                args.heartbeat_expect.as_deref(),
+                args.heartbeat_payload.as_deref(),
+            )?,
             reconnect: validate_reconnect(args.reconnect, args.count.as_deref())?,
         })
     }
@@ -291,6 +295,42 @@ pub fn validate_heartbeat(
         every,
         timeout,
         payload,
+        expect: None,
+    }))
+}
+
+/// `--heartbeat-expect TEXT` (escapes as `--heartbeat-payload`): a reply line must
+/// start with it. Only for a raw payload (tcpalive's own PONG is checked already).
+pub fn validate_heartbeat_expect(
+    heartbeat: Option<HeartbeatConfig>,
+    expect: Option<&str>,
+    payload: Option<&str>,
+) -> Result<Option<HeartbeatConfig>, ConfigError> {
+    const FLAG: &str = "--heartbeat-expect";
+    let Some(text) = expect else {
+        return Ok(heartbeat);
+    };
+    if payload.is_none() {
+        return Err(invalid(
+            FLAG,
+            text,
+            "needs --heartbeat-payload (tcpalive's own heartbeats check their PONG already)",
+        ));
+    }
+    let bytes = unescape(text).map_err(|why| invalid(FLAG, text, why))?;
+    if bytes.is_empty() {
+        return Err(invalid(FLAG, text, "must not be empty"));
+    }
+    if bytes.len() > MAX_EXPECT {
+        return Err(invalid(
+            FLAG,
+            text,
+            format!("must be at most {MAX_EXPECT} bytes (is {})", bytes.len()),
+        ));
+    }
+    Ok(heartbeat.map(|h| HeartbeatConfig {
+        expect: Some(bytes),
+        ..h
     }))
 }
 

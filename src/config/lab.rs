@@ -86,6 +86,7 @@ impl LabConfig {
                 every,
                 timeout: every * 3,
                 payload: None,
+                expect: None,
             }),
         };
         let fault_at = args

@@ -15,7 +15,7 @@ use socket2::Socket;
 
 use crate::config::{Fault, SendPlan};
 use crate::model::event::{EndFacts, EventKind, Outcome};
-use crate::model::heartbeat::{Due, Heartbeat, HeartbeatConfig, LineReader, Message};
+use crate::model::heartbeat::{Due, Heartbeat, HeartbeatConfig, LineReader, Message, RawReply};
 use crate::model::outcome::{classify_errno, errno_name, errno_text};
 use crate::model::sample::TCP_ESTABLISHED;
 use crate::model::timeline::Timeline;
@@ -99,7 +99,10 @@ impl Session {
             Err(e) => return Err((e, sock)),
         };
         let params = sysctl::kernel_params();
-        let facts = eff.facts(params.retries2);
+        let mut facts = eff.facts(params.retries2);
+        if let Some(h) = &plan.heartbeat {
+            h.include_in(&mut facts);
+        }
         let timeline = Timeline::new(eff, params, now);
         let mut events = vec![
             EventKind::Connected { local, peer },
@@ -219,8 +222,20 @@ impl Session {
     /// else is counted by the kernel (TCP_INFO) and dropped.
     fn on_data(&mut self, now: Duration, bytes: &[u8], out: &mut Vec<EventKind>) {
         if let Some(hb) = self.heartbeat.as_mut().filter(|h| h.raw()) {
-            if let Some((seq, rtt)) = hb.on_any_reply(now) {
-                out.push(EventKind::HeartbeatReply { seq, rtt });
+            for reply in hb.on_raw_bytes(bytes, now) {
+                out.push(match reply {
+                    RawReply::Answer { seq, rtt, shown } => EventKind::HeartbeatReply {
+                        seq,
+                        rtt,
+                        reply: Some(shown),
+                    },
+                    RawReply::Mismatch { shown } => EventKind::Warning {
+                        message: format!(
+                            "heartbeat reply \"{shown}\" does not start with --heartbeat-expect: \
+                             it answers nothing"
+                        ),
+                    },
+                });
             }
             return;
         }
@@ -232,7 +247,11 @@ impl Session {
                     if let Some((seq, rtt)) =
                         self.heartbeat.as_mut().and_then(|h| h.on_pong(seq, now))
                     {
-                        out.push(EventKind::HeartbeatReply { seq, rtt });
+                        out.push(EventKind::HeartbeatReply {
+                            seq,
+                            rtt,
+                            reply: None,
+                        });
                     }
                 }
                 Message::Hold {
@@ -329,6 +348,11 @@ impl Session {
         ));
         let kernel_alive = self.timeline.last_contact() > sent;
         let mut message = format!("heartbeat #{seq} unanswered for {waited}");
+        if let Some(shown) = hb.and_then(Heartbeat::last_mismatch) {
+            message.push_str(&format!(
+                "; the last reply did not match --heartbeat-expect: \"{shown}\""
+            ));
+        }
         if kernel_alive {
             message.push_str(
                 "; the peer's kernel still acknowledges: its application is not answering",

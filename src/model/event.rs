@@ -369,6 +369,10 @@ pub enum EventKind {
         seq: u64,
         #[serde(rename = "rtt_ms", serialize_with = "millis")]
         rtt: Duration,
+        /// `--heartbeat-payload`: the reply's bytes, escaped and cut
+        /// (`model::heartbeat::show_reply`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reply: Option<String>,
     },
     /// `--reconnect`: the connection died (outage `n` begins).
     Down {

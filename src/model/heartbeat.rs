@@ -167,6 +167,92 @@ pub struct HeartbeatConfig {
     pub timeout: Duration,
     /// Raw mode: send these bytes, count any bytes received as the reply.
     pub payload: Option<Vec<u8>>,
+    /// Raw mode with `--heartbeat-expect`: only a reply line that starts with these
+    /// bytes answers; any other reply is reported and does not.
+    pub expect: Option<Vec<u8>>,
+}
+
+/// The longest `--heartbeat-expect`, in bytes.
+pub const MAX_EXPECT: usize = 256;
+/// Reply bytes shown on a `heartbeat-reply` line, at most (escaped).
+pub const SHOWN_REPLY: usize = 64;
+
+impl HeartbeatConfig {
+    /// Time from the last reply to the detection of a dead or hung peer: the next
+    /// heartbeat goes out at most `every` after it, and is given up `timeout` later.
+    pub fn detect_after(&self) -> Duration {
+        self.every.saturating_add(self.timeout)
+    }
+
+    /// The `config` event's prediction with the heartbeats in it: whichever of
+    /// keepalive and heartbeats detects a dead peer first is the prediction.
+    pub fn include_in(&self, facts: &mut crate::model::event::ConfigFacts) {
+        let hb = self.detect_after();
+        let hb_s = hb.as_secs_f64();
+        let how = format!(
+            "heartbeats detect a dead or hung peer {} after the last reply (every {} +              timeout {})",
+            crate::model::units::secs_text(hb),
+            crate::model::units::secs_text(self.every),
+            crate::model::units::secs_text(self.timeout)
+        );
+        match facts.predicted_detect_s {
+            Some(ka) if ka <= hb_s => {
+                facts.explain = format!("{}; {how}, keepalive first", facts.explain);
+            }
+            Some(_) => {
+                facts.explain = format!("{how}, before keepalive: {}", facts.explain);
+                facts.predicted_detect_s = Some(hb_s);
+            }
+            None => {
+                facts.explain = format!("{how}; keepalive would never detect it");
+                facts.predicted_detect_s = Some(hb_s);
+                // Keepalive being off no longer means never.
+                for w in &mut facts.warnings {
+                    if w.contains("a dead idle peer is never detected") {
+                        *w = w.replace(
+                            "a dead idle peer is never detected",
+                            "only the heartbeats detect a dead idle peer",
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reply bytes as one line of text: printable ASCII as is, `\r`, `\n`, `\t`,
+/// `\0`, `\\` and `\xHH` for the rest, cut at [`SHOWN_REPLY`] bytes (`...` then).
+pub fn show_reply(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for &b in bytes.iter().take(SHOWN_REPLY) {
+        match b {
+            b'\r' => out.push_str("\\r"),
+            b'\n' => out.push_str("\\n"),
+            b'\t' => out.push_str("\\t"),
+            0 => out.push_str("\\0"),
+            b'\\' => out.push_str("\\\\"),
+            0x20..=0x7e => out.push(b as char),
+            _ => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    if bytes.len() > SHOWN_REPLY {
+        out.push_str("...");
+    }
+    out
+}
+
+/// What a raw-mode reply did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawReply {
+    /// It answered heartbeat `seq` (and every older one) after `rtt`.
+    Answer {
+        seq: u64,
+        rtt: Duration,
+        shown: String,
+    },
+    /// A reply line that does not start with `--heartbeat-expect`: it answers
+    /// nothing.
+    Mismatch { shown: String },
 }
 
 /// What the schedule wants done now.
@@ -188,6 +274,12 @@ pub struct Heartbeat {
     /// more than timeout/every + 1 can pile up.
     outstanding: VecDeque<(u64, Duration)>,
     last_reply: Duration,
+    /// `--heartbeat-expect`: the current reply line's first bytes, and whether it
+    /// was judged already (the rest of the line is skipped).
+    reply: Vec<u8>,
+    judged: bool,
+    /// The last reply that did not match, as shown.
+    last_mismatch: Option<String>,
 }
 
 impl Heartbeat {
@@ -198,7 +290,60 @@ impl Heartbeat {
             seq: 0,
             outstanding: VecDeque::new(),
             last_reply: now,
+            reply: Vec::new(),
+            judged: false,
+            last_mismatch: None,
         }
+    }
+
+    /// The last reply that did not match `--heartbeat-expect`, as shown.
+    pub fn last_mismatch(&self) -> Option<&str> {
+        self.last_mismatch.as_deref()
+    }
+
+    /// Raw mode: bytes received. Without `--heartbeat-expect` any bytes answer
+    /// everything outstanding. With it, replies are lines (a line protocol, as
+    /// Redis's): a line is judged as soon as it holds as many bytes as the expected
+    /// prefix, or ends; only one that starts with the prefix answers.
+    pub fn on_raw_bytes(&mut self, bytes: &[u8], now: Duration) -> Vec<RawReply> {
+        let Some(expect) = self.cfg.expect.clone() else {
+            return self
+                .on_any_reply(now)
+                .map(|(seq, rtt)| RawReply::Answer {
+                    seq,
+                    rtt,
+                    shown: show_reply(bytes),
+                })
+                .into_iter()
+                .collect();
+        };
+        let keep = expect.len().max(SHOWN_REPLY + 1);
+        let mut out = Vec::new();
+        for piece in bytes.split_inclusive(|&b| b == b'\n') {
+            let complete = piece.ends_with(b"\n");
+            if !self.judged {
+                let room = keep.saturating_sub(self.reply.len());
+                self.reply
+                    .extend_from_slice(&piece[..piece.len().min(room)]);
+                if self.reply.len() >= expect.len() || complete {
+                    let shown = show_reply(&self.reply);
+                    if self.reply.starts_with(&expect) {
+                        if let Some((seq, rtt)) = self.on_any_reply(now) {
+                            out.push(RawReply::Answer { seq, rtt, shown });
+                        }
+                    } else {
+                        self.last_mismatch = Some(shown.clone());
+                        out.push(RawReply::Mismatch { shown });
+                    }
+                    self.judged = true;
+                }
+            }
+            if complete {
+                self.reply.clear();
+                self.judged = false;
+            }
+        }
+        out
     }
 
     pub fn raw(&self) -> bool {
@@ -349,9 +494,149 @@ mod tests {
                 every: ms(1000),
                 timeout: ms(3000),
                 payload: payload.map(<[u8]>::to_vec),
+                expect: None,
             },
             ms(0),
         )
+    }
+
+    fn expecting(prefix: &[u8]) -> Heartbeat {
+        Heartbeat::new(
+            HeartbeatConfig {
+                every: ms(1000),
+                timeout: ms(3000),
+                payload: Some(b"PING\r\n".to_vec()),
+                expect: Some(prefix.to_vec()),
+            },
+            ms(0),
+        )
+    }
+
+    #[test]
+    fn replies_are_shown_escaped_and_cut() {
+        assert_eq!(show_reply(b"+PONG\r\n"), "+PONG\\r\\n");
+        assert_eq!(show_reply(b"a\\b\0\xff\t"), "a\\\\b\\0\\xff\\t");
+        let long = vec![b'x'; 100];
+        assert_eq!(show_reply(&long), format!("{}...", "x".repeat(SHOWN_REPLY)));
+    }
+
+    #[test]
+    fn only_lines_with_the_expected_prefix_answer() {
+        let mut h = expecting(b"+PONG");
+        assert!(matches!(h.poll(ms(1000)), Some(Due::Send { seq: 1, .. })));
+        // Redis without AUTH: a reply, but not the one expected.
+        assert_eq!(
+            h.on_raw_bytes(b"-NOAUTH Authentication required.\r\n", ms(1001)),
+            vec![RawReply::Mismatch {
+                shown: "-NOAUTH Authentication required.\\r\\n".into()
+            }]
+        );
+        assert_eq!(
+            h.last_mismatch(),
+            Some("-NOAUTH Authentication required.\\r\\n")
+        );
+        // Still outstanding: it times out.
+        assert!(matches!(
+            h.poll(ms(4000)),
+            Some(Due::TimedOut { seq: 1, .. })
+        ));
+
+        let mut h = expecting(b"+PONG");
+        h.poll(ms(1000));
+        // Split across reads, the line is judged once it holds the prefix.
+        assert_eq!(h.on_raw_bytes(b"+PO", ms(1001)), vec![]);
+        assert_eq!(
+            h.on_raw_bytes(b"NG\r", ms(1002)),
+            vec![RawReply::Answer {
+                seq: 1,
+                rtt: ms(2),
+                shown: "+PONG\\r".into()
+            }]
+        );
+        // The rest of that line is not a new reply.
+        assert_eq!(h.on_raw_bytes(b"\n", ms(1003)), vec![]);
+        // A short complete line is judged at its end.
+        h.poll(ms(2002));
+        assert_eq!(
+            h.on_raw_bytes(b"+OK\r\n+PONG\r\n", ms(2003)),
+            vec![
+                RawReply::Mismatch {
+                    shown: "+OK\\r\\n".into()
+                },
+                RawReply::Answer {
+                    seq: 2,
+                    rtt: ms(1),
+                    shown: "+PONG\\r\\n".into()
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn without_expect_any_bytes_answer_and_are_shown() {
+        let mut h = hb(Some(b"PING\r\n"));
+        h.poll(ms(1000));
+        assert_eq!(
+            h.on_raw_bytes(b"-ERR unknown command\r\n", ms(1005)),
+            vec![RawReply::Answer {
+                seq: 1,
+                rtt: ms(5),
+                shown: "-ERR unknown command\\r\\n".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn the_prediction_includes_the_heartbeats() {
+        use crate::model::predict::Effective;
+        let cfg = |every: u64, timeout: u64| HeartbeatConfig {
+            every: ms(every),
+            timeout: ms(timeout),
+            payload: None,
+            expect: None,
+        };
+        let ka = Effective {
+            keepalive: true,
+            idle_s: 5,
+            intvl_s: 5,
+            cnt: 3,
+            user_timeout_ms: 0,
+        };
+        // Heartbeats first: 1 s + 3 s beats 20 s of keepalive.
+        let mut f = ka.facts(15);
+        cfg(1000, 3000).include_in(&mut f);
+        assert_eq!(f.predicted_detect_s, Some(4.0));
+        assert!(
+            f.explain
+                .starts_with("heartbeats detect a dead or hung peer 4s after the last reply"),
+            "{}",
+            f.explain
+        );
+        assert!(
+            f.explain
+                .contains("before keepalive: dead peer detected 20s"),
+            "{}",
+            f.explain
+        );
+        // Keepalive first.
+        let mut f = ka.facts(15);
+        cfg(30_000, 90_000).include_in(&mut f);
+        assert_eq!(f.predicted_detect_s, Some(20.0));
+        assert!(f.explain.ends_with("keepalive first"), "{}", f.explain);
+        // Keepalive off: the heartbeats are the only detection.
+        let off = Effective {
+            keepalive: false,
+            ..ka
+        };
+        let mut f = off.facts(15);
+        assert_eq!(f.predicted_detect_s, None);
+        cfg(1000, 3000).include_in(&mut f);
+        assert_eq!(f.predicted_detect_s, Some(4.0));
+        assert!(
+            f.warnings.iter().all(|w| !w.contains("never detected")),
+            "{:?}",
+            f.warnings
+        );
     }
 
     #[test]

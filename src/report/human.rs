@@ -426,9 +426,13 @@ fn describe(kind: &EventKind, clock: LineClock) -> Vec<(&'static str, String)> {
             "{bytes_in} bytes in, {bytes_out} bytes out (acknowledged)"
         )),
         EventKind::Heartbeat { seq } => one(format!("#{seq} sent")),
-        EventKind::HeartbeatReply { seq, rtt } => one(format!(
-            "#{seq} answered in {:.3}ms",
-            rtt.as_secs_f64() * 1e3
+        EventKind::HeartbeatReply { seq, rtt, reply } => one(format!(
+            "#{seq} answered in {:.3}ms{}",
+            rtt.as_secs_f64() * 1e3,
+            reply
+                .as_deref()
+                .map(|r| format!(": \"{r}\""))
+                .unwrap_or_default()
         )),
         EventKind::Down {
             n,

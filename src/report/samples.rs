@@ -283,6 +283,12 @@ pub fn one_of_each() -> Vec<Event> {
         EventKind::HeartbeatReply {
             seq: 7,
             rtt: Duration::from_micros(153),
+            reply: None,
+        },
+        EventKind::HeartbeatReply {
+            seq: 8,
+            rtt: Duration::from_micros(201),
+            reply: Some("+PONG\\r\\n".into()),
         },
         EventKind::Down {
             n: 1,
