@@ -13,7 +13,7 @@ if [ "$(id -u)" = 0 ]; then
   as_user=(setpriv --reuid=nobody --regid=nogroup --clear-groups --)
 fi
 printf '%-12s %-18s %-11s %4s %9s %9s\n' scenario outcome errno exit detect_s predicted
-for s in alive cable-pull reboot exits aborts hung busy not-reading; do
+for s in alive cable-pull flap reboot exits aborts hung busy not-reading; do
   for _ in $(seq 1 "$n"); do
     # A scenario's exit code is its outcome's (6 for a timeout): not a failure here.
     end=$("${as_user[@]}" "$bin" lab "$s" --json --quiet) || true

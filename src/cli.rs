@@ -278,8 +278,8 @@ pub struct ListenArgs {
 
 #[derive(Debug, Args)]
 pub struct LabArgs {
-    /// The scenario to reproduce (cable-pull, reboot, exits, aborts, hung, not-reading,
-    /// busy, alive), or `list` to describe them.
+    /// The scenario to reproduce (cable-pull, flap, reboot, exits, aborts, hung,
+    /// not-reading, busy, alive), or `list` to describe them.
     #[arg(value_name = "SCENARIO", value_parser = Suggest(scenario_names), hide_possible_values = true)]
     pub scenario: String,
     #[command(flatten)]

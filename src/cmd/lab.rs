@@ -20,7 +20,7 @@ use crate::engine::event_loop::{EventLoop, Signals, Woke};
 use crate::engine::run::{Clock, Reporter, RunError, stop_message};
 use crate::engine::session::{Plan, Session};
 use crate::model::event::{EndFacts, EventKind, Outcome};
-use crate::model::lab::{Action, Prediction, SCENARIOS, Trigger};
+use crate::model::lab::{Action, FLAP_DOWN, Prediction, SCENARIOS, Trigger};
 use crate::sys;
 
 /// The connection under test: connect's id.
@@ -86,6 +86,8 @@ struct Lab<'a> {
     fault_at: Option<Duration>,
     /// Answers (probe or heartbeat) seen so far, toward the trigger.
     answers: u32,
+    /// When a flapped link comes back up.
+    restore_at: Option<Duration>,
     injected: Option<Injected>,
     /// The connector's last contact was an answered probe: the kernel then arms
     /// the next probe intvl after it, even when idle is shorter.
@@ -211,6 +213,10 @@ impl Lab<'_> {
                 if let Some(plan) = send {
                     conn.start_sending(plan, now);
                 }
+            }
+            Action::LinkFlap => {
+                self.link(false)?;
+                self.restore_at = Some(now + FLAP_DOWN);
             }
             Action::LinkDownWhileSending => {
                 self.link(false)?;
@@ -386,6 +392,7 @@ pub fn run(cfg: &LabConfig, rep: &mut Reporter, signals: &Signals) -> Result<End
             cfg.fault_at
         },
         answers: 0,
+        restore_at: None,
         injected: None,
         probe_answered_last: false,
         intvl: Duration::from_secs(1),
@@ -434,7 +441,7 @@ fn follow(
         let conn_wake = conn.next_wake(now);
         let peer_wake = lab.peer.as_ref().and_then(|p| p.next_wake(now));
         let fault_wake = lab.fault_at.filter(|_| lab.injected.is_none());
-        let wake = [conn_wake, peer_wake, fault_wake, stop_at]
+        let wake = [conn_wake, peer_wake, fault_wake, lab.restore_at, stop_at]
             .into_iter()
             .flatten()
             .min();
@@ -499,6 +506,18 @@ fn follow(
             if let Some(end) = end {
                 return Ok(end);
             }
+        }
+
+        if lab.restore_at.is_some_and(|at| now >= at) {
+            lab.restore_at = None;
+            lab.link(true)?;
+            rep.emit(
+                CONN,
+                EventKind::Fault {
+                    scenario: lab.cfg.scenario.name,
+                    action: "loopback link up again",
+                },
+            )?;
         }
 
         if stop_at.is_some_and(|s| now >= s) {

@@ -28,7 +28,13 @@ pub enum Action {
     PeerStopsReading,
     /// Link down, and the connector keeps writing: data is in flight.
     LinkDownWhileSending,
+    /// Link down, then up again after [`FLAP_DOWN`]: a brief outage.
+    LinkFlap,
 }
+
+/// How long `flap` keeps the link down: two probe intervals at the defaults, less
+/// than the cnt x intvl the kernel tolerates.
+pub const FLAP_DOWN: Duration = Duration::from_millis(1500);
 
 /// When the fault is injected unless `--fault-at` says otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +99,7 @@ pub const DEFAULT_IDLE_S: u32 = 1;
 pub const DEFAULT_INTVL_S: u32 = 1;
 pub const DEFAULT_CNT: u32 = 3;
 
-pub const SCENARIOS: [Scenario; 8] = [
+pub const SCENARIOS: [Scenario; 9] = [
     Scenario {
         name: "alive",
         stands_for: "a healthy idle connection: the peer answers every keepalive probe",
@@ -117,6 +123,21 @@ pub const SCENARIOS: [Scenario; 8] = [
         expect: Outcome::Timeout,
         prediction: Prediction::Model,
         defaults: NO_DEFAULTS,
+    },
+    Scenario {
+        name: "flap",
+        stands_for: "a brief outage (a link flap, a switch reboot, a Wi-Fi roam) shorter than \
+                     cnt x intvl: unanswered probes, then an answered one, and the connection \
+                     survives",
+        fault: "loopback link down for 1.5 s, then up",
+        action: Action::LinkFlap,
+        trigger: Trigger::FirstAnsweredProbe,
+        expect: Outcome::Alive,
+        prediction: Prediction::Model,
+        defaults: Defaults {
+            run_for: Some(Duration::from_secs(5)),
+            ..NO_DEFAULTS
+        },
     },
     Scenario {
         name: "reboot",
@@ -255,8 +276,8 @@ mod tests {
                 "{}",
                 s.name
             );
-            // A scenario that injects nothing must end by itself.
-            if s.action == Action::None {
+            // A scenario expected to stay alive must end by itself.
+            if s.expect == Outcome::Alive {
                 assert!(s.defaults.run_for.is_some(), "{}", s.name);
             }
             // Heartbeat-triggered faults need heartbeats on by default.
