@@ -31,7 +31,14 @@ pub fn run(command: &cli::Command) -> u8 {
             return Exit::Usage.code();
         }
     };
-    match cmd::run(config) {
+    // The stdout writer starts before the run clock does, so its thread costs
+    // the timeline nothing.
+    engine::output::init();
+    let result = cmd::run(config);
+    // Queued timeline lines go out before the process exits (a signal cuts the
+    // wait short when nobody reads them).
+    engine::output::drain(matches!(&result, Ok(end) if end.outcome.is_signal()));
+    match result {
         Ok(end) => {
             if let Some(why) = &end.expect_failure {
                 report::diagnostic(why);

@@ -654,3 +654,94 @@ fn signals_during_connect_and_backoff_end_the_run_at_once() {
         130,
     );
 }
+
+/// #6: with stdout a pipe nobody reads, `listen --json` blocked in write(2):
+/// a new client was not served and SIGTERM no longer ended it. Output now goes
+/// through a bounded queue: serving goes on, drops are said, signals end it.
+#[test]
+fn unread_stdout_never_blocks_serving_or_signals() {
+    let mut child = Command::new(bin())
+        .args(["listen", "127.0.0.1:0", "--json", "--max-conns", "100000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn listen");
+    let mut stdout = child.stdout.take().expect("stdout");
+    // The first line only, to learn the port; then nobody reads.
+    let mut first = Vec::new();
+    let mut byte = [0u8; 1];
+    while stdout.read(&mut byte).expect("read") == 1 && byte[0] != b'\n' {
+        first.push(byte[0]);
+    }
+    let listening: Value = serde_json::from_slice(&first).expect("listening line");
+    let addr: SocketAddr = listening["local"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("local");
+    // Far more than a pipe (64 KiB) and the queue (1 MiB) hold: each connection
+    // is four lines of about 200 bytes.
+    let churned: u64 = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(move || {
+                    let mut n = 0u64;
+                    for _ in 0..2000 {
+                        if TcpStream::connect(addr).is_ok() {
+                            n += 1;
+                        }
+                    }
+                    n
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("churner"))
+            .sum()
+    });
+    assert!(churned > 4000, "{churned}");
+    // Still serving: a heartbeat is answered.
+    let mut c = TcpStream::connect(addr).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    std::io::Write::write_all(&mut c, b"PING 7\n").expect("ping");
+    let mut reply = [0u8; 7];
+    c.read_exact(&mut reply)
+        .expect("listen answers while its stdout is not read");
+    assert_eq!(&reply, b"PONG 7\n");
+    // A signal ends it at once; the reader then gets the lines it holds.
+    let sent = Instant::now();
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(5),
+            "listen still running 5 s after SIGTERM with its stdout unread"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(143));
+    let text = reader.join().expect("reader");
+    let events = parse_all(&text.lines().map(str::to_string).collect::<Vec<_>>());
+    let last = events.last().expect("lines");
+    assert_eq!(
+        (last["event"].as_str(), last["conn"].as_u64()),
+        (Some("end"), Some(0))
+    );
+    assert!(
+        events.iter().any(|e| event_is(e, "warning")
+            && e["message"].as_str().is_some_and(|m| m.contains("dropped"))),
+        "no line says what was dropped"
+    );
+}

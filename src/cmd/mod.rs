@@ -40,7 +40,7 @@ pub fn run(config: Config) -> Result<EndFacts, RunError> {
             let mut rep = match &cfg.metrics {
                 Some(target) => {
                     let sinks: Vec<Box<dyn Sink>> = vec![
-                        crate::report::sink_for(&cfg.run, true),
+                        crate::report::sink_for(&cfg.run, true, crate::engine::output::stdout()),
                         Box::new(watch::metrics::start(target)?),
                     ];
                     Reporter::new(clock, Box::new(Tee(sinks)), cfg.run.expect.clone())

@@ -67,6 +67,7 @@ impl Signals {
             let set = Arc::clone(&flag);
             let action = move || {
                 set.store(true, Ordering::SeqCst);
+                crate::engine::output::SIGNALS_SEEN.fetch_add(1, Ordering::Relaxed);
                 // SAFETY: write(2) is async-signal-safe; the descriptor lives as
                 // long as the process (Signals is never dropped before exit, and a
                 // write to a closed descriptor only fails). A full pipe already

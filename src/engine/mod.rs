@@ -5,5 +5,6 @@
 
 pub mod connection;
 pub mod event_loop;
+pub mod output;
 pub mod run;
 pub mod session;

@@ -110,7 +110,7 @@ impl Reporter {
     pub fn for_run(clock: Clock, run: &RunConfig, tag_conns: bool) -> Reporter {
         Reporter::new(
             clock,
-            crate::report::sink_for(run, tag_conns),
+            crate::report::sink_for(run, tag_conns, crate::engine::output::stdout()),
             run.expect.clone(),
         )
     }
@@ -124,6 +124,29 @@ impl Reporter {
 
     /// Emits one event stamped `at` (run time).
     pub fn emit_at(&mut self, at: Duration, conn: u64, kind: EventKind) -> Result<(), RunError> {
+        // Events the unread stdout could not hold are said once it has room, and
+        // before an end in any case (delivered like the end itself).
+        let is_end = matches!(kind, EventKind::End(_));
+        crate::engine::output::must_deliver(is_end);
+        if let Some(dropped) = crate::engine::output::take_dropped(is_end) {
+            self.write(
+                at,
+                0,
+                EventKind::Warning {
+                    message: format!(
+                        "stdout is not being read: {dropped} event(s) were dropped (at most {} \
+                         KiB is held for a slow reader; end lines are never dropped)",
+                        crate::engine::output::MAX_QUEUED / 1024
+                    ),
+                },
+            )?;
+        }
+        let written = self.write(at, conn, kind);
+        crate::engine::output::must_deliver(false);
+        written
+    }
+
+    fn write(&mut self, at: Duration, conn: u64, kind: EventKind) -> Result<(), RunError> {
         let event = Event {
             at,
             // A wall clock at the end of SystemTime's range keeps the start's

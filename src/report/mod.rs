@@ -15,8 +15,7 @@ use crate::model::event::{Event, EventKind, Sink};
 
 /// Builds the sink a run asked for. `tag_conns` prefixes human lines with the
 /// connection id (for `listen`, where timelines interleave).
-pub fn sink_for(run: &RunConfig, tag_conns: bool) -> Box<dyn Sink> {
-    let out: Box<dyn Write> = Box::new(std::io::stdout());
+pub fn sink_for(run: &RunConfig, tag_conns: bool, out: Box<dyn Write>) -> Box<dyn Sink> {
     let sink: Box<dyn Sink> = match run.format {
         Format::Json => Box::new(Json::new(out)),
         Format::Human => Box::new(Human::new(out, run.timestamps, tag_conns)),
