@@ -174,6 +174,11 @@ pub struct OutageSummary {
     pub detect_median_s: Option<f64>,
     pub detect_max_s: Option<f64>,
     pub downtime_s: f64,
+    /// The time the monitor watched (run time from its start), over which
+    /// `availability` is `1 - downtime / observed`.
+    pub observed_s: f64,
+    /// Rounded down to the precision the measurement supports
+    /// (`model::outages::availability_decimals`): never 1 with any downtime.
     pub availability: f64,
 }
 

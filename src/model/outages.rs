@@ -127,12 +127,45 @@ impl OutageLog {
             detect_median_s: median,
             detect_max_s: self.detect_max,
             downtime_s: (downtime_s * 1000.0).round() / 1000.0,
+            observed_s: (span_s * 1000.0).round() / 1000.0,
             availability: if span_s > 0.0 {
-                (1.0 - downtime_s / span_s).clamp(0.0, 1.0)
+                floor_to(
+                    (1.0 - downtime_s / span_s).clamp(0.0, 1.0),
+                    availability_decimals(span_s) + 2,
+                )
             } else {
                 1.0
             },
         }
+    }
+}
+
+/// Decimals of an availability in percent that the measurement supports. Times are
+/// known to the millisecond, so the last digit shown stands for at least 1 ms of
+/// the time observed: 1 decimal from 1 to 10 s, 2 from 10 to 100 s, and so on (a
+/// day: 5; at most 6).
+pub fn availability_decimals(observed_s: f64) -> usize {
+    if observed_s.is_nan() || observed_s <= 0.0 {
+        return 0;
+    }
+    ((observed_s * 10.0).log10().floor().max(0.0) as usize).min(6)
+}
+
+/// `v` cut (not rounded) to `decimals`: an availability below 1 never shows as 1.
+fn floor_to(v: f64, decimals: usize) -> f64 {
+    let f = 10f64.powi(decimals as i32);
+    (v * f).floor() / f
+}
+
+/// The availability as the human end line prints it: a percentage with the
+/// decimals the observed time supports, cut, not rounded ("99.98%", "100%").
+pub fn availability_percent(availability: f64, observed_s: f64) -> String {
+    let d = availability_decimals(observed_s);
+    let pct = floor_to(availability * 100.0, d);
+    if pct >= 100.0 {
+        "100%".to_string()
+    } else {
+        format!("{pct:.d$}%")
     }
 }
 
@@ -195,6 +228,34 @@ mod tests {
         assert_eq!(sum.downtime_s, 0.0);
         assert!(sum.downtime_s.is_sign_positive());
         assert_eq!(sum.availability, 1.0);
+    }
+
+    #[test]
+    fn availability_has_the_precision_the_measurement_supports() {
+        assert_eq!(availability_decimals(0.5), 0);
+        assert_eq!(availability_decimals(4.0), 1);
+        assert_eq!(availability_decimals(60.0), 2);
+        assert_eq!(availability_decimals(86_400.0), 5);
+        assert_eq!(availability_decimals(1e9), 6);
+        assert_eq!(availability_decimals(0.0), 0);
+        assert_eq!(availability_decimals(f64::NAN), 0);
+        // 4 ms down in a minute: 99.993...% shown as 99.99%, never 100%.
+        assert_eq!(availability_percent(1.0 - 0.004 / 60.0, 60.0), "99.99%");
+        assert_eq!(
+            availability_percent(1.0 - 0.001 / 3600.0, 3600.0),
+            "99.9999%"
+        );
+        assert_eq!(availability_percent(1.0, 60.0), "100%");
+        assert_eq!(availability_percent(0.525, 20.0), "52.50%");
+        assert_eq!(availability_percent(0.525, 5.0), "52.5%");
+        assert_eq!(availability_percent(0.0, 20.0), "0.00%");
+        // The summary's fraction is cut to the same precision.
+        let mut log = OutageLog::new(Duration::ZERO);
+        log.down(s(1), &death(Some(0.0)));
+        log.up(Duration::from_millis(1004));
+        let sum = log.summary(s(60));
+        assert_eq!(sum.observed_s, 60.0);
+        assert_eq!(sum.availability, 0.9999, "{sum:?}");
     }
 
     /// Issue 12 #1: 242,063 outages in 20 s grew memory without bound; the record

@@ -188,13 +188,15 @@ fn end_line(e: &EndFacts) -> String {
     }
     if let Some(o) = &e.outages {
         text.push_str(&format!(
-            "; {} outage(s), detection min/median/max {}/{}/{}, downtime {:.3}s, availability {:.4}%",
+            "; {} outage(s), detection min/median/max {}/{}/{}, downtime {:.3}s of {:.3}s, \
+             availability {}",
             o.outages,
             opt_secs(o.detect_min_s),
             opt_secs(o.detect_median_s),
             opt_secs(o.detect_max_s),
             o.downtime_s,
-            o.availability * 100.0
+            o.observed_s,
+            crate::model::outages::availability_percent(o.availability, o.observed_s)
         ));
     }
     match (e.expect_met, &e.expect_failure) {

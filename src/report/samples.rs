@@ -156,6 +156,7 @@ fn reconnect_summary() -> EndFacts {
         detect_median_s: Some(4.085),
         detect_max_s: Some(4.1),
         downtime_s: 9.5,
+        observed_s: 20.0,
         availability: 0.525,
     });
     e
