@@ -307,6 +307,10 @@ fn redis_settings_read_exactly_every_probe_and_quit_is_a_normal_close() {
     );
 }
 
+/// The lab tests of this file run one at a time: run side by side, an
+/// `ip netns exec` was seen to start nothing now and then.
+static LAB_SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Network namespaces S (Redis, watch) and C (client) joined through a bridge in
 /// B, so pulling C's cable leaves S's link up (probes leave S and are lost). All
 /// removed on drop, also when the test fails.
@@ -336,7 +340,15 @@ fn ip(args: &[&str]) {
 
 impl Lab {
     fn new() -> Lab {
-        let tag = format!("{}{}", std::process::id() % 100_000, epoch() as u64 % 1000);
+        // Unique per test in this process (tests run in parallel threads) and
+        // across processes: the pid, a counter, and the clock.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tag = format!(
+            "{}{n}{}",
+            std::process::id() % 100_000,
+            epoch() as u64 % 100
+        );
         let names = [
             format!("twr{tag}s"),
             format!("twr{tag}c"),
@@ -380,6 +392,7 @@ fn lab_redis_cable_pull_is_detected_when_watch_predicted() {
     if !available("the Redis cable-pull lab") {
         return;
     }
+    let _serial = LAB_SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut lab = Lab::new();
     let port = 6379;
     lab.children
@@ -498,6 +511,7 @@ fn lab_redis_second_close_with_a_remote_peer_is_eof() {
     if !available("the Redis second-close lab") {
         return;
     }
+    let _serial = LAB_SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut lab = Lab::new();
     let port = 6379;
     lab.children
