@@ -362,8 +362,12 @@ impl Progress {
         self.on.then_some(self.next)
     }
 
+    fn due(&self, now: Duration) -> bool {
+        self.on && now >= self.next
+    }
+
     fn show(&mut self, now: Duration, text: &str) {
-        if !self.on || now < self.next {
+        if !self.due(now) {
             return;
         }
         self.next = now + PROGRESS_EVERY;
@@ -458,10 +462,15 @@ fn run_round(
     }
     loop {
         // Flows past a direction's shortest failure would only fail too.
+        let shortest_failure: BTreeMap<Direction, Duration> = m
+            .brackets()
+            .into_iter()
+            .filter_map(|(d, b)| b.hi.map(|(h, _)| (d, h)))
+            .collect();
         let mut i = 0;
         while i < flows.len() {
-            let hi = m.bracket(flows[i].dir).hi.map(|(h, _)| h);
-            if keepalive.is_none() && hi.is_some_and(|h| flows[i].idle >= h) {
+            let hi = shortest_failure.get(&flows[i].dir);
+            if keepalive.is_none() && hi.is_some_and(|&h| flows[i].idle >= h) {
                 flows.swap_remove(i).close(lp, true);
             } else {
                 i += 1;
@@ -473,8 +482,10 @@ fn run_round(
         }
         let now = rep.clock.now();
         let next = flows.iter().map(Flow::deadline).min();
-        m.progress
-            .show(now, &progress_text(round, &flows, m, next, now));
+        if m.progress.due(now) {
+            let text = progress_text(round, &flows, m, next, now);
+            m.progress.show(now, &text);
+        }
         let wake = [next, m.progress.tick()].into_iter().flatten().min();
         let woke = lp.wait(&rep.clock, wake)?;
         let now = rep.clock.now();
