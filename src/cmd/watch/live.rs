@@ -149,6 +149,13 @@ impl Filter {
     /// `--pid`: re-reads the process's descriptors once if some inode is new.
     fn settle_pid(&mut self, fresh: &[DiagEntry]) -> Result<(), RunError> {
         let Some(pid) = self.pid else { return Ok(()) };
+        // An inode known not to be the process's that is no longer dumped is gone;
+        // one still open is in `fresh` every pass (it never joins). Keeping only
+        // those bounds the set by the sockets open now, whatever the churn.
+        if !self.not_pid.is_empty() {
+            let present: HashSet<u32> = fresh.iter().map(|e| e.inode).collect();
+            self.not_pid.retain(|inode| present.contains(inode));
+        }
         let unknown = fresh
             .iter()
             .any(|e| !self.pid_inodes.contains(&e.inode) && !self.not_pid.contains(&e.inode));
@@ -899,4 +906,50 @@ fn hidden_timer_warning(
         None => return Ok(()),
     };
     rep.emit(conn.id, EventKind::Warning { message })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::sockdiag::TimerKind;
+
+    fn entry(inode: u32) -> DiagEntry {
+        DiagEntry {
+            family: libc::AF_INET as u8,
+            state: TCP_ESTABLISHED,
+            timer: TimerKind::None,
+            expires: Duration::ZERO,
+            local: "127.0.0.1:1".parse().expect("addr"),
+            peer: "127.0.0.1:2".parse().expect("addr"),
+            uid: 0,
+            inode,
+            cookie: u64::from(inode),
+            send_queue: 0,
+            recv_queue: 0,
+            info: None,
+        }
+    }
+
+    /// Issue 12 #10: under churn `watch --pid` remembered every socket inode that
+    /// was not the process's, for ever: memory grew without bound.
+    #[test]
+    fn not_pid_set_holds_only_sockets_still_open() {
+        let mut f = Filter {
+            port: None,
+            peer_ips: None,
+            peer_port: None,
+            pid: Some(std::process::id()),
+            pids: Vec::new(),
+            pid_inodes: HashSet::new(),
+            not_pid: HashSet::new(),
+        };
+        // 1000 passes, each seeing 100 new connections of other processes.
+        for pass in 0..1000u32 {
+            let fresh: Vec<DiagEntry> = (0..100)
+                .map(|i| entry(1_000_000 + pass * 100 + i))
+                .collect();
+            f.settle_pid(&fresh).expect("settle");
+            assert!(f.not_pid.len() <= 100, "{} remembered", f.not_pid.len());
+        }
+    }
 }
