@@ -10,6 +10,8 @@
 # its conntrack forgets an established TCP flow idle for --ct-timeout seconds
 # (default 8; nf_conntrack_tcp_loose 0, so a later packet of the flow is invalid),
 # and invalid packets are dropped, or with --nat-reset answered with a TCP reset.
+# --nat-loose sets tcp_loose 1: an outbound packet of a forgotten flow is picked up
+# as new (the mapping comes back), so only the inbound direction dies.
 # nat-limit runs `tcpalive idle-limit` (with the remaining options) instead of connect.
 #
 # Every run makes its own namespaces (tca-<abbrev>-<slot>-{c,r,s}), veth pairs and a
@@ -102,6 +104,7 @@ case $SCENARIO in zero-window-pull) FAULT_AFTER=2.5 ;; ka-intvl) FAULT_AFTER=1.5
 MAX_WAIT=60
 CT_TIMEOUT=8
 NAT_RESET=0
+NAT_LOOSE=0
 MAX_WAIT_GIVEN=0
 USER_ARGS=()
 while [ $# -gt 0 ]; do
@@ -113,6 +116,7 @@ while [ $# -gt 0 ]; do
         --max-wait) [ $# -ge 2 ] || usage; MAX_WAIT=$2; MAX_WAIT_GIVEN=1; shift 2 ;;
         --ct-timeout) [ $# -ge 2 ] || usage; CT_TIMEOUT=$2; shift 2 ;;
         --nat-reset) NAT_RESET=1; shift ;;
+        --nat-loose) NAT_LOOSE=1; shift ;;
         *) USER_ARGS+=("$1"); shift ;;
     esac
 done
@@ -297,7 +301,7 @@ table inet tca_nat {
 }
 NFT
     ip netns exec "$NS_R" sysctl -qw net.netfilter.nf_conntrack_tcp_timeout_established="$CT_TIMEOUT" \
-        net.netfilter.nf_conntrack_tcp_loose=0 2>"$WORK/nft.err" \
+        net.netfilter.nf_conntrack_tcp_loose="$NAT_LOOSE" 2>"$WORK/nft.err" \
         || unavailable "cannot set the conntrack timeouts in $NS_R: $(cat "$WORK/nft.err")"
 }
 

@@ -600,7 +600,9 @@ fn assert_idle_limit(run: &LabRun, ct: f64, mode: &str, direction: &str) {
 }
 
 /// `idle-limit` through a NAT router whose conntrack forgets idle flows: both
-/// directions, silent drop (12 s) and reset (17 s), each found within +-1 s.
+/// directions, silent drop (12 s) and reset (17 s), each found within +-1 s; and a
+/// router that picks outbound packets of a forgotten flow up again (tcp_loose 1):
+/// only the inbound direction dies (the router's own stack resets it).
 #[test]
 #[cfg_attr(
     not(feature = "lab"),
@@ -613,6 +615,10 @@ fn lab_idle_limit_finds_the_nat_timeout() {
             "nat-limit",
             &["--ct-timeout", "17", "--nat-reset", "--direction", "both"],
         ),
+        (
+            "nat-limit",
+            &["--ct-timeout", "12", "--nat-loose", "--max", "20"],
+        ),
     ]);
     for run in &runs {
         assert_eq!(run.code, 0, "lab verdict: {}", run.verdict);
@@ -620,6 +626,18 @@ fn lab_idle_limit_finds_the_nat_timeout() {
     }
     assert_idle_limit(&runs[0], 12.0, "silent", "both");
     assert_idle_limit(&runs[1], 17.0, "reset", "both");
+    let inbound = end(&runs[2]);
+    assert!(
+        (f(inbound, "idle_limit_s") - 12.0).abs() <= 1.0,
+        "{inbound}"
+    );
+    assert_eq!(inbound["direction"], "in", "{inbound}");
+    assert_eq!(inbound["drop_mode"], "reset", "{inbound}");
+    let out: Vec<&Value> = events(&runs[2], "idle-check")
+        .filter(|c| c["direction"] == "out")
+        .collect();
+    assert!(out.iter().any(|c| f(c, "idle_s") >= 20.0), "{out:?}");
+    assert!(out.iter().all(|c| c["result"] == "survived"), "{out:?}");
 }
 
 /// `--verify`: keepalive idle 6 s holds a flow through a 10 s NAT timeout (exit 0);
