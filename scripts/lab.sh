@@ -4,7 +4,7 @@
 #
 #   scripts/lab.sh list
 #   scripts/lab.sh SCENARIO [--out DIR] [--pcap] [--fault-after S] [--max-wait S]
-#                           [--ct-timeout S] [--nat-reset] [tcpalive connect options...]
+#                           [--ct-timeout S] [--nat-reset] [--nat-loose] [tcpalive connect options...]
 #
 # The nat-* scenarios put a router doing NAT (nftables masquerade) between the ends:
 # its conntrack forgets an established TCP flow idle for --ct-timeout seconds
@@ -62,8 +62,10 @@ usage() {
     cat >&2 <<EOF
 usage: scripts/lab.sh list
        scripts/lab.sh SCENARIO [--out DIR] [--pcap] [--fault-after SECONDS] [--max-wait SECONDS]
+                               [--ct-timeout S] [--nat-reset] [--nat-loose]   (nat-* scenarios)
                                [tcpalive connect options, e.g. --idle 5 --intvl 5 --cnt 3]
 Defaults passed to connect: --idle 1 --intvl 1 --cnt 3 (any you give replaces its default).
+nat-limit passes the options to idle-limit instead, e.g. --direction out --verify --idle 6.
 EOF
     exit $EXIT_USAGE
 }

@@ -124,3 +124,40 @@ fn progress_only_on_a_terminal() {
     let err = String::from_utf8_lossy(&piped.stderr);
     assert!(err.is_empty(), "no progress into a pipe: {err:?}");
 }
+
+/// SIGINT mid-measurement: the end says interrupted (exit 130) and carries what
+/// was measured so far.
+#[test]
+fn an_interrupted_measurement_ends_with_what_it_has() {
+    let l = listen(&[]);
+    let target = format!("127.0.0.1:{}", l.port);
+    let (mut child, rx) = common::spawn_json(&[
+        "idle-limit",
+        &target,
+        "--max",
+        "30",
+        "--direction",
+        "out",
+        "--json",
+    ]);
+    // the first check (1.8 s) has come back
+    let first = loop {
+        let v = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("an idle-check within 10 s");
+        if v["event"] == "idle-check" {
+            break v;
+        }
+    };
+    assert_eq!(first["result"], "survived", "{first}");
+    let pid = libc::pid_t::try_from(child.id()).expect("pid");
+    // SAFETY: kill(2) with a valid signal, on our own child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(130));
+    let rest: Vec<Value> = rx.iter().collect();
+    let end = end_of(&rest);
+    assert_eq!(end["outcome"], "interrupted", "{end}");
+    assert_eq!(end["idle_limit_s"], Value::Null, "{end}");
+    assert!(end["flows"].as_u64().is_some_and(|n| n > 1), "{end}");
+}
