@@ -26,7 +26,7 @@ use crate::model::event::{ConfigFacts, EndFacts, EventKind, Outcome, WatchFacts}
 use crate::model::expect::Tally;
 use crate::model::infer::{Knowledge, TimerReading};
 use crate::model::predict::{self, Effective};
-use crate::model::sample::TcpSample;
+use crate::model::sample::{TCP_CLOSING, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_TIME_WAIT, TcpSample};
 use crate::model::schedule::KernelParams;
 use crate::model::settings::Sources;
 use crate::model::timeline::Timeline;
@@ -753,7 +753,16 @@ impl Watch {
         conn.gone_at = Some(now);
         conn.tuple_state = lookup_state(&mut self.diag, conn.last.local, conn.last.peer);
         conn.reverse_state = lookup_state(&mut self.diag, conn.last.peer, conn.last.local);
-        let decided = conn.tuple_state.is_some() || conn.reverse_state.is_some();
+        // A socket in a closing state on either side decides it now; anything else
+        // (the peer's socket on this host still ESTABLISHED, say) waits for the
+        // destroy notification like an unknown.
+        let closing = |s: Option<u8>| {
+            matches!(
+                s,
+                Some(TCP_TIME_WAIT | TCP_FIN_WAIT1 | TCP_FIN_WAIT2 | TCP_CLOSING)
+            )
+        };
+        let decided = closing(conn.tuple_state) || closing(conn.reverse_state);
         if decided || self.destroy.is_none() {
             return self.judge(rep, cookie, None);
         }
