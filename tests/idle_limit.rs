@@ -161,3 +161,29 @@ fn an_interrupted_measurement_ends_with_what_it_has() {
     assert_eq!(end["idle_limit_s"], Value::Null, "{end}");
     assert!(end["flows"].as_u64().is_some_and(|n| n > 1), "{end}");
 }
+
+/// A `listen --mute` (a hung application for heartbeats) still answers a test
+/// flow's check: its silence would read as the path dropping the flow.
+#[test]
+fn a_muted_listener_still_answers_test_flows() {
+    let l = listen(&["--mute"]);
+    let target = format!("127.0.0.1:{}", l.port);
+    let (code, lines, stderr) = run_json(&[
+        "idle-limit",
+        &target,
+        "--max",
+        "2",
+        "--direction",
+        "out",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(end_of(&lines)["idle_limit_s"], Value::Null);
+    assert!(
+        lines
+            .iter()
+            .filter(|e| e["event"] == "idle-check")
+            .all(|c| c["result"] == "survived"),
+        "{lines:?}"
+    );
+}

@@ -282,6 +282,9 @@ impl Session {
             return;
         }
         self.heartbeat = None;
+        // The check's PING is answered even by a `--mute` listener: silence on a
+        // test flow would read as the path dropping it.
+        self.answer_pings = true;
         if let Ok(eff) = sockopt::read_back(&self.sock) {
             let retries2 = sysctl::system_retries2();
             self.timeline.set_settings(eff, retries2);

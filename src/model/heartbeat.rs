@@ -10,7 +10,8 @@
 //! HOLD <seq> <wake_ms> <uto_ms>
 //!                idle-limit -> listener: this connection is an idle test flow.
 //!                The listener turns its keepalive and heartbeats off on it (its
-//!                own packets would refresh the middlebox's state), answers
+//!                own packets would refresh the middlebox's state), answers its
+//!                PINGs even under --mute (silence would read as a drop), answers
 //!                HELD <seq>, and when <wake_ms> > 0 sends PING <seq> <wake_ms>
 //!                milliseconds after HELD went out (the `in` check: the first
 //!                packet after the idle period comes from outside),
