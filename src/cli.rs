@@ -428,7 +428,7 @@ pub struct IdleLimitArgs {
     #[arg(
         long,
         value_name = "N",
-        default_value = "200",
+        default_value = "300",
         allow_hyphen_values = true
     )]
     pub parallel: String,
