@@ -111,9 +111,15 @@ fn keepalive_probes_and_answers_are_seen_from_outside() {
     assert_eq!(w["settings_read"], true, "{w}");
     assert_eq!(w["pid"], std::process::id(), "{w}");
     let mine = of_conn(&events, &w["conn"]);
-    // Probes at about 1, 2 and 3 s after the last contact, each answered: all seen.
-    assert!(count(&mine, "probe") >= 2, "{mine:#?}");
-    assert!(count(&mine, "probe-acked") >= 2, "{mine:#?}");
+    // Probes at about 1, 2 and 3 s after the last contact, each answered (every
+    // probe against tcpdump: tests/watch_redis.rs; a loaded host can delay the
+    // start past the first).
+    assert!(count(&mine, "probe") >= 1, "{mine:#?}");
+    assert_eq!(
+        count(&mine, "probe"),
+        count(&mine, "probe-acked"),
+        "{mine:#?}"
+    );
     // Read once, exactly: one config line, never revised.
     assert_eq!(count(&mine, "config"), 1, "{mine:#?}");
     let config = mine
@@ -500,20 +506,19 @@ fn pid_that_holds_no_connection_says_why() {
         .spawn()
         .expect("spawn sleep");
     let pid = idle.id().to_string();
-    let (code, events, stderr) = run_json(&["watch", "--pid", &pid, "--json", "--for", "200ms"]);
+    // 1 s: on a loaded host a shorter run can end before its first dump.
+    let (code, events, stderr) = run_json(&["watch", "--pid", &pid, "--json", "--for", "1s"]);
     let _ = idle.kill();
     let _ = idle.wait();
     assert_eq!(code, 0, "{stderr}");
-    let note = events
-        .iter()
-        .find(|e| e["event"] == "warning")
-        .unwrap_or_else(|| panic!("a note: {events:#?}"));
+    // (Other warnings may come first: lost destroy notifications on a busy host.)
     assert!(
-        note["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("no established TCP connection"),
-        "{note}"
+        events.iter().any(|e| e["event"] == "warning"
+            && e["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("no established TCP connection")),
+        "a note saying why: {events:#?}"
     );
 }
 

@@ -44,7 +44,7 @@ const RUN: u64 = 0;
 /// How long a socket that left the table waits for its destroy notification
 /// before it is judged without one: an owner closes a socket that failed within
 /// milliseconds, and one that keeps it open is itself evidence.
-const DESTROY_GRACE: Duration = Duration::from_secs(1);
+const DESTROY_GRACE: Duration = Duration::from_secs(2);
 /// An ESTABLISHED socket without an inode is still in its listener's accept
 /// queue: no process holds it yet, so neither its owner nor its settings (which
 /// the application sets after accept) can be known. It joins once accepted, or
@@ -251,6 +251,8 @@ struct Watch {
     unreadable: HashMap<u32, String>,
     /// Sockets seen in an accept queue, with when first seen.
     unaccepted: HashMap<u64, Duration>,
+    /// Whether lost destroy notifications were reported.
+    destroy_lost: bool,
 }
 
 pub fn run(cfg: &WatchConfig, rep: &mut Reporter, signals: &Signals) -> Result<EndFacts, RunError> {
@@ -278,6 +280,7 @@ pub fn run(cfg: &WatchConfig, rep: &mut Reporter, signals: &Signals) -> Result<E
         tally: Tally::default(),
         unreadable: HashMap::new(),
         unaccepted: HashMap::new(),
+        destroy_lost: false,
     };
     if cfg.dump_once {
         return w.dump_once(rep);
@@ -315,7 +318,7 @@ pub fn run(cfg: &WatchConfig, rep: &mut Reporter, signals: &Signals) -> Result<E
             w.destroyed(rep, now)?;
         }
         if now >= next_pass {
-            w.pass(rep, now)?;
+            w.pass(rep)?;
             if first_pass {
                 first_pass = false;
                 w.nothing_matched_note(rep, cfg)?;
@@ -443,8 +446,12 @@ impl Watch {
         )
     }
 
-    fn pass(&mut self, rep: &mut Reporter, now: Duration) -> Result<(), RunError> {
+    fn pass(&mut self, rep: &mut Reporter) -> Result<(), RunError> {
         self.collect()?;
+        // The kernel's counters (time since contact, timer expiry) are as of the
+        // dump: the time is taken after it, so a dump that was slow (a loaded
+        // host) does not move every contact earlier by its duration.
+        let now = rep.clock.now();
         let in_dump: HashSet<u64> = self.batch.iter().map(|e| e.cookie).collect();
         self.unaccepted.retain(|c, _| in_dump.contains(c));
         let unaccepted = &mut self.unaccepted;
@@ -512,7 +519,9 @@ impl Watch {
                 }
             })
             .map_err(diag_error("read sock_diag destroy notifications"))?;
-        if lost {
+        if lost && !self.destroy_lost {
+            // Said once: on a host with heavy socket churn it can recur.
+            self.destroy_lost = true;
             rep.emit(
                 RUN,
                 EventKind::Warning {

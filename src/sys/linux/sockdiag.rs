@@ -311,6 +311,8 @@ impl SockDiag {
 /// (include/uapi/linux/sock_diag.h).
 const SKNLGRP_INET_TCP_DESTROY: u32 = 1;
 const SKNLGRP_INET6_TCP_DESTROY: u32 = 3;
+/// The receive buffer asked for destroy notifications (about 380 bytes each).
+const DESTROY_RCVBUF: usize = 8 * 1024 * 1024;
 
 /// sock_diag's destroy notifications: the kernel sends one message per TCP socket
 /// of this namespace as it is destroyed (its owner closed it and the kernel is
@@ -331,6 +333,11 @@ impl DestroyListener {
             sock.add_membership(group).map_err(SockDiagError::Open)?;
         }
         sock.set_non_blocking(true).map_err(SockDiagError::Open)?;
+        // Every TCP socket destroyed in the namespace arrives here, not only the
+        // watched ones: on a busy host a descheduled watcher would overflow the
+        // default buffer (a few hundred messages). Ask for more; SO_RCVBUF is
+        // capped at net.core.rmem_max, which is enough where it is not raised.
+        let _ = sock.set_rx_buf_sz(DESTROY_RCVBUF);
         Ok(DestroyListener {
             sock,
             buf: vec![0; RECV_BUF],
