@@ -142,16 +142,10 @@ fn postgres_backend_found_through_the_postmaster_with_its_user_timeout_read() {
     ]);
     drop(client);
     assert_eq!(code, 0, "{stderr}");
-    let note = events
-        .iter()
-        .find(|e| e["event"] == "warning" && e["conn"] == 0)
-        .unwrap_or_else(|| panic!("a note naming the descendants: {events:#?}"));
     assert!(
-        note["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("descendants"),
-        "{note}"
+        events.iter().any(|e| e["event"] == "warning"
+            && e["message"].as_str().unwrap_or("").contains("descendants")),
+        "a note naming the descendants: {events:#?}"
     );
     let w = events
         .iter()
