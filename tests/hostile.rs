@@ -733,6 +733,14 @@ fn unread_stdout_never_blocks_serving_or_signals() {
     };
     assert_eq!(status.code(), Some(143));
     let text = reader.join().expect("reader");
+    // Bounded: what the pipe held (64 KiB) and the queue (1 MiB), not every line
+    // of the run (each connection's `end` was once kept whatever the bound, and
+    // memory grew by 28 MB a minute in scripts/soak.sh).
+    assert!(
+        text.len() <= (1 << 20) + (128 << 10),
+        "{} bytes were held for a reader that did not read",
+        text.len()
+    );
     let events = parse_all(&text.lines().map(str::to_string).collect::<Vec<_>>());
     let last = events.last().expect("lines");
     assert_eq!(

@@ -4,7 +4,9 @@
 //! event each) go to a queue that a writer thread drains into the real stdout.
 //! The queue holds at most [`MAX_QUEUED`] bytes; beyond that events are dropped
 //! and counted, and the reporter says how many once the queue has room again
-//! ([`take_dropped`]). `end` events are never dropped ([`must_deliver`]). At exit
+//! ([`take_dropped`]). The latest `end` (with the warning before it) is kept
+//! aside when the queue is full and goes out first when there is room or at
+//! exit ([`must_deliver`]), so the last line is always the run's `end`. At exit
 //! [`drain`] waits for the queue to empty, except that after a signal it gives up
 //! once the reader makes no progress, so signals always end the run. Where no
 //! thread can be started, writes go to stdout directly, as before.
@@ -30,6 +32,27 @@ struct State {
     closed: bool,
     /// Bytes written so far, to tell progress from a stall.
     written: u64,
+    /// The latest must-deliver group (an `end` and the warning before it) that
+    /// did not fit; replaced by the next one (the older is counted as dropped).
+    held: Vec<Vec<u8>>,
+}
+
+impl State {
+    fn push(&mut self, chunk: Vec<u8>) {
+        self.bytes = self.bytes.saturating_add(chunk.len());
+        self.chunks.push_back(chunk);
+    }
+
+    fn held_bytes(&self) -> usize {
+        self.held.iter().map(Vec::len).sum()
+    }
+
+    /// Queues the held group (order kept: it came before what follows).
+    fn release_held(&mut self) {
+        for chunk in std::mem::take(&mut self.held) {
+            self.push(chunk);
+        }
+    }
 }
 
 struct Shared {
@@ -138,14 +161,24 @@ impl Write for Stdout {
         if chunk.is_empty() {
             return Ok(());
         }
-        let room = st.bytes.saturating_add(chunk.len()) <= MAX_QUEUED;
-        if room || MUST_DELIVER.load(Ordering::Relaxed) {
-            st.bytes = st.bytes.saturating_add(chunk.len());
-            st.chunks.push_back(chunk);
-            shared.changed.notify_all();
+        let forced = MUST_DELIVER.load(Ordering::Relaxed);
+        let fits = |st: &State, extra: usize| {
+            st.bytes
+                .saturating_add(st.held_bytes())
+                .saturating_add(extra)
+                <= MAX_QUEUED
+        };
+        if !st.held.is_empty() && fits(&st, 0) {
+            st.release_held();
+        }
+        if st.held.is_empty() && fits(&st, chunk.len()) {
+            st.push(chunk);
+        } else if forced {
+            st.held.push(chunk);
         } else {
             st.dropped = st.dropped.saturating_add(1);
         }
+        shared.changed.notify_all();
         Ok(())
     }
 }
@@ -153,6 +186,14 @@ impl Write for Stdout {
 /// Marks the events written until the next call as ones that are never dropped
 /// (the `end` lines).
 pub fn must_deliver(yes: bool) {
+    if yes
+        && let Some(shared) = QUEUE.get().and_then(Option::as_ref)
+        && let Ok(mut st) = shared.state.lock()
+    {
+        // A new group replaces one still held: that one is dropped.
+        let stale = std::mem::take(&mut st.held).len() as u64;
+        st.dropped = st.dropped.saturating_add(stale);
+    }
     MUST_DELIVER.store(yes, Ordering::Relaxed);
 }
 
@@ -179,6 +220,8 @@ pub fn drain(ended_by_signal: bool) {
     let Ok(mut st) = shared.state.lock() else {
         return;
     };
+    st.release_held();
+    shared.changed.notify_all();
     let mut progress_at = Instant::now();
     let mut written = st.written;
     // A chunk being written has left the queue but not the process: wait for

@@ -135,7 +135,7 @@ impl Reporter {
                 EventKind::Warning {
                     message: format!(
                         "stdout is not being read: {dropped} event(s) were dropped (at most {} \
-                         KiB is held for a slow reader; end lines are never dropped)",
+                         KiB is held for a slow reader; the last end line is always kept)",
                         crate::engine::output::MAX_QUEUED / 1024
                     ),
                 },
