@@ -65,7 +65,12 @@ struct Flow {
     keepalive_idle_s: Option<u32>,
     sock: Socket,
     phase: Phase,
+    /// The round trip of this flow's set-up (HOLD sent to HELD read).
     rtt: Duration,
+    /// The path's round trip as the check uses it: the shortest set-up round trip
+    /// of the run. A flow's own can be inflated by the burst of set-ups (every
+    /// flow of a round connects at once), which would only slow the checks down.
+    path_rtt: Option<Duration>,
     lines: LineReader,
 }
 
@@ -132,6 +137,7 @@ impl Flow {
                 deadline: now.saturating_add(connect_timeout),
             },
             rtt: Duration::ZERO,
+            path_rtt: None,
             lines: LineReader::default(),
         }))
     }
@@ -140,8 +146,13 @@ impl Flow {
         matches!(self.phase, Phase::Connecting { .. })
     }
 
+    /// `HELD` arrived: the set-up round trip is known.
+    fn held(&self) -> bool {
+        matches!(self.phase, Phase::Idle { .. } | Phase::Checking { .. })
+    }
+
     fn check_timeout(&self) -> Duration {
-        model::check_timeout(self.rtt)
+        model::check_timeout(self.path_rtt.unwrap_or(self.rtt))
     }
 
     fn deadline(&self) -> Duration {
@@ -394,6 +405,8 @@ struct Measure {
     bytes: u64,
     next_id: u64,
     progress: Progress,
+    /// The shortest set-up round trip seen (see [`Flow::path_rtt`]).
+    min_rtt: Option<Duration>,
 }
 
 impl Measure {
@@ -479,6 +492,12 @@ fn run_round(
         if flows.is_empty() {
             m.progress.clear();
             return Ok(RoundEnd::Done);
+        }
+        if let Some(r) = flows.iter().filter(|f| f.held()).map(|f| f.rtt).min() {
+            m.min_rtt = Some(m.min_rtt.map_or(r, |seen| seen.min(r)));
+        }
+        for f in &mut flows {
+            f.path_rtt = m.min_rtt;
         }
         let now = rep.clock.now();
         let next = flows.iter().map(Flow::deadline).min();
@@ -712,6 +731,7 @@ pub fn run(
         bytes: 0,
         next_id: 1,
         progress: Progress::new(),
+        min_rtt: None,
     };
     let budget = cfg.parallel / cfg.directions.len();
     let mut plan: Vec<(Direction, Duration)> = cfg
