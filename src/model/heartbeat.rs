@@ -191,7 +191,7 @@ impl HeartbeatConfig {
         let hb = self.detect_after();
         let hb_s = hb.as_secs_f64();
         let how = format!(
-            "heartbeats detect a dead or hung peer {} after the last reply (every {} +              timeout {})",
+            "heartbeats detect a dead or hung peer {} after the last reply (every {} + timeout {})",
             crate::model::units::secs_text(hb),
             crate::model::units::secs_text(self.every),
             crate::model::units::secs_text(self.timeout)

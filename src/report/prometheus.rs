@@ -312,13 +312,15 @@ impl Exposition {
         }
     }
 
-    /// The OpenMetrics text exposition (what Prometheus asks for first).
+    /// The OpenMetrics text exposition (what Prometheus asks for first), with the
+    /// samples of each family sorted: the same state always reads the same (a
+    /// textfile diffs cleanly; prometheus-client keeps a family in a hash map).
     pub fn openmetrics(&self) -> String {
         self.refresh();
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
-        text
+        sort_samples(&text)
     }
 
     /// The Prometheus text format 0.0.4: for node_exporter's textfile collector and
@@ -326,6 +328,32 @@ impl Exposition {
     pub fn text(&self) -> String {
         to_text_format(&self.openmetrics())
     }
+}
+
+/// Sorts each run of sample lines (between comment lines) in place.
+fn sort_samples(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut run: Vec<&str> = Vec::new();
+    let flush = |run: &mut Vec<&str>, out: &mut String| {
+        run.sort_unstable();
+        for l in run.drain(..) {
+            out.push_str(l);
+            out.push('\n');
+        }
+    };
+    for line in text.lines() {
+        if line.starts_with('#') {
+            flush(&mut run, &mut out);
+            out.push_str(line);
+            out.push('\n');
+        } else {
+            run.push(line);
+        }
+    }
+    flush(&mut run, &mut out);
+    // The exposition formats spell infinity `+Inf`; the float formatter writes
+    // `inf`.
+    out.replace(" inf\n", " +Inf\n")
 }
 
 /// OpenMetrics to the 0.0.4 text format: counters are typed under their `_total`
@@ -521,6 +549,28 @@ mod tests {
             lines.contains(&format!("tcpalive_keepalive_probes_total{{{redis}}} 2").as_str()),
             "counters outlive their connections: {text}"
         );
+    }
+
+    #[test]
+    fn samples_are_sorted_within_their_family() {
+        let mut x = Exposition::new(Limits::default());
+        for (i, port) in [9003u16, 9001, 9002, 80, 443].into_iter().enumerate() {
+            let local = format!("127.0.0.1:{port}");
+            x.observe(&event(
+                i as u64 + 1,
+                watched(&local, "127.0.0.1:40000", Some("app"), Some(true)),
+            ));
+        }
+        let text = x.openmetrics();
+        let lines: Vec<&str> = sample_lines(&text)
+            .into_iter()
+            .filter(|l| l.starts_with("tcpalive_connections{"))
+            .collect();
+        let mut sorted = lines.clone();
+        sorted.sort_unstable();
+        assert_eq!(lines.len(), 5);
+        assert_eq!(lines, sorted);
+        assert_eq!(text, x.openmetrics(), "the same state reads the same");
     }
 
     #[test]
