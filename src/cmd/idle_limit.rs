@@ -381,7 +381,7 @@ impl Progress {
         if !self.due(now) {
             return;
         }
-        self.next = now + PROGRESS_EVERY;
+        self.next = now.saturating_add(PROGRESS_EVERY);
         self.shown = true;
         let _ = write!(std::io::stderr().lock(), "\r\x1b[K{text}");
     }

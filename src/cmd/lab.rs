@@ -216,7 +216,7 @@ impl Lab<'_> {
             }
             Action::LinkFlap => {
                 self.link(false)?;
-                self.restore_at = Some(now + FLAP_DOWN);
+                self.restore_at = Some(now.saturating_add(FLAP_DOWN));
             }
             Action::LinkDownWhileSending => {
                 self.link(false)?;
@@ -228,7 +228,7 @@ impl Lab<'_> {
         let last_contact = conn.last_contact();
         let mut next_probe = conn.next_probe_due();
         if self.probe_answered_last {
-            next_probe = next_probe.max(last_contact + self.intvl);
+            next_probe = next_probe.max(last_contact.saturating_add(self.intvl));
         }
         self.injected = Some(Injected {
             at: now,

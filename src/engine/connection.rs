@@ -299,7 +299,7 @@ fn connect_one(
     let mut next_due = plan.retransmits.first().copied();
     let result = loop {
         let now = rep.clock.now();
-        let wake = match next_due.map(|d| d + SYN_SLACK) {
+        let wake = match next_due.map(|d| d.saturating_add(SYN_SLACK)) {
             Some(due) if due > now => due,
             Some(due) => {
                 now.saturating_add(((now - due) / 8).clamp(SYN_STEP, Duration::from_secs(1)))

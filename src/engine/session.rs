@@ -290,8 +290,13 @@ impl Session {
             self.timeline.set_settings(eff, retries2);
             out.push(EventKind::Config(eff.facts(retries2)));
         }
-        self.wake =
-            (wake_ms > 0).then(|| (seq, now + Duration::from_millis(wake_ms.into()), uto_ms));
+        self.wake = (wake_ms > 0).then(|| {
+            (
+                seq,
+                now.saturating_add(Duration::from_millis(wake_ms.into())),
+                uto_ms,
+            )
+        });
         self.queue(&Message::Held(seq).encode());
     }
 
@@ -454,7 +459,7 @@ impl Session {
             self.fault.map(|(_, at)| at),
             self.heartbeat.as_ref().map(Heartbeat::next_deadline),
             self.wake.map(|(_, at, _)| at),
-            (!self.outbox.is_empty()).then(|| now + OUTBOX_RETRY),
+            (!self.outbox.is_empty()).then(|| now.saturating_add(OUTBOX_RETRY)),
         ]
         .into_iter()
         .flatten()

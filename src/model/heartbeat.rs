@@ -587,6 +587,28 @@ mod tests {
         );
     }
 
+    /// Issue 12 #3: huge durations overflowed at run time ("overflow when adding
+    /// durations", exit 101). The parser now bounds them; the schedule itself
+    /// saturates, whatever it is given.
+    #[test]
+    fn huge_intervals_saturate_instead_of_overflowing() {
+        let mut hb = Heartbeat::new(
+            HeartbeatConfig {
+                every: Duration::MAX,
+                timeout: Duration::MAX,
+                payload: None,
+                expect: None,
+            },
+            ms(5),
+        );
+        assert_eq!(hb.next_deadline(), Duration::MAX);
+        assert_eq!(hb.predicted_detect(), Duration::MAX);
+        assert!(hb.poll(ms(10)).is_none());
+        assert!(matches!(hb.poll(Duration::MAX), Some(Due::Send { .. })));
+        assert_eq!(hb.next_deadline(), Duration::MAX);
+        assert!(hb.poll(Duration::MAX).is_some());
+    }
+
     #[test]
     fn the_prediction_includes_the_heartbeats() {
         use crate::model::predict::Effective;

@@ -245,7 +245,7 @@ impl Timeline {
         let sent_at = now;
         self.probes_seen = n;
         self.ka.armed_at = sent_at;
-        self.ka.fires_at = sent_at + self.intvl();
+        self.ka.fires_at = sent_at.saturating_add(self.intvl());
         self.ka.probes_out = n;
     }
 
@@ -261,7 +261,7 @@ impl Timeline {
         } else {
             Duration::ZERO
         };
-        let now = now + self.offset;
+        let now = now.saturating_add(self.offset);
         self.last_contact = now.saturating_sub(s.since_contact());
         // The kernel armed the keepalive timer when the connection was established
         // (tcp_finish_connect, tcp_create_openreq_child): at the handshake's last
@@ -289,7 +289,7 @@ impl Timeline {
         if !self.observed {
             return self.baseline(now, s);
         }
-        let out = self.fold(now + self.offset, s);
+        let out = self.fold(now.saturating_add(self.offset), s);
         out.into_iter().map(|k| self.to_run(k)).collect()
     }
 
@@ -321,7 +321,7 @@ impl Timeline {
         }
 
         let contact = now.saturating_sub(s.since_contact());
-        let contact_moved = contact > self.last_contact + CONTACT_JITTER;
+        let contact_moved = contact > self.last_contact.saturating_add(CONTACT_JITTER);
         let traffic = din > 0 || dout > 0;
         let was_zero = self.zw.is_some();
         let zero = established && s.zero_window() == Some(true);
@@ -389,7 +389,7 @@ impl Timeline {
         if idle.is_zero() {
             return;
         }
-        while self.ka.fires_at + DUE_SLACK <= now {
+        while self.ka.fires_at.saturating_add(DUE_SLACK) <= now {
             self.ka.armed_at = self.ka.fires_at;
             self.ka.fires_at += idle;
         }
@@ -402,7 +402,9 @@ impl Timeline {
         }
         // With a probe seen out, a contact without traffic is its answer; else it
         // answers a probe only if one was due before it.
-        if self.probes_seen == 0 && contact + CONTACT_JITTER < self.ka.next_probe(&self.eff) {
+        if self.probes_seen == 0
+            && contact.saturating_add(CONTACT_JITTER) < self.ka.next_probe(&self.eff)
+        {
             if self.probe_answer_known {
                 // The settings that predict it are not known yet: the probe went
                 // out just before its answer.
@@ -450,7 +452,7 @@ impl Timeline {
         let closed_at = contact.min(now);
         let timer = WindowProbes {
             first_probe_at: None,
-            fires_at: closed_at + base,
+            fires_at: closed_at.saturating_add(base),
             armed_at: closed_at,
             backoff: 0,
             unanswered: 0,
@@ -594,7 +596,7 @@ impl Timeline {
         }
         let due = self
             .last_traffic_report
-            .map_or(now, |t| t + TRAFFIC_REPORT_EVERY);
+            .map_or(now, |t| t.saturating_add(TRAFFIC_REPORT_EVERY));
         if now < due {
             return;
         }
@@ -670,7 +672,7 @@ impl Timeline {
                 detect_s: None,
                 path: "busy",
                 since: self.last_contact,
-                dead_at: Some(start + self.busy_detect_after),
+                dead_at: Some(start.saturating_add(self.busy_detect_after)),
                 late_by_up_to: Duration::ZERO,
                 bound: if uto_ms == 0 {
                     Bound::Retries2.name()
@@ -759,7 +761,7 @@ impl Timeline {
         if self.zw.is_some() {
             return;
         }
-        let now = now + self.offset;
+        let now = now.saturating_add(self.offset);
         if self.unacked_since.is_none() {
             self.unacked_since = Some(now);
         }
@@ -771,25 +773,25 @@ impl Timeline {
         if !self.observed {
             return None;
         }
-        let now = now + self.offset;
+        let now = now.saturating_add(self.offset);
         let traffic = self.traffic_pending.then(|| {
             self.last_traffic_report
-                .map_or(now, |t| t + TRAFFIC_REPORT_EVERY)
+                .map_or(now, |t| t.saturating_add(TRAFFIC_REPORT_EVERY))
         });
         let after = |due: Duration| {
-            let due = due + DUE_SLACK;
+            let due = due.saturating_add(DUE_SLACK);
             if now < due {
                 due
             } else {
                 let late = now - due;
-                now + (late / 8).clamp(MIN_STEP, Duration::from_secs(1))
+                now.saturating_add((late / 8).clamp(MIN_STEP, Duration::from_secs(1)))
             }
         };
         let kernel = if let Some(zw) = &self.zw {
             Some(after(zw.timer.fires_at))
         } else if self.in_flight {
             let step = (self.rto / 4).clamp(MIN_STEP, Duration::from_millis(200));
-            Some(now + step)
+            Some(now.saturating_add(step))
         } else if self.eff.keepalive {
             Some(after(self.ka.next_probe(&self.eff)))
         } else {
@@ -811,7 +813,7 @@ impl Timeline {
         errno: Option<String>,
         message: String,
     ) -> EndFacts {
-        let now = now + self.offset;
+        let now = now.saturating_add(self.offset);
         let in_force = match self.busy_since() {
             Some(_) => Some(self.prediction().with_detect()),
             None => self.at_contact.clone(),

@@ -103,7 +103,9 @@ impl LineClock {
     fn at(self, t: std::time::Duration) -> String {
         match self {
             LineClock::Relative => rel(t),
-            LineClock::Wall(Some(start)) => super::json::rfc3339(start + t),
+            LineClock::Wall(Some(start)) => {
+                super::json::rfc3339(start.checked_add(t).unwrap_or(start))
+            }
             LineClock::Wall(None) => rel(t),
         }
     }

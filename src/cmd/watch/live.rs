@@ -496,7 +496,10 @@ impl Watch {
         let overdue: Vec<u64> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.gone_at.is_some_and(|t| now >= t + DESTROY_GRACE))
+            .filter(|(_, c)| {
+                c.gone_at
+                    .is_some_and(|t| now >= t.saturating_add(DESTROY_GRACE))
+            })
             .map(|(k, _)| *k)
             .collect();
         for cookie in overdue {
