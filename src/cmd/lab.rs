@@ -1,4 +1,5 @@
-//! `lab SCENARIO`: a listener and a connector in this process's private network
+//! `lab SCENARIO` (over 500 lines: one scenario runner, its loop and faults together):
+//! a listener and a connector in this process's private network
 //! namespace (made by `dispatch` before anything else runs, see `sys::netns`), one
 //! event loop following both connections with the engine's sessions, and one fault
 //! injected to reproduce a way a peer dies. The connector is `connect`'s connection

@@ -1,4 +1,5 @@
-//! The event model: what the core tells the renderers. Every observation the core
+//! The event model (over 500 lines: the whole event vocabulary in one list, so the
+//! core and every renderer see the same one): what the core tells the renderers. Every observation the core
 //! makes becomes an [`Event`] carrying facts (and, where a value was not read from
 //! the kernel, where it came from); renderers in `report/` turn events into text.
 

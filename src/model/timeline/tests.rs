@@ -1,0 +1,438 @@
+//! Tests of `timeline`.
+
+use super::*;
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+fn timeline() -> Timeline {
+    let eff = Effective {
+        keepalive: true,
+        idle_s: 1,
+        intvl_s: 1,
+        cnt: 3,
+        user_timeout_ms: 0,
+    };
+    let mut t = Timeline::new(eff, KernelParams::default(), ms(0));
+    let first = t.observe(ms(0), &TcpSample::default());
+    assert_eq!(names(&first), ["idle", "prediction"]);
+    assert_eq!(first[0], EventKind::Idle { since: ms(0) });
+    t
+}
+
+/// A sample at `now` whose last contact was at run time `contact`.
+fn at(now: u64, contact: u64, probes: u8) -> TcpSample {
+    TcpSample {
+        state: 1,
+        probes,
+        last_ack_recv_ms: (now - contact) as u32,
+        last_data_recv_ms: now as u32,
+        ..TcpSample::default()
+    }
+}
+
+fn names(events: &[EventKind]) -> Vec<&'static str> {
+    events.iter().map(|e| e.name()).collect()
+}
+
+#[test]
+fn wakes_just_after_the_predicted_probe() {
+    let t = timeline();
+    assert_eq!(t.next_wake(ms(10)), Some(ms(1003)));
+}
+
+#[test]
+fn unanswered_probes_then_schedule_moves_by_intvl() {
+    let mut t = timeline();
+    let ev = t.observe(ms(1005), &at(1005, 0, 1));
+    assert_eq!(names(&ev), ["probe-window", "probe"]);
+    assert_eq!(
+        ev[0],
+        EventKind::ProbeWindow {
+            due: ms(1000),
+            dead_at: Some(ms(4000))
+        }
+    );
+    // The kernel arms the next probe intvl after this one went out.
+    assert_eq!(t.next_wake(ms(1006)), Some(ms(2008)));
+    let ev = t.observe(ms(2030), &at(2030, 0, 2));
+    assert_eq!(
+        ev,
+        vec![EventKind::Probe {
+            n: 2,
+            due: ms(2005)
+        }]
+    );
+}
+
+#[test]
+fn answered_probe_restarts_idle() {
+    let mut t = timeline();
+    let ev = t.observe(ms(1010), &at(1010, 1002, 0));
+    assert_eq!(
+        names(&ev),
+        ["probe-window", "probe", "probe-acked", "idle", "prediction"]
+    );
+    assert_eq!(ev[2], EventKind::ProbeAcked { n: 1 });
+    assert_eq!(ev[3], EventKind::Idle { since: ms(1002) });
+    // The timer stays where the probe left it (1 s after the probe, 2.000); that
+    // firing finds 0.998 s of idle and re-arms for the rest: answer + idle.
+    assert_eq!(t.next_wake(ms(1011)), Some(ms(2005)));
+}
+
+#[test]
+fn a_probe_known_from_the_timer_is_reported_before_idle_is_known() {
+    // watch without the settings: idle assumed 7200 s, yet the keepalive timer
+    // proved a probe went out and was answered at 2.745 s.
+    let eff = Effective {
+        keepalive: true,
+        idle_s: 7200,
+        intvl_s: 1,
+        cnt: 9,
+        user_timeout_ms: 0,
+    };
+    let mut t = Timeline::new(eff, KernelParams::default(), ms(0));
+    t.observe(ms(0), &TcpSample::default());
+    let ev = t.observe(ms(2804), &at(2804, 2745, 0));
+    assert_eq!(
+        names(&ev),
+        ["idle", "prediction"],
+        "without the proof it is just a contact"
+    );
+    let mut t = Timeline::new(eff, KernelParams::default(), ms(0));
+    t.observe(ms(0), &TcpSample::default());
+    let ev = t.observe_answered_probe(ms(2804), &at(2804, 2745, 0));
+    assert_eq!(names(&ev), ["probe", "probe-acked", "idle", "prediction"]);
+    assert_eq!(
+        ev[0],
+        EventKind::Probe {
+            n: 1,
+            due: ms(2745)
+        }
+    );
+}
+
+#[test]
+fn a_probe_seen_out_then_answered() {
+    let mut t = timeline();
+    let ev = t.observe(ms(1005), &at(1005, 0, 1));
+    assert_eq!(names(&ev), ["probe-window", "probe"]);
+    let ev = t.observe(ms(1015), &at(1015, 1006, 0));
+    assert_eq!(names(&ev), ["probe-acked", "idle", "prediction"], "{ev:?}");
+    assert_eq!(ev[0], EventKind::ProbeAcked { n: 1 });
+}
+
+#[test]
+fn a_probe_sent_half_a_second_late_is_explained() {
+    let mut t = timeline();
+    t.observe(ms(1005), &at(1005, 0, 1));
+    let ev = t.observe(ms(2520), &at(2520, 0, 2));
+    assert_eq!(names(&ev), ["probe", "warning", "prediction"]);
+    match &ev[1] {
+        EventKind::Warning { message } => {
+            assert!(
+                message.contains("beyond the 0.036s the timer wheel allows"),
+                "{message}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn late_kernel_timer_is_sampled_in_short_steps() {
+    let mut t = timeline();
+    let ev = t.observe(ms(1004), &at(1004, 0, 0));
+    assert_eq!(names(&ev), ["probe-window"]);
+    assert_eq!(t.next_wake(ms(1004)), Some(ms(1014)));
+    assert_eq!(t.next_wake(ms(1803)), Some(ms(1903)));
+}
+
+#[test]
+fn jitter_in_the_contact_reading_is_not_a_contact() {
+    let mut t = timeline();
+    assert!(t.observe(ms(500), &at(500, 4, 0)).is_empty());
+}
+
+#[test]
+fn busy_prediction_counts_from_the_first_retransmission() {
+    let eff = Effective {
+        keepalive: true,
+        idle_s: 1,
+        intvl_s: 1,
+        cnt: 3,
+        user_timeout_ms: 4000,
+    };
+    let mut t = Timeline::new(eff, KernelParams::default(), ms(0));
+    t.observe(
+        ms(0),
+        &TcpSample {
+            state: 1,
+            ..TcpSample::default()
+        },
+    );
+    t.note_send(ms(600));
+    let mut s = at(1050, 400, 0);
+    s.unacked = 2;
+    s.retransmits = 1;
+    s.last_data_sent_ms = 40;
+    t.observe(ms(1050), &s);
+    // The kernel purges the queues when it gives up; the busy view stands.
+    let dead = TcpSample {
+        state: 7,
+        last_ack_recv_ms: 4600,
+        last_data_recv_ms: 5000,
+        ..s
+    };
+    t.observe(ms(5000), &dead);
+    let end = t.end(ms(5000), Outcome::Timeout, None, String::new());
+    let predicted = end.predicted_detect_s.expect("busy prediction");
+    assert!((predicted - 4.61).abs() < 1e-9, "{predicted}");
+}
+
+#[test]
+fn retransmissions_are_reported_once_each() {
+    let mut t = timeline();
+    let mut s = at(300, 0, 0);
+    s.unacked = 2;
+    s.retransmits = 2;
+    let ev = t.observe(ms(300), &s);
+    assert_eq!(
+        ev[..2],
+        [
+            EventKind::Retransmit { n: 1, unacked: 2 },
+            EventKind::Retransmit { n: 2, unacked: 2 }
+        ]
+    );
+    // The busy path takes over the prediction.
+    match &ev[2] {
+        EventKind::Prediction(p) => assert_eq!(p.path, "busy"),
+        other => panic!("{other:?}"),
+    }
+    assert!(t.observe(ms(310), &s).is_empty());
+}
+
+#[test]
+fn traffic_is_coalesced() {
+    let mut t = timeline();
+    let mut s = at(1500, 1400, 0);
+    s.bytes_received = 10;
+    let ev = t.observe(ms(1500), &s);
+    assert_eq!(names(&ev), ["data", "idle", "prediction"]);
+    let mut s = at(1700, 1650, 0);
+    s.bytes_received = 30;
+    assert!(t.observe(ms(1700), &s).is_empty());
+    assert_eq!(t.next_wake(ms(1700)), Some(ms(2500)));
+    let ev = t.observe(ms(2500), &at(2500, 1650, 0));
+    assert_eq!(
+        ev[0],
+        EventKind::Data {
+            bytes_in: 20,
+            bytes_out: 0
+        }
+    );
+}
+
+#[test]
+fn the_peers_fin_is_not_a_byte_of_data() {
+    let mut t = timeline();
+    let mut s = at(1500, 1400, 0);
+    s.bytes_received = 11;
+    s.state = 8;
+    let ev = t.observe(ms(1500), &s);
+    assert_eq!(
+        ev[0],
+        EventKind::Data {
+            bytes_in: 10,
+            bytes_out: 0
+        }
+    );
+}
+
+#[test]
+fn detection_latency_counts_from_last_contact() {
+    let mut t = timeline();
+    t.observe(ms(1010), &at(1010, 1002, 0));
+    let end = t.end(
+        ms(5010),
+        Outcome::Timeout,
+        Some("ETIMEDOUT".into()),
+        String::new(),
+    );
+    assert_eq!(end.exit_code, 6);
+    assert!((end.detect_s.expect("observed") - 4.008).abs() < 1e-9);
+    assert_eq!(end.predicted_detect_s, Some(4.0));
+}
+
+fn timeline_with(idle: u32, intvl: u32, cnt: u32, uto: u32) -> Timeline {
+    let eff = Effective {
+        keepalive: true,
+        idle_s: idle,
+        intvl_s: intvl,
+        cnt,
+        user_timeout_ms: uto,
+    };
+    let mut t = Timeline::new(eff, KernelParams::default(), ms(0));
+    t.observe(ms(0), &TcpSample::default());
+    t
+}
+
+fn prediction_of(events: &[EventKind]) -> Option<&Prediction> {
+    events.iter().rev().find_map(|e| match e {
+        EventKind::Prediction(p) => Some(p),
+        _ => None,
+    })
+}
+
+#[test]
+fn intvl_longer_than_idle_after_an_answered_probe() {
+    // idle 1, intvl 11, user timeout 5 s; probe 1 answered at 1.001, then silence.
+    // Measured: probe 2 at P1 + 11, ETIMEDOUT at P1 + 22 (22.148 s after contact).
+    let mut t = timeline_with(1, 11, 3, 5000);
+    let ev = t.observe(ms(1005), &at(1005, 1001, 0));
+    assert_eq!(
+        names(&ev),
+        ["probe-window", "probe", "probe-acked", "idle", "prediction"]
+    );
+    let p = prediction_of(&ev).expect("a new prediction after the answer");
+    assert_eq!(p.dead_at, Some(ms(23_001)));
+    assert_eq!(p.since, ms(1001));
+    // The next probe is due at P1 + intvl, not at the answer + idle.
+    assert_eq!(t.next_wake(ms(1006)), Some(ms(12_004)));
+    let ev = t.observe(ms(12_140), &at(12_140, 1001, 1));
+    assert_eq!(names(&ev), ["probe-window", "probe"]);
+    assert_eq!(
+        ev[1],
+        EventKind::Probe {
+            n: 1,
+            due: ms(12_001)
+        }
+    );
+    let dead = TcpSample {
+        state: 7,
+        ..at(23_170, 1001, 1)
+    };
+    t.observe(ms(23_170), &dead);
+    let end = t.end(ms(23_170), Outcome::Timeout, None, String::new());
+    // The prediction in force at the last contact: 23.001 - 1.001.
+    let predicted = end.predicted_detect_s.expect("prediction");
+    assert!((predicted - 22.0).abs() < 1e-9, "{predicted}");
+    assert!((end.detect_s.expect("detected") - 22.169).abs() < 1e-9);
+    assert_eq!(end.bound, Some("user-timeout"));
+    assert_eq!(end.path, Some("idle"));
+}
+
+#[test]
+fn a_long_timer_late_within_the_wheel_granularity_is_not_a_fault() {
+    // A 12 s timer fires up to 260 ms late at HZ=250 (the issue: 259 ms).
+    let mut t = timeline_with(12, 1, 1, 0);
+    assert!(t.observe(ms(12_003), &at(12_003, 0, 0)).len() == 1); // probe-window
+    assert_eq!(t.next_wake(ms(12_003)), Some(ms(12_013)));
+    let ev = t.observe(ms(12_262), &at(12_262, 0, 1));
+    // No warning, and no new prediction: the first said "up to 0.296 s later".
+    assert_eq!(names(&ev), ["probe"], "{ev:?}");
+    // The same lateness for a 1 s timer is beyond its 36 ms granularity.
+    let mut t = timeline_with(1, 1, 3, 0);
+    t.observe(ms(1_003), &at(1_003, 0, 1));
+    let ev = t.observe(ms(2_262), &at(2_262, 0, 2));
+    assert_eq!(names(&ev), ["probe", "warning", "prediction"], "{ev:?}");
+}
+
+/// A sample in the zero-window state: `backoff` window probes so far,
+/// `unanswered` of them since the last answer, last contact at `contact`.
+fn zw(now: u64, contact: u64, backoff: u8, unanswered: u8) -> TcpSample {
+    TcpSample {
+        backoff,
+        rto_us: 208_000,
+        snd_wnd: Some(0),
+        notsent_bytes: 43_440,
+        ..at(now, contact, unanswered)
+    }
+}
+
+#[test]
+fn zero_window_is_its_own_path_with_window_probes() {
+    // Measured: UTO 4 s, the peer stops reading and answers every window probe;
+    // ETIMEDOUT 4 s after the first window probe.
+    let mut t = timeline_with(1, 1, 3, 4000);
+    let ev = t.observe(ms(50), &zw(50, 46, 0, 0));
+    assert_eq!(names(&ev), ["zero-window", "prediction"], "{ev:?}");
+    assert_eq!(
+        ev[0],
+        EventKind::ZeroWindow {
+            unsent: 43_440,
+            probe_due: ms(254)
+        }
+    );
+    assert_eq!(t.next_wake(ms(60)), Some(ms(257)));
+    // Probe 1 went out and was answered; keepalive probes are not reported.
+    let ev = t.observe(ms(262), &zw(262, 258, 1, 0));
+    assert_eq!(
+        names(&ev),
+        ["window-probe", "window-probe-acked", "prediction"],
+        "{ev:?}"
+    );
+    let p = prediction_of(&ev).expect("prediction");
+    assert_eq!(p.path, "zero-window");
+    assert_eq!(p.bound, "user-timeout");
+    assert_eq!(p.dead_at, Some(ms(4262)));
+    // Probe 2 unanswered (the peer's tcp_invalid_ratelimit).
+    let ev = t.observe(ms(700), &zw(700, 258, 2, 1));
+    assert_eq!(
+        ev[0],
+        EventKind::WindowProbe {
+            n: 2,
+            // Re-armed from the answer (tcp_ack_probe), backoff 1.
+            due: ms(258 + 416),
+            unanswered: 1
+        }
+    );
+    let dead = TcpSample {
+        state: 7,
+        ..zw(4_300, 3_300, 4, 0)
+    };
+    t.observe(ms(3_300), &zw(3_300, 3_296, 4, 0));
+    t.observe(ms(4_300), &dead);
+    let end = t.end(
+        ms(4_300),
+        Outcome::Timeout,
+        Some("ETIMEDOUT".into()),
+        "Connection timed out".into(),
+    );
+    assert!(
+        end.message.contains(
+            "the peer stopped reading (zero window, 4 window probe(s)): the user timeout ended it"
+        ),
+        "{}",
+        end.message
+    );
+    assert_eq!(end.path, Some("zero-window"));
+    let predicted = end.predicted_detect_s.expect("prediction");
+    assert!((predicted - (4.262 - 3.296)).abs() < 1e-9, "{predicted}");
+}
+
+#[test]
+fn the_window_opens_again() {
+    let mut t = timeline_with(1, 1, 3, 0);
+    t.observe(ms(50), &zw(50, 46, 0, 0));
+    let open = TcpSample {
+        snd_wnd: Some(65_000),
+        bytes_acked: 43_440,
+        ..at(900, 890, 0)
+    };
+    let ev = t.observe(ms(900), &open);
+    assert_eq!(
+        ev[0],
+        EventKind::WindowOpen {
+            after: ms(850),
+            probes: 0
+        }
+    );
+    // Without a user timeout a zero window ends only by tcp_retries2 probes.
+    let mut t = timeline_with(1, 1, 3, 0);
+    let ev = t.observe(ms(50), &zw(50, 46, 0, 0));
+    let p = prediction_of(&ev).expect("prediction");
+    assert_eq!(p.bound, "tcp-retries2");
+    assert!(p.explain.contains("RFC 1122"), "{}", p.explain);
+}
