@@ -596,6 +596,11 @@ fn signals_during_name_resolution_end_the_run_at_once() {
             libc::SIGINT,
             130,
         ),
+        (
+            &["idle-limit", "hang.invalid:80", "--json"][..],
+            libc::SIGTERM,
+            143,
+        ),
     ] {
         let mut p = Proc::spawn_with(&mut ns.tcpalive(args));
         std::thread::sleep(Duration::from_millis(400));

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, IsTerminal, Read, Write};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::KeepaliveConfig;
 use crate::config::idle_limit::{IdleLimitConfig, VerifyConfig};
-use crate::engine::event_loop::{EventLoop, Signals, Woke};
+use crate::engine::event_loop::{EventLoop, Resolved, Signals, Woke};
 use crate::engine::run::{Reporter, RunError, stop_message};
 use crate::model::event::{EndFacts, EventKind, IdleLimitFacts, Outcome};
 use crate::model::heartbeat::{LineReader, Message};
@@ -697,12 +697,11 @@ pub fn run(
     rep: &mut Reporter,
     signals: &Signals,
 ) -> Result<EndFacts, RunError> {
-    let addr = match (cfg.target.host.as_str(), cfg.target.port)
-        .to_socket_addrs()
-        .map(|mut a| a.next())
-    {
-        Ok(Some(a)) => a,
-        Ok(None) => {
+    // Resolved in the event loop: a signal during a slow lookup ends the run.
+    let mut lp = EventLoop::new(Some(signals))?;
+    let addr = match lp.resolve(&rep.clock, &cfg.target.host, cfg.target.port)? {
+        Resolved::Addrs(addrs) if !addrs.is_empty() => addrs[0],
+        Resolved::Addrs(_) => {
             let end = EndFacts::new(
                 Outcome::ConnectFailed,
                 None,
@@ -712,7 +711,7 @@ pub fn run(
             );
             return rep.end(RUN, end);
         }
-        Err(e) => {
+        Resolved::Failed(e) => {
             let end = EndFacts::new(
                 Outcome::ConnectFailed,
                 None,
@@ -722,8 +721,10 @@ pub fn run(
             );
             return rep.end(RUN, end);
         }
+        Resolved::Interrupted(outcome) => {
+            return rep.end(RUN, crate::engine::connection::interrupted_end(outcome));
+        }
     };
-    let mut lp = EventLoop::new(Some(signals))?;
     let mut m = Measure {
         checks: BTreeMap::new(),
         rounds: 0,
