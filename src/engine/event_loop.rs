@@ -1,8 +1,9 @@
 //! The one event loop every command waits in: it owns the poller, the signal
 //! token, EINTR re-waits and deadlines. A command registers its descriptors with
 //! its own tokens, then asks [`EventLoop::wait`] for the next thing that happened:
-//! a signal, readiness, or its deadline (run time). Nothing else in the crate
-//! creates a poller or looks at the signal pipe.
+//! a signal, readiness, or its deadline (run time). Name resolution runs through
+//! it too ([`EventLoop::resolve`]), so a signal during a slow lookup is answered.
+//! Nothing else in the crate creates a poller or looks at the signal pipe.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};

@@ -1,6 +1,7 @@
 //! What every command runs on: the run clock, the reporter that stamps events and
 //! hands them to a renderer, typed run errors ([`run`]), the one event loop with
-//! its signals ([`event_loop`]), dialing and following a target ([`connection`]),
+//! its signals and interruptible name resolution ([`event_loop`]), stdout that
+//! never blocks it ([`output`]), dialing and following a target ([`connection`]),
 //! and the driver of one monitored connection ([`session::Session`]).
 
 pub mod connection;
