@@ -61,6 +61,23 @@ pub fn runtime_names() -> Vec<&'static str> {
         .collect()
 }
 
+/// `man PAGE` values: the subcommands with a page (`cmd::man` checks that this
+/// is every one of them).
+pub fn man_page_names() -> Vec<&'static str> {
+    vec![
+        "connect",
+        "listen",
+        "watch",
+        "plan",
+        "tune",
+        "lab",
+        "idle-limit",
+        "demo",
+        "completions",
+        "man",
+    ]
+}
+
 /// `lab` scenarios, and `list`.
 pub fn scenario_names() -> Vec<&'static str> {
     let mut names = crate::model::lab::names();
@@ -122,7 +139,7 @@ pub enum Command {
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct ManArgs {
     /// The subcommand whose page to print (default: the top page, tcpalive(1)).
-    #[arg(value_name = "PAGE")]
+    #[arg(value_name = "PAGE", value_parser = Suggest(man_page_names), hide_possible_values = true)]
     pub page: Option<String>,
     /// Write every page (tcpalive.1, tcpalive-connect.1, ...) into DIR instead.
     #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath, conflicts_with = "page")]

@@ -334,6 +334,15 @@ mod tests {
     }
 
     #[test]
+    fn completions_offer_every_page() {
+        let mut offered = cli::man_page_names();
+        let mut pages = page_names();
+        offered.sort_unstable();
+        pages.sort_unstable();
+        assert_eq!(offered, pages);
+    }
+
+    #[test]
     fn outcome_pages_carry_the_exit_table() {
         let text = String::from_utf8(page(Some("connect")).expect("page")).expect("UTF-8");
         assert!(text.contains("EXIT STATUS"), "{text}");
