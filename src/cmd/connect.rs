@@ -1,6 +1,6 @@
 //! `connect`: resolve, connect with the settings applied, then follow the one
 //! connection until it ends, `--for` elapses or a signal arrives. With
-//! `--reconnect` the run is a monitor across deaths (`reconnect.rs`).
+//! `--reconnect` the run is a monitor across deaths ([`crate::engine::monitor`]).
 
 use crate::config::ConnectConfig;
 use crate::engine::connection::{CONN, Dialed, dial, follow, interrupted_end};
@@ -15,7 +15,7 @@ pub fn run(
 ) -> Result<EndFacts, RunError> {
     let mut lp = EventLoop::new(Some(signals))?;
     if cfg.reconnect.is_some() {
-        return super::reconnect::run(cfg, rep, &mut lp);
+        return crate::engine::monitor::run(cfg, rep, &mut lp);
     }
     let sock = match dial(cfg, rep, &mut lp)? {
         Dialed::Connected(sock) => sock,

@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use socket2::Socket;
 
-use crate::cmd::listen;
 use crate::config::{Endpoint, Fault, KeepaliveConfig, LabConfig, ListenConfig};
 use crate::engine::connection::{self, Dialed};
 use crate::engine::event_loop::{EventLoop, Signals, Woke};
+use crate::engine::listener;
 use crate::engine::run::{Clock, Reporter, RunError, stop_message};
 use crate::engine::session::{Plan, Session};
 use crate::model::event::{EndFacts, EventKind, Outcome};
@@ -305,7 +305,7 @@ pub fn run(cfg: &LabConfig, rep: &mut Reporter, signals: &Signals) -> Result<End
     // A new network namespace's loopback starts down.
     sys::netns::set_link_up(LINK, true)
         .map_err(RunError::io("bring the lab's loopback link up"))?;
-    let listener = listen::bind(&ListenConfig {
+    let listener = listener::bind(&ListenConfig {
         bind: Endpoint {
             host: "127.0.0.1".to_string(),
             port: 0,

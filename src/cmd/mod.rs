@@ -8,7 +8,6 @@ pub mod lab;
 pub mod listen;
 pub mod man;
 pub mod plan;
-pub mod reconnect;
 #[cfg_attr(target_os = "linux", path = "tune.rs")]
 #[cfg_attr(not(target_os = "linux"), path = "tune_unsupported.rs")]
 pub mod tune;

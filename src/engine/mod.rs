@@ -2,10 +2,13 @@
 //! hands them to a renderer, typed run errors ([`run`]), the one event loop with
 //! its signals and interruptible name resolution ([`event_loop`]), stdout that
 //! never blocks it ([`output`]), dialing and following a target ([`connection`]),
-//! and the driver of one monitored connection ([`session::Session`]).
+//! the reconnecting monitor ([`monitor`]), the listening side ([`listener`]), and
+//! the driver of one monitored connection ([`session::Session`]).
 
 pub mod connection;
 pub mod event_loop;
+pub mod listener;
+pub mod monitor;
 pub mod output;
 pub mod run;
 pub mod session;

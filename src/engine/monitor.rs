@@ -1,4 +1,4 @@
-//! `connect --reconnect`: a monitor across several deaths. After each death it
+//! The reconnecting monitor (`connect --reconnect`) across several deaths. After each death it
 //! logs the outage (`down`), reconnects with capped exponential backoff (`up`,
 //! with the downtime counted from the last contact), and ends with a summary.
 
