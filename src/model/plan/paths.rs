@@ -236,6 +236,14 @@ pub(super) fn idle_limit_warning(
             idle.value,
             intvl.value
         ))
+    } else if Duration::from_secs(u64::from(idle.value) + u64::from(intvl.value)) >= limit {
+        Some(format!(
+            "one lost probe lets the path forget the flow: the next probe comes idle {}s + \
+             intvl {}s after the last contact, at or past the path's idle limit {}",
+            idle.value,
+            intvl.value,
+            secs_text(limit)
+        ))
     } else if gap_d > limit.mul_f64(0.9) {
         Some(format!(
             "keepalive traffic every {gap}s leaves less than 10% margin under the path's idle \

@@ -50,6 +50,14 @@ pub fn idle_limit_ceiling(limit: Duration) -> Option<u32> {
     (ceiling >= 1.0).then_some(ceiling as u32)
 }
 
+/// idle lowered so that idle + intvl stays within the path's ceiling: when the
+/// first probe is lost, the second (intvl later) still reaches the path before it
+/// forgets the flow (RFC 1122 4.2.3.6: one lost probe must not kill a connection;
+/// `idle-limit` recommends by the same rule).
+pub(super) fn survive_a_lost_probe(idle: u32, intvl: u32, ceiling: Option<u32>) -> u32 {
+    ceiling.map_or(idle, |c| idle.min(c.saturating_sub(intvl).max(1)))
+}
+
 /// The smallest probe interval that lets a probe's answer come back with room for
 /// jitter: twice the RTO estimate (RTT + 200 ms), at least 1 s.
 pub(super) fn min_intvl(rtt: Option<Duration>) -> u32 {
@@ -80,7 +88,11 @@ pub fn recommend(
     let mut notes = Vec::new();
 
     let (idle, intvl, cnt) = match shape {
-        Shape::FixedProbes { intvl, cnt } => (cap(d - intvl * cnt), intvl, cnt),
+        Shape::FixedProbes { intvl, cnt } => (
+            survive_a_lost_probe(cap(d - intvl * cnt), intvl, ceiling),
+            intvl,
+            cnt,
+        ),
         Shape::FixedCount { .. } | Shape::Free => {
             let mut cnt = match shape {
                 Shape::FixedCount { cnt } => cnt,
@@ -89,10 +101,13 @@ pub fn recommend(
             };
             // Half the budget for probing, the rest idle.
             let mut intvl = cap((d / (2 * cnt)).max(want_intvl).max(1));
+            // Under an idle limit, probes a third of it apart: idle + intvl (a lost
+            // probe's retry) then fits with idle at least as long as intvl.
+            intvl = ceiling.map_or(intvl, |c| intvl.min((c / 3).max(1)));
             if d.saturating_sub(cnt * intvl) < 1 {
                 intvl = ((d - 1) / cnt).max(1);
             }
-            let idle = cap(d - cnt * intvl);
+            let idle = survive_a_lost_probe(cap(d - cnt * intvl), intvl, ceiling);
             if shape == Shape::Free {
                 // What the idle limit took from idle goes to more probes: the same
                 // bound, more tolerance to loss (at most the Linux default of 9).
@@ -102,7 +117,9 @@ pub fn recommend(
         }
         Shape::IdleIsIntvl => {
             let mut cnt = if d >= 4 { 3 } else { 2 };
+            // idle = intvl = t: a lost first probe is retried 2t after the contact.
             let t = cap((d / (1 + cnt)).max(1));
+            let t = ceiling.map_or(t, |c| t.min((c / 2).max(1)));
             cnt = cnt.max(((d - t) / t).min(9));
             (t, t, cnt)
         }

@@ -276,8 +276,9 @@ fn recommender_table() {
         (Linux, None, 30, None, None, (15, 5, 3, 30_000)),
         (Linux, None, 3, None, None, (1, 1, 2, 3_000)),
         (Linux, None, 10, None, None, (7, 1, 3, 10_000)),
-        // Idle limit 30 s: idle capped at 27, the rest becomes more probes.
-        (Linux, None, 300, Some(30), None, (27, 27, 9, 270_000)),
+        // Idle limit 30 s (ceiling 27): probes 9 s apart and idle 18, so a lost
+        // probe's retry (idle + intvl = 27 s) still comes before the path forgets.
+        (Linux, None, 300, Some(30), None, (18, 9, 9, 99_000)),
         // RTT 2 s: probes at least 2 x (2 + 0.2) -> 5 s apart.
         (Linux, None, 20, None, Some(2000), (5, 5, 3, 20_000)),
         (Windows, None, 60, None, None, (30, 3, 10, 60_000)),
@@ -289,7 +290,7 @@ fn recommender_table() {
             90,
             Some(20),
             None,
-            (18, 15, 4, 0),
+            (12, 6, 9, 0),
         ),
     ];
     for (p, r, within, limit, rtt, want) in rows {
@@ -306,6 +307,12 @@ fn recommender_table() {
             plan.user_timeout.value,
         );
         assert_eq!(got, want, "{p:?} {r:?} within {within}");
+        if let Some(l) = limit {
+            assert!(
+                u64::from(plan.idle.value) + u64::from(plan.intvl.value) < l,
+                "{p:?} {r:?}: a lost probe's retry comes after the idle limit"
+            );
+        }
         // The model, not the recommender, has the last word: it must agree.
         let detect = plan.predicted_detect.expect("keepalive on");
         assert!(
