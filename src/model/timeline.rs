@@ -94,6 +94,12 @@ pub struct Timeline {
     /// The caller knows the next contact without traffic answers a probe (`watch`
     /// inferred it from the keepalive timer) even if the schedule does not say so.
     probe_answer_known: bool,
+    /// How late the time given with the current sample may be against the moment
+    /// the kernel read it (`watch` samples through a dump, and a loaded host can
+    /// deschedule it around the dump); zero for our own sockets.
+    uncertainty: Duration,
+    /// The uncertainty of the sample that placed the last contact.
+    contact_uncertainty: Duration,
 }
 
 impl Timeline {
@@ -126,6 +132,8 @@ impl Timeline {
             at_contact: None,
             offset: Duration::ZERO,
             probe_answer_known: false,
+            uncertainty: Duration::ZERO,
+            contact_uncertainty: Duration::ZERO,
         }
     }
 
@@ -264,6 +272,7 @@ impl Timeline {
         };
         let now = now.saturating_add(self.offset);
         self.last_contact = now.saturating_sub(s.since_contact());
+        self.contact_uncertainty = self.uncertainty;
         // The kernel armed the keepalive timer when the connection was established
         // (tcp_finish_connect, tcp_create_openreq_child): at the handshake's last
         // segment, which is the last contact a fresh connection has.
@@ -283,6 +292,15 @@ impl Timeline {
             return Vec::new();
         }
         out
+    }
+
+    /// The next samples are taken at run time `now` give or take `u`: the kernel
+    /// read them between `now` and `now + u` (`watch`: the times before and after
+    /// a dump). A contact must then move by more than both samples' uncertainty to
+    /// be new, and a contact that may be up to `u` later counts as a probe's
+    /// answer if a probe was due by then.
+    pub fn set_uncertainty(&mut self, u: Duration) {
+        self.uncertainty = u;
     }
 
     /// Folds in one kernel sample taken at run time `now`.
@@ -322,7 +340,12 @@ impl Timeline {
         }
 
         let contact = now.saturating_sub(s.since_contact());
-        let contact_moved = contact > self.last_contact.saturating_add(CONTACT_JITTER);
+        let contact_moved = contact
+            > self
+                .last_contact
+                .saturating_add(CONTACT_JITTER)
+                .saturating_add(self.uncertainty)
+                .saturating_add(self.contact_uncertainty);
         let traffic = din > 0 || dout > 0;
         let was_zero = self.zw.is_some();
         let zero = established && s.zero_window() == Some(true);
@@ -376,6 +399,7 @@ impl Timeline {
     /// count resets; the timer itself is left as the kernel leaves it.
     fn contact(&mut self, contact: Duration, traffic: bool) {
         self.last_contact = contact;
+        self.contact_uncertainty = self.uncertainty;
         self.ka.last_rx = contact;
         self.ka.probes_out = 0;
         self.probes_seen = 0;
@@ -403,9 +427,8 @@ impl Timeline {
         }
         // With a probe seen out, a contact without traffic is its answer; else it
         // answers a probe only if one was due before it.
-        if self.probes_seen == 0
-            && contact.saturating_add(CONTACT_JITTER) < self.ka.next_probe(&self.eff)
-        {
+        let slack = CONTACT_JITTER.saturating_add(self.uncertainty);
+        if self.probes_seen == 0 && contact.saturating_add(slack) < self.ka.next_probe(&self.eff) {
             if self.probe_answer_known {
                 // The settings that predict it are not known yet: the probe went
                 // out just before its answer.
@@ -425,7 +448,9 @@ impl Timeline {
         // Probes whose due time passed before the answer arrived were sent, even if
         // no sample caught them while they were out.
         let mut sent = self.probes_seen;
-        while contact + CONTACT_JITTER >= self.ka.next_probe(&self.eff) && sent < u8::MAX as u32 {
+        while contact.saturating_add(slack) >= self.ka.next_probe(&self.eff)
+            && sent < u8::MAX as u32
+        {
             sent += 1;
             self.probe_sent(sent, contact, out);
         }

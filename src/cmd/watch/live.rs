@@ -253,6 +253,8 @@ struct Watch {
     unaccepted: HashMap<u64, Duration>,
     /// Whether lost destroy notifications were reported.
     destroy_lost: bool,
+    /// The time the last dump took, start to end: its samples are that uncertain.
+    dump_uncertainty: Duration,
 }
 
 pub fn run(cfg: &WatchConfig, rep: &mut Reporter, signals: &Signals) -> Result<EndFacts, RunError> {
@@ -281,6 +283,7 @@ pub fn run(cfg: &WatchConfig, rep: &mut Reporter, signals: &Signals) -> Result<E
         unreadable: HashMap::new(),
         unaccepted: HashMap::new(),
         destroy_lost: false,
+        dump_uncertainty: Duration::ZERO,
     };
     if cfg.dump_once {
         return w.dump_once(rep);
@@ -447,11 +450,17 @@ impl Watch {
     }
 
     fn pass(&mut self, rep: &mut Reporter) -> Result<(), RunError> {
+        // The kernel reads its counters somewhere between these two times; on a
+        // loaded host they can be far apart. Contacts are placed from the time
+        // before the dump: an estimate that is early is never taken for a new
+        // contact (only a later one is), so a slow dump cannot invent contacts
+        // or hide probe answers. A socket that is gone is stamped with the time
+        // after: it may have gone just before the kernel looked, so never early.
+        let before = rep.clock.now();
         self.collect()?;
-        // The kernel's counters (time since contact, timer expiry) are as of the
-        // dump: the time is taken after it, so a dump that was slow (a loaded
-        // host) does not move every contact earlier by its duration.
-        let now = rep.clock.now();
+        let after = rep.clock.now();
+        self.dump_uncertainty = after.saturating_sub(before);
+        let now = before;
         let in_dump: HashSet<u64> = self.batch.iter().map(|e| e.cookie).collect();
         self.unaccepted.retain(|c, _| in_dump.contains(c));
         let unaccepted = &mut self.unaccepted;
@@ -488,17 +497,17 @@ impl Watch {
             .map(|(k, _)| *k)
             .collect();
         for cookie in gone {
-            self.vanished(rep, now, cookie)?;
+            self.vanished(rep, after, cookie)?;
         }
         // Destroy notifications that may have come meanwhile, then the ones that
         // waited long enough for theirs.
-        self.destroyed(rep, now)?;
+        self.destroyed(rep, after)?;
         let overdue: Vec<u64> = self
             .conns
             .iter()
             .filter(|(_, c)| {
                 c.gone_at
-                    .is_some_and(|t| now >= t.saturating_add(DESTROY_GRACE))
+                    .is_some_and(|t| after >= t.saturating_add(DESTROY_GRACE))
             })
             .map(|(k, _)| *k)
             .collect();
@@ -668,6 +677,7 @@ impl Watch {
             ..sysctl::kernel_params()
         };
         let mut timeline = Timeline::new(know.effective(), params, now);
+        timeline.set_uncertainty(self.dump_uncertainty);
         let config_sent = know.keepalive.is_some();
         if config_sent {
             rep.emit(id, EventKind::Config(facts))?;
@@ -739,6 +749,7 @@ impl Watch {
             conn.config_sent = true;
         }
         if let Some(info) = &e.info {
+            conn.timeline.set_uncertainty(self.dump_uncertainty);
             let events = if probe_answered {
                 conn.timeline.observe_answered_probe(now, info)
             } else {

@@ -82,6 +82,27 @@ fn answered_probe_restarts_idle() {
 }
 
 #[test]
+fn uncertain_sample_times_neither_invent_contacts_nor_hide_answers() {
+    // watch on a loaded host: the time given with a sample can be up to 150 ms
+    // earlier than when the kernel read it.
+    let mut t = timeline();
+    t.set_uncertainty(ms(150));
+    // The same contact (at 0) read late, then on time: no new contact.
+    let ev = t.observe(ms(500), &at(620, 0, 0));
+    assert!(names(&ev).iter().all(|n| *n != "idle"), "{ev:?}");
+    let ev = t.observe(ms(700), &at(700, 0, 0));
+    assert!(names(&ev).iter().all(|n| *n != "idle"), "{ev:?}");
+    // The probe at 1.0 s answered at once, read 100 ms late: the contact seems
+    // to be at 0.9 s, before the probe was due; it is still its answer.
+    let ev = t.observe(ms(1100), &at(1200, 1000, 0));
+    assert_eq!(
+        names(&ev)[..3],
+        ["probe-window", "probe", "probe-acked"],
+        "{ev:?}"
+    );
+}
+
+#[test]
 fn a_probe_known_from_the_timer_is_reported_before_idle_is_known() {
     // watch without the settings: idle assumed 7200 s, yet the keepalive timer
     // proved a probe went out and was answered at 2.745 s.
