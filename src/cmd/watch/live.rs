@@ -15,7 +15,6 @@
 //! (or of a destroy notification), so they are late by up to one interval.
 
 use std::collections::{HashMap, HashSet};
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use crate::config::WatchConfig;
@@ -24,6 +23,7 @@ use crate::engine::event_loop::{EventLoop, Resolved, Signals, Woke};
 use crate::engine::run::{Reporter, RunError, stop_message};
 use crate::model::event::{ConfigFacts, EndFacts, EventKind, Outcome, WatchFacts};
 use crate::model::expect::Tally;
+use crate::model::filter::AddressFilter;
 use crate::model::infer::{Knowledge, TimerReading};
 use crate::model::predict::{self, Effective};
 use crate::model::sample::{TCP_CLOSING, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_TIME_WAIT, TcpSample};
@@ -66,9 +66,8 @@ fn diag_error(op: &'static str) -> impl FnOnce(SockDiagError) -> RunError {
 
 /// The user's filters, resolved. The port is also given to the kernel.
 struct Filter {
-    port: Option<u16>,
-    peer_ips: Option<Vec<IpAddr>>,
-    peer_port: Option<u16>,
+    /// `--port` and `--peer`, decided from the dump alone.
+    addresses: AddressFilter,
     pid: Option<u32>,
     /// `--pid` and its descendants, as last read.
     pids: Vec<u32>,
@@ -96,9 +95,11 @@ impl Filter {
             None => None,
         };
         let mut f = Filter {
-            port: cfg.port,
-            peer_ips,
-            peer_port: cfg.peer.as_ref().and_then(|p| p.port),
+            addresses: AddressFilter {
+                port: cfg.port,
+                peer_ips,
+                peer_port: cfg.peer.as_ref().and_then(|p| p.port),
+            },
             pid: cfg.pid,
             pids: Vec::new(),
             pid_inodes: HashSet::new(),
@@ -123,27 +124,6 @@ impl Filter {
             self.pids.push(child);
         }
         Ok(inodes)
-    }
-
-    /// Port and peer: decided from the dump alone.
-    fn matches_addresses(&self, e: &DiagEntry) -> bool {
-        if let Some(p) = self.port
-            && e.local.port() != p
-            && e.peer.port() != p
-        {
-            return false;
-        }
-        if let Some(ips) = &self.peer_ips
-            && !ips.contains(&e.peer.ip())
-        {
-            return false;
-        }
-        if let Some(p) = self.peer_port
-            && e.peer.port() != p
-        {
-            return false;
-        }
-        true
     }
 
     /// `--pid`: re-reads the process's descriptors once if some inode is new.
@@ -356,9 +336,10 @@ impl Watch {
         let batch = &mut self.batch;
         let dumped = self
             .diag
-            .dump_all(watch_states(), filter.port, |e| {
+            .dump_all(watch_states(), filter.addresses.port, |e| {
                 if conns.contains_key(&e.cookie)
-                    || (e.state == TCP_ESTABLISHED && filter.matches_addresses(e))
+                    || (e.state == TCP_ESTABLISHED
+                        && filter.addresses.matches(e.local, Some(e.peer)))
                 {
                     batch.push(*e);
                 }
@@ -967,9 +948,7 @@ mod tests {
     #[test]
     fn not_pid_set_holds_only_sockets_still_open() {
         let mut f = Filter {
-            port: None,
-            peer_ips: None,
-            peer_port: None,
+            addresses: AddressFilter::default(),
             pid: Some(std::process::id()),
             pids: Vec::new(),
             pid_inodes: HashSet::new(),
