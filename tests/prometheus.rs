@@ -549,3 +549,40 @@ fn nix_kill_term(pid: u32) {
         .arg(pid.to_string())
         .status();
 }
+
+/// The exporter's HTTP side on its own: the format follows Accept, other paths
+/// are 404, HEAD gets GET's head.
+#[test]
+fn metrics_endpoint_negotiates_the_format() {
+    let (_watch, port, _lines) = watch_with_metrics(&["--for", "30", "--port", "1"]);
+    let text = http_get(port, "/metrics", "*/*").expect("GET /metrics");
+    assert!(
+        text.contains("# TYPE tcpalive_label_sets_folded_total counter\n"),
+        "{text}"
+    );
+    assert!(!text.contains("# EOF"), "{text}");
+    let om = http_get(
+        port,
+        "/metrics",
+        "application/openmetrics-text;version=1.0.0",
+    )
+    .expect("GET /metrics (OpenMetrics)");
+    assert!(om.ends_with("# EOF\n"), "{om}");
+    assert!(
+        om.contains("# TYPE tcpalive_label_sets_folded counter\n"),
+        "{om}"
+    );
+    let missing = http_get(port, "/nope", "*/*").expect_err("404");
+    assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(s, "HEAD /metrics HTTP/1.0\r\n\r\n").expect("HEAD");
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).expect("read");
+    let (head, body) = reply.split_once("\r\n\r\n").expect("head");
+    assert!(body.is_empty(), "{reply}");
+    assert!(
+        head.contains(&format!("Content-Length: {}", text.len())),
+        "{head} vs a {} byte body",
+        text.len()
+    );
+}

@@ -186,7 +186,11 @@ fn answer(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
                     (state.exposition.text(), TEXT_CONTENT_TYPE)
                 }
             };
-            let body = if request.method == "HEAD" { "" } else { &body };
+            if request.method == "HEAD" {
+                // The head a GET would get, without the body.
+                return stream
+                    .write_all(response_head("200 OK", content_type, body.len()).as_bytes());
+            }
             respond(&mut stream, "200 OK", content_type, body.as_bytes())
         }
         ("GET" | "HEAD", "/") => respond(
@@ -239,14 +243,16 @@ fn respond(
     content_type: &str,
     body: &[u8],
 ) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes())?;
+    stream.write_all(response_head(status, content_type, body.len()).as_bytes())?;
     stream.write_all(body)?;
     stream.flush()
+}
+
+fn response_head(status: &str, content_type: &str, length: usize) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\n\
+         Connection: close\r\n\r\n"
+    )
 }
 
 fn write_on_change(shared: &Shared, path: &Path) {
