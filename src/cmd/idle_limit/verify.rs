@@ -1,0 +1,93 @@
+//! `idle-limit --verify`: one keepalive connection held idle past the limit, to
+//! show the chosen keepalive keeps the flow.
+
+use super::*;
+use crate::config::KeepaliveConfig;
+use crate::config::idle_limit::{IdleLimitConfig, VerifyConfig};
+use crate::engine::event_loop::EventLoop;
+use crate::engine::run::{Reporter, RunError};
+use crate::model::event::EndFacts;
+use crate::model::idle_limit::{self as model, Check, Direction, Verdict};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub(super) enum Verified {
+    Checked {
+        check: Check,
+        idle_s: u32,
+        hold: Duration,
+        /// The idle time the check stands for (shorter when the flow died idle).
+        reached: Duration,
+    },
+    Skipped(String),
+    Stopped(Box<EndFacts>),
+}
+
+/// `--verify`: one flow with keepalive on, held idle past the limit's upper edge,
+/// then checked in the direction that was affected.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn verify(
+    vcfg: &VerifyConfig,
+    v: &Verdict,
+    cfg: &IdleLimitConfig,
+    addr: SocketAddr,
+    m: &mut Measure,
+    rep: &mut Reporter,
+    lp: &mut EventLoop<'_>,
+) -> Result<Verified, RunError> {
+    let (Some((t, r)), Some(dir)) = (v.limit, v.direction) else {
+        return Ok(Verified::Skipped(
+            "no limit was found, nothing to verify".to_string(),
+        ));
+    };
+    let rec = v.recommended;
+    let Some(idle_s) = vcfg.idle_s.or(rec.map(|r| r.idle_s)) else {
+        return Ok(Verified::Skipped(
+            "the limit is too short for a recommendation: give --idle".to_string(),
+        ));
+    };
+    let intvl_s = vcfg
+        .intvl_s
+        .or(rec.map(|r| r.intvl_s))
+        .unwrap_or_else(|| (idle_s / 2).max(1));
+    let keepalive = KeepaliveConfig {
+        enabled: true,
+        idle_s: Some(idle_s),
+        intvl_s: Some(intvl_s),
+        cnt: vcfg.cnt.or(Some(model::RECOMMENDED_CNT)),
+        user_timeout: None,
+    };
+    let hold = model::verify_hold(t + r, Duration::from_secs(idle_s.into()));
+    let check_dir = if dir == "in" {
+        Direction::In
+    } else {
+        Direction::Out
+    };
+    // The verify flow's result is kept apart from the measurement's checks.
+    let saved = m.checks.clone();
+    m.checks.clear();
+    let end = run_round(
+        0,
+        &[(check_dir, hold)],
+        Some(&keepalive),
+        cfg,
+        addr,
+        m,
+        rep,
+        lp,
+    )?;
+    let result = m.checks.get(&check_dir).and_then(|c| c.first().copied());
+    m.checks = saved;
+    if let RoundEnd::Stopped(end) = end {
+        return Ok(Verified::Stopped(end));
+    }
+    Ok(match result {
+        Some((reached, check)) => Verified::Checked {
+            check,
+            idle_s,
+            hold,
+            reached,
+        },
+        None => Verified::Skipped("the verify flow ended without a check".to_string()),
+    })
+}
