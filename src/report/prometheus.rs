@@ -624,6 +624,53 @@ mod tests {
     }
 
     #[test]
+    fn series_stay_bounded_however_many_connections() {
+        let mut x = Exposition::new(Limits::default());
+        let keepalives = [Some(true), Some(false), None];
+        let sources = ["read-back", "kernel-timer", "system-default", "assumed"];
+        let mut id = 0;
+        // 150 triples (50 past the cap), each in every keepalive x source combination.
+        for t in 0..150u64 {
+            for c in 0..12usize {
+                id += 1;
+                let local = format!("127.0.0.1:{}", 1000 + t);
+                let mut w = watched(&local, "127.0.0.1:5432", Some("app"), keepalives[c % 3]);
+                if let EventKind::Watched(f) = &mut w {
+                    f.cnt_source = sources[c / 3];
+                }
+                x.observe(&event(id, w));
+                x.observe(&event(
+                    id,
+                    EventKind::Probe {
+                        n: 1,
+                        due: Duration::ZERO,
+                    },
+                ));
+            }
+        }
+        // Ends of folded connections (others of each combination remain).
+        for (i, outcome) in Outcome::CONNECTION_OUTCOMES.into_iter().enumerate() {
+            x.observe(&event(id - i as u64, end(outcome, true)));
+        }
+        let text = x.openmetrics();
+        let series = sample_lines(&text).len();
+        let gauges = sample_lines(&text)
+            .into_iter()
+            .filter(|l| l.starts_with("tcpalive_connections{"))
+            .count();
+        assert_eq!(
+            gauges,
+            101 * 12,
+            "every admitted triple and other, in 12 combinations"
+        );
+        assert!(series <= 2536, "{series} series");
+        assert!(
+            text.contains("tcpalive_label_sets_folded_total 600"),
+            "50 triples x 12 connections folded"
+        );
+    }
+
+    #[test]
     fn text_format_types_counters_by_their_sample_name() {
         let mut x = Exposition::new(Limits::default());
         x.observe(&event(
