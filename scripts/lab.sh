@@ -20,7 +20,7 @@
 # removed on exit, on failure and on Ctrl-C.
 #
 # Exit codes: 0 verdict as expected, 1 verdict not as expected (or the run broke),
-# 2 usage, 77 lab unavailable (not root, no iproute2/tcpdump/ss -K, netns failed).
+# 2 usage, 77 lab unavailable (not root, no iproute2/jq/tcpdump/ss -K, netns failed).
 #
 # Environment: TCPALIVE (binary; default target/debug/tcpalive, else PATH),
 # LAB_OUT (same as --out), LAB_PCAP=1 (same as --pcap), LAB_LOCK_DIR.
@@ -30,7 +30,58 @@ set -u -o pipefail
 readonly EXIT_FAIL=1 EXIT_USAGE=2 EXIT_UNAVAILABLE=77
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
-JSONL_AWK=$(cat "$SCRIPT_DIR/lib/jsonl.awk") || { echo "lab: missing $SCRIPT_DIR/lib/jsonl.awk" >&2; exit $EXIT_FAIL; }
+# jq reads tcpalive's JSON Lines; these definitions go in front of every program
+# that does (jq -n -R "$JQ_LIB"'PROGRAM'). Lines are read raw and parsed with
+# `fromjson?`, so a line cut short by a killed process is skipped, not fatal.
+JQ_LIB='
+# epoch: seconds since the epoch (float) of "2026-11-21T10:00:05.001Z" or
+# "...05.001+01:00"; null when unparsable. fromdateiso8601 takes neither a fraction
+# nor an offset, so both are split off and added back.
+def epoch:
+  [try (capture("^(?<d>[0-9]{4}-[0-9]{2}-[0-9]{2})[Tt ](?<h>[0-9]{2}:[0-9]{2}:[0-9]{2})(?<f>[.][0-9]+)?(?<z>[Zz]|[+-][0-9]{2}:[0-9]{2})?$")
+       | ((.d + "T" + .h + "Z") | fromdateiso8601)
+         + (if .f then "0" + .f | tonumber else 0 end)
+         - (if .z and (.z | test("^[+-]")) then
+              (.z[0:1] + "1" | tonumber) * ((.z[1:3] | tonumber) * 3600 + (.z[4:6] | tonumber) * 60)
+            else 0 end))
+   catch empty] | first;
+def spaces($n): [range($n)] | map(" ") | join("");
+def lpad($n): tostring | if length < $n then spaces($n - length) + . else . end;
+def rpad($n): tostring | if length < $n then . + spaces($n - length) else . end;
+# round($n): the number rounded to $n decimals (what "%.Nf" kept, as a JSON number)
+def round($n): pow(10; $n) as $m | (. * $m | round) / $m;
+# fixed($n): the number as text with exactly $n decimals, like printf "%.Nf"
+def fixed($n):
+  (if . < 0 then "-" else "" end) as $sign
+  | (fabs * pow(10; $n) | round | tostring) as $i
+  | if $n == 0 then $sign + $i
+    else (if ($i | length) <= $n then ([range($n + 1 - ($i | length))] | map("0") | join("")) + $i else $i end) as $p
+      | $sign + $p[0:($p | length) - $n] + "." + $p[($p | length) - $n:]
+    end;
+# g6: six significant digits, integers as they are (the precision the verdict
+# always had: awk printed its numbers with "%.6g")
+def g6:
+  if . == null or . == floor then .
+  else (fabs | log10 | floor) as $e
+    | if $e <= 5 then pow(10; 5 - $e) as $m | (. * $m | round) / $m
+      else pow(10; $e - 5) as $m | (. / $m | round) * $m end
+  end;
+# the events of the input lines, in order (lines that are not JSON objects skipped)
+def events: inputs | fromjson? | objects;
+# render: one human timeline line of one event:
+# "10:00:05.103    5.103s  end           outcome=timeout errno=ETIMEDOUT ..."
+def render:
+  ((.time // "") | tostring | .[11:23] | rpad(12)) + " "
+  + ((.t // 0) | fixed(3) | lpad(8)) + "s  "
+  + ((.event // "") | rpad(13))
+  + (to_entries
+     | map(select(.key != "event" and .key != "t" and .key != "time" and .key != "conn")
+           | " " + .key + "="
+             + (.value | if type == "string" then (if test(" ") then "\"" + . + "\"" else . end) else tojson end))
+     | join(""));
+# timeline FILE: every line rendered, a line that is not a JSON object as it is
+def timeline: inputs | . as $l | "  " + (try (fromjson | render) catch $l);
+'
 
 # name|abbrev|topology|expected outcomes|scenario connect args|description
 SCENARIOS='
@@ -69,9 +120,8 @@ nat-limit passes the options to idle-limit instead, e.g. --direction out --verif
 EOF
     exit $EXIT_USAGE
 }
-jawk() { local prog=$1; shift; awk "$JSONL_AWK
-$prog" "$@"; }
 now() { date +%s.%N; }
+passed() { jq -e '.pass == true' "$WORK/verdict.json" >/dev/null 2>&1; }
 log() { printf 'lab: %s\n' "$*" >&2; }
 
 scenario_field() {  # scenario_field NAME FIELDNO
@@ -153,6 +203,7 @@ CONNECT_ARGS+=("${USER_ARGS[@]+"${USER_ARGS[@]}"}")
 # ---------------------------------------------------------------- prerequisites
 [ "$(id -u)" = 0 ] || unavailable "needs root (network namespaces); run as root or under sudo"
 command -v ip >/dev/null || unavailable "needs 'ip' from iproute2 (apt-get install iproute2)"
+command -v jq >/dev/null || unavailable "needs jq to read tcpalive's JSON Lines (apt-get install jq)"
 ip netns list >/dev/null 2>&1 || unavailable "'ip netns' does not work here"
 if [ "$PCAP" = 1 ]; then
     command -v tcpdump >/dev/null || unavailable "needs tcpdump for packet capture (apt-get install tcpdump)"
@@ -356,10 +407,11 @@ inject_fault() {
             kill -KILL "$LISTEN_PID" ;;
         aborts)
             # the listener resets by itself; the fault time is its accept + reset-after
-            local l_conn
-            l_conn=$(jawk '/"event":"connected"/ { printf "%.6f", rfc3339(jget($0, "time")); exit }' "$WORK/listen.jsonl")
-            record_fault "listen --reset-after $RESET_AFTER (RST)" \
-                "$(awk -v a="$l_conn" -v d="${RESET_AFTER%s}" 'BEGIN { printf "%.6f", a + d }')" ;;
+            local reset_at
+            reset_at=$(jq -n -R -r --arg d "${RESET_AFTER%s}" \
+                "$JQ_LIB"'first(events | select(.event == "connected") | .time | epoch | values) + ($d | tonumber) | fixed(6)' \
+                "$WORK/listen.jsonl")
+            record_fault "listen --reset-after $RESET_AFTER (RST)" "$reset_at" ;;
         reconnect)
             record_fault "ip link set $DEV_S down; up after the first outage; down again (in $NS_S)"
             ip -n "$NS_S" link set "$DEV_S" down || die "link down failed"
@@ -427,23 +479,25 @@ if [ "$SCENARIO" = nat-limit ]; then
     echo "$WAIT_RC" > "$WORK/idle-limit.exit"; IL_RC=$WAIT_RC; CONNECT_PID=''
     stop_pid "$LISTEN_PID" TERM; LISTEN_PID=''
     # pass: the limit found is the configured conntrack timeout within +-1 s
-    jawk '/"event":"end"/ {
-        limit = jget($0, "idle_limit_s"); res = jget($0, "resolution_s")
-        ok = (limit != "" && limit != "null" && (limit - ct <= 1) && (ct - limit <= 1))
-        printf "{\"scenario\":\"nat-limit\",\"pass\":%s,\"ct_timeout_s\":%d,\"nat_reset\":%s,", ok ? "true" : "false", ct, reset ? "true" : "false"
-        printf "\"idle_limit_s\":%s,\"resolution_s\":%s,\"direction\":\"%s\",\"drop_mode\":\"%s\",", limit == "" ? "null" : limit, res == "" ? "null" : res, jget($0, "direction"), jget($0, "drop_mode")
-        printf "\"exit_code\":%d,\"wall_s\":%s,\"flows\":%s}\n", rc, jget($0, "t"), jget($0, "flows")
-        found = 1
-    }
-    END { if (!found) printf "{\"scenario\":\"nat-limit\",\"pass\":false,\"reason\":\"no end line\",\"exit_code\":%d}\n", rc }' \
-        ct="$CT_TIMEOUT" reset="$NAT_RESET" rc="$IL_RC" "$WORK/idle-limit.jsonl" > "$WORK/verdict.json"
-    render_il() { jawk '/^\{/ { print "  " render($0); next } { print "  " $0 }' "$WORK/idle-limit.jsonl"; }
-    { echo "== idle-limit ($NS_C -> $S_ADDR:$PORT via NAT $NS_R)"; render_il; sed 's/^/  stderr: /' "$WORK/idle-limit.err" | head -20; echo "  exit code: $IL_RC"; }
-    jawk '{ printf "%s nat-limit: idle limit %ss +-%ss (configured %ss), direction %s, drop mode %s, exit %s, %ss, %s flows\n",
-        jget($0, "pass") == "true" ? "PASS" : "FAIL", jget($0, "idle_limit_s"), jget($0, "resolution_s"), jget($0, "ct_timeout_s"),
-        jget($0, "direction"), jget($0, "drop_mode"), jget($0, "exit_code"), jget($0, "wall_s"), jget($0, "flows") }' "$WORK/verdict.json"
+    jq -n -R -c --arg ct "$CT_TIMEOUT" --arg reset "$NAT_RESET" --arg rc "$IL_RC" "$JQ_LIB"'
+        ($ct | tonumber) as $ct | ($rc | tonumber? // 0) as $rc
+        | ([events | select(.event == "end")] | last) as $end_ev
+        | if $end_ev == null then {scenario: "nat-limit", pass: false, reason: "no end line", exit_code: $rc}
+          else $end_ev.idle_limit_s as $limit
+            | {scenario: "nat-limit",
+               pass: (($limit | type) == "number" and $limit - $ct <= 1 and $ct - $limit <= 1),
+               ct_timeout_s: $ct, nat_reset: ($reset == "1"),
+               idle_limit_s: $limit, resolution_s: $end_ev.resolution_s,
+               direction: $end_ev.direction, drop_mode: $end_ev.drop_mode,
+               exit_code: $rc, wall_s: $end_ev.t, flows: $end_ev.flows}
+          end' "$WORK/idle-limit.jsonl" > "$WORK/verdict.json" || die "cannot read $WORK/idle-limit.jsonl with jq"
+    { echo "== idle-limit ($NS_C -> $S_ADDR:$PORT via NAT $NS_R)"; jq -n -R -r "$JQ_LIB timeline" "$WORK/idle-limit.jsonl"; sed 's/^/  stderr: /' "$WORK/idle-limit.err" | head -20; echo "  exit code: $IL_RC"; }
+    jq -r 'def f(k): if has(k) then .[k] | tostring else "" end;
+        "\(if .pass == true then "PASS" else "FAIL" end) nat-limit: idle limit \(f("idle_limit_s"))s +-\(f("resolution_s"))s"
+        + " (configured \(f("ct_timeout_s"))s), direction \(f("direction")), drop mode \(f("drop_mode")),"
+        + " exit \(f("exit_code")), \(f("wall_s"))s, \(f("flows")) flows"' "$WORK/verdict.json"
     [ -n "$OUT" ] && log "results in $WORK"
-    grep -q '"pass":true' "$WORK/verdict.json" || exit $EXIT_FAIL
+    passed || exit $EXIT_FAIL
     exit 0
 fi
 # the connect-phase scenarios: the server host never answers (its replies to the
@@ -490,59 +544,88 @@ if [ -n "$TCPDUMP_PID" ]; then sleep 0.1; stop_pid "$TCPDUMP_PID" INT; TCPDUMP_P
 
 # ---------------------------------------------------------------- verdict
 FAULT_EPOCH=${FAULT_EPOCH:-}
-jawk '
-function num(v) { return (v == "" || v == "null") ? "null" : v + 0 }
-/"event":"connected"/ && !start { start = rfc3339(jget($0, "time")) - jget($0, "t"); conn_t = jget($0, "t") + 0; last = conn_t }
-/"event":"config"/    { idle = jget($0, "idle_s") + 0; intvl = jget($0, "intvl_s") + 0; cnt = jget($0, "cnt") + 0
-                        uto = jget($0, "user_timeout_ms") + 0; cpred = jget($0, "predicted_detect_s")
-                        bpred = jget($0, "predicted_busy_detect_s") }
-/"event":"probe"/     { probes++ }
-/"event":"probe-acked"/ { acked++; if (fault == "" || rfc3339(jget($0, "time")) < fault) last = jget($0, "t") + 0 }
-/"event":"connecting"/ { connecting_t = jget($0, "t") + 0; deadline = jget($0, "deadline") }
-/"event":"prediction"/ { late = jget($0, "late_by_up_to_s") + 0 }
-/"event":"end"/       { outcome = jget($0, "outcome"); errno = jget($0, "errno"); code = jget($0, "exit_code")
-                        detect = jget($0, "detect_s"); pred = jget($0, "predicted_detect_s"); end_t = jget($0, "t") + 0
-                        end_epoch = rfc3339(jget($0, "time")) }
-END {
-    if (pred == "" || pred == "null") pred = cpred
-    fault_rel = (fault != "" && start) ? fault - start : ""
-    # the scenario model: when should the end come, in seconds after the last contact
-    tol = 0.15; want = ""
-    late_ok = 0
-    if (scen == "nat-drop") { want = natreset ? idle : pred; tol = 0.3 }   # a 12 s keepalive timer fires up to 256 ms late (timer wheel); with --nat-reset the first probe is answered with RST
-    else if (scen == "cable-pull" || scen == "fidelity" || scen == "icmp-idle" || scen ~ /^zero-window-/ || scen == "ka-intvl") want = pred
-    else if (scen == "late-timer") { want = pred; late_ok = late }   # the wheel may fire each timer up to its granularity late
-    else if (scen ~ /^syn-/) want = deadline - connecting_t
-    else if (scen == "cable-pull-direct") { want = pred; tol = -1 }
-    else if (scen == "reboot" && intvl > 0) {
-        k = 0; while (last + idle + k * intvl <= fault_rel + 0.01) k++   # first probe after the reboot gets the RST
-        want = idle + k * intvl
-    } else if (scen == "exits" || scen == "aborts") { want = fault_rel - last; tol = -1 }   # judged by reaction_s below
-    else if (scen == "busy" || scen == "icmp-busy") { want = (bpred != "" && bpred != "null") ? bpred : pred; tol = -1 }   # retransmission timing: reported, not judged
-    measured = (detect != "" && detect != "null") ? detect + 0 : ((end_t && outcome != "alive") ? end_t - last : "")
-    if (scen ~ /^syn-/) measured = end_t - connecting_t
-    timing_ok = "null"
-    if (want != "" && want != "null" && measured != "" && tol > 0) { d = measured - want; timing_ok = (d >= -tol && d <= tol + late_ok) ? "true" : "false" }
-    # reaction: from the injected fault to the end event (wall clock), for faults the peer announces
-    reaction = (fault != "" && end_epoch) ? end_epoch - fault : ""
-    if ((scen == "exits" || scen == "aborts") && reaction != "") timing_ok = (reaction >= -0.05 && reaction <= 0.15) ? "true" : "false"
-    n = split(expected, ok, ",") ; match_ok = 0
-    for (i = 1; i <= n; i++) if (ok[i] == outcome) match_ok = 1
-    want_code["alive"] = 0; want_code["connect-failed"] = 3; want_code["eof"] = 4; want_code["reset"] = 5; want_code["timeout"] = 6; want_code["unreachable"] = 7
-    code_ok = (outcome in want_code) && (rc + 0 == want_code[outcome]) && (code == "" || code + 0 == rc + 0)
-    pass = match_ok && code_ok && timing_ok != "false" && ((scen != "alive" && scen != "nat-kept") || acked >= 2)
-    why = ""
-    if (!match_ok) why = "outcome " (outcome == "" ? "(none)" : outcome) " is not " expected
-    else if (!code_ok) why = "exit code " rc " does not match outcome " outcome
-    else if (timing_ok == "false" && tol < 0) why = sprintf("ended %.3fs after the fault, expected within 0.15s", reaction)
-    else if (timing_ok == "false") why = sprintf("detected after %.3fs, expected %.3fs -%.2fs..+%.2fs", measured, want, tol, tol + late_ok)
-    else if ((scen == "alive" || scen == "nat-kept") && acked < 2) why = "fewer than 2 probe-acked events"
-    printf "{\"scenario\":\"%s\",\"pass\":%s,\"reason\":\"%s\",\"expected_outcomes\":\"%s\",", scen, pass ? "true" : "false", why, expected
-    printf "\"outcome\":%s,\"errno\":%s,\"exit_code\":%d,", outcome == "" ? "null" : "\"" outcome "\"", (errno == "" || errno == "null") ? "null" : "\"" errno "\"", rc
-    printf "\"detect_s\":%s,\"predicted_detect_s\":%s,\"expected_detect_s\":%s,\"timing_ok\":%s,", num(measured), num(pred), num(want), timing_ok
-    printf "\"reaction_s\":%s,\"last_contact_t\":%.3f,\"fault_at\":%s,\"fault_at_t\":%s,\"end_t\":%s,", reaction == "" ? "null" : sprintf("%.3f", reaction), last, fault == "" ? "null" : sprintf("%.6f", fault), fault_rel == "" ? "null" : sprintf("%.3f", fault_rel), end_t ? sprintf("%.3f", end_t) : "null"
-    printf "\"idle_s\":%s,\"intvl_s\":%s,\"cnt\":%s,\"user_timeout_ms\":%s,\"probes\":%d,\"probes_acked\":%d}\n", num(idle), num(intvl), num(cnt), num(uto), probes, acked
-}' scen="$SCENARIO" expected="$EXPECTED" rc="$CONNECT_RC" fault="$FAULT_EPOCH" natreset="$NAT_RESET" "$WORK/connect.jsonl" > "$WORK/verdict.json"
+jq -n -R -c --arg scen "$SCENARIO" --arg expected "$EXPECTED" --arg rc "$CONNECT_RC" --arg fault "$FAULT_EPOCH" \
+    --arg natreset "$NAT_RESET" "$JQ_LIB"'
+# num: what the verdict prints of a number that may be missing
+def num: if . == null then null else g6 end;
+def is($n): $scen == $n;
+[events] as $events
+| def named($name): $events | map(select(.event == $name));
+  ($rc | tonumber? // 0) as $rc
+| (if $fault == "" then null else $fault | tonumber end) as $fault
+| (named("connected") | first) as $connected
+| (named("config") | last) as $config
+| (named("connecting") | last) as $connecting
+| (named("end") | last) as $end_ev
+| named("probe-acked") as $acks
+| ($connected | if . == null then null else (.time | epoch) as $e | if $e == null then null else $e - (.t // 0) end end) as $start
+# the last contact: the last answered probe before the fault, else the connection
+| (($acks | map(select($fault == null or ((.time | epoch) // -1) < $fault)) | last | .t) // $connected.t // 0) as $last
+# keepalive settings: null without a config event, 0 for a value the config event lacks
+| ($config | if . == null then {} else {idle: (.idle_s // 0), intvl: (.intvl_s // 0), cnt: (.cnt // 0), uto: (.user_timeout_ms // 0)} end)
+| .idle as $idle | .intvl as $intvl | .cnt as $cnt | .uto as $uto
+| ($end_ev.predicted_detect_s // $config.predicted_detect_s) as $pred
+| ($config.predicted_busy_detect_s // $pred) as $bpred
+| ((named("prediction") | last | .late_by_up_to_s) // 0) as $late
+| ($connecting.t // 0) as $connecting_t
+| $end_ev.outcome as $outcome
+| ($end_ev.t // 0) as $end_t
+| ($end_ev.time | if . == null then null else epoch end) as $end_epoch
+| (if $fault != null and $start != null and $start != 0 then $fault - $start else null end) as $fault_rel
+# the scenario model: when should the end come, in seconds after the last contact
+| (if is("nat-drop") then
+      # a 12 s keepalive timer fires up to 256 ms late (timer wheel); with --nat-reset the first probe is answered with RST
+      {want: (if ($natreset | tonumber? // 0) != 0 then $idle else $pred end), tol: 0.3}
+   elif is("cable-pull") or is("fidelity") or is("icmp-idle") or ($scen | startswith("zero-window-")) or is("ka-intvl") then
+      {want: $pred}
+   elif is("late-timer") then {want: $pred, late_ok: $late}   # the wheel may fire each timer up to its granularity late
+   elif ($scen | startswith("syn-")) then {want: (($connecting.deadline // 0) - $connecting_t)}
+   elif is("cable-pull-direct") then {want: $pred, tol: -1}
+   elif is("reboot") and ($intvl // 0) > 0 then
+      # the first probe after the reboot gets the RST
+      {want: (0 | until($last + $idle + . * $intvl > ($fault_rel // 0) + 0.01; . + 1) | $idle + . * $intvl)}
+   elif is("exits") or is("aborts") then {want: (($fault_rel // 0) - $last), tol: -1}   # judged by reaction_s below
+   elif is("busy") or is("icmp-busy") then {want: $bpred, tol: -1}   # retransmission timing: reported, not judged
+   else {want: null}
+   end) as $model
+| $model.want as $want | ($model.tol // 0.15) as $tol | ($model.late_ok // 0) as $late_ok
+| (if ($scen | startswith("syn-")) then $end_t - $connecting_t
+   elif $end_ev.detect_s != null then $end_ev.detect_s
+   elif $end_t != 0 and $outcome != "alive" then $end_t - $last
+   else null end) as $measured
+# reaction: from the injected fault to the end event (wall clock), for faults the peer announces
+| (if $fault != null and $end_epoch != null then $end_epoch - $fault else null end) as $reaction
+| (if (is("exits") or is("aborts")) and $reaction != null then $reaction >= -0.05 and $reaction <= 0.15
+   elif $want != null and $measured != null and $tol > 0 then ($measured - $want) as $d | $d >= 0 - $tol and $d <= $tol + $late_ok
+   else null end) as $timing_ok
+| any($expected | split(",")[]; . == $outcome) as $match_ok
+| {"alive": 0, "connect-failed": 3, "eof": 4, "reset": 5, "timeout": 6, "unreachable": 7} as $want_code
+| (($outcome | type) == "string" and ($want_code | has($outcome)) and $rc == $want_code[$outcome]
+   and ($end_ev.exit_code == null or $end_ev.exit_code == $rc)) as $code_ok
+| ((is("alive") or is("nat-kept")) and ($acks | length) < 2) as $few_acks
+| {scenario: $scen,
+   pass: ($match_ok and $code_ok and $timing_ok != false and ($few_acks | not)),
+   reason: (if ($match_ok | not) then "outcome \($outcome // "(none)") is not \($expected)"
+            elif ($code_ok | not) then "exit code \($rc) does not match outcome \($outcome // "")"
+            elif $timing_ok == false and $tol < 0 then "ended \($reaction // 0 | fixed(3))s after the fault, expected within 0.15s"
+            elif $timing_ok == false then
+              "detected after \($measured | fixed(3))s, expected \($want | fixed(3))s -\($tol | fixed(2))s..+\($tol + $late_ok | fixed(2))s"
+            elif $few_acks then "fewer than 2 probe-acked events"
+            else "" end),
+   expected_outcomes: $expected,
+   outcome: $outcome,
+   errno: (if ($end_ev.errno | type) == "string" and $end_ev.errno != "" then $end_ev.errno else null end),
+   exit_code: $rc,
+   detect_s: ($measured | num), predicted_detect_s: ($pred | num), expected_detect_s: ($want | num),
+   timing_ok: $timing_ok,
+   reaction_s: ($reaction | if . == null then null else round(3) end),
+   last_contact_t: ($last | round(3)),
+   fault_at: ($fault | if . == null then null else round(6) end),
+   fault_at_t: ($fault_rel | if . == null then null else round(3) end),
+   end_t: (if $end_t != 0 then $end_t | round(3) else null end),
+   idle_s: ($idle | num), intvl_s: ($intvl | num), cnt: ($cnt | num), user_timeout_ms: ($uto | num),
+   probes: (named("probe") | length), probes_acked: ($acks | length)}
+' "$WORK/connect.jsonl" > "$WORK/verdict.json" || die "cannot read $WORK/connect.jsonl with jq"
 
 # fidelity: every probe seen on the wire has its event, in order, within 50 ms. A
 # keepalive or zero-window probe on the wire is a pure ACK (length 0) from the client
@@ -555,14 +638,17 @@ if [ "$PCAP" = 1 ]; then
         syn-*) PROBE_EVENT=syn-retransmit ;;
         *) PROBE_EVENT=probe ;;
     esac
-    jawk '
-    FNR == 1 { file++ }
-    file == 1 && index($0, "\"event\":\"" evname "\"") { ev[++ne] = rfc3339(jget($0, "time")) }
-    file == 2 && evname == "syn-retransmit" && substr($3, 1, length(client) + 1) == client "." && $4 == ">" && / Flags \[S\],/ {
+    # the events' times (seconds since the epoch, -1 when unparsable), then the wire
+    EVENT_TIMES=$(jq -n -R -r --arg ev "$PROBE_EVENT" \
+        "$JQ_LIB"'[events | select(.event == $ev) | (.time | epoch) // -1 | tostring] | join(" ")' "$WORK/connect.jsonl") \
+        || die "cannot read $WORK/connect.jsonl with jq"
+    awk -v evtimes="$EVENT_TIMES" '
+    BEGIN { ne = split(evtimes, ev, " ") }
+    evname == "syn-retransmit" && substr($3, 1, length(client) + 1) == client "." && $4 == ">" && / Flags \[S\],/ {
         if (!first_syn_seen) { first_syn_seen = 1; next }
         wire[++nw] = $1 + 0
     }
-    file == 2 && evname != "syn-retransmit" && substr($3, 1, length(client) + 1) == client "." && $4 == ">" && / Flags \[\.\],/ && / length 0$/ {
+    evname != "syn-retransmit" && substr($3, 1, length(client) + 1) == client "." && $4 == ">" && / Flags \[\.\],/ && / length 0$/ {
         if (!handshake_seen) { handshake_seen = 1; next }
         wire[++nw] = $1 + 0
     }
@@ -575,20 +661,21 @@ if [ "$PCAP" = 1 ]; then
             if (d > 0.05) ok = 0
         }
         printf "{\"wire_probes\":%d,\"event_probes\":%d,\"worst_offset_ms\":%.1f,\"ok\":%s}\n", nw, ne, worst * 1000, ok ? "true" : "false"
-    }' client="$C_ADDR" evname="$PROBE_EVENT" "$WORK/connect.jsonl" "$WORK/pcap.txt" > "$WORK/fidelity.json"
+    }' client="$C_ADDR" evname="$PROBE_EVENT" "$WORK/pcap.txt" > "$WORK/fidelity.json"
     # fold it into the verdict
-    FID=$(cat "$WORK/fidelity.json")
-    case $SCENARIO in fidelity|zero-window-*|ka-intvl|late-timer|syn-*) WIRE_JUDGED=1 ;; *) WIRE_JUDGED=0 ;; esac
-    if [ "$WIRE_JUDGED" = 1 ] && ! grep -q '"ok":true' "$WORK/fidelity.json"; then
-        sed -i 's/"pass":true,"reason":""/"pass":false,"reason":"wire probes and probe events disagree"/' "$WORK/verdict.json"
-    fi
-    sed -i "s/}\$/,\"fidelity\":${FID//\//\\/}}/" "$WORK/verdict.json"
+    case $SCENARIO in fidelity|zero-window-*|ka-intvl|late-timer|syn-*) WIRE_JUDGED=true ;; *) WIRE_JUDGED=false ;; esac
+    jq -c --argjson judged "$WIRE_JUDGED" --slurpfile fidelity "$WORK/fidelity.json" '
+        if $judged and $fidelity[0].ok != true and .pass == true and .reason == "" then
+            .pass = false | .reason = "wire probes and probe events disagree"
+        else . end
+        | .fidelity = $fidelity[0]' "$WORK/verdict.json" > "$WORK/verdict.json.new" \
+        && mv "$WORK/verdict.json.new" "$WORK/verdict.json" || die "cannot fold $WORK/fidelity.json into the verdict"
 fi
 
 # ---------------------------------------------------------------- report
 render_file() {
     echo "== $1"
-    if [ -s "$2" ]; then jawk '/^\{/ { print "  " render($0); next } { print "  " $0 }' "$2"; else echo "  (no output)"; fi
+    if [ -s "$2" ]; then jq -n -R -r "$JQ_LIB timeline" "$2"; else echo "  (no output)"; fi
     [ -s "$3" ] && sed 's/^/  stderr: /' "$3" | head -20
     [ -s "$4" ] && echo "  exit code: $(cat "$4")"
 }
@@ -602,16 +689,14 @@ render_file() {
 }
 for f in netns.err veth.err ss.err tcpdump.err; do [ -s "$WORK/$f" ] || rm -f "$WORK/$f"; done
 
-jawk '{
-    printf "%s %s: outcome %s (errno %s), exit %s, detected %ss after last contact, predicted %ss",
-        jget($0, "pass") == "true" ? "PASS" : "FAIL", jget($0, "scenario"), jget($0, "outcome"), jget($0, "errno"),
-        jget($0, "exit_code"), jget($0, "detect_s") == "null" ? "-" : jget($0, "detect_s"), jget($0, "predicted_detect_s")
-    if (jget($0, "expected_detect_s") != "null" && jget($0, "expected_detect_s") != jget($0, "predicted_detect_s")) printf ", expected %ss", jget($0, "expected_detect_s")
-    if (jget($0, "reason") != "") printf " -- %s", jget($0, "reason")
-    if (index($0, "\"fidelity\"")) printf "; wire probes %s, probe events %s, worst offset %s ms",
-        jget($0, "wire_probes"), jget($0, "event_probes"), jget($0, "worst_offset_ms")
-    print ""
-}' "$WORK/verdict.json"
+jq -r "$JQ_LIB"'def f(k): if has(k) then .[k] | tostring else "" end;
+    "\(if .pass == true then "PASS" else "FAIL" end) \(f("scenario")): outcome \(f("outcome")) (errno \(f("errno"))), exit \(f("exit_code")),"
+    + " detected \(if .detect_s == null then "-" else f("detect_s") end)s after last contact, predicted \(f("predicted_detect_s"))s"
+    + (if .expected_detect_s != null and .expected_detect_s != .predicted_detect_s then ", expected \(f("expected_detect_s"))s" else "" end)
+    + (if (.reason // "") != "" then " -- \(.reason)" else "" end)
+    + (if has("fidelity") then
+         "; wire probes \(.fidelity.wire_probes), probe events \(.fidelity.event_probes), worst offset \(.fidelity.worst_offset_ms | fixed(1)) ms"
+       else "" end)' "$WORK/verdict.json"
 [ -n "$OUT" ] && log "results in $WORK"
-grep -q '"pass":true' "$WORK/verdict.json" || exit $EXIT_FAIL
+passed || exit $EXIT_FAIL
 exit 0

@@ -1,5 +1,5 @@
 //! Lab tests: every scenario of `scripts/lab.sh` run end to end in network
-//! namespaces (needs root and iproute2; tcpdump for the fidelity test).
+//! namespaces (needs root, iproute2 and jq; tcpdump for the fidelity test).
 //!
 //! The lab tests run only with the `lab` feature (`cargo test --features lab`,
 //! as .ci/run does); without it each is reported as ignored, never as passed.
