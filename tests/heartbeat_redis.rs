@@ -95,7 +95,9 @@ fn noauth_is_not_a_healthy_answer() {
     assert_eq!(end["outcome"], "heartbeat-timeout");
     let message = end["message"].as_str().unwrap_or("");
     assert!(
-        message.contains("the last reply did not match --heartbeat-expect: \"-NOAUTH"),
+        message.contains(
+            "the peer answers, but the last reply did not match --heartbeat-expect: \"-NOAUTH"
+        ),
         "{message}"
     );
     assert!(replies(&events).is_empty(), "{events:?}");

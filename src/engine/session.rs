@@ -356,12 +356,14 @@ impl Session {
         ));
         let kernel_alive = self.timeline.last_contact() > sent;
         let mut message = format!("heartbeat #{seq} unanswered for {waited}");
-        if let Some(shown) = hb.and_then(Heartbeat::last_mismatch) {
+        let mismatch = hb.and_then(Heartbeat::last_mismatch);
+        if let Some(shown) = mismatch {
+            // Its application answers, just not as expected (Redis's -NOAUTH).
             message.push_str(&format!(
-                "; the last reply did not match --heartbeat-expect: \"{shown}\""
+                "; the peer answers, but the last reply did not match --heartbeat-expect: \
+                 \"{shown}\""
             ));
-        }
-        if kernel_alive {
+        } else if kernel_alive {
             message.push_str(
                 "; the peer's kernel still acknowledges: its application is not answering",
             );
