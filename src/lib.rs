@@ -32,9 +32,11 @@ pub fn run(command: &cli::Command) -> u8 {
         }
     };
     // The stdout writer starts before the run clock does, so its thread costs
-    // the timeline nothing.
-    engine::output::init();
-    let result = cmd::run(config);
+    // the timeline nothing; what needs a single-threaded process comes first.
+    let result = cmd::prepare(&config).and_then(|()| {
+        engine::output::init();
+        cmd::run(config)
+    });
     // Queued timeline lines go out before the process exits (a signal cuts the
     // wait short when nobody reads them).
     engine::output::drain(matches!(&result, Ok(end) if end.outcome.is_signal()));

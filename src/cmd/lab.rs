@@ -292,8 +292,10 @@ fn accept(
 
 /// `lab SCENARIO` and `demo`: enters the private network first, while this is the
 /// process's only thread (see `sys::netns`), then runs the scenario.
+/// Runs a scenario in the private network namespace [`cmd::prepare`] entered.
+///
+/// [`cmd::prepare`]: crate::cmd::prepare
 pub fn run_private(cfg: &LabConfig, clock: Clock) -> Result<EndFacts, RunError> {
-    sys::netns::enter_private_network()?;
     let signals = Signals::install()?;
     let mut rep = Reporter::for_run(clock, &cfg.connect.run, cfg.both);
     run(cfg, &mut rep, &signals)

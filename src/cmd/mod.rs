@@ -19,6 +19,19 @@ use crate::engine::run::{Clock, Reporter, RunError};
 use crate::model::event::{EndFacts, Outcome, Sink};
 use crate::report::Tee;
 
+/// What must happen while the process has one thread, before anything starts one
+/// (the stdout writer, a resolver): `lab` and `demo` enter their private network
+/// namespace, which unshare(2) of a user namespace refuses to a threaded process.
+pub fn prepare(config: &Config) -> Result<(), RunError> {
+    match config {
+        Config::Lab(LabCommand::Run(_)) | Config::Demo(_) => {
+            crate::sys::netns::enter_private_network()?;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Runs a validated command line to its final `end`, whose exit code (the
 /// outcome's, or the `--expect` verdict's) is the process's.
 pub fn run(config: Config) -> Result<EndFacts, RunError> {
