@@ -329,10 +329,12 @@ fn lab_tuned_user_timeout_ends_the_owners_busy_connection() {
     );
     let secs: f64 = parts[2].parse().expect("seconds");
     // Sent data stays unacknowledged from the first send after the pull (right
-    // after the last contact); the kernel gives up 3 s after the first
-    // retransmission (one RTO, 200 ms here), checked at its next timer run.
+    // after the last contact); the kernel counts the user timeout from the first
+    // retransmission (0.2 to 0.6 s after the send: RTO plus the timer wheel) and
+    // checks it when the retransmission timer runs: 3.2 to 3.8 s measured, 4.05 s
+    // once on a loaded host.
     assert!(
-        (3.0..=4.0).contains(&secs),
+        (3.0..=4.5).contains(&secs),
         "owner's send failed {secs}s after its last contact, user timeout 3s"
     );
 }
