@@ -60,14 +60,7 @@ pub fn list(json: bool) -> Result<EndFacts, RunError> {
             ));
         }
     }
-    crate::report::print_all(text.as_bytes()).map_err(RunError::output("write to stdout"))?;
-    Ok(EndFacts::new(
-        Outcome::Alive,
-        None,
-        String::new(),
-        None,
-        None,
-    ))
+    crate::cmd::print_text(text.as_bytes())
 }
 
 /// What the lab remembers of its fault, for the scenario's prediction.

@@ -43,14 +43,7 @@ pub fn write_all(dir: &std::path::Path) -> Result<EndFacts, RunError> {
         names.push(name);
     }
     let listing = format!("{}\n", names.join("\n"));
-    crate::report::print_all(listing.as_bytes()).map_err(RunError::output("write to stdout"))?;
-    Ok(EndFacts::new(
-        Outcome::Alive,
-        None,
-        String::new(),
-        None,
-        None,
-    ))
+    crate::cmd::print_text(listing.as_bytes())
 }
 
 /// One page: the top page (`None`) or a subcommand's.

@@ -94,7 +94,13 @@ fn print_generated(
 ) -> Result<EndFacts, RunError> {
     let mut text = Vec::new();
     generate(&mut text).map_err(RunError::io("generate the text"))?;
-    crate::report::print_all(&text).map_err(RunError::output("write to stdout"))?;
+    print_text(&text)
+}
+
+/// A command whose output is text, not a timeline (a listing, a page): the text
+/// to stdout, and the end that says it was printed.
+pub fn print_text(text: &[u8]) -> Result<EndFacts, RunError> {
+    crate::report::print_all(text).map_err(RunError::output("write to stdout"))?;
     Ok(EndFacts::new(
         Outcome::Alive,
         None,

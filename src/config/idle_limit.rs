@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use super::address::{Endpoint, validate_endpoint};
 use super::duration::validate_positive;
-use super::keepalive::validate_keepalive_seconds;
-use super::keepalive::{MAX_KEEPCNT, MAX_KEEPIDLE_S, MAX_KEEPINTVL_S, validate_count};
+use super::keepalive::validate_count;
+use super::keepalive::{validate_cnt, validate_idle, validate_intvl};
 use super::run::RunConfig;
 use super::{ConfigError, invalid};
 use crate::cli::IdleLimitArgs;
@@ -133,20 +133,8 @@ pub fn validate_verify(args: &IdleLimitArgs) -> Result<Option<VerifyConfig>, Con
         return Ok(None);
     }
     Ok(Some(VerifyConfig {
-        idle_s: args
-            .idle
-            .as_deref()
-            .map(|v| validate_keepalive_seconds("--idle", v, MAX_KEEPIDLE_S))
-            .transpose()?,
-        intvl_s: args
-            .intvl
-            .as_deref()
-            .map(|v| validate_keepalive_seconds("--intvl", v, MAX_KEEPINTVL_S))
-            .transpose()?,
-        cnt: args
-            .cnt
-            .as_deref()
-            .map(|v| validate_count("--cnt", v, 1, MAX_KEEPCNT).map(|n| n as u32))
-            .transpose()?,
+        idle_s: validate_idle(args.idle.as_deref())?,
+        intvl_s: validate_intvl(args.intvl.as_deref())?,
+        cnt: validate_cnt(args.cnt.as_deref())?,
     }))
 }

@@ -20,26 +20,35 @@ pub struct KeepaliveConfig {
     pub cnt: Option<u32>,
     pub user_timeout: Option<Duration>,
 }
+/// `--idle`, when given: whole seconds within the kernel's range.
+pub fn validate_idle(value: Option<&str>) -> Result<Option<u32>, ConfigError> {
+    value
+        .map(|v| validate_keepalive_seconds("--idle", v, MAX_KEEPIDLE_S))
+        .transpose()
+}
+
+/// `--intvl`, when given: whole seconds within the kernel's range.
+pub fn validate_intvl(value: Option<&str>) -> Result<Option<u32>, ConfigError> {
+    value
+        .map(|v| validate_keepalive_seconds("--intvl", v, MAX_KEEPINTVL_S))
+        .transpose()
+}
+
+/// `--cnt`, when given: 1..=127.
+pub fn validate_cnt(value: Option<&str>) -> Result<Option<u32>, ConfigError> {
+    value
+        .map(|v| validate_count("--cnt", v, 1, MAX_KEEPCNT).map(|n| n as u32))
+        .transpose()
+}
+
 impl KeepaliveConfig {
     pub fn from_args(args: &KeepaliveArgs) -> Result<Self, ConfigError> {
         validate_keepalive_conflicts(args)?;
         Ok(KeepaliveConfig {
             enabled: !args.no_keepalive,
-            idle_s: args
-                .idle
-                .as_deref()
-                .map(|v| validate_keepalive_seconds("--idle", v, MAX_KEEPIDLE_S))
-                .transpose()?,
-            intvl_s: args
-                .intvl
-                .as_deref()
-                .map(|v| validate_keepalive_seconds("--intvl", v, MAX_KEEPINTVL_S))
-                .transpose()?,
-            cnt: args
-                .cnt
-                .as_deref()
-                .map(|v| validate_count("--cnt", v, 1, MAX_KEEPCNT).map(|n| n as u32))
-                .transpose()?,
+            idle_s: validate_idle(args.idle.as_deref())?,
+            intvl_s: validate_intvl(args.intvl.as_deref())?,
+            cnt: validate_cnt(args.cnt.as_deref())?,
             user_timeout: args
                 .user_timeout
                 .as_deref()
