@@ -500,21 +500,7 @@ impl SilentResolver {
         }
         let ns = format!("tca-res-{}", std::process::id());
         let r = SilentResolver { ns };
-        let ip = |args: &[&str]| -> Result<(), String> {
-            let out = Command::new("ip")
-                .args(args)
-                .output()
-                .map_err(|e| format!("cannot run ip: {e}"))?;
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "ip {}: {}",
-                    args.join(" "),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ))
-            }
-        };
+        let ip = common::netns::ip;
         ip(&["netns", "add", &r.ns])?;
         ip(&["-n", &r.ns, "link", "set", "lo", "up"])?;
         ip(&[

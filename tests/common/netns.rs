@@ -15,7 +15,8 @@ pub struct Pair {
     pub addr_b: String,
 }
 
-fn ip(args: &[&str]) -> Result<(), String> {
+/// Runs `ip ARGS`; the error names the command and what `ip` said.
+pub fn ip(args: &[&str]) -> Result<(), String> {
     let out = Command::new("ip")
         .args(args)
         .output()
