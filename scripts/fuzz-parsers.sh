@@ -1,29 +1,43 @@
 #!/usr/bin/env bash
 # Property-based fuzzing of every parser that takes outside input: the command line
-# (src/config_props.rs: durations, keepalive seconds, counts, --user-timeout, HOST:PORT,
+# (src/config/props.rs: durations, keepalive seconds, counts, --user-timeout, HOST:PORT,
 # [HOST:]PORT, --expect/--within, whole argument vectors) and the heartbeat line
-# protocol read from the network (src/heartbeat_props.rs). Runs each property PROPTEST_CASES times (default 200000) in release
-# mode and prints one line per property plus the total time.
+# protocol read from the network (src/model/heartbeat_props.rs). The properties are
+# unit tests of the library (`cargo test --lib`), selected by the `props::` in their
+# path. Runs each property PROPTEST_CASES times (default 200000) in release mode and
+# prints one line per property plus the count and the total time.
+#
+# Fails when a property fails, and when fewer than FUZZ_MIN_PROPS properties ran
+# (default 24, the number in the tree): a filter that selects nothing is a failure,
+# not a pass.
 #
 #   scripts/fuzz-parsers.sh            # 200k cases per property
 #   PROPTEST_CASES=2000000 scripts/fuzz-parsers.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PROPTEST_CASES="${PROPTEST_CASES:-200000}"
-# Large case counts: do not let proptest's per-test timeouts or shrinking budget cut in.
+min_props="${FUZZ_MIN_PROPS:-24}"
+# Large case counts: do not let proptest's shrinking budget cut in.
 export PROPTEST_MAX_SHRINK_ITERS="${PROPTEST_MAX_SHRINK_ITERS:-100000}"
 echo "fuzz-parsers: PROPTEST_CASES=$PROPTEST_CASES per property ($(nproc) cores, $(uname -r))"
-cargo test --release --quiet --bin tcpalive --no-run 2>/dev/null || cargo test --release --bin tcpalive --no-run
-start=$(date +%s.%N)
+cargo test --release --quiet --lib --no-run 2>/dev/null || cargo test --release --lib --no-run
+log=$(mktemp -t fuzz-parsers.XXXXXXXX)
+trap 'rm -f "$log"' EXIT
+start=$(date +%s%N)
 set +e
-cargo test --release --bin tcpalive _props:: -- --test-threads="$(nproc)" 2>&1 | tee /tmp/fuzz-parsers.$$.log \
-    | grep -E '^test |test result|panicked|minimal failing|Test failed' 
+cargo test --release --lib props:: -- --test-threads="$(nproc)" 2>&1 | tee "$log" \
+    | grep -E '^test |test result|panicked|minimal failing|Test failed'
 rc=${PIPESTATUS[0]}
 set -e
-end=$(date +%s.%N)
-props=$(grep -c '^test [a-z_]*_props::.* ok$' /tmp/fuzz-parsers.$$.log || true)
-failed=$(grep -c '^test [a-z_]*_props::.* FAILED$' /tmp/fuzz-parsers.$$.log || true)
-printf 'fuzz-parsers: %s properties passed, %s failed, %s cases each, %.1f s wall; exit %s\n' \
-    "$props" "$failed" "$PROPTEST_CASES" "$(echo "$end - $start" | bc)" "$rc"
-rm -f /tmp/fuzz-parsers.$$.log
+end=$(date +%s%N)
+props=$(grep -cE '^test [a-z_:]*props::[a-z0-9_]+ \.\.\. ok$' "$log" || true)
+failed=$(grep -cE '^test [a-z_:]*props::[a-z0-9_]+ \.\.\. FAILED$' "$log" || true)
+ms=$(( (end - start) / 1000000 ))
+ran=$((props + failed))
+if [ "$rc" -eq 0 ] && [ "$ran" -lt "$min_props" ]; then
+    echo "fuzz-parsers: only $ran properties ran, expected at least $min_props" >&2
+    rc=1
+fi
+printf 'fuzz-parsers: %s properties passed, %s failed, %s cases each, %d.%d s wall; exit %s\n' \
+    "$props" "$failed" "$PROPTEST_CASES" $((ms / 1000)) $((ms % 1000 / 100)) "$rc"
 exit "$rc"
