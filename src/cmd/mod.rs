@@ -16,8 +16,7 @@ pub mod watch;
 use crate::config::{Config, LabCommand, ManConfig};
 use crate::engine::event_loop::Signals;
 use crate::engine::run::{Clock, Reporter, RunError};
-use crate::model::event::{EndFacts, Outcome, Sink};
-use crate::report::Tee;
+use crate::model::event::{EndFacts, Outcome};
 
 /// What must happen while the process has one thread, before anything starts one
 /// (the stdout writer, a resolver): `lab` and `demo` enter their private network
@@ -47,20 +46,7 @@ pub fn run(config: Config) -> Result<EndFacts, RunError> {
             let mut rep = Reporter::for_run(clock, &cfg.run, true);
             listen::run(&cfg, &mut rep, &signals)
         }
-        Config::Watch(cfg) => {
-            let signals = Signals::install()?;
-            let mut rep = match &cfg.metrics {
-                Some(target) => {
-                    let sinks: Vec<Box<dyn Sink>> = vec![
-                        crate::report::sink_for(&cfg.run, true, crate::engine::output::stdout()),
-                        Box::new(watch::metrics::start(target)?),
-                    ];
-                    Reporter::new(clock, Box::new(Tee(sinks)), cfg.run.expect.clone())
-                }
-                None => Reporter::for_run(clock, &cfg.run, true),
-            };
-            watch::run(&cfg, &mut rep, &signals)
-        }
+        Config::Watch(cfg) => watch::run(&cfg, clock),
         Config::Lab(LabCommand::List { json }) => lab::list(json),
         Config::Lab(LabCommand::Run(cfg)) => lab::run_private(&cfg, clock),
         Config::Demo(cfg) => lab::run_private(&cfg, clock),

@@ -2,8 +2,9 @@
 //! hands them to a renderer, typed run errors ([`run`]), the one event loop with
 //! its signals and interruptible name resolution ([`event_loop`]), stdout that
 //! never blocks it ([`output`]), dialing and following a target ([`connection`]),
-//! the reconnecting monitor ([`monitor`]), the listening side ([`listener`]), and
-//! the driver of one monitored connection ([`session::Session`]).
+//! the reconnecting monitor ([`monitor`]), the listening side ([`listener`]), the
+//! driver of one monitored connection ([`session::Session`]), and `watch`'s loop
+//! over other processes' connections ([`watch`]).
 
 pub mod connection;
 pub mod event_loop;
@@ -12,3 +13,4 @@ pub mod monitor;
 pub mod output;
 pub mod run;
 pub mod session;
+pub mod watch;

@@ -2,7 +2,7 @@
 //! renderers get, turned into metrics (prometheus-client) instead of lines.
 //!
 //! It owns the series, their labels and how their number stays bounded; it does
-//! no I/O (serving `/metrics` and writing the textfile live in `cmd::watch`).
+//! no I/O (serving `/metrics` and writing the textfile live in `engine::watch::metrics`).
 //!
 //! Series:
 //! - `tcpalive_connections{local_port,peer_port,process,keepalive,settings_source}`

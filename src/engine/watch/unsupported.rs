@@ -1,12 +1,12 @@
 //! `watch` where there is no sock_diag: a clear error, exit 1.
 
-use crate::config::WatchConfig;
+use super::WatchOptions;
 use crate::engine::event_loop::Signals;
 use crate::engine::run::{Reporter, RunError};
 use crate::model::event::EndFacts;
 
 pub fn run(
-    _cfg: &WatchConfig,
+    _options: &WatchOptions,
     _rep: &mut Reporter,
     _signals: &Signals,
 ) -> Result<EndFacts, RunError> {

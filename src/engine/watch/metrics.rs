@@ -15,10 +15,18 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::config::MetricsTarget;
 use crate::engine::run::RunError;
 use crate::model::event::{Event, EventKind, Sink};
 use crate::report::prometheus::{Exposition, Limits, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
+
+/// Where the exposition goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetricsTarget {
+    /// `--metrics`: serve `/metrics` over HTTP on this host (resolved at start) and port.
+    Serve { host: String, port: u16 },
+    /// `--metrics-file`: write node_exporter's textfile format to this path.
+    File(PathBuf),
+}
 
 /// How long a scrape may take to send its request or read the answer.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -89,11 +97,11 @@ pub fn start(target: &MetricsTarget) -> Result<MetricsSink, RunError> {
         file: Mutex::new(()),
     });
     match target {
-        MetricsTarget::Serve(endpoint) => {
-            let listener = bind(&endpoint.host, endpoint.port)?;
+        MetricsTarget::Serve { host, port } => {
+            let listener = bind(host, *port)?;
             let local = listener
                 .local_addr()
-                .map_err(RunError::socket("serve --metrics on", endpoint))?;
+                .map_err(RunError::socket("serve --metrics on", shown(host, *port)))?;
             crate::report::diagnostic(&format!(
                 "serving Prometheus metrics on http://{local}/metrics"
             ));
@@ -122,11 +130,17 @@ pub fn start(target: &MetricsTarget) -> Result<MetricsSink, RunError> {
     }
 }
 
+/// `host:port` as the user would write it (an IPv6 host in brackets).
+fn shown(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 fn bind(host: &str, port: u16) -> Result<TcpListener, RunError> {
-    let shown = crate::config::Endpoint {
-        host: host.to_string(),
-        port,
-    };
+    let shown = shown(host, port);
     let addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
         .map_err(RunError::socket("resolve --metrics", &shown))?

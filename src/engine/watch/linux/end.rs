@@ -1,0 +1,159 @@
+//! The end of a followed connection: it left ESTABLISHED, vanished from the dump
+//! (its four-tuple is looked up, and it waits a little for its destroy
+//! notification), or was destroyed (sock_diag's notification carries its final
+//! counters); the evidence collected is judged by [`verdict::judge`], including
+//! whether the owner still holds a socket that left the table.
+
+use std::time::Duration;
+
+use super::{RUN, Watch, diag_error};
+use crate::engine::run::{Reporter, RunError};
+use crate::model::event::EventKind;
+use crate::model::sample::{TCP_CLOSING, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_TIME_WAIT};
+use crate::model::verdict::{self, Destroyed, Evidence};
+use crate::sys::procfs;
+use crate::sys::sockdiag::{DiagEntry, SockDiag};
+
+/// The final report of a destroyed socket.
+fn destroyed_facts(e: &DiagEntry) -> Destroyed {
+    let info = e.info.unwrap_or_default();
+    Destroyed {
+        info,
+        aborted_by_owner: e.peer.port() == 0 && info.bytes_acked == 0 && info.bytes_received == 0,
+        unread: e.recv_queue,
+    }
+}
+
+impl Watch {
+    /// Reads the queued destroy notifications; each one of a watched socket ends it.
+    pub(super) fn destroyed(&mut self, rep: &mut Reporter, now: Duration) -> Result<(), RunError> {
+        let Some(listener) = self.destroy.as_mut() else {
+            return Ok(());
+        };
+        let mut found = Vec::new();
+        let conns = &self.conns;
+        let lost = listener
+            .drain(|e| {
+                if conns.contains_key(&e.cookie) {
+                    found.push(*e);
+                }
+            })
+            .map_err(diag_error("read sock_diag destroy notifications"))?;
+        if lost && !self.destroy_lost {
+            // Said once: on a host with heavy socket churn it can recur.
+            self.destroy_lost = true;
+            rep.emit(
+                RUN,
+                EventKind::Warning {
+                    message: "destroy notifications were lost (the receive buffer overflowed): \
+                              some ends are judged without them"
+                        .to_string(),
+                },
+            )?;
+        }
+        for e in found {
+            if let Some(conn) = self.conns.get_mut(&e.cookie)
+                && conn.gone_at.is_none()
+            {
+                // Destroyed before a dump saw it leave: now is when it ended.
+                conn.gone_at = Some(now);
+                conn.tuple_state = lookup_state(&mut self.diag, conn.last.local, conn.last.peer);
+                conn.reverse_state = lookup_state(&mut self.diag, conn.last.peer, conn.last.local);
+            }
+            self.judge(rep, e.cookie, Some(destroyed_facts(&e)))?;
+        }
+        Ok(())
+    }
+
+    /// The socket is no longer in the dump: look its four-tuple up (TIME_WAIT says
+    /// it closed first; the peer's socket, when on this host, says the same of the
+    /// peer), then wait a little for its destroy notification.
+    pub(super) fn vanished(
+        &mut self,
+        rep: &mut Reporter,
+        now: Duration,
+        cookie: u64,
+    ) -> Result<(), RunError> {
+        let Some(conn) = self.conns.get_mut(&cookie) else {
+            return Ok(());
+        };
+        conn.gone_at = Some(now);
+        conn.tuple_state = lookup_state(&mut self.diag, conn.last.local, conn.last.peer);
+        conn.reverse_state = lookup_state(&mut self.diag, conn.last.peer, conn.last.local);
+        // A socket in a closing state on either side decides it now; anything else
+        // (the peer's socket on this host still ESTABLISHED, say) waits for the
+        // destroy notification like an unknown.
+        let closing = |s: Option<u8>| {
+            matches!(
+                s,
+                Some(TCP_TIME_WAIT | TCP_FIN_WAIT1 | TCP_FIN_WAIT2 | TCP_CLOSING)
+            )
+        };
+        let decided = closing(conn.tuple_state) || closing(conn.reverse_state);
+        if decided || self.destroy.is_none() {
+            return self.judge(rep, cookie, None);
+        }
+        Ok(())
+    }
+
+    pub(super) fn judge(
+        &mut self,
+        rep: &mut Reporter,
+        cookie: u64,
+        destroyed: Option<Destroyed>,
+    ) -> Result<(), RunError> {
+        let at = self.conns.get(&cookie).and_then(|c| c.gone_at);
+        let at = at.unwrap_or_else(|| rep.clock.now());
+        self.judge_at(rep, cookie, destroyed, at)
+    }
+
+    /// Ends a connection with the verdict its evidence allows, detected at `at`.
+    pub(super) fn judge_at(
+        &mut self,
+        rep: &mut Reporter,
+        cookie: u64,
+        destroyed: Option<Destroyed>,
+        at: Duration,
+    ) -> Result<(), RunError> {
+        let Some(conn) = self.conns.remove(&cookie) else {
+            return Ok(());
+        };
+        let owner_holds = match (&destroyed, &conn.owner, conn.gone_at) {
+            (None, Some(o), Some(_)) => procfs::holds(o.pid, conn.last.inode),
+            _ => None,
+        };
+        let evidence = Evidence {
+            states_seen: conn.states_seen.clone(),
+            last: conn.last_est,
+            syn_bytes: conn.syn_bytes,
+            tuple_state: conn.tuple_state,
+            reverse_state: conn.reverse_state,
+            destroyed,
+            owner_holds,
+            destroy_listening: self.destroy.is_some(),
+            settings: conn.know,
+        };
+        let v = verdict::judge(&evidence);
+        let mut end = conn
+            .timeline
+            .end(at, v.outcome, v.errno.map(str::to_string), v.message);
+        end.inferred = Some(true);
+        end.evidence = Some(v.evidence);
+        end.certainty = Some(v.certainty.name());
+        if !v.possible.is_empty() {
+            end.possible = Some(v.possible);
+        }
+        self.owners.forget(conn.last.inode);
+        self.tally.record(&rep.end(conn.id, end)?);
+        Ok(())
+    }
+}
+
+/// The state of the socket with this four-tuple, if the kernel has one.
+fn lookup_state(
+    diag: &mut SockDiag,
+    local: std::net::SocketAddr,
+    peer: std::net::SocketAddr,
+) -> Option<u8> {
+    diag.lookup(local, peer).ok().flatten().map(|e| e.state)
+}

@@ -1,0 +1,321 @@
+//! `watch` on Linux: the loop that follows established TCP connections other
+//! processes own, observed from outside through sock_diag.
+//!
+//! Every `--interval` one dump of the socket table (filtered by state and port in
+//! the kernel) is matched against the watch: new ESTABLISHED connections that pass
+//! the filters ([`filter`]) join it and known ones feed their [`Timeline`]
+//! ([`follow`]); ones that left ESTABLISHED or vanished end with the verdict of
+//! [`verdict::judge`] ([`end`]). This module owns the [`Watch`] state those steps
+//! share, the cadence of the dumps, `--dump-once`, and the run's end. Sockets are
+//! only read, never changed. Event times are the times of the dumps (or of a
+//! destroy notification), so they are late by up to one interval.
+
+mod end;
+mod filter;
+mod follow;
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use super::WatchOptions;
+use crate::engine::connection::interrupted_end;
+use crate::engine::event_loop::{EventLoop, Signals, Woke};
+use crate::engine::run::{Reporter, RunError, stop_message};
+use crate::model::event::{EndFacts, EventKind, Outcome};
+use crate::model::expect::Tally;
+use crate::model::predict::Effective;
+use crate::sys::procfs::Owners;
+use crate::sys::sockdiag::{
+    DestroyListener, DiagEntry, SockDiag, SockDiagError, TCP_ESTABLISHED, watch_states,
+};
+use crate::sys::sysctl;
+
+use filter::Filter;
+use follow::Conn;
+
+const DESTROY: u64 = u64::MAX - 1;
+/// Run-level events (the summary `end`) carry connection id 0.
+const RUN: u64 = 0;
+/// How long a socket that left the table waits for its destroy notification
+/// before it is judged without one: an owner closes a socket that failed within
+/// milliseconds, and one that keeps it open is itself evidence.
+const DESTROY_GRACE: Duration = Duration::from_secs(2);
+/// An ESTABLISHED socket without an inode is still in its listener's accept
+/// queue: no process holds it yet, so neither its owner nor its settings (which
+/// the application sets after accept) can be known. It joins once accepted, or
+/// after this long if never.
+const UNACCEPTED_WAIT: Duration = Duration::from_secs(1);
+
+/// Our errors already name the cause in their text; as an io::Error's message
+/// (not its source) they print once, not twice, in the error chain.
+fn as_io(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+fn diag_error(op: &'static str) -> impl FnOnce(SockDiagError) -> RunError {
+    move |e| RunError::Io {
+        op,
+        source: as_io(e),
+    }
+}
+
+struct Watch {
+    diag: SockDiag,
+    destroy: Option<DestroyListener>,
+    filter: Filter,
+    owners: Owners,
+    conns: HashMap<u64, Conn>,
+    defaults: Effective,
+    retries2: u32,
+    next_id: u64,
+    generation: u64,
+    batch: Vec<DiagEntry>,
+    fresh: Vec<DiagEntry>,
+    tally: Tally,
+    /// Processes whose sockets cannot be opened (not permitted, no pidfd_getfd),
+    /// with the reason: not asked again.
+    unreadable: HashMap<u32, String>,
+    /// Sockets seen in an accept queue, with when first seen.
+    unaccepted: HashMap<u64, Duration>,
+    /// Whether lost destroy notifications were reported.
+    destroy_lost: bool,
+    /// The time the last dump took, start to end: its samples are that uncertain.
+    dump_uncertainty: Duration,
+}
+
+pub fn run(
+    options: &WatchOptions,
+    rep: &mut Reporter,
+    signals: &Signals,
+) -> Result<EndFacts, RunError> {
+    let mut lp = EventLoop::new(Some(signals))?;
+    let filter = match Filter::new(options, &mut lp, rep)? {
+        Ok(filter) => filter,
+        Err(outcome) => {
+            let end = interrupted_end(outcome);
+            rep.emit(RUN, EventKind::End(end.clone()))?;
+            return Ok(end);
+        }
+    };
+    let mut w = Watch {
+        diag: SockDiag::open().map_err(diag_error("watch connections"))?,
+        destroy: None,
+        filter,
+        owners: Owners::default(),
+        conns: HashMap::new(),
+        defaults: sysctl::system_defaults(),
+        retries2: sysctl::system_retries2(),
+        next_id: 1,
+        generation: 0,
+        batch: Vec::new(),
+        fresh: Vec::new(),
+        tally: Tally::default(),
+        unreadable: HashMap::new(),
+        unaccepted: HashMap::new(),
+        destroy_lost: false,
+        dump_uncertainty: Duration::ZERO,
+    };
+    if options.dump_once {
+        return w.dump_once(rep);
+    }
+    match DestroyListener::open() {
+        Ok(l) => {
+            lp.watch(l.fd(), DESTROY, false)?;
+            w.destroy = Some(l);
+        }
+        Err(e) => rep.emit(
+            RUN,
+            EventKind::Warning {
+                message: format!(
+                    "no destroy notifications ({e}): a connection that ends between two dumps \
+                     may be judged ambiguous"
+                ),
+            },
+        )?,
+    }
+    w.pid_note(rep)?;
+    let start = rep.clock.now();
+    let stop_at = options.run_for.map(|d| start.saturating_add(d));
+    let mut next_pass = start;
+    let mut first_pass = true;
+    let mut woke = Woke::Deadline;
+    loop {
+        let now = rep.clock.now();
+        let stop = woke
+            .signal()
+            .or_else(|| stop_at.filter(|&s| now >= s).map(|_| Outcome::Alive));
+        if let Some(outcome) = stop {
+            return w.finish(rep, outcome, options);
+        }
+        if woke == Woke::Ready && lp.is_ready(DESTROY) {
+            w.destroyed(rep, now)?;
+        }
+        if now >= next_pass {
+            w.pass(rep)?;
+            if first_pass {
+                first_pass = false;
+                w.nothing_matched_note(rep, options)?;
+            }
+            // A fixed cadence; a pass that overran starts the next one at once
+            // rather than queueing several.
+            next_pass = next_pass
+                .saturating_add(options.interval)
+                .max(rep.clock.now());
+        }
+        let wake = [Some(next_pass), stop_at].into_iter().flatten().min();
+        woke = lp.wait(&rep.clock, wake)?;
+    }
+}
+
+impl Watch {
+    /// Dumps and keeps the sockets that matter: watched ones (whatever their
+    /// state) and ESTABLISHED ones that pass the address filters.
+    fn collect(&mut self) -> Result<usize, RunError> {
+        self.generation += 1;
+        self.batch.clear();
+        let conns = &self.conns;
+        let filter = &self.filter;
+        let batch = &mut self.batch;
+        let dumped = self
+            .diag
+            .dump_all(watch_states(), filter.addresses.port, |e| {
+                if conns.contains_key(&e.cookie)
+                    || (e.state == TCP_ESTABLISHED
+                        && filter.addresses.matches(e.local, Some(e.peer)))
+                {
+                    batch.push(*e);
+                }
+            })
+            .map_err(diag_error("dump the kernel's socket table (sock_diag)"))?;
+        self.fresh.clear();
+        self.fresh.extend(
+            self.batch
+                .iter()
+                .filter(|e| !self.conns.contains_key(&e.cookie)),
+        );
+        self.filter.settle_pid(&self.fresh)?;
+        let filter = &self.filter;
+        self.fresh.retain(|e| filter.matches_pid(e));
+        Ok(dumped)
+    }
+
+    fn dump_once(&mut self, rep: &mut Reporter) -> Result<EndFacts, RunError> {
+        let started = Instant::now();
+        let dumped = self.collect()?;
+        let took = started.elapsed();
+        let message = format!(
+            "dump-once: {dumped} socket(s) dumped, {} matched, in {:.3} ms",
+            self.fresh.len(),
+            took.as_secs_f64() * 1e3
+        );
+        let end = EndFacts::new(Outcome::Alive, None, message, None, None);
+        rep.emit(RUN, EventKind::End(end.clone()))?;
+        Ok(end)
+    }
+
+    fn pass(&mut self, rep: &mut Reporter) -> Result<(), RunError> {
+        // The kernel reads its counters somewhere between these two times; on a
+        // loaded host they can be far apart. Contacts are placed from the time
+        // before the dump: an estimate that is early is never taken for a new
+        // contact (only a later one is), so a slow dump cannot invent contacts
+        // or hide probe answers. A socket that is gone is stamped with the time
+        // after: it may have gone just before the kernel looked, so never early.
+        let before = rep.clock.now();
+        self.collect()?;
+        let after = rep.clock.now();
+        self.dump_uncertainty = after.saturating_sub(before);
+        let now = before;
+        let in_dump: HashSet<u64> = self.batch.iter().map(|e| e.cookie).collect();
+        self.unaccepted.retain(|c, _| in_dump.contains(c));
+        let unaccepted = &mut self.unaccepted;
+        self.fresh.retain(|e| {
+            if e.inode != 0 {
+                return true;
+            }
+            let first = *unaccepted.entry(e.cookie).or_insert(now);
+            now.saturating_sub(first) >= UNACCEPTED_WAIT
+        });
+        if !self.fresh.is_empty() {
+            // Marks new inodes, then one /proc scan labels them all.
+            for e in &self.fresh {
+                let _ = self.owners.lookup(e.inode);
+            }
+            self.owners.refresh_if_needed();
+        }
+        let batch = std::mem::take(&mut self.batch);
+        for e in &batch {
+            if self.conns.contains_key(&e.cookie) {
+                self.update(rep, now, e)?;
+            }
+        }
+        self.batch = batch;
+        let fresh = std::mem::take(&mut self.fresh);
+        for e in &fresh {
+            self.join(rep, now, e)?;
+        }
+        self.fresh = fresh;
+        let gone: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.generation != self.generation && c.gone_at.is_none())
+            .map(|(k, _)| *k)
+            .collect();
+        for cookie in gone {
+            self.vanished(rep, after, cookie)?;
+        }
+        // Destroy notifications that may have come meanwhile, then the ones that
+        // waited long enough for theirs.
+        self.destroyed(rep, after)?;
+        let overdue: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                c.gone_at
+                    .is_some_and(|t| after >= t.saturating_add(DESTROY_GRACE))
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for cookie in overdue {
+            self.judge(rep, cookie, None)?;
+        }
+        Ok(())
+    }
+
+    /// `--for` elapsed or a signal: connections waiting for their destroy
+    /// notification are judged now; every other one ends as it is.
+    fn finish(
+        &mut self,
+        rep: &mut Reporter,
+        outcome: Outcome,
+        options: &WatchOptions,
+    ) -> Result<EndFacts, RunError> {
+        let now = rep.clock.now();
+        let _ = self.destroyed(rep, now);
+        let pending: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.gone_at.is_some())
+            .map(|(k, _)| *k)
+            .collect();
+        for cookie in pending {
+            self.judge(rep, cookie, None)?;
+        }
+        let message = stop_message(outcome, options.run_for);
+        let mut conns: Vec<Conn> = self.conns.drain().map(|(_, c)| c).collect();
+        conns.sort_by_key(|c| c.id);
+        for conn in conns {
+            let end =
+                conn.timeline
+                    .end(now, outcome, None, format!("{message}; still established"));
+            let end = rep.end(conn.id, end)?;
+            self.tally.record(&end);
+        }
+        let summary = format!(
+            "{message}; {}",
+            self.tally.summary("watched", self.next_id - 1)
+        );
+        let end = self.tally.run_end(outcome, summary);
+        rep.emit(RUN, EventKind::End(end.clone()))?;
+        Ok(end)
+    }
+}
