@@ -11,15 +11,9 @@ use crate::cli::KeepaliveArgs;
 pub const MAX_KEEPIDLE_S: u64 = 32767;
 pub const MAX_KEEPINTVL_S: u64 = 32767;
 pub const MAX_KEEPCNT: u64 = 127;
-/// Keepalive settings to apply. `None` leaves the kernel's default in place.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct KeepaliveConfig {
-    pub enabled: bool,
-    pub idle_s: Option<u32>,
-    pub intvl_s: Option<u32>,
-    pub cnt: Option<u32>,
-    pub user_timeout: Option<Duration>,
-}
+/// The validated keepalive options: the model's request type (`model` and `sys`
+/// take it without knowing about the command line), built here from the flags.
+pub use crate::model::tune::KeepaliveRequest as KeepaliveConfig;
 /// `--idle`, when given: whole seconds within the kernel's range.
 pub fn validate_idle(value: Option<&str>) -> Result<Option<u32>, ConfigError> {
     value

@@ -13,16 +13,9 @@ use crate::model::schedule;
 use crate::model::settings::Sources;
 use crate::model::wheel::Wheel;
 
-/// The settings the kernel holds for one socket, read back after applying.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Effective {
-    pub keepalive: bool,
-    pub idle_s: u32,
-    pub intvl_s: u32,
-    pub cnt: u32,
-    /// 0 means off.
-    pub user_timeout_ms: u32,
-}
+/// The settings themselves live in `settings` (the timers in `schedule` take them
+/// too); the prediction from them is here.
+pub use crate::model::settings::Effective;
 
 /// When the kernel gives up on an idle connection whose peer stopped answering.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -34,11 +27,6 @@ pub struct IdleSchedule {
 }
 
 impl Effective {
-    /// Time from the last contact to the probe numbered `n` (1-based).
-    pub fn probe_due(&self, n: u32) -> Duration {
-        Duration::from_secs(self.idle_s as u64 + (n.saturating_sub(1)) as u64 * self.intvl_s as u64)
-    }
-
     /// The idle-connection schedule, or `None` when nothing detects a dead idle peer:
     /// the kernel's keepalive timer replayed from a fresh contact
     /// ([`schedule::keepalive`]).

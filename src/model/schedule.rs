@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use crate::model::predict::Effective;
+use crate::model::settings::Effective;
 use crate::model::wheel::Wheel;
 
 /// TCP_TIMEOUT_INIT: the SYN's first retransmission timeout.

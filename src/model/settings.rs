@@ -1,9 +1,30 @@
-//! Where each keepalive setting of a connection comes from. A value tcpalive read
-//! back from the kernel is a fact; one inferred from the kernel's timer, taken
-//! from the system defaults, or assumed is not, and every event and renderer says
-//! which (DESIGN.md: never confidently wrong).
+//! The keepalive settings a socket holds ([`Effective`]) and where each comes
+//! from. A value tcpalive read back from the kernel is a fact; one inferred from
+//! the kernel's timer, taken from the system defaults, or assumed is not, and
+//! every event and renderer says which (DESIGN.md: never confidently wrong).
+
+use std::time::Duration;
 
 use serde::Serialize;
+
+/// The settings the kernel holds for one socket, read back after applying. What
+/// they predict is `model::predict`; how the timers run on them, `model::schedule`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Effective {
+    pub keepalive: bool,
+    pub idle_s: u32,
+    pub intvl_s: u32,
+    pub cnt: u32,
+    /// 0 means off.
+    pub user_timeout_ms: u32,
+}
+
+impl Effective {
+    /// Time from the last contact to the probe numbered `n` (1-based).
+    pub fn probe_due(&self, n: u32) -> Duration {
+        Duration::from_secs(self.idle_s as u64 + (n.saturating_sub(1)) as u64 * self.intvl_s as u64)
+    }
+}
 
 /// The provenance of one setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -1,10 +1,24 @@
 //! `tune`: what changing a running socket's keepalive settings means, without any
 //! I/O. [`target`] is the settings a request leaves on a socket that held
 //! `before`; [`steps`] is the order the options are set in, so a failure part-way
-//! can be undone with [`Step::value`] of `before`.
+//! can be undone with [`Step::value`] of `before`. [`KeepaliveRequest`] is what a
+//! command asks for (`connect` and `listen` too: [`requested`] is what they set).
 
-use crate::config::KeepaliveConfig;
+use std::time::Duration;
+
 use crate::model::predict::Effective;
+
+/// The keepalive options a command asks for (validated by `config`, which calls
+/// it `KeepaliveConfig`). `None` leaves the value the socket holds in place.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KeepaliveRequest {
+    /// SO_KEEPALIVE on (off with `--no-keepalive`).
+    pub enabled: bool,
+    pub idle_s: Option<u32>,
+    pub intvl_s: Option<u32>,
+    pub cnt: Option<u32>,
+    pub user_timeout: Option<Duration>,
+}
 
 /// One socket option `tune` sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +66,7 @@ const ORDER: [Step; 5] = [
 
 /// The settings a socket holds after the request: SO_KEEPALIVE on (off with
 /// `--no-keepalive`), each value given replaced, the others as they were.
-pub fn target(before: &Effective, req: &KeepaliveConfig) -> Effective {
+pub fn target(before: &Effective, req: &KeepaliveRequest) -> Effective {
     Effective {
         keepalive: req.enabled,
         idle_s: req.idle_s.unwrap_or(before.idle_s),
@@ -66,7 +80,7 @@ pub fn target(before: &Effective, req: &KeepaliveConfig) -> Effective {
 
 /// The options a request sets on a socket of our own, in order, with their values:
 /// SO_KEEPALIVE always (on, or off with `--no-keepalive`), the others when given.
-pub fn requested(req: &KeepaliveConfig) -> Vec<(Step, u32)> {
+pub fn requested(req: &KeepaliveRequest) -> Vec<(Step, u32)> {
     let uto = req
         .user_timeout
         .map(|d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX));
@@ -92,8 +106,6 @@ pub fn steps(before: &Effective, after: &Effective) -> Vec<Step> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     fn eff(keepalive: bool, idle: u32, intvl: u32, cnt: u32, uto: u32) -> Effective {
@@ -106,8 +118,8 @@ mod tests {
         }
     }
 
-    fn req(enabled: bool, idle: Option<u32>, uto_ms: Option<u64>) -> KeepaliveConfig {
-        KeepaliveConfig {
+    fn req(enabled: bool, idle: Option<u32>, uto_ms: Option<u64>) -> KeepaliveRequest {
+        KeepaliveRequest {
             enabled,
             idle_s: idle,
             intvl_s: None,

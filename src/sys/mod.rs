@@ -45,7 +45,7 @@ pub fn process_exists(pid: u32) -> bool {
 /// (validated before, so a failure is the kernel refusing; it names the option).
 pub fn apply(
     socket: &socket2::Socket,
-    cfg: &crate::config::KeepaliveConfig,
+    cfg: &crate::model::tune::KeepaliveRequest,
 ) -> std::io::Result<()> {
     use std::os::fd::AsFd;
     for (step, value) in crate::model::tune::requested(cfg) {
