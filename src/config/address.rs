@@ -1,6 +1,8 @@
 //! Addresses on the command line: `connect`'s HOST:PORT, `listen`'s [HOST:]PORT,
-//! `watch`'s --port and --peer. Hosts are resolved later, by the command.
+//! and the sockets `watch` and `tune` select by --port, --peer and --pid. Hosts
+//! are resolved later, by the command.
 
+use super::keepalive::validate_count;
 use super::{ConfigError, invalid};
 use crate::sys;
 
@@ -30,6 +32,19 @@ pub struct PeerFilter {
 /// `watch --port`: 1..=65535 (no connection has port 0).
 pub fn validate_watch_port(value: &str) -> Result<u16, ConfigError> {
     validate_port("--port", value, value, false)
+}
+
+/// Linux's largest PID: PID_MAX_LIMIT (4194304 on 64-bit) is one past it.
+pub const MAX_PID: u64 = 4_194_303;
+
+/// `--pid`: a process that exists now (watching a PID that is not there would
+/// watch nothing, silently).
+pub fn validate_pid(value: &str) -> Result<u32, ConfigError> {
+    let pid = validate_count("--pid", value, 1, MAX_PID)? as u32;
+    if !sys::process_exists(pid) {
+        return Err(invalid("--pid", value, "no such process"));
+    }
+    Ok(pid)
 }
 
 /// `watch --peer`: `HOST`, `HOST:PORT`, `[IPv6]:PORT`, or a bare IPv6 address.

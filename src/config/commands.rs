@@ -8,7 +8,7 @@ use clap_complete::Shell;
 
 use super::address::{
     Endpoint, PeerFilter, validate_endpoint, validate_listen_addr, validate_peer_filter,
-    validate_port, validate_watch_port,
+    validate_pid, validate_port, validate_watch_port,
 };
 use super::duration::{validate_at_least, validate_duration, validate_positive};
 use super::keepalive::{KeepaliveConfig, validate_count};
@@ -92,8 +92,6 @@ pub const MIN_SEND_EVERY: Duration = Duration::from_millis(10);
 pub const MIN_HEARTBEAT: Duration = Duration::from_millis(10);
 /// The shortest `--interval`: below it a watch of many sockets would busy-poll.
 pub const MIN_WATCH_INTERVAL: Duration = Duration::from_millis(10);
-/// Linux's largest PID: PID_MAX_LIMIT (4194304 on 64-bit) is one past it.
-pub const MAX_PID: u64 = 4_194_303;
 
 impl WatchConfig {
     pub fn from_args(args: &WatchArgs) -> Result<Self, ConfigError> {
@@ -162,15 +160,6 @@ pub fn validate_metrics_file(path: &std::path::Path) -> Result<std::path::PathBu
         ));
     }
     Ok(path.to_path_buf())
-}
-/// `--pid`: a process that exists now (watching a PID that is not there would
-/// watch nothing, silently).
-pub fn validate_pid(value: &str) -> Result<u32, ConfigError> {
-    let pid = validate_count("--pid", value, 1, MAX_PID)? as u32;
-    if !crate::sys::process_exists(pid) {
-        return Err(invalid("--pid", value, "no such process"));
-    }
-    Ok(pid)
 }
 
 /// `watch --interval`: how often the socket table is dumped.
@@ -373,8 +362,8 @@ pub fn validate_man(args: &crate::cli::ManArgs) -> Result<ManConfig, ConfigError
         None => Ok(ManConfig::Print(None)),
         Some(page) => {
             let name = page.strip_prefix("tcpalive-").unwrap_or(page);
-            let names = crate::cmd::man::page_names();
-            if names.iter().any(|n| n == name) {
+            let names = crate::cli::man_page_names();
+            if names.contains(&name) {
                 Ok(ManConfig::Print(Some(name.to_string())))
             } else {
                 Err(invalid(

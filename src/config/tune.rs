@@ -2,8 +2,7 @@
 //! validated before any socket is touched.
 
 use super::ConfigError;
-use super::address::{PeerFilter, validate_peer_filter, validate_watch_port};
-use super::commands::validate_pid;
+use super::address::{PeerFilter, validate_peer_filter, validate_pid, validate_watch_port};
 use super::keepalive::KeepaliveConfig;
 use super::run::Format;
 use crate::cli::TuneArgs;
