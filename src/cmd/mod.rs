@@ -1,5 +1,6 @@
 //! The subcommands: each wires sockets, the observer and the reporter together.
-//! [`dispatch`] validates a parsed command line and runs the command to its end.
+//! [`run`] runs a validated command line (`config::Config`) to its end; [`prepare`]
+//! does first what must happen while the process has one thread.
 
 pub mod completions;
 pub mod connect;
