@@ -3,11 +3,14 @@
 //! its signals and interruptible name resolution ([`event_loop`]), stdout that
 //! never blocks it ([`output`]), dialing and following a target ([`connection`]),
 //! the reconnecting monitor ([`monitor`]), the listening side ([`listener`]), the
-//! driver of one monitored connection ([`session::Session`]), and `watch`'s loop
-//! over other processes' connections ([`watch`]).
+//! driver of one monitored connection ([`session::Session`]), `watch`'s loop over
+//! other processes' connections ([`watch`]), the lab's scenario runner ([`lab`])
+//! and the `idle-limit` measurement ([`idle_limit`]).
 
 pub mod connection;
 pub mod event_loop;
+pub mod idle_limit;
+pub mod lab;
 pub mod listener;
 pub mod monitor;
 pub mod output;

@@ -1,6 +1,6 @@
 //! `idle-limit`, the pure part: which idle durations each round tests, what the
 //! checks say about how long the path keeps an idle flow, and the keepalive that
-//! beats it. The command (`cmd::idle_limit`) does the I/O.
+//! beats it. The engine (`engine::idle_limit`) does the I/O.
 //!
 //! The measurement: round 1 opens one test flow per duration of a grid from a
 //! couple of seconds up to `--max`, all at once, each held idle for its duration

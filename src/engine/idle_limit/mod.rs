@@ -1,4 +1,4 @@
-//! `idle-limit`: measures how long the path to a `tcpalive listen` keeps an idle
+//! The `idle-limit` measurement: how long the path to a `tcpalive listen` keeps an idle
 //! TCP flow, how it kills a flow it forgot, and which keepalive beats it.
 //!
 //! Each round opens its test flows together (keepalive off on this side; `HOLD`
