@@ -1,7 +1,7 @@
 //! The pure domain: no I/O. Outcomes and the one exit-code table, the events the
 //! core emits, the prediction of when a dead peer is noticed, the timeline that
 //! turns kernel samples into events, the heartbeat protocol, what `watch` can infer
-//! from outside, and the `--expect` rules; the kernel timers replayed forward
+//! from outside and decides about each connection it follows, and the `--expect` rules; the kernel timers replayed forward
 //! (schedule) and the timer wheel's lateness (wheel). Everything here is tested without sockets.
 
 pub mod event;
@@ -24,4 +24,5 @@ pub mod timeline;
 pub mod tune;
 pub mod units;
 pub mod verdict;
+pub mod watch;
 pub mod wheel;

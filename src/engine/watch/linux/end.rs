@@ -9,19 +9,14 @@ use std::time::Duration;
 use super::{RUN, Watch, diag_error};
 use crate::engine::run::{Reporter, RunError};
 use crate::model::event::EventKind;
-use crate::model::sample::{TCP_CLOSING, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_TIME_WAIT};
 use crate::model::verdict::{self, Destroyed, Evidence};
+use crate::model::watch;
 use crate::sys::procfs;
 use crate::sys::sockdiag::{DiagEntry, SockDiag};
 
 /// The final report of a destroyed socket.
 fn destroyed_facts(e: &DiagEntry) -> Destroyed {
-    let info = e.info.unwrap_or_default();
-    Destroyed {
-        info,
-        aborted_by_owner: e.peer.port() == 0 && info.bytes_acked == 0 && info.bytes_received == 0,
-        unread: e.recv_queue,
-    }
+    watch::destroyed(e.info.unwrap_or_default(), e.peer.port(), e.recv_queue)
 }
 
 impl Watch {
@@ -80,16 +75,8 @@ impl Watch {
         conn.gone_at = Some(now);
         conn.tuple_state = lookup_state(&mut self.diag, conn.last.local, conn.last.peer);
         conn.reverse_state = lookup_state(&mut self.diag, conn.last.peer, conn.last.local);
-        // A socket in a closing state on either side decides it now; anything else
-        // (the peer's socket on this host still ESTABLISHED, say) waits for the
-        // destroy notification like an unknown.
-        let closing = |s: Option<u8>| {
-            matches!(
-                s,
-                Some(TCP_TIME_WAIT | TCP_FIN_WAIT1 | TCP_FIN_WAIT2 | TCP_CLOSING)
-            )
-        };
-        let decided = closing(conn.tuple_state) || closing(conn.reverse_state);
+        // Without destroy notifications nothing better is coming: judge now.
+        let decided = watch::decided_by_lookup(conn.tuple_state, conn.reverse_state);
         if decided || self.destroy.is_none() {
             return self.judge(rep, cookie, None);
         }
@@ -133,16 +120,7 @@ impl Watch {
             destroy_listening: self.destroy.is_some(),
             settings: conn.know,
         };
-        let v = verdict::judge(&evidence);
-        let mut end = conn
-            .timeline
-            .end(at, v.outcome, v.errno.map(str::to_string), v.message);
-        end.inferred = Some(true);
-        end.evidence = Some(v.evidence);
-        end.certainty = Some(v.certainty.name());
-        if !v.possible.is_empty() {
-            end.possible = Some(v.possible);
-        }
+        let end = watch::judged_end(&conn.timeline, at, verdict::judge(&evidence));
         self.owners.forget(conn.last.inode);
         self.tally.record(&rep.end(conn.id, end)?);
         Ok(())

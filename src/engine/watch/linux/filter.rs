@@ -11,6 +11,7 @@ use crate::engine::run::{Reporter, RunError};
 use crate::engine::watch::WatchOptions;
 use crate::model::event::{EventKind, Outcome};
 use crate::model::filter::AddressFilter;
+use crate::model::watch;
 use crate::sys::procfs;
 use crate::sys::sockdiag::DiagEntry;
 
@@ -132,24 +133,15 @@ impl Watch {
         if children.is_empty() {
             return Ok(());
         }
-        let list: Vec<String> = children.iter().take(10).map(|&p| named(p)).collect();
-        let more = children.len().saturating_sub(10);
-        rep.emit(
-            RUN,
-            EventKind::Warning {
-                message: format!(
-                    "--pid {}: its descendants hold connections too and are watched with it: \
-                     {}{}",
-                    named(pid),
-                    list.join(", "),
-                    if more > 0 {
-                        format!(" and {more} more")
-                    } else {
-                        String::new()
-                    }
-                ),
-            },
-        )
+        let list: Vec<String> = children
+            .iter()
+            .take(watch::NAMED_DESCENDANTS)
+            .map(|&p| named(p))
+            .collect();
+        match watch::descendants_note(&named(pid), &list, children.len()) {
+            Some(message) => rep.emit(RUN, EventKind::Warning { message }),
+            None => Ok(()),
+        }
     }
 
     /// After the first pass, `--pid` that matched nothing says why.
@@ -164,22 +156,13 @@ impl Watch {
         if !self.conns.is_empty() {
             return Ok(());
         }
-        let filters = match (options.port, &options.peer) {
-            (None, None) => String::new(),
-            _ => " matching --port/--peer".to_string(),
-        };
-        rep.emit(
-            RUN,
-            EventKind::Warning {
-                message: format!(
-                    "--pid {pid}: no established TCP connection{filters} yet: the process and \
-                     its {} descendant(s) hold {} socket(s) in all (of any kind: listening, \
-                     UDP, unix); new connections join when they appear",
-                    self.filter.pids.len().saturating_sub(1),
-                    self.filter.pid_inodes.len()
-                ),
-            },
-        )
+        let message = watch::nothing_matched_note(
+            pid,
+            options.port.is_some() || options.peer.is_some(),
+            self.filter.pids.len().saturating_sub(1),
+            self.filter.pid_inodes.len(),
+        );
+        rep.emit(RUN, EventKind::Warning { message })
     }
 }
 

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use super::Watch;
 use crate::engine::run::{Reporter, RunError};
-use crate::model::event::{ConfigFacts, EventKind, WatchFacts};
+use crate::model::event::{EventKind, WatchFacts};
 use crate::model::infer::{Knowledge, TimerReading};
-use crate::model::predict::{self, Effective};
+use crate::model::predict::Effective;
 use crate::model::sample::TcpSample;
 use crate::model::schedule::KernelParams;
-use crate::model::settings::Sources;
 use crate::model::timeline::Timeline;
+use crate::model::watch::{self, HiddenTimer};
 use crate::sys::pidfd;
 use crate::sys::procfs::Owner;
 use crate::sys::sockdiag::{DiagEntry, TCP_ESTABLISHED, TimerKind};
@@ -50,7 +50,7 @@ pub(super) struct Conn {
     pub(super) last: DiagEntry,
     pub(super) last_at: Duration,
     pub(super) config_sent: bool,
-    pub(super) hidden_timer: Option<TimerKind>,
+    pub(super) hidden_timer: Option<HiddenTimer>,
     /// States after ESTABLISHED seen at dumps.
     pub(super) states_seen: Vec<u8>,
     /// The last counters seen while ESTABLISHED.
@@ -91,40 +91,6 @@ impl Watch {
             }
             why
         })
-    }
-
-    /// The `config` facts: what the prediction uses, where each value comes from,
-    /// and the range the unknown ones allow.
-    fn config_facts(&self, know: &Knowledge) -> ConfigFacts {
-        let mut facts = know.effective().facts(self.retries2);
-        facts.sources = Sources {
-            keepalive: know.keepalive_source,
-            idle_s: know.idle_source,
-            intvl_s: know.intvl_source,
-            cnt: know.cnt_source,
-            user_timeout_ms: know.user_timeout_source,
-        };
-        if know.is_read() {
-            return facts;
-        }
-        let unknowns = know.unknowns();
-        if know.keepalive == Some(true) && !unknowns.is_empty() {
-            facts.explain = format!(
-                "{}, if {} are as assumed (not read from the socket)",
-                facts.explain,
-                unknowns.join(", ")
-            );
-        }
-        if let Some(range) = know.detect_range() {
-            facts.predicted_detect_min_s = Some(range.min.as_secs_f64());
-            facts.predicted_detect_max_s = Some(range.max.as_secs_f64());
-        }
-        facts.warnings.push(
-            "watched from outside without reading the socket: TCP_USER_TIMEOUT cannot be seen \
-             and is assumed off, cnt is the system default"
-                .to_string(),
-        );
-        facts
     }
 
     fn watched_facts(
@@ -184,7 +150,7 @@ impl Watch {
             id,
             EventKind::Watched(self.watched_facts(e, owner.as_ref(), &know, unread_reason)),
         )?;
-        let facts = self.config_facts(&know);
+        let facts = watch::config_facts(&know, self.retries2);
         let params = KernelParams {
             retries2: self.retries2,
             ..sysctl::kernel_params()
@@ -243,8 +209,7 @@ impl Watch {
         let mut changed = false;
         let mut probe_answered = false;
         if conn.know.is_read() {
-            // The app switched keepalive since it was read: read again.
-            if timer_keepalive.is_some() && timer_keepalive != conn.know.keepalive {
+            if watch::keepalive_switched(&conn.know, timer_keepalive) {
                 let owner = conn.owner.clone();
                 if let Ok(eff) = self.read_settings(owner.as_ref(), e.inode)
                     && eff != conn.know.effective()
@@ -260,7 +225,7 @@ impl Watch {
         }
         if changed || (!conn.config_sent && conn.know.keepalive.is_some()) {
             // What is known changed: say so; the timeline keeps what it observed.
-            let facts = self.config_facts(&conn.know);
+            let facts = watch::config_facts(&conn.know, self.retries2);
             conn.timeline
                 .set_settings(conn.know.effective(), self.retries2);
             rep.emit(conn.id, EventKind::Config(facts))?;
@@ -285,21 +250,22 @@ impl Watch {
     }
 }
 
-/// At a dump with nothing in flight, bytes_acked beyond the data sent is the SYN
-/// (1 on the connecting side, 0 on the accepting one): remembered so that the
-/// final counters can tell whether the socket's own FIN was acknowledged.
+/// Remembers the SYN byte the first dump with nothing in flight reveals.
 fn learn_syn(conn: &mut Conn, e: &DiagEntry) {
     if conn.syn_bytes.is_some() || e.state != TCP_ESTABLISHED {
         return;
     }
-    if let Some(info) = &e.info
-        && info.unacked == 0
-        && e.send_queue == 0
-    {
-        let beyond = info.acked_beyond_data();
-        if beyond == 0 || beyond == 1 {
-            conn.syn_bytes = Some(beyond);
-        }
+    if let Some(info) = &e.info {
+        conn.syn_bytes = watch::syn_bytes(info, e.send_queue);
+    }
+}
+
+/// The timer that takes the keepalive timer's place, if one does.
+fn hidden_timer(t: TimerKind) -> Option<HiddenTimer> {
+    match t {
+        TimerKind::Retransmit => Some(HiddenTimer::Retransmit),
+        TimerKind::ZeroWindow => Some(HiddenTimer::ZeroWindow),
+        _ => None,
     }
 }
 
@@ -311,24 +277,12 @@ fn hidden_timer_warning(
     e: &DiagEntry,
     retries2: u32,
 ) -> Result<(), RunError> {
-    let hidden =
-        matches!(e.timer, TimerKind::Retransmit | TimerKind::ZeroWindow).then_some(e.timer);
+    let hidden = hidden_timer(e.timer);
     if hidden == conn.hidden_timer {
         return Ok(());
     }
     conn.hidden_timer = hidden;
-    let budget = predict::retransmission_budget(retries2).as_secs_f64();
-    let message = match hidden {
-        Some(TimerKind::Retransmit) => format!(
-            "keepalive cannot run: the retransmission timer is pending ({} unacknowledged \
-             segment(s)); a dead peer is detected by the retransmission budget ({budget:.1}s, \
-             tcp_retries2 {retries2}) or the app's user timeout",
-            e.info.map_or(0, |i| i.unacked)
-        ),
-        Some(_) => "keepalive cannot run: the zero-window probe timer is pending (the peer's \
-                    receive window is full)"
-            .to_string(),
-        None => return Ok(()),
-    };
+    let Some(hidden) = hidden else { return Ok(()) };
+    let message = hidden.warning(e.info.map_or(0, |i| i.unacked), retries2);
     rep.emit(conn.id, EventKind::Warning { message })
 }

@@ -1,0 +1,185 @@
+//! What `watch` decides about one connection from what a dump shows, without I/O:
+//! the `config` facts of what is known of its settings ([`config_facts`]), the SYN
+//! byte its counters reveal ([`syn_bytes`]), whether a four-tuple lookup decides a
+//! vanished socket's end ([`decided_by_lookup`]), what its destroy notification
+//! says ([`destroyed`]), the warning when another timer hides keepalive
+//! ([`HiddenTimer`]), the end a verdict gives ([`judged_end`]), and the notes of
+//! `--pid` ([`descendants_note`], [`nothing_matched_note`]).
+
+use std::time::Duration;
+
+use crate::model::event::{ConfigFacts, EndFacts};
+use crate::model::infer::Knowledge;
+use crate::model::predict;
+use crate::model::sample::{TCP_CLOSING, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_TIME_WAIT, TcpSample};
+use crate::model::settings::Sources;
+use crate::model::timeline::Timeline;
+use crate::model::verdict::{Destroyed, Verdict};
+
+/// How many of `--pid`'s descendants the note names; the rest are counted.
+pub const NAMED_DESCENDANTS: usize = 10;
+
+/// The `config` facts: what the prediction uses, where each value comes from,
+/// and, when the settings were not read, the range the unknown ones allow.
+pub fn config_facts(know: &Knowledge, retries2: u32) -> ConfigFacts {
+    let mut facts = know.effective().facts(retries2);
+    facts.sources = Sources {
+        keepalive: know.keepalive_source,
+        idle_s: know.idle_source,
+        intvl_s: know.intvl_source,
+        cnt: know.cnt_source,
+        user_timeout_ms: know.user_timeout_source,
+    };
+    if know.is_read() {
+        return facts;
+    }
+    let unknowns = know.unknowns();
+    if know.keepalive == Some(true) && !unknowns.is_empty() {
+        facts.explain = format!(
+            "{}, if {} are as assumed (not read from the socket)",
+            facts.explain,
+            unknowns.join(", ")
+        );
+    }
+    if let Some(range) = know.detect_range() {
+        facts.predicted_detect_min_s = Some(range.min.as_secs_f64());
+        facts.predicted_detect_max_s = Some(range.max.as_secs_f64());
+    }
+    facts.warnings.push(
+        "watched from outside without reading the socket: TCP_USER_TIMEOUT cannot be seen \
+         and is assumed off, cnt is the system default"
+            .to_string(),
+    );
+    facts
+}
+
+/// At a dump of an ESTABLISHED socket with nothing in flight (`unacked` 0 and an
+/// empty send queue), bytes_acked beyond the data sent is the SYN: 1 on the
+/// connecting side, 0 on the accepting one. Remembered so that the final counters
+/// can tell whether the socket's own FIN was acknowledged. `None`: not provable
+/// from this dump.
+pub fn syn_bytes(info: &TcpSample, send_queue: u32) -> Option<i64> {
+    if info.unacked != 0 || send_queue != 0 {
+        return None;
+    }
+    let beyond = info.acked_beyond_data();
+    (beyond == 0 || beyond == 1).then_some(beyond)
+}
+
+/// A socket that vanished from the dump: a socket in a closing state with its
+/// four-tuple (`tuple`) or the reverse one (`reverse`, the peer's socket on this
+/// host) decides its end now; anything else (the peer's socket still
+/// ESTABLISHED, say) waits for the destroy notification like an unknown.
+pub fn decided_by_lookup(tuple: Option<u8>, reverse: Option<u8>) -> bool {
+    let closing = |s: Option<u8>| {
+        matches!(
+            s,
+            Some(TCP_TIME_WAIT | TCP_FIN_WAIT1 | TCP_FIN_WAIT2 | TCP_CLOSING)
+        )
+    };
+    closing(tuple) || closing(reverse)
+}
+
+/// A socket whose settings were read shows a keepalive timer (or none) that
+/// contradicts them: the application switched keepalive since, so they are read
+/// again. `seen` is what the timer shows (`None` when another timer hides it).
+pub fn keepalive_switched(know: &Knowledge, seen: Option<bool>) -> bool {
+    know.is_read() && seen.is_some() && seen != know.keepalive
+}
+
+/// The final report of a destroyed socket: its last counters, the peer port it
+/// showed, and the bytes its owner never read. A peer port of 0 with zeroed
+/// counters is an owner's abort (SO_LINGER 0 runs tcp_disconnect, which clears both).
+pub fn destroyed(info: TcpSample, peer_port: u16, unread: u32) -> Destroyed {
+    Destroyed {
+        info,
+        aborted_by_owner: peer_port == 0 && info.bytes_acked == 0 && info.bytes_received == 0,
+        unread,
+    }
+}
+
+/// A timer that takes the keepalive timer's place: keepalive does not run then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HiddenTimer {
+    /// Data is in flight: the retransmission budget or the user timeout decides.
+    Retransmit,
+    /// The peer's receive window is full: window probes run instead.
+    ZeroWindow,
+}
+
+impl HiddenTimer {
+    /// The warning, with the detection that applies instead.
+    pub fn warning(self, unacked: u32, retries2: u32) -> String {
+        match self {
+            HiddenTimer::Retransmit => {
+                let budget = predict::retransmission_budget(retries2).as_secs_f64();
+                format!(
+                    "keepalive cannot run: the retransmission timer is pending ({unacked} \
+                     unacknowledged segment(s)); a dead peer is detected by the retransmission \
+                     budget ({budget:.1}s, tcp_retries2 {retries2}) or the app's user timeout"
+                )
+            }
+            HiddenTimer::ZeroWindow => "keepalive cannot run: the zero-window probe timer is \
+                                        pending (the peer's receive window is full)"
+                .to_string(),
+        }
+    }
+}
+
+/// The end of a connection judged from outside: the timeline's end at `at` with
+/// the verdict's outcome, marked inferred, with its evidence, certainty and (for
+/// an ambiguous one) the ends it allows.
+pub fn judged_end(timeline: &Timeline, at: Duration, v: Verdict) -> EndFacts {
+    let mut end = timeline.end(at, v.outcome, v.errno.map(str::to_string), v.message);
+    end.inferred = Some(true);
+    end.evidence = Some(v.evidence);
+    end.certainty = Some(v.certainty.name());
+    if !v.possible.is_empty() {
+        end.possible = Some(v.possible);
+    }
+    end
+}
+
+/// `--pid` with descendants: which processes are watched with it. `pid` and
+/// `named` (at most [`NAMED_DESCENDANTS`] of them) are as shown ("123 (nginx)");
+/// `descendants` counts them all. `None` without descendants.
+pub fn descendants_note(pid: &str, named: &[String], descendants: usize) -> Option<String> {
+    if descendants == 0 {
+        return None;
+    }
+    let shown = &named[..named.len().min(NAMED_DESCENDANTS)];
+    let more = descendants.saturating_sub(shown.len());
+    Some(format!(
+        "--pid {pid}: its descendants hold connections too and are watched with it: {}{}",
+        shown.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    ))
+}
+
+/// After the first pass, `--pid` that matched nothing says why: how many
+/// descendants and sockets (of any kind) it holds; `filtered` when `--port` or
+/// `--peer` narrowed the match.
+pub fn nothing_matched_note(
+    pid: u32,
+    filtered: bool,
+    descendants: usize,
+    sockets: usize,
+) -> String {
+    let filters = if filtered {
+        " matching --port/--peer"
+    } else {
+        ""
+    };
+    format!(
+        "--pid {pid}: no established TCP connection{filters} yet: the process and its \
+         {descendants} descendant(s) hold {sockets} socket(s) in all (of any kind: listening, \
+         UDP, unix); new connections join when they appear"
+    )
+}
+
+#[cfg(test)]
+mod tests;
