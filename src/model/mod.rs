@@ -1,8 +1,9 @@
 //! The pure domain: no I/O. Outcomes and the one exit-code table, the events the
 //! core emits, the prediction of when a dead peer is noticed, the timeline that
 //! turns kernel samples into events, the heartbeat protocol, what `watch` can infer
-//! from outside and decides about each connection it follows, and the `--expect` rules; the kernel timers replayed forward
-//! (schedule) and the timer wheel's lateness (wheel). Everything here is tested without sockets.
+//! from outside and decides about each connection it follows, and the `--expect`
+//! rules; the kernel timers replayed forward (schedule) and the timer wheel's
+//! lateness (wheel). Everything here is tested without sockets.
 
 pub mod event;
 pub mod expect;
