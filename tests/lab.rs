@@ -323,7 +323,8 @@ fn lab_busy_user_timeout() {
         return;
     };
     // a cable pull with data in flight ends as either, depending on whether the
-    // neighbour entry failed first (DESIGN.md)
+    // neighbour entry failed first (docs/kernel-facts.md, "With unacknowledged data,
+    // keepalive does not run")
     assert_end(
         &run,
         &["timeout", "unreachable"],

@@ -4,7 +4,8 @@
 //! connection ends.
 //!
 //! The final errno comes from the failing read or write, never from `SO_ERROR`
-//! (DESIGN.md: reading it consumes the soft error that says EHOSTUNREACH).
+//! (reading it consumes the soft error that says EHOSTUNREACH: docs/kernel-facts.md,
+//! "Reading SO_ERROR consumes the soft error").
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};

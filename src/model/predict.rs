@@ -159,7 +159,8 @@ mod tests {
 
     #[test]
     fn user_timeout_replaces_cnt() {
-        // Measured on this kernel (DESIGN.md): UTO 6.5 s, idle 2, intvl 1 -> 5 probes, 7 s.
+        // docs/kernel-facts.md, "TCP_USER_TIMEOUT overrides TCP_KEEPCNT": UTO 6.5 s, idle 2,
+        // intvl 1 -> 5 probes, 7 s.
         let table = [
             (eff(2, 1, 3, 6500), 7_000, 5),
             // UTO shorter than idle: still one probe, at the second firing.

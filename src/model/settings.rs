@@ -1,7 +1,8 @@
 //! The keepalive settings a socket holds ([`Effective`]) and where each comes
 //! from. A value tcpalive read back from the kernel is a fact; one inferred from
 //! the kernel's timer, taken from the system defaults, or assumed is not, and
-//! every event and renderer says which (DESIGN.md: never confidently wrong).
+//! every event and renderer says which (docs/ARCHITECTURE.md, invariant "Never
+//! confidently wrong").
 
 use std::time::Duration;
 

@@ -5,7 +5,8 @@
 //! as reset or timeout: where the evidence allows more than one end, the verdict
 //! is [`Outcome::Ambiguous`] and says which ends it allows and why.
 //!
-//! What the kernel offers (measured on Linux 6.18, see /work/notes/watch.md):
+//! What the kernel offers (measured on Linux 6.18; docs/kernel-facts.md, "How a connection
+//! leaves the socket table", names the tests):
 //! - A socket that closes first goes FIN_WAIT -> TIME_WAIT; its four-tuple is then
 //!   found in TIME_WAIT (or FIN_WAIT2 as a timewait socket) for 60 s.
 //! - A socket that closes second goes CLOSE_WAIT -> LAST_ACK -> destroyed when the

@@ -100,7 +100,8 @@ fn user_timeout_overrides_cnt_only_on_linux() {
         user_timeout_ms: Some(6500),
         ..PlanRequest::default()
     };
-    // Linux: measured 5 probes, 7 s (DESIGN.md); the others keep cnt.
+    // Linux: measured 5 probes, 7 s (docs/kernel-facts.md, "TCP_USER_TIMEOUT overrides
+    // TCP_KEEPCNT"); the others keep cnt.
     assert_eq!(detect(Platform::Linux, None, req.clone()), 7.0);
     assert_eq!(detect(Platform::Macos, None, req.clone()), 5.0);
     assert_eq!(detect(Platform::Windows, None, req), 5.0);

@@ -85,7 +85,8 @@ fn after_an_answered_probe_the_timer_stays_at_probe_plus_intvl() {
 
 #[test]
 fn user_timeout_measured_cases() {
-    // DESIGN.md: UTO 6.5 s with idle 2, intvl 1: five probes, ETIMEDOUT at 7.1 s.
+    // docs/kernel-facts.md, "TCP_USER_TIMEOUT overrides TCP_KEEPCNT": UTO 6.5 s with idle 2,
+    // intvl 1: five probes, ETIMEDOUT at 7.1 s.
     let f = fresh(&eff(2, 1, 3, 6500));
     assert_eq!(f.probes.len(), 5);
     assert_eq!(f.dead_at, Some(s(7.0)));

@@ -8,7 +8,8 @@
 //! without allocating and the `INET_DIAG_INFO` attribute goes straight to
 //! [`sample_from_bytes`]. A pass over 50,000 sockets therefore allocates nothing
 //! per socket. The crate's `Timer::KeepAlive` drops the probe count, so the probe
-//! count is taken from `tcpi_probes` instead (DESIGN.md).
+//! count is taken from `tcpi_probes` instead (docs/kernel-facts.md, "netlink-packet-sock-diag
+//! drops the probe count").
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
