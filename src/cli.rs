@@ -54,6 +54,13 @@ pub fn platform_names() -> Vec<&'static str> {
 }
 
 /// `plan --runtime` values.
+/// `plan --path` values: the presets, and `list`.
+pub fn path_names() -> Vec<&'static str> {
+    let mut names = crate::model::plan::presets::names();
+    names.push("list");
+    names
+}
+
 pub fn runtime_names() -> Vec<&'static str> {
     crate::model::plan::Runtime::ALL
         .iter()
@@ -377,6 +384,12 @@ pub struct PlanArgs {
     /// sooner (see `idle-limit`).
     #[arg(long, value_name = "D", allow_hyphen_values = true)]
     pub idle_limit: Option<String>,
+    /// The path crosses this middlebox: its published idle timeout and drop mode
+    /// become the path's (aws-nlb, aws-alb, aws-nat-gateway, gcp-cloud-nat, azure-lb,
+    /// azure-nat-gateway, linux-conntrack, kube-proxy, docker-swarm, rfc5382).
+    /// Repeat for several; the shortest wins. `--path list` lists them with sources.
+    #[arg(long = "path", value_name = "NAME", value_parser = Suggest(path_names), hide_possible_values = true)]
+    pub path: Vec<String>,
     /// The path's round-trip time: narrows the busy-path prediction.
     #[arg(long, value_name = "D", allow_hyphen_values = true)]
     pub rtt: Option<String>,

@@ -565,6 +565,16 @@ fn assert_idle_limit(run: &LabRun, ct: f64, mode: &str, direction: &str) {
     assert!(resolution <= 1.0, "resolution {resolution}: {end}");
     assert_eq!(end["drop_mode"], mode, "{end}");
     assert_eq!(end["direction"], direction, "{end}");
+    // compared with the presets: no vendor default is near 12-17 s, and it is far
+    // below RFC 5382's floor (the end's message says so too)
+    assert_eq!(end["matches_paths"], serde_json::json!([]), "{end}");
+    assert_eq!(end["below_rfc5382"], true, "{end}");
+    assert!(
+        end["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("below RFC 5382's floor of 2 h 4 min")),
+        "{end}"
+    );
     // the measurement ends where --verify's round 0 starts (or at the end)
     let wall = events(run, "idle-round")
         .find(|r| r["round"] == 0)

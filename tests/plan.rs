@@ -162,7 +162,7 @@ fn human_output_names_sources_and_prints_code() {
 
 #[test]
 fn bad_input_is_one_line_and_exit_2() {
-    let rows: [(&[&str], &str); 5] = [
+    let rows: [(&[&str], &str); 6] = [
         (&["--platform", "beos"], "invalid --platform 'beos'"),
         (&["--detect-within", "2s"], "invalid --detect-within '2s'"),
         (
@@ -174,6 +174,10 @@ fn bad_input_is_one_line_and_exit_2() {
             "invalid --user-timeout '5s': Node.js cannot set a user timeout",
         ),
         (&["--idle-limit", "1s"], "invalid --idle-limit '1s'"),
+        (
+            &["--path", "aws-elb"],
+            "invalid --path 'aws-elb': not a known middlebox",
+        ),
     ];
     for (args, want) in rows {
         let out = Command::new(bin())
@@ -187,6 +191,123 @@ fn bad_input_is_one_line_and_exit_2() {
         assert!(err.contains(want), "{args:?}: {err}");
         assert!(out.stdout.is_empty(), "{args:?}");
     }
+}
+
+// ------------------------------------------------------- middlebox presets
+
+/// The issue's example: an AWS NLB forgets a flow after 350 s. The JSON names the
+/// limit and its preset; the defaults (7200 s) are warned about; the recommender
+/// keeps idle + intvl (a lost probe's retry) below the limit.
+#[test]
+fn path_aws_nlb_limits_the_plan() {
+    let p = plan_json(&["--path", "aws-nlb"]);
+    assert_eq!(p["idle_limit_s"], 350.0, "{p}");
+    assert_eq!(p["idle_limit_by"], "aws-nlb", "{p}");
+    assert_eq!(p["drop_mode"], Value::Null, "{p}");
+    assert_eq!(p["paths"][0]["name"], "aws-nlb", "{p}");
+    assert!(
+        p["paths"][0]["source"]
+            .as_str()
+            .unwrap()
+            .contains("350 seconds"),
+        "{p}"
+    );
+    assert!(
+        p["warnings"].as_array().unwrap().iter().any(|w| w
+            .as_str()
+            .unwrap()
+            .contains("350s (aws-nlb) but keepalive traffic comes every 7200s")),
+        "{p}"
+    );
+    let k = &p["path_keepalive"];
+    assert!(
+        k["idle_s"].as_u64().unwrap() + k["intvl_s"].as_u64().unwrap() < 350,
+        "{p}"
+    );
+    for within in ["60", "5m", "30m", "2h"] {
+        let r = plan_json(&["--path", "aws-nlb", "--detect-within", within]);
+        assert_eq!(r["idle_limit_s"], 350.0, "{r}");
+        let (idle, intvl) = (
+            r["idle_s"].as_u64().unwrap(),
+            r["intvl_s"].as_u64().unwrap(),
+        );
+        assert!(idle + intvl < 350, "within {within}: {r}");
+        assert!(
+            !r["warnings"].to_string().contains("idle limit"),
+            "within {within}: {r}"
+        );
+    }
+}
+
+/// Several --path values and --idle-limit: the shortest wins, every preset given
+/// is listed with its source, and the limiting one's drop mode is the plan's.
+#[test]
+fn several_paths_shortest_wins() {
+    let p = plan_json(&[
+        "--path",
+        "linux-conntrack",
+        "--path",
+        "azure-lb",
+        "--path",
+        "aws-nlb",
+    ]);
+    assert_eq!(p["idle_limit_s"], 240.0, "{p}");
+    assert_eq!(p["idle_limit_by"], "azure-lb", "{p}");
+    assert_eq!(p["drop_mode"], "silent", "{p}");
+    assert_eq!(p["paths"].as_array().unwrap().len(), 3, "{p}");
+    let p = plan_json(&["--path", "azure-lb", "--idle-limit", "100s"]);
+    assert_eq!(p["idle_limit_s"], 100.0, "{p}");
+    assert_eq!(p["idle_limit_by"], "--idle-limit", "{p}");
+    assert_eq!(p["drop_mode"], Value::Null, "{p}");
+}
+
+/// `plan --path list`: every preset, each with its figure, drop mode (or "not
+/// stated") and source, in text and in JSON Lines.
+#[test]
+fn path_list_prints_every_source() {
+    let out = Command::new(bin())
+        .args(["plan", "--path", "list"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).expect("UTF-8");
+    let names = [
+        "aws-nlb",
+        "aws-alb",
+        "aws-nat-gateway",
+        "gcp-cloud-nat",
+        "azure-lb",
+        "azure-nat-gateway",
+        "linux-conntrack",
+        "kube-proxy",
+        "docker-swarm",
+        "rfc5382",
+    ];
+    assert_eq!(text.lines().count(), names.len(), "{text}");
+    for name in names {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} (")))
+            .unwrap_or_else(|| panic!("{name} missing: {text}"));
+        assert!(line.contains("[source: "), "{line}");
+        assert!(line.contains("at expiry: "), "{line}");
+    }
+    let out = Command::new(bin())
+        .args(["plan", "--path", "list", "--json"])
+        .output()
+        .expect("run");
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(lines.len(), names.len());
+    for v in &lines {
+        assert!(v["idle_limit_s"].as_f64().unwrap() > 0.0, "{v}");
+        assert!(!v["source"].as_str().unwrap().is_empty(), "{v}");
+    }
+    let nlb = lines.iter().find(|v| v["name"] == "aws-nlb").unwrap();
+    assert_eq!(nlb["idle_limit_s"], 350.0);
 }
 
 // ------------------------------------------------------------- toolchains

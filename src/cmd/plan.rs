@@ -4,12 +4,25 @@
 use crate::config::plan::PlanConfig;
 use crate::engine::run::RunError;
 use crate::model::event::{EndFacts, Outcome};
-use crate::model::plan::{Source, evaluate, recommend, snippets};
+use crate::model::plan::{Source, evaluate, presets, recommend, snippets};
 use crate::report;
 
 pub fn run(cfg: &PlanConfig) -> Result<EndFacts, RunError> {
+    if cfg.list_paths {
+        let text = if cfg.json {
+            report::plan::presets_json(presets::PRESETS)
+        } else {
+            report::plan::presets_human(presets::PRESETS)
+        };
+        return super::print_text(text.as_bytes());
+    }
     let plan = match cfg.detect_within {
-        Some(within) => recommend(cfg.stack, within, cfg.request.idle_limit, cfg.request.rtt),
+        Some(within) => recommend(
+            cfg.stack,
+            within,
+            cfg.request.path.as_ref(),
+            cfg.request.rtt,
+        ),
         None => evaluate(cfg.stack, &cfg.request, Source::User),
     };
     // Code is printed when there is something to apply: given or recommended values.

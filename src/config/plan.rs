@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::{ConfigError, KeepaliveConfig, invalid, validate_duration, validate_positive};
 use crate::cli::PlanArgs;
+use crate::model::plan::presets::{self, PathPreset};
 use crate::model::plan::{
     PlanRequest, Platform, Runtime, RuntimeUserTimeout, RuntimeValue, Shape, Stack,
     idle_limit_ceiling,
@@ -16,6 +17,8 @@ pub struct PlanConfig {
     pub request: PlanRequest,
     /// `--detect-within`: recommend settings instead of evaluating given ones.
     pub detect_within: Option<Duration>,
+    /// `--path list`: list the presets instead of planning.
+    pub list_paths: bool,
     pub json: bool,
 }
 
@@ -45,6 +48,13 @@ impl PlanConfig {
             .as_deref()
             .map(validate_idle_limit)
             .transpose()?;
+        let list_paths = args.path.iter().any(|p| p == "list");
+        let paths = args
+            .path
+            .iter()
+            .filter(|p| *p != "list")
+            .map(|p| validate_path(p))
+            .collect::<Result<Vec<_>, _>>()?;
         let rtt = args.rtt.as_deref().map(validate_rtt).transpose()?;
         // curl: one option sets idle and intvl; a lone --intvl means both.
         let idle_s = match (stack.runtime, ka.idle_s, ka.intvl_s) {
@@ -59,10 +69,11 @@ impl PlanConfig {
                 intvl_s: ka.intvl_s,
                 cnt: ka.cnt,
                 user_timeout_ms,
-                idle_limit,
+                path: presets::combine(idle_limit, &paths),
                 rtt,
             },
             detect_within,
+            list_paths,
             json: args.json,
         })
     }
@@ -231,6 +242,20 @@ pub fn validate_idle_limit(value: &str) -> Result<Duration, ConfigError> {
     Ok(d)
 }
 
+/// `--path NAME`: one of the presets (`list` is handled before this).
+pub fn validate_path(value: &str) -> Result<&'static PathPreset, ConfigError> {
+    presets::preset(value).ok_or_else(|| {
+        invalid(
+            "--path",
+            value,
+            format!(
+                "not a known middlebox ({}, or list)",
+                presets::names().join(", ")
+            ),
+        )
+    })
+}
+
 /// `--rtt`: the path's round-trip time, to narrow the busy-path range.
 pub fn validate_rtt(value: &str) -> Result<Duration, ConfigError> {
     const FLAG: &str = "--rtt";
@@ -259,6 +284,7 @@ mod tests {
             },
             detect_within: None,
             idle_limit: None,
+            path: Vec::new(),
             rtt: None,
             json: false,
         };
@@ -334,6 +360,17 @@ mod tests {
                 ),
             ),
             (
+                args(|a| a.path = vec!["aws-nlb".to_string(), "azure-lb".to_string()]),
+                Ok(()),
+            ),
+            (args(|a| a.path = vec!["list".to_string()]), Ok(())),
+            (
+                args(|a| a.path = vec!["aws-elb".to_string()]),
+                Err(
+                    "invalid --path 'aws-elb': not a known middlebox (aws-alb, azure-lb, azure-nat-gateway, aws-nlb, aws-nat-gateway, docker-swarm, gcp-cloud-nat, rfc5382, kube-proxy, linux-conntrack, or list)",
+                ),
+            ),
+            (
                 args(|a| a.rtt = s("2m")),
                 Err("invalid --rtt '2m': must be at most 60s"),
             ),
@@ -384,6 +421,23 @@ mod tests {
                 .map_err(|e| e.to_string());
             assert_eq!(got, want.map_err(str::to_string), "{a:?}");
         }
+    }
+
+    #[test]
+    fn paths_combine_with_idle_limit() {
+        let c = PlanConfig::from_args(&args(|a| {
+            a.path = vec!["linux-conntrack".to_string(), "aws-nlb".to_string()];
+            a.idle_limit = s("10m");
+        }))
+        .expect("valid");
+        let path = c.request.path.expect("a limit");
+        assert_eq!(path.limit, Duration::from_secs(350));
+        assert_eq!(path.by.map(|p| p.name), Some("aws-nlb"));
+        assert_eq!(path.presets.len(), 2);
+        assert!(!c.list_paths);
+        let c = PlanConfig::from_args(&args(|a| a.path = vec!["list".to_string()])).unwrap();
+        assert!(c.list_paths);
+        assert_eq!(c.request.path, None);
     }
 
     #[test]

@@ -199,6 +199,12 @@ pub struct IdleLimitFacts {
     pub recommended_cnt: Option<u32>,
     /// Dead-peer detection with the recommended keepalive (predict.rs).
     pub recommended_detect_s: Option<f64>,
+    /// The `plan --path` presets whose published default the limit matches
+    /// (`model::plan::presets::compare_measured`).
+    pub matches_paths: Vec<&'static str>,
+    /// Whether the limit is shorter than RFC 5382 REQ-5 allows a NAT; `None`
+    /// when no limit was found.
+    pub below_rfc5382: Option<bool>,
     /// "out", "in" or "both": what was measured.
     pub directions_tested: &'static str,
     pub max_s: f64,

@@ -5,9 +5,77 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
+use crate::model::plan::presets::{PathLimit, PathPreset, minutes_text};
 use crate::model::plan::secs_text;
 use crate::model::plan::snippets::Snippet;
 use crate::model::plan::{Knob, Plan};
+use crate::model::predict::Effective;
+
+fn preset_json(p: &PathPreset) -> Value {
+    json!({
+        "name": p.name,
+        "title": p.title,
+        "idle_limit_s": p.idle_limit.as_secs_f64(),
+        "range": p.range,
+        "drop_mode": p.drop_mode.map(|m| m.name()),
+        "source": p.source,
+        "note": p.note,
+    })
+}
+
+/// `plan --path list --json`: one object per line, shortest timeout first.
+pub fn presets_json(presets: &[PathPreset]) -> String {
+    presets
+        .iter()
+        .map(|p| format!("{}\n", preset_json(p)))
+        .collect()
+}
+
+fn preset_line(p: &PathPreset) -> String {
+    format!(
+        "{} ({}): idle timeout {}{}, at expiry: {}; {} [source: {}]",
+        p.name,
+        p.title,
+        minutes_text(p.idle_limit),
+        p.range
+            .map(|r| format!(" (configurable {r})"))
+            .unwrap_or_default(),
+        p.drop_mode.map_or("not stated", |m| m.name()),
+        p.note,
+        p.source
+    )
+}
+
+/// `plan --path list`: one line per preset, shortest timeout first.
+pub fn presets_human(presets: &[PathPreset]) -> String {
+    presets
+        .iter()
+        .map(|p| format!("{}\n", preset_line(p)))
+        .collect()
+}
+
+fn path_human(out: &mut String, path: &PathLimit, beats: Option<&Effective>) {
+    let _ = writeln!(
+        out,
+        "path idle limit: {}{}{}",
+        path.label(),
+        match (path.by, path.drop_mode) {
+            (_, Some(m)) => format!(", at expiry: {}", m.name()),
+            (Some(_), None) => ", at expiry: not stated by its source".to_string(),
+            (None, None) => " (--idle-limit), at expiry: unknown".to_string(),
+        },
+        beats.map_or(
+            "; too short for whole-second keepalive: use application heartbeats".to_string(),
+            |e| format!(
+                "; keepalive --idle {} --intvl {} --cnt {} beats it even when a probe is lost",
+                e.idle_s, e.intvl_s, e.cnt
+            )
+        )
+    );
+    for p in &path.presets {
+        let _ = writeln!(out, "path: {}", preset_line(p));
+    }
+}
 
 fn knob_json(k: &Knob) -> Value {
     json!({ "value": k.value, "source": k.source.name(), "note": k.note })
@@ -45,7 +113,13 @@ pub fn json(plan: &Plan, code: &[Snippet]) -> String {
         "not_settable": plan.not_settable,
         "warnings": plan.warnings,
         "detect_within_s": plan.detect_within.map(|d| d.as_secs_f64()),
-        "idle_limit_s": plan.idle_limit.map(|d| d.as_secs_f64()),
+        "idle_limit_s": plan.path.as_ref().map(|p| p.limit.as_secs_f64()),
+        "drop_mode": plan.path.as_ref().and_then(|p| p.drop_mode).map(|m| m.name()),
+        "idle_limit_by": plan.path.as_ref().map(|p| p.by.map_or("--idle-limit", |b| b.name)),
+        "path_keepalive": plan.path_keepalive.map(|e| json!({
+            "idle_s": e.idle_s, "intvl_s": e.intvl_s, "cnt": e.cnt,
+        })),
+        "paths": plan.path.as_ref().map_or(Vec::new(), |p| p.presets.iter().map(|p| preset_json(p)).collect()),
         "rtt_s": plan.rtt.map(|d| d.as_secs_f64()),
         "code": code.iter().map(|s| json!({
             "lang": s.lang.name(),
@@ -73,8 +147,9 @@ pub fn human(plan: &Plan, code: &[Snippet]) -> String {
             "recommended for {} (detect a dead idle peer within {}{})",
             plan.stack.title(),
             secs_text(d),
-            plan.idle_limit
-                .map(|l| format!(", path idle limit {}", secs_text(l)))
+            plan.path
+                .as_ref()
+                .map(|l| format!(", path idle limit {}", l.label()))
                 .unwrap_or_default()
         ),
         None => plan.stack.title().to_string(),
@@ -128,6 +203,9 @@ pub fn human(plan: &Plan, code: &[Snippet]) -> String {
         "busy peer: dead peer detected {range} after the first unacknowledged send ({})",
         plan.busy.explain
     );
+    if let Some(path) = &plan.path {
+        path_human(&mut out, path, plan.path_keepalive.as_ref());
+    }
     for n in &plan.not_settable {
         let _ = writeln!(out, "not settable: {n}");
     }

@@ -179,6 +179,8 @@ fn idle_limit_end() -> EndFacts {
         recommended_intvl_s: Some(3),
         recommended_cnt: Some(3),
         recommended_detect_s: Some(15.0),
+        matches_paths: Vec::new(),
+        below_rfc5382: Some(true),
         directions_tested: "both",
         max_s: 3600.0,
         rounds: 1,

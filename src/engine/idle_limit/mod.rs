@@ -21,6 +21,7 @@ use crate::engine::event_loop::{EventLoop, Resolved, Signals, Woke};
 use crate::engine::run::{Reporter, RunError, stop_message};
 use crate::model::event::{EndFacts, EventKind, IdleLimitFacts, Outcome};
 use crate::model::idle_limit::{self as model, Bracket, Check, Direction, DropMode, Verdict};
+use crate::model::plan::presets;
 use crate::model::units::{secs_text, typed};
 
 /// Run-level events (rounds, the end) carry connection id 0.
@@ -306,6 +307,7 @@ fn directions_name(cfg: &IdleLimitConfig) -> &'static str {
 
 fn facts(cfg: &IdleLimitConfig, m: &Measure, v: &Verdict) -> IdleLimitFacts {
     let rec = v.recommended;
+    let known = v.limit.map(|(t, r)| presets::compare_measured(t, r));
     IdleLimitFacts {
         idle_limit_s: v.limit.map(|(t, _)| round3(t)),
         resolution_s: v.limit.map(|(_, r)| round3(r)),
@@ -317,6 +319,10 @@ fn facts(cfg: &IdleLimitConfig, m: &Measure, v: &Verdict) -> IdleLimitFacts {
         recommended_detect_s: rec
             .and_then(|r| r.idle_schedule())
             .map(|s| round3(s.detect_after)),
+        matches_paths: known
+            .as_ref()
+            .map_or(Vec::new(), |k| k.matches.iter().map(|p| p.name).collect()),
+        below_rfc5382: known.as_ref().map(|k| k.below_rfc5382),
         directions_tested: directions_name(cfg),
         max_s: round3(cfg.max),
         rounds: m.rounds,
@@ -352,6 +358,12 @@ fn summary(cfg: &IdleLimitConfig, m: &Measure, v: &Verdict) -> String {
             directions_name(cfg)
         ),
     };
+    if let Some(known) = v
+        .limit
+        .and_then(|(t, r)| presets::compare_measured(t, r).text())
+    {
+        text.push_str(&format!("; {known}"));
+    }
     match (v.limit, v.recommended) {
         (Some(_), Some(r)) => {
             let detect = r

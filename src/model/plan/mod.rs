@@ -9,6 +9,7 @@
 //! so `plan --platform linux` and a real run cannot disagree.
 
 mod paths;
+pub mod presets;
 mod recommend;
 pub mod snippets;
 mod stacks;
@@ -71,8 +72,9 @@ pub struct PlanRequest {
     pub intvl_s: Option<u32>,
     pub cnt: Option<u32>,
     pub user_timeout_ms: Option<u32>,
-    /// `--idle-limit`: the path forgets an idle flow after this long.
-    pub idle_limit: Option<Duration>,
+    /// `--idle-limit` and `--path`: the path forgets an idle flow after this long
+    /// (the shortest of them).
+    pub path: Option<presets::PathLimit>,
     /// `--rtt`: narrows the busy-path range.
     pub rtt: Option<Duration>,
 }
@@ -104,7 +106,12 @@ pub struct Plan {
     /// Knobs this stack cannot set, named.
     pub not_settable: Vec<String>,
     pub warnings: Vec<String>,
-    pub idle_limit: Option<Duration>,
+    /// The path's idle limit, its drop mode and the presets it came from.
+    pub path: Option<presets::PathLimit>,
+    /// Keepalive that beats the path's limit even when one probe is lost (the
+    /// rule `idle-limit` recommends by); `None` without a limit, or when it is too
+    /// short for whole-second keepalive.
+    pub path_keepalive: Option<crate::model::predict::Effective>,
     pub rtt: Option<Duration>,
     /// `--detect-within`, when the settings were recommended.
     pub detect_within: Option<Duration>,
@@ -336,8 +343,8 @@ pub fn evaluate(stack: Stack, req: &PlanRequest, given_source: Source) -> Plan {
             }
         }
     }
-    if let Some(limit) = req.idle_limit {
-        warnings.extend(idle_limit_warning(keepalive, &idle, &intvl, limit));
+    if let Some(path) = &req.path {
+        warnings.extend(idle_limit_warning(keepalive, &idle, &intvl, path));
     }
     let busy = busy_path(pf, user_timeout.value, req.rtt);
     if user_timeout.value != 0 {
@@ -358,7 +365,11 @@ pub fn evaluate(stack: Stack, req: &PlanRequest, given_source: Source) -> Plan {
         busy,
         not_settable,
         warnings,
-        idle_limit: req.idle_limit,
+        path: req.path.clone(),
+        path_keepalive: req
+            .path
+            .as_ref()
+            .and_then(|p| crate::model::idle_limit::recommend(p.limit)),
         rtt: req.rtt,
         detect_within: None,
     }

@@ -214,13 +214,20 @@ pub(super) fn idle_limit_warning(
     keepalive: bool,
     idle: &Knob,
     intvl: &Knob,
-    limit: Duration,
+    path: &presets::PathLimit,
 ) -> Option<String> {
+    let limit = path.limit;
+    let label = path.label();
+    // What the application meets when the path forgot the flow.
+    let then = match path.drop_mode {
+        Some(presets::PathDrop::Silent) => "the next send vanishes (silently dropped)",
+        Some(presets::PathDrop::Reset) => "the next send is answered with a reset",
+        Some(presets::PathDrop::Close) => "the path closes the connection",
+        None => "the next send is dropped or reset",
+    };
     if !keepalive {
         return Some(format!(
-            "keepalive is off: the path forgets an idle flow after {}, and the next send is \
-             dropped or reset",
-            secs_text(limit)
+            "keepalive is off: the path forgets an idle flow after {label}, and {then}"
         ));
     }
     // Between answered probes the gap is max(idle, intvl): the timer is re-armed
@@ -229,27 +236,21 @@ pub(super) fn idle_limit_warning(
     let gap_d = Duration::from_secs(u64::from(gap));
     if gap_d >= limit {
         Some(format!(
-            "the path's idle limit is {} but keepalive traffic comes every {gap}s (max of idle \
-             {}s and intvl {}s): the NAT/firewall forgets the flow first, and the next probe \
-             or send is dropped or reset",
-            secs_text(limit),
-            idle.value,
-            intvl.value
+            "the path's idle limit is {label} but keepalive traffic comes every {gap}s (max of \
+             idle {}s and intvl {}s): the NAT/firewall forgets the flow first, and {then}",
+            idle.value, intvl.value
         ))
     } else if Duration::from_secs(u64::from(idle.value) + u64::from(intvl.value)) >= limit {
         Some(format!(
             "one lost probe lets the path forget the flow: the next probe comes idle {}s + \
-             intvl {}s after the last contact, at or past the path's idle limit {}",
-            idle.value,
-            intvl.value,
-            secs_text(limit)
+             intvl {}s after the last contact, at or past the path's idle limit {label}",
+            idle.value, intvl.value
         ))
     } else if gap_d > limit.mul_f64(0.9) {
         Some(format!(
             "keepalive traffic every {gap}s leaves less than 10% margin under the path's idle \
-             limit {}: timer lateness (up to a quarter second) or one lost probe can let it \
-             expire",
-            secs_text(limit)
+             limit {label}: timer lateness (up to a quarter second) or one lost probe can let \
+             it expire"
         ))
     } else {
         None

@@ -70,13 +70,14 @@ pub(super) fn min_intvl(rtt: Option<Duration>) -> u32 {
 /// Recommends settings that detect a dead idle peer within `within`, keep the flow
 /// alive through `idle_limit`, survive lost probes, and bound the busy path, on
 /// `stack`. The caller validated `within` against [`Shape::min_detect_s`] and
-/// `idle_limit` against [`idle_limit_ceiling`].
+/// the path's limit against [`idle_limit_ceiling`].
 pub fn recommend(
     stack: Stack,
     within: Duration,
-    idle_limit: Option<Duration>,
+    path: Option<&presets::PathLimit>,
     rtt: Option<Duration>,
 ) -> Plan {
+    let idle_limit = path.map(|p| p.limit);
     let shape = Shape::of(stack);
     let d = u32::try_from(within.as_secs())
         .unwrap_or(u32::MAX)
@@ -149,7 +150,7 @@ pub fn recommend(
         intvl_s: matches!(shape, Shape::Free | Shape::FixedCount { .. }).then_some(intvl),
         cnt: matches!(shape, Shape::Free | Shape::IdleIsIntvl).then_some(cnt),
         user_timeout_ms,
-        idle_limit,
+        path: path.cloned(),
         rtt,
     };
     let mut plan = evaluate(stack, &req, Source::Recommended);

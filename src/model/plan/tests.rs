@@ -223,11 +223,59 @@ fn idle_limit_warnings() {
         idle_s: Some(60),
         intvl_s: Some(10),
         cnt: Some(3),
-        idle_limit: Some(Duration::from_secs(30)),
+        path: presets::combine(Some(Duration::from_secs(30)), &[]),
         ..PlanRequest::default()
     };
     let w = evaluate(stack(Platform::Linux, None), &req, Source::User).warnings;
     assert!(w.iter().any(|w| w.contains("idle limit is 30s")), "{w:?}");
+    // A preset names itself and says what its box does at expiry.
+    let req = PlanRequest {
+        idle_s: Some(300),
+        path: presets::combine(None, &[presets::preset("azure-lb").unwrap()]),
+        ..req
+    };
+    let w = evaluate(stack(Platform::Linux, None), &req, Source::User).warnings;
+    assert!(
+        w.iter().any(|w| w.contains("idle limit is 240s (azure-lb)")
+            && w.ends_with("the next send vanishes (silently dropped)")),
+        "{w:?}"
+    );
+}
+
+/// `--path aws-nlb --detect-within`: idle + intvl stay below 350 s, and the
+/// defaults' warning (7200 s idle) goes away.
+#[test]
+fn preset_limits_the_recommendation() {
+    let nlb = presets::combine(None, &[presets::preset("aws-nlb").unwrap()]);
+    let plan = recommend(
+        stack(Platform::Linux, None),
+        Duration::from_secs(15 * 60),
+        nlb.as_ref(),
+        None,
+    );
+    assert!(plan.idle.value + plan.intvl.value < 350, "{plan:?}");
+    assert!(
+        !plan.warnings.iter().any(|w| w.contains("idle limit")),
+        "{:?}",
+        plan.warnings
+    );
+    let defaults = evaluate(
+        stack(Platform::Linux, None),
+        &PlanRequest {
+            path: nlb,
+            ..PlanRequest::default()
+        },
+        Source::User,
+    );
+    assert!(
+        defaults
+            .warnings
+            .iter()
+            .any(|w| w
+                .contains("idle limit is 350s (aws-nlb) but keepalive traffic comes every 7200s")),
+        "{:?}",
+        defaults.warnings
+    );
 }
 
 #[test]
@@ -298,7 +346,7 @@ fn recommender_table() {
         let plan = recommend(
             stack(p, r),
             Duration::from_secs(within),
-            limit.map(Duration::from_secs),
+            presets::combine(limit.map(Duration::from_secs), &[]).as_ref(),
             rtt.map(Duration::from_millis),
         );
         let got = (
