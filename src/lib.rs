@@ -38,8 +38,13 @@ pub fn run(command: &cli::Command) -> u8 {
         cmd::run(config)
     });
     // Queued timeline lines go out before the process exits (a signal cuts the
-    // wait short when nobody reads them).
-    engine::output::drain(matches!(&result, Ok(end) if end.outcome.is_signal()));
+    // wait short when nobody reads them; a command that caught no signals is
+    // ended by one anyway).
+    let signals = engine::event_loop::Signals::installed();
+    engine::output::drain(
+        matches!(&result, Ok(end) if end.outcome.is_signal()),
+        || signals.is_some_and(|s| s.pending().is_some()),
+    );
     match result {
         Ok(end) => {
             if let Some(why) = &end.expect_failure {

@@ -755,3 +755,65 @@ fn unread_stdout_never_blocks_serving_or_signals() {
         "no line says what was dropped"
     );
 }
+
+#[test]
+fn a_signal_ends_the_wait_for_an_unread_stdout_after_the_run_ended() {
+    let mut child = Command::new(bin())
+        .args(["listen", "127.0.0.1:0", "--json", "--for", "2s"])
+        .args(["--max-conns", "100000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn listen");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut first = Vec::new();
+    let mut byte = [0u8; 1];
+    while stdout.read(&mut byte).expect("read") == 1 && byte[0] != b'\n' {
+        first.push(byte[0]);
+    }
+    let listening: Value = serde_json::from_slice(&first).expect("listening line");
+    let addr: SocketAddr = listening["local"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("local");
+    // Connections until the run ends by --for: more output than the pipe holds,
+    // nobody reads it. A refused connection means the listening socket is
+    // closed: the run is over and the process waits for its output to go.
+    let started = Instant::now();
+    loop {
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
+            // A full backlog as the run stops accepting: try again.
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => panic!("connect: {e}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "listen --for 2s still accepting after 15 s"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "exited with its output unread: the end line was not waited for"
+    );
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let sent = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(3),
+            "still waiting for its unread stdout 3 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    // The run had ended by --for: its exit code, not the signal's.
+    assert_eq!(status.code(), Some(0));
+}

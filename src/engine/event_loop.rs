@@ -9,8 +9,8 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use crate::engine::run::{Clock, RunError};
@@ -46,16 +46,70 @@ const IGNORED: [libc::c_int; 3] = [
 /// The signals that end a run, delivered through one self-pipe so a signal wakes
 /// the poll loop without a race and without touching any socket; a flag per
 /// signal says which one it was. [`IGNORED`] ones are caught and dropped; the
-/// rest keep their default action.
+/// rest keep their default action. The handlers only set their flag and write
+/// the pipe.
+///
+/// A signal's disposition belongs to the process and a handler cannot be taken
+/// back, so the handlers are installed once per process: every [`Signals`] is a
+/// handle on them, and their pipe lives as long as the process (a handler never
+/// writes to a closed descriptor, or to one reused for something else).
+#[derive(Clone, Copy)]
 pub struct Signals {
+    handlers: &'static Handlers,
+}
+
+struct Handlers {
     wake: UnixStream,
     // The write end is written by the handlers for the life of the process.
     _writer: UnixStream,
     flags: Vec<(Outcome, Arc<AtomicBool>)>,
 }
 
+/// The process's handlers, once installed.
+static INSTALLED: OnceLock<Handlers> = OnceLock::new();
+/// Makes a second install wait for the first rather than register twice.
+static INSTALLING: Mutex<()> = Mutex::new(());
+
 impl Signals {
+    /// Catches the ending signals from now on (the first call in the process
+    /// installs the handlers; later ones return them).
     pub fn install() -> Result<Signals, RunError> {
+        let _one_at_a_time = INSTALLING.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(handlers) = INSTALLED.get() {
+            return Ok(Signals { handlers });
+        }
+        let handlers = Handlers::register()?;
+        Ok(Signals {
+            handlers: INSTALLED.get_or_init(|| handlers),
+        })
+    }
+
+    /// The handlers, when this process installed them: a command that did not
+    /// keeps the default actions (a signal ends it by itself).
+    pub fn installed() -> Option<Signals> {
+        INSTALLED.get().map(|handlers| Signals { handlers })
+    }
+
+    /// The interruption that arrived, if any (the first in [`ENDING`] wins).
+    pub fn pending(&self) -> Option<Outcome> {
+        let mut buf = [0u8; 64];
+        while let Ok(n) = (&self.handlers.wake).read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+        }
+        let mut got = None;
+        for (outcome, flag) in &self.handlers.flags {
+            if flag.swap(false, Ordering::SeqCst) && got.is_none() {
+                got = Some(*outcome);
+            }
+        }
+        got
+    }
+}
+
+impl Handlers {
+    fn register() -> Result<Handlers, RunError> {
         let (wake, writer) = UnixStream::pair().map_err(RunError::io("create the signal pipe"))?;
         for s in [&wake, &writer] {
             s.set_nonblocking(true)
@@ -68,11 +122,10 @@ impl Signals {
             let set = Arc::clone(&flag);
             let action = move || {
                 set.store(true, Ordering::SeqCst);
-                crate::engine::output::SIGNALS_SEEN.fetch_add(1, Ordering::Relaxed);
                 // SAFETY: write(2) is async-signal-safe; the descriptor lives as
-                // long as the process (Signals is never dropped before exit, and a
-                // write to a closed descriptor only fails). A full pipe already
-                // wakes the loop, so a failed write loses nothing.
+                // long as the process (the handlers are kept in `INSTALLED`,
+                // which is never dropped). A full pipe already wakes the loop,
+                // so a failed write loses nothing.
                 unsafe {
                     libc::write(fd, b"!".as_ptr().cast(), 1);
                 }
@@ -87,28 +140,11 @@ impl Signals {
             unsafe { signal_hook::low_level::register(sig, || {}) }
                 .map_err(RunError::io("install the signal handler"))?;
         }
-        Ok(Signals {
+        Ok(Handlers {
             wake,
             _writer: writer,
             flags,
         })
-    }
-
-    /// The interruption that arrived, if any (the first in [`ENDING`] wins).
-    pub fn pending(&self) -> Option<Outcome> {
-        let mut buf = [0u8; 64];
-        while let Ok(n) = (&self.wake).read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-        }
-        let mut got = None;
-        for (outcome, flag) in &self.flags {
-            if flag.swap(false, Ordering::SeqCst) && got.is_none() {
-                got = Some(*outcome);
-            }
-        }
-        got
     }
 }
 
@@ -154,7 +190,7 @@ impl<'s> EventLoop<'s> {
         let mut poller = Poller::new().map_err(RunError::io("create the poller"))?;
         if let Some(s) = signals {
             poller
-                .add(std::os::fd::AsFd::as_fd(&s.wake), SIGNAL, false)
+                .add(std::os::fd::AsFd::as_fd(&s.handlers.wake), SIGNAL, false)
                 .map_err(RunError::io("watch signals"))?;
         }
         Ok(EventLoop {

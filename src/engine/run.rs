@@ -6,6 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 use thiserror::Error;
 
 use crate::config::RunConfig;
+use crate::engine::output::{Delivery, MAX_QUEUED, Output};
 use crate::model::event::{EndFacts, Event, EventKind, Outcome, Sink};
 use crate::model::expect::Expectation;
 
@@ -91,18 +92,24 @@ impl Clock {
 }
 
 /// Stamps events and hands them to the sink; judges `end`s against `--expect`.
+/// It owns its handle on the stdout queue and says, per event, whether what the
+/// sink wrote may be dropped for a reader that does not read.
 pub struct Reporter {
     pub clock: Clock,
     sink: Box<dyn Sink>,
     pub expect: Expectation,
+    output: Output,
 }
 
 impl Reporter {
+    /// A reporter whose sink writes to [`crate::engine::output::stdout`] (or
+    /// anywhere else: with nothing staged, committing does nothing).
     pub fn new(clock: Clock, sink: Box<dyn Sink>, expect: Expectation) -> Reporter {
         Reporter {
             clock,
             sink,
             expect,
+            output: Output::current(),
         }
     }
 
@@ -126,9 +133,23 @@ impl Reporter {
     pub fn emit_at(&mut self, at: Duration, conn: u64, kind: EventKind) -> Result<(), RunError> {
         // Events the unread stdout could not hold are said once it has room, and
         // before an end in any case (delivered like the end itself).
-        let is_end = matches!(kind, EventKind::End(_));
-        crate::engine::output::must_deliver(is_end);
-        if let Some(dropped) = crate::engine::output::take_dropped(is_end) {
+        let delivery = match kind {
+            EventKind::End(_) => Delivery::Always,
+            _ => Delivery::Droppable,
+        };
+        let written = self.write_with_dropped(at, conn, kind, delivery);
+        self.output.commit(delivery);
+        written
+    }
+
+    fn write_with_dropped(
+        &mut self,
+        at: Duration,
+        conn: u64,
+        kind: EventKind,
+        delivery: Delivery,
+    ) -> Result<(), RunError> {
+        if let Some(dropped) = self.output.take_dropped(delivery) {
             self.write(
                 at,
                 0,
@@ -136,14 +157,12 @@ impl Reporter {
                     message: format!(
                         "stdout is not being read: {dropped} event(s) were dropped (at most {} \
                          KiB is held for a slow reader; the last end line is always kept)",
-                        crate::engine::output::MAX_QUEUED / 1024
+                        MAX_QUEUED / 1024
                     ),
                 },
             )?;
         }
-        let written = self.write(at, conn, kind);
-        crate::engine::output::must_deliver(false);
-        written
+        self.write(at, conn, kind)
     }
 
     fn write(&mut self, at: Duration, conn: u64, kind: EventKind) -> Result<(), RunError> {
