@@ -68,8 +68,8 @@ pub fn runtime_names() -> Vec<&'static str> {
         .collect()
 }
 
-/// `man PAGE` values: the subcommands with a page (`cmd::man` checks that this
-/// is every one of them).
+/// `man PAGE` values: the subcommands with a page (a test in `cmd::man` checks
+/// that this is every one of them).
 pub fn man_page_names() -> Vec<&'static str> {
     vec![
         "connect",

@@ -14,7 +14,7 @@ pub mod plan;
 pub mod tune;
 pub mod watch;
 
-use crate::config::{Config, LabCommand, ManConfig};
+use crate::config::{Config, LabCommand};
 use crate::engine::event_loop::Signals;
 use crate::engine::run::{Clock, Reporter, RunError};
 use crate::model::event::{EndFacts, Outcome};
@@ -66,15 +66,11 @@ pub fn run(config: Config) -> Result<EndFacts, RunError> {
             let mut rep = Reporter::for_run(clock, &cfg.run, false);
             idle_limit::run(&cfg, &mut rep, &signals)
         }
-        Config::Man(ManConfig::Print(page)) => print_generated(|out| {
-            out.extend(man::page(page.as_deref())?);
-            Ok(())
-        }),
-        Config::Man(ManConfig::Dir(dir)) => man::write_all(&dir),
+        Config::Man(cfg) => man::run(&cfg),
     }
 }
 
-/// Writes generated text (completions, man page) to stdout; a closed pipe ends
+/// Writes generated text (completions) to stdout; a closed pipe ends
 /// quietly. The text is built in memory first: clap_complete panics on a failed write.
 fn print_generated(
     generate: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>,

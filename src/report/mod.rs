@@ -2,6 +2,7 @@
 
 mod human;
 mod json;
+pub mod man;
 pub mod plan;
 pub mod prometheus;
 
