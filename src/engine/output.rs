@@ -225,17 +225,18 @@ impl Write for Stdout {
 
 /// The reporter's handle on the stdout queue: after each event it commits what
 /// its sink flushed, saying whether those lines may be dropped.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Output {
     shared: Option<Arc<Shared>>,
 }
 
 impl Output {
-    /// The queue the writers of [`stdout`] feed, when it runs (otherwise their
-    /// writes are direct and there is nothing to commit).
+    /// The queue the writers of [`stdout`] feed, started if it was not yet (so
+    /// a reporter made before its sink's writer still commits its lines); when
+    /// no writer thread runs, writes are direct and there is nothing to commit.
     pub fn current() -> Output {
         Output {
-            shared: QUEUE.get().and_then(Option::as_ref).cloned(),
+            shared: queue().cloned(),
         }
     }
 
