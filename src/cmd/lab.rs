@@ -1,9 +1,10 @@
 //! `lab list`, `lab SCENARIO` and `demo`: prints the catalogue of `model::lab`, or
-//! builds the reporter and signals and runs a scenario with [`crate::engine::lab`].
+//! builds the reporter and signals, converts the flags into [`LabOptions`] and runs
+//! a scenario with [`crate::engine::lab`].
 
 use crate::config::LabConfig;
 use crate::engine::event_loop::Signals;
-use crate::engine::lab;
+use crate::engine::lab::{self, LabOptions};
 use crate::engine::run::{Clock, Reporter, RunError};
 use crate::model::event::EndFacts;
 use crate::model::lab::SCENARIOS;
@@ -36,6 +37,19 @@ pub fn list(json: bool) -> Result<EndFacts, RunError> {
     crate::cmd::print_text(text.as_bytes())
 }
 
+/// What the engine needs of `lab`'s and `demo`'s flags (the rest is the reporter's).
+pub fn options(cfg: &LabConfig) -> LabOptions {
+    LabOptions {
+        scenario: cfg.scenario,
+        connect: crate::cmd::connect::options(&cfg.connect),
+        send_at_fault: cfg.send_at_fault.clone(),
+        trigger: cfg.trigger,
+        fault_at: cfg.fault_at,
+        answers_before_fault: cfg.answers_before_fault,
+        both: cfg.both,
+    }
+}
+
 /// `lab SCENARIO` and `demo`: runs the scenario in the private network namespace
 /// [`cmd::prepare`] entered while this was the process's only thread.
 ///
@@ -43,5 +57,5 @@ pub fn list(json: bool) -> Result<EndFacts, RunError> {
 pub fn run_private(cfg: &LabConfig, clock: Clock) -> Result<EndFacts, RunError> {
     let signals = Signals::install()?;
     let mut rep = Reporter::for_run(clock, &cfg.connect.run, cfg.both);
-    lab::run(cfg, &mut rep, &signals)
+    lab::run(&options(cfg), &mut rep, &signals)
 }

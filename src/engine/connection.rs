@@ -9,14 +9,16 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::config::ConnectConfig;
+use crate::config::{Endpoint, SendPlan};
 use crate::engine::event_loop::{EventLoop, Resolved, Woke};
 use crate::engine::run::{Reporter, RunError, stop_message};
 use crate::engine::session::{Plan, Session};
 use crate::model::event::{EndFacts, EventKind, Outcome};
+use crate::model::heartbeat::HeartbeatConfig;
 use crate::model::outcome::{classify_errno, errno_name, errno_text};
 use crate::model::sample::TCP_SYN_SENT;
 use crate::model::schedule::{self, Bound};
+use crate::model::tune::KeepaliveRequest;
 use crate::sys;
 use crate::sys::{sockopt, sysctl};
 
@@ -28,6 +30,22 @@ const SOCK: u64 = 1;
 const SYN_SLACK: Duration = Duration::from_millis(3);
 /// The shortest step between samples while a SYN retransmission is late.
 const SYN_STEP: Duration = Duration::from_millis(10);
+
+/// What dialing and following one target take: built from `connect`'s flags by
+/// `cmd::connect`, or by the lab for its connector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// Resolved in the event loop when dialing.
+    pub target: Endpoint,
+    /// Applied to the socket before connect().
+    pub keepalive: KeepaliveRequest,
+    pub connect_timeout: Duration,
+    /// Writes while following (`--send-every`).
+    pub send: Option<SendPlan>,
+    pub heartbeat: Option<HeartbeatConfig>,
+    /// `--for`: named in the message of a run that reached it.
+    pub run_for: Option<Duration>,
+}
 
 /// How dialing ended.
 pub enum Dialed {
@@ -71,7 +89,7 @@ pub fn interrupted_end(outcome: Outcome) -> EndFacts {
 }
 
 /// What a `connect` session does besides observing.
-pub fn plan(cfg: &ConnectConfig) -> Plan {
+pub fn plan(cfg: &ConnectOptions) -> Plan {
     Plan {
         send: cfg.send.clone(),
         fault: None,
@@ -86,7 +104,7 @@ pub fn plan(cfg: &ConnectConfig) -> Plan {
 pub fn follow(
     conn: u64,
     sock: Socket,
-    cfg: &ConnectConfig,
+    cfg: &ConnectOptions,
     rep: &mut Reporter,
     lp: &mut EventLoop<'_>,
     stop_at: Option<Duration>,
@@ -129,7 +147,7 @@ pub fn follow(
 fn follow_session(
     conn: u64,
     session: &mut Session,
-    cfg: &ConnectConfig,
+    cfg: &ConnectOptions,
     rep: &mut Reporter,
     lp: &mut EventLoop<'_>,
     stop_at: Option<Duration>,
@@ -158,7 +176,7 @@ fn follow_session(
             stop_at.filter(|&s| now >= s).map(|_| {
                 let message = format!(
                     "{} with the peer alive",
-                    stop_message(Outcome::Alive, cfg.run.run_for)
+                    stop_message(Outcome::Alive, cfg.run_for)
                 );
                 session.finish(now, Outcome::Alive, message, &mut events)
             })
@@ -172,7 +190,7 @@ fn follow_session(
 
 /// Resolves the target and tries each address until one connects.
 pub fn dial(
-    cfg: &ConnectConfig,
+    cfg: &ConnectOptions,
     rep: &mut Reporter,
     lp: &mut EventLoop<'_>,
 ) -> Result<Dialed, RunError> {

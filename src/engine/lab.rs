@@ -14,14 +14,14 @@ use std::time::Duration;
 
 use socket2::Socket;
 
-use crate::config::{Endpoint, Fault, KeepaliveConfig, LabConfig, ListenConfig};
-use crate::engine::connection::{self, Dialed};
+use crate::config::{Fault, SendPlan};
+use crate::engine::connection::{self, ConnectOptions, Dialed};
 use crate::engine::event_loop::{EventLoop, Signals, Woke};
 use crate::engine::listener;
 use crate::engine::run::{Reporter, RunError, stop_message};
 use crate::engine::session::{Plan, Session};
 use crate::model::event::{EndFacts, EventKind, Outcome};
-use crate::model::lab::{Action, FLAP_DOWN, Prediction, Trigger};
+use crate::model::lab::{Action, Arming, FLAP_DOWN, Injected, Scenario, Trigger, fault_when};
 use crate::sys;
 
 /// The connection under test: connect's id.
@@ -35,30 +35,34 @@ const LINK: &str = "lo";
 /// it at once. This only bounds a kernel that would not.
 const ACCEPT_WAIT: Duration = Duration::from_secs(2);
 
-/// What the lab remembers of its fault, for the scenario's prediction.
-#[derive(Debug, Clone, Copy)]
-struct Injected {
-    at: Duration,
-    /// The connector's last contact with the peer when the fault came.
-    last_contact: Duration,
-    /// When the connector's next keepalive probe goes out (reboot: it meets the RST).
-    next_probe: Duration,
+/// What a scenario run takes: built from `lab`'s and `demo`'s flags by `cmd::lab`.
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    pub scenario: &'static Scenario,
+    /// The connector; its target's port is the lab listener's, once bound.
+    pub connect: ConnectOptions,
+    /// The connector's writes from the fault on (busy, not-reading).
+    pub send_at_fault: Option<SendPlan>,
+    /// What fires the fault when `fault_at` is `None`.
+    pub trigger: Trigger,
+    /// Run time of the fault (`--fault-at`); `None` leaves it to the trigger.
+    pub fault_at: Option<Duration>,
+    /// The trigger fires on this many answers (probes or heartbeat replies).
+    pub answers_before_fault: u32,
+    /// Also show the peer's end (conn 2).
+    pub both: bool,
 }
 
 /// The lab's state besides the two sessions.
 struct Lab<'a> {
-    cfg: &'a LabConfig,
+    cfg: &'a LabOptions,
     /// The fault's run time once known (from `--fault-at` or the trigger).
     fault_at: Option<Duration>,
-    /// Answers (probe or heartbeat) seen so far, toward the trigger.
-    answers: u32,
+    /// The trigger and the probe bookkeeping.
+    arming: Arming,
     /// When a flapped link comes back up.
     restore_at: Option<Duration>,
     injected: Option<Injected>,
-    /// The connector's last contact was an answered probe: the kernel then arms
-    /// the next probe intvl after it, even when idle is shorter.
-    probe_answered_last: bool,
-    intvl: Duration,
     peer: Option<Session>,
     peer_reading: bool,
 }
@@ -67,27 +71,8 @@ impl Lab<'_> {
     /// Folds the connector's events into the trigger and the probe bookkeeping.
     fn watch_connector(&mut self, now: Duration, events: &[EventKind]) {
         for e in events {
-            match e {
-                EventKind::Config(f) => self.intvl = Duration::from_secs(f.intvl_s.into()),
-                EventKind::ProbeAcked { .. } => self.probe_answered_last = true,
-                EventKind::Data { .. } | EventKind::HeartbeatReply { .. } => {
-                    self.probe_answered_last = false
-                }
-                _ => {}
-            }
-            let fires = matches!(
-                (self.cfg.trigger, e),
-                (Trigger::FirstAnsweredProbe, EventKind::ProbeAcked { .. })
-                    | (
-                        Trigger::FirstHeartbeatReply,
-                        EventKind::HeartbeatReply { .. }
-                    )
-            );
-            if fires && self.fault_at.is_none() && self.injected.is_none() {
-                self.answers += 1;
-                if self.answers >= self.cfg.answers_before_fault {
-                    self.fault_at = Some(now);
-                }
+            if self.arming.observe(e) && self.fault_at.is_none() {
+                self.fault_at = Some(now);
             }
         }
     }
@@ -191,34 +176,21 @@ impl Lab<'_> {
                 }
             }
         }
-        let last_contact = conn.last_contact();
-        let mut next_probe = conn.next_probe_due();
-        if self.probe_answered_last {
-            next_probe = next_probe.max(last_contact.saturating_add(self.intvl));
-        }
-        self.injected = Some(Injected {
-            at: now,
-            last_contact,
-            next_probe,
-        });
+        self.injected = Some(
+            self.arming
+                .injected(now, conn.last_contact(), conn.next_probe_due()),
+        );
         Ok(())
     }
 
-    /// The connector's `end` with the scenario's own prediction where it has one:
-    /// a rebooted peer's RST is met by the next probe after the fault; a FIN or
-    /// RST from the peer is noticed at the fault itself, measured from the same
-    /// last contact as the detection (a FIN is itself a contact). The model's
-    /// prediction stands for the rest.
+    /// The connector's `end` with the scenario's own prediction where it has one
+    /// (see [`Injected::predicted_detect`]); the model's stands for the rest.
     fn predicted(&self, mut end: EndFacts, last_contact: Duration) -> EndFacts {
-        if let Some(i) = self.injected {
-            let secs = match self.cfg.scenario.prediction {
-                Prediction::Model => None,
-                Prediction::AtFault => Some(i.at.saturating_sub(last_contact)),
-                Prediction::NextProbe => Some(i.next_probe.saturating_sub(i.last_contact)),
-            };
-            if let Some(d) = secs {
-                end.predicted_detect_s = Some((d.as_secs_f64() * 1000.0).round() / 1000.0);
-            }
+        let scenario = self
+            .injected
+            .and_then(|i| i.predicted_detect(self.cfg.scenario.prediction, last_contact));
+        if let Some(d) = scenario {
+            end.predicted_detect_s = Some((d.as_secs_f64() * 1000.0).round() / 1000.0);
         }
         end
     }
@@ -256,26 +228,13 @@ fn accept(
 }
 
 /// Runs a scenario in the current network namespace (already private).
-pub fn run(cfg: &LabConfig, rep: &mut Reporter, signals: &Signals) -> Result<EndFacts, RunError> {
+pub fn run(cfg: &LabOptions, rep: &mut Reporter, signals: &Signals) -> Result<EndFacts, RunError> {
     let scenario = cfg.scenario;
     // A new network namespace's loopback starts down.
     sys::netns::set_link_up(LINK, true)
         .map_err(RunError::io("bring the lab's loopback link up"))?;
-    let listener = listener::bind(&ListenConfig {
-        bind: Endpoint {
-            host: "127.0.0.1".to_string(),
-            port: 0,
-        },
-        keepalive: KeepaliveConfig::default(),
-        run: cfg.connect.run.clone(),
-        once: true,
-        max_conns: 1,
-        fault: None,
-        heartbeat: None,
-        mute: false,
-        no_read: false,
-        rcvbuf: None,
-    })?;
+    let loopback = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0));
+    let listener = listener::bind_to(loopback, None)?;
     let port = listener
         .local_addr()
         .ok()
@@ -287,14 +246,10 @@ pub fn run(cfg: &LabConfig, rep: &mut Reporter, signals: &Signals) -> Result<End
                 "not an internet socket address",
             ))
         })?;
-    let mut connect_cfg = cfg.connect.clone();
-    connect_cfg.target.port = port;
+    let mut connect = cfg.connect.clone();
+    connect.target.port = port;
 
-    let when = match (cfg.fault_at, cfg.trigger) {
-        (_, Trigger::Never) => "never".to_string(),
-        (Some(at), _) => format!("at {:.3}s (--fault-at)", at.as_secs_f64()),
-        (None, t) => t.describe(cfg.answers_before_fault),
-    };
+    let when = fault_when(cfg.trigger, cfg.fault_at, cfg.answers_before_fault);
     rep.emit(
         CONN,
         EventKind::Scenario {
@@ -306,7 +261,7 @@ pub fn run(cfg: &LabConfig, rep: &mut Reporter, signals: &Signals) -> Result<End
     )?;
 
     let mut lp = EventLoop::new(Some(signals))?;
-    let sock = match connection::dial(&connect_cfg, rep, &mut lp)? {
+    let sock = match connection::dial(&connect, rep, &mut lp)? {
         Dialed::Connected(sock) => sock,
         Dialed::Failed(end) | Dialed::Died(end) => return rep.end(CONN, *end),
         Dialed::Interrupted(outcome) => {
@@ -325,11 +280,11 @@ pub fn run(cfg: &LabConfig, rep: &mut Reporter, signals: &Signals) -> Result<End
         .map_err(RunError::io("make the lab's peer socket non-blocking"))?;
 
     let now = rep.clock.now();
-    let (mut conn, events) = Session::start(sock, now, &connection::plan(&connect_cfg))
+    let (mut conn, events) = Session::start(sock, now, &connection::plan(&connect))
         .map_err(|(e, _)| e)
         .map_err(RunError::socket(
             "read the settings of the connection to",
-            &connect_cfg.target,
+            &connect.target,
         ))?;
     let (peer, peer_events) = Session::start(
         peer_sock,
@@ -348,11 +303,13 @@ pub fn run(cfg: &LabConfig, rep: &mut Reporter, signals: &Signals) -> Result<End
         } else {
             cfg.fault_at
         },
-        answers: 0,
+        arming: Arming::new(
+            cfg.trigger,
+            cfg.answers_before_fault,
+            cfg.fault_at.is_none(),
+        ),
         restore_at: None,
         injected: None,
-        probe_answered_last: false,
-        intvl: Duration::from_secs(1),
         peer: Some(peer),
         peer_reading: true,
     };
@@ -387,7 +344,7 @@ fn follow(
     rep: &mut Reporter,
     lp: &mut EventLoop<'_>,
 ) -> Result<EndFacts, RunError> {
-    let run_for = lab.cfg.connect.run.run_for;
+    let run_for = lab.cfg.connect.run_for;
     let stop_at = run_for.map(|d| rep.clock.now().saturating_add(d));
     lp.watch(conn.fd(), CONN, false)?;
     if let Some(peer) = &lab.peer {

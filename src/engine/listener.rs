@@ -5,18 +5,20 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::config::ListenConfig;
+use crate::config::Fault;
 use crate::engine::event_loop::{EventLoop, Woke};
 use crate::engine::run::{Reporter, RunError, Throttle, stop_message};
 use crate::engine::session::{Plan, Session};
 use crate::model::event::{EndFacts, EventKind, Outcome};
 use crate::model::expect::Tally;
+use crate::model::heartbeat::HeartbeatConfig;
 use crate::model::outcome::errno_text;
+use crate::model::tune::KeepaliveRequest;
 use crate::sys;
 use crate::sys::Ready;
 
@@ -33,14 +35,27 @@ const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// At most one `cannot follow the connection` warning this often.
 const FOLLOW_WARN_EVERY: Duration = Duration::from_secs(10);
 
-/// Binds the listening socket (port 0 picks a free port, shown in `listening`),
-/// resolving its host in this thread (the lab's numeric addresses).
-pub fn bind(cfg: &ListenConfig) -> Result<Socket, RunError> {
-    let shown = cfg.bind.to_string();
-    let addrs = (cfg.bind.host.as_str(), cfg.bind.port)
-        .to_socket_addrs()
-        .map_err(RunError::socket("resolve", &shown))?;
-    bind_to(cfg, first_address(addrs, &shown)?)
+/// What serving a listening socket takes: built from `listen`'s flags by
+/// `cmd::listen`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenOptions {
+    /// Applied to each accepted connection.
+    pub keepalive: KeepaliveRequest,
+    /// Stop listening after the first connection, and end with it.
+    pub once: bool,
+    /// Connections followed at once; more are reset.
+    pub max_conns: usize,
+    /// How each accepted connection misbehaves (`--fault`).
+    pub fault: Option<Fault>,
+    pub heartbeat: Option<HeartbeatConfig>,
+    /// Answer a peer's `PING` (off with `--mute`).
+    pub answer_pings: bool,
+    /// Never read accepted connections.
+    pub no_read: bool,
+    /// SO_RCVBUF for accepted connections.
+    pub rcvbuf: Option<usize>,
+    /// `--for`.
+    pub run_for: Option<Duration>,
 }
 
 pub fn first_address(
@@ -54,13 +69,14 @@ pub fn first_address(
     })
 }
 
-/// Binds the listening socket to a resolved address.
-pub fn bind_to(cfg: &ListenConfig, addr: SocketAddr) -> Result<Socket, RunError> {
+/// Binds the listening socket to a resolved address (port 0 picks a free port,
+/// shown in `listening`), with `rcvbuf` as SO_RCVBUF for what it accepts.
+pub fn bind_to(addr: SocketAddr, rcvbuf: Option<usize>) -> Result<Socket, RunError> {
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
         .map_err(RunError::socket("create a socket for", addr))?;
     sock.set_reuse_address(true)
         .map_err(RunError::socket("set SO_REUSEADDR on", addr))?;
-    if let Some(bytes) = cfg.rcvbuf {
+    if let Some(bytes) = rcvbuf {
         // Before listen(): accepted sockets inherit it, and the window scale they
         // announce in the handshake is chosen from it.
         sock.set_recv_buffer_size(bytes)
@@ -162,7 +178,7 @@ impl Reserve {
 /// elapses or a signal arrives.
 pub fn serve(
     listener: Socket,
-    cfg: &ListenConfig,
+    cfg: &ListenOptions,
     rep: &mut Reporter,
     lp: EventLoop<'_>,
 ) -> Result<EndFacts, RunError> {
@@ -170,7 +186,7 @@ pub fn serve(
         send: None,
         fault: cfg.fault,
         heartbeat: cfg.heartbeat.clone(),
-        answer_pings: !cfg.mute,
+        answer_pings: cfg.answer_pings,
         no_read: cfg.no_read,
     };
     let local = listener
@@ -203,7 +219,7 @@ pub fn serve(
     table
         .lp
         .watch(std::os::fd::AsFd::as_fd(&listener), LISTENER, false)?;
-    let stop_at = cfg.run.run_for.map(|d| rep.clock.now().saturating_add(d));
+    let stop_at = cfg.run_for.map(|d| rep.clock.now().saturating_add(d));
     let mut reserve = Reserve::take();
     let mut emfile_reported = false;
     // Dropped after --once accepted its connection, so later ones are refused by
@@ -242,7 +258,7 @@ pub fn serve(
             if let Some(sock) = listener.take() {
                 table.lp.unwatch(std::os::fd::AsFd::as_fd(&sock));
             }
-            let message = stop_message(outcome, cfg.run.run_for);
+            let message = stop_message(outcome, cfg.run_for);
             let ids: Vec<u64> = table.sessions.keys().copied().collect();
             for id in ids {
                 let mut events = Vec::new();
@@ -344,7 +360,7 @@ fn finish_step(
 #[allow(clippy::too_many_arguments)]
 fn accept_all(
     listener: &Socket,
-    cfg: &ListenConfig,
+    cfg: &ListenOptions,
     plan: &Plan,
     rep: &mut Reporter,
     table: &mut Table,

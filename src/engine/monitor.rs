@@ -4,8 +4,7 @@
 
 use std::time::Duration;
 
-use crate::config::ConnectConfig;
-use crate::engine::connection::{CONN, Dialed, dial, follow};
+use crate::engine::connection::{CONN, ConnectOptions, Dialed, dial, follow};
 use crate::engine::event_loop::EventLoop;
 use crate::engine::run::{Reporter, RunError, stop_message};
 use crate::model::event::{EndFacts, EventKind, Outcome};
@@ -14,14 +13,16 @@ use crate::model::outages::{OutageLog, SAMPLE_MAX};
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
+/// Dials, follows and redials `cfg.target` until `--for`, a signal, or `outages`
+/// deaths (`--reconnect N`; `None` for no limit).
 pub fn run(
-    cfg: &ConnectConfig,
+    cfg: &ConnectOptions,
+    outages: Option<u64>,
     rep: &mut Reporter,
     lp: &mut EventLoop<'_>,
 ) -> Result<EndFacts, RunError> {
     let start = rep.clock.now();
-    let stop_at = cfg.run.run_for.map(|d| start.saturating_add(d));
-    let count = cfg.reconnect.as_ref().and_then(|r| r.count);
+    let stop_at = cfg.run_for.map(|d| start.saturating_add(d));
     let mut log = OutageLog::new(start);
     let mut first_miss: Option<(usize, String)> = None;
     let mut conn = CONN - 1;
@@ -29,10 +30,7 @@ pub fn run(
     let mut failing = false;
     let (outcome, message) = loop {
         if stop_at.is_some_and(|s| rep.clock.now() >= s) {
-            break (
-                Outcome::Alive,
-                stop_message(Outcome::Alive, cfg.run.run_for),
-            );
+            break (Outcome::Alive, stop_message(Outcome::Alive, cfg.run_for));
         }
         let dialed = dial(cfg, rep, lp)?;
         let (sock, died) = match dialed {
@@ -92,7 +90,7 @@ pub fn run(
         {
             first_miss = Some((n, why));
         }
-        if count.is_some_and(|c| n as u64 >= c) {
+        if outages.is_some_and(|c| n as u64 >= c) {
             break (
                 Outcome::Alive,
                 format!("stopped after {n} outage(s) as asked"),

@@ -1,11 +1,13 @@
 //! The lab's scenario catalogue, as data: for each way a peer dies, the real event
 //! it stands for, the fault the lab injects to reproduce it, when, with which
 //! defaults, how it should end and what the detection time is predicted from.
-//! `cmd/lab.rs` carries the faults out; `tcpalive lab list` prints this table.
+//! What the lab's run works out from what it saw ([`Arming`], [`Injected`]) is
+//! here too. `engine::lab` carries the faults out; `tcpalive lab list` prints the
+//! table.
 
 use std::time::Duration;
 
-use crate::model::event::Outcome;
+use crate::model::event::{EventKind, Outcome};
 
 /// What the lab does at the fault moment. The connector is the connection under
 /// test (conn 1); the peer is the accepted end (conn 2).
@@ -253,6 +255,118 @@ fn ordinal(n: u32) -> String {
     format!("{n}{suffix}")
 }
 
+/// When the fault comes, as the timeline's scenario line says it.
+pub fn fault_when(trigger: Trigger, fault_at: Option<Duration>, answers: u32) -> String {
+    match (fault_at, trigger) {
+        (_, Trigger::Never) => "never".to_string(),
+        (Some(at), _) => format!("at {:.3}s (--fault-at)", at.as_secs_f64()),
+        (None, t) => t.describe(answers),
+    }
+}
+
+/// What the lab follows of the connector's events before its fault: the answers
+/// counted toward the trigger, and whether the last contact was an answered probe.
+#[derive(Debug, Clone)]
+pub struct Arming {
+    trigger: Trigger,
+    needed: u32,
+    answers: u32,
+    /// Still counting: the trigger has not fired and no `--fault-at` was given.
+    armed: bool,
+    probe_answered_last: bool,
+    intvl: Duration,
+}
+
+impl Arming {
+    /// `armed` is false when `--fault-at` fixes the moment instead.
+    pub fn new(trigger: Trigger, needed: u32, armed: bool) -> Arming {
+        Arming {
+            trigger,
+            needed,
+            answers: 0,
+            armed: armed && trigger != Trigger::Never,
+            probe_answered_last: false,
+            intvl: Duration::from_secs(1),
+        }
+    }
+
+    /// Folds one connector event in; true for the answer that fires the trigger
+    /// (once).
+    pub fn observe(&mut self, e: &EventKind) -> bool {
+        match e {
+            EventKind::Config(f) => self.intvl = Duration::from_secs(f.intvl_s.into()),
+            EventKind::ProbeAcked { .. } => self.probe_answered_last = true,
+            EventKind::Data { .. } | EventKind::HeartbeatReply { .. } => {
+                self.probe_answered_last = false
+            }
+            _ => {}
+        }
+        let answer = matches!(
+            (self.trigger, e),
+            (Trigger::FirstAnsweredProbe, EventKind::ProbeAcked { .. })
+                | (
+                    Trigger::FirstHeartbeatReply,
+                    EventKind::HeartbeatReply { .. }
+                )
+        );
+        if !(answer && self.armed) {
+            return false;
+        }
+        self.answers += 1;
+        if self.answers >= self.needed {
+            self.armed = false;
+            return true;
+        }
+        false
+    }
+
+    /// The fault as the prediction needs it: the connector's last contact and its
+    /// next probe when the fault came. After an answered probe the kernel arms
+    /// the next probe intvl after it, even when idle is shorter than intvl, so
+    /// the session's `due` (idle after the last contact) is then too early.
+    pub fn injected(&self, at: Duration, last_contact: Duration, due: Duration) -> Injected {
+        let next_probe = if self.probe_answered_last {
+            due.max(last_contact.saturating_add(self.intvl))
+        } else {
+            due
+        };
+        Injected {
+            at,
+            last_contact,
+            next_probe,
+        }
+    }
+}
+
+/// What the lab remembers of its fault, for the scenario's prediction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Injected {
+    pub at: Duration,
+    /// The connector's last contact with the peer when the fault came.
+    pub last_contact: Duration,
+    /// When the connector's next keepalive probe goes out (reboot: it meets the RST).
+    pub next_probe: Duration,
+}
+
+impl Injected {
+    /// The detection time the scenario predicts, after the connector's
+    /// `last_contact` at its end; `None` leaves the model's prediction. A
+    /// rebooted peer's RST is met by the next probe after the fault; a FIN or RST
+    /// from the peer is noticed at the fault itself, measured from the same last
+    /// contact as the detection (a FIN is itself a contact).
+    pub fn predicted_detect(
+        &self,
+        prediction: Prediction,
+        last_contact: Duration,
+    ) -> Option<Duration> {
+        match prediction {
+            Prediction::Model => None,
+            Prediction::AtFault => Some(self.at.saturating_sub(last_contact)),
+            Prediction::NextProbe => Some(self.next_probe.saturating_sub(self.last_contact)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,5 +419,75 @@ mod tests {
         for s in SCENARIOS.iter().filter(|s| s.defaults.send.is_some()) {
             assert!(s.defaults.user_timeout.is_some(), "{}", s.name);
         }
+    }
+
+    fn probe_acked() -> EventKind {
+        EventKind::ProbeAcked { n: 1 }
+    }
+
+    #[test]
+    fn fault_when_names_its_source() {
+        let t = Trigger::FirstAnsweredProbe;
+        assert_eq!(fault_when(Trigger::Never, Some(secs(2)), 1), "never");
+        assert_eq!(
+            fault_when(t, Some(Duration::from_millis(2500)), 1),
+            "at 2.500s (--fault-at)"
+        );
+        assert_eq!(fault_when(t, None, 2), t.describe(2));
+    }
+
+    #[test]
+    fn arming_fires_once_on_the_nth_answer() {
+        let mut a = Arming::new(Trigger::FirstAnsweredProbe, 2, true);
+        assert!(!a.observe(&probe_acked()));
+        assert!(a.observe(&probe_acked()));
+        assert!(!a.observe(&probe_acked()), "fires once");
+    }
+
+    #[test]
+    fn arming_ignores_other_answers_and_fault_at() {
+        let mut a = Arming::new(Trigger::FirstHeartbeatReply, 1, true);
+        assert!(!a.observe(&probe_acked()));
+        let mut fixed = Arming::new(Trigger::FirstAnsweredProbe, 1, false);
+        assert!(
+            !fixed.observe(&probe_acked()),
+            "--fault-at fixes the moment"
+        );
+        let mut never = Arming::new(Trigger::Never, 1, true);
+        assert!(!never.observe(&probe_acked()));
+    }
+
+    #[test]
+    fn next_probe_after_an_answered_probe_waits_intvl() {
+        let mut a = Arming::new(Trigger::FirstAnsweredProbe, 1, true);
+        // No answered probe: the session's due time stands.
+        assert_eq!(a.injected(secs(5), secs(3), secs(4)).next_probe, secs(4));
+        a.observe(&probe_acked());
+        // Default intvl 1 s: due 3.5 s is before last contact 3 s + 1 s.
+        let i = a.injected(secs(5), secs(3), Duration::from_millis(3500));
+        assert_eq!(i.next_probe, secs(4));
+        assert_eq!(i.last_contact, secs(3));
+    }
+
+    #[test]
+    fn predictions_measure_from_the_right_contact() {
+        let i = Injected {
+            at: secs(10),
+            last_contact: secs(8),
+            next_probe: secs(12),
+        };
+        assert_eq!(i.predicted_detect(Prediction::Model, secs(9)), None);
+        assert_eq!(
+            i.predicted_detect(Prediction::AtFault, secs(9)),
+            Some(secs(1))
+        );
+        assert_eq!(
+            i.predicted_detect(Prediction::NextProbe, secs(11)),
+            Some(secs(4))
+        );
+    }
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
     }
 }
