@@ -17,6 +17,8 @@ use std::time::Duration;
 
 use crate::model::predict::Effective;
 
+pub mod summary;
+
 /// Growth of the geometric part of the round-1 grid: the first failure is at most
 /// this factor past the limit, so two rounds stay within 2.2 x T.
 pub const RATIO: f64 = 1.04;

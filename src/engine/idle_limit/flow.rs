@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::config::KeepaliveConfig;
 use crate::engine::event_loop::EventLoop;
 use crate::engine::run::RunError;
 use crate::model::event::{EndFacts, Outcome};
 use crate::model::heartbeat::{LineReader, Message};
 use crate::model::idle_limit::{self as model, Check, Direction, DropMode};
 use crate::model::outcome::errno_text;
+use crate::model::tune::KeepaliveRequest as KeepaliveConfig;
 
 use super::*;
 

@@ -15,14 +15,13 @@ use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::time::Duration;
 
-use crate::config::KeepaliveConfig;
-use crate::config::idle_limit::IdleLimitConfig;
+use crate::config::Endpoint;
 use crate::engine::event_loop::{EventLoop, Resolved, Signals, Woke};
 use crate::engine::run::{Reporter, RunError, stop_message};
-use crate::model::event::{EndFacts, EventKind, IdleLimitFacts, Outcome};
-use crate::model::idle_limit::{self as model, Bracket, Check, Direction, DropMode, Verdict};
-use crate::model::plan::presets;
-use crate::model::units::{secs_text, typed};
+use crate::model::event::{EndFacts, EventKind, Outcome, secs_value};
+use crate::model::idle_limit::summary::{self, Counts};
+use crate::model::idle_limit::{self as model, Bracket, Check, Direction};
+use crate::model::tune::KeepaliveRequest as KeepaliveConfig;
 
 /// Run-level events (rounds, the end) carry connection id 0.
 const RUN: u64 = 0;
@@ -36,6 +35,30 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 mod flow;
 mod verify;
+
+/// What a measurement takes: built from `idle-limit`'s flags by `cmd::idle_limit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdleLimitOptions {
+    /// A `tcpalive listen`, resolved in the event loop.
+    pub target: Endpoint,
+    /// The longest idle period tested.
+    pub max: Duration,
+    /// The bracket is refined until it is this narrow.
+    pub resolution: Duration,
+    pub directions: Vec<Direction>,
+    /// Test flows per round, over all directions.
+    pub parallel: usize,
+    pub verify: Option<VerifyOptions>,
+    pub connect_timeout: Duration,
+}
+
+/// `--verify`'s keepalive; `None` takes the recommendation's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyOptions {
+    pub idle_s: Option<u32>,
+    pub intvl_s: Option<u32>,
+    pub cnt: Option<u32>,
+}
 
 use flow::*;
 use verify::*;
@@ -87,9 +110,7 @@ impl Progress {
 /// Everything measured so far.
 struct Measure {
     checks: BTreeMap<Direction, Vec<(Duration, Check)>>,
-    rounds: u32,
-    flows: u64,
-    bytes: u64,
+    counts: Counts,
     next_id: u64,
     progress: Progress,
     /// The shortest set-up round trip seen (see [`Flow::path_rtt`]).
@@ -120,7 +141,7 @@ fn run_round(
     round: u32,
     plan: &[(Direction, Duration)],
     keepalive: Option<&KeepaliveConfig>,
-    cfg: &IdleLimitConfig,
+    cfg: &IdleLimitOptions,
     addr: SocketAddr,
     m: &mut Measure,
     rep: &mut Reporter,
@@ -142,13 +163,13 @@ fn run_round(
             longest,
         },
     )?;
-    m.rounds = m.rounds.max(round);
+    m.counts.rounds = m.counts.rounds.max(round);
     let mut flows: Vec<Flow> = Vec::with_capacity(plan.len());
     let started = rep.clock.now();
     for &(dir, idle) in plan {
         let id = m.next_id;
         m.next_id += 1;
-        m.flows += 1;
+        m.counts.flows += 1;
         let flow = match Flow::open(id, dir, idle, addr, keepalive, started, cfg.connect_timeout)? {
             Ok(f) => f,
             Err(end) => {
@@ -189,7 +210,8 @@ fn run_round(
         let now = rep.clock.now();
         let next = flows.iter().map(Flow::deadline).min();
         if m.progress.due(now) {
-            let text = progress_text(round, &flows, m, next, now);
+            let next_in = next.map(|n| n.saturating_sub(now));
+            let text = summary::progress(round, flows.len(), &m.brackets(), next_in);
             m.progress.show(now, &text);
         }
         let wake = [next, m.progress.tick()].into_iter().flatten().min();
@@ -212,10 +234,10 @@ fn run_round(
             let was_connecting = flows[i].connecting();
             let mut step = Step::Pending;
             if is_ready {
-                step = flows[i].on_ready(now, addr, &mut m.bytes);
+                step = flows[i].on_ready(now, addr, &mut m.counts.bytes);
             }
             if matches!(step, Step::Pending) && flows[i].deadline() <= now {
-                step = flows[i].on_deadline(now, addr, &mut m.bytes);
+                step = flows[i].on_deadline(now, addr, &mut m.counts.bytes);
             }
             match step {
                 Step::Pending => {
@@ -266,132 +288,18 @@ fn close_all(flows: Vec<Flow>, lp: &mut EventLoop<'_>) {
     }
 }
 
-fn progress_text(
-    round: u32,
-    flows: &[Flow],
+fn facts(
+    cfg: &IdleLimitOptions,
     m: &Measure,
-    next: Option<Duration>,
-    now: Duration,
-) -> String {
-    let mut text = format!("idle-limit: round {round}, {} flow(s) waiting", flows.len());
-    for (dir, b) in m.brackets() {
-        match b.hi {
-            Some((hi, _)) => text.push_str(&format!(
-                "; {}: limit in {}..{}",
-                dir.name(),
-                secs_text(b.lo),
-                secs_text(hi)
-            )),
-            None if b.lo > Duration::ZERO => {
-                text.push_str(&format!("; {}: survived {}", dir.name(), secs_text(b.lo)))
-            }
-            None => {}
-        }
-    }
-    if let Some(next) = next {
-        text.push_str(&format!(
-            "; next check in {}s",
-            next.saturating_sub(now).as_secs()
-        ));
-    }
-    text
+    v: &model::Verdict,
+) -> crate::model::event::IdleLimitFacts {
+    summary::facts(v, &cfg.directions, cfg.max, m.counts)
 }
 
-fn directions_name(cfg: &IdleLimitConfig) -> &'static str {
-    match cfg.directions.as_slice() {
-        [Direction::In] => "in",
-        [Direction::Out] => "out",
-        _ => "both",
-    }
-}
-
-fn facts(cfg: &IdleLimitConfig, m: &Measure, v: &Verdict) -> IdleLimitFacts {
-    let rec = v.recommended;
-    let known = v.limit.map(|(t, r)| presets::compare_measured(t, r));
-    IdleLimitFacts {
-        idle_limit_s: v.limit.map(|(t, _)| round3(t)),
-        resolution_s: v.limit.map(|(_, r)| round3(r)),
-        direction: v.direction,
-        drop_mode: v.drop_mode.map(DropMode::name),
-        recommended_idle_s: rec.map(|r| r.idle_s),
-        recommended_intvl_s: rec.map(|r| r.intvl_s),
-        recommended_cnt: rec.map(|r| r.cnt),
-        recommended_detect_s: rec
-            .and_then(|r| r.idle_schedule())
-            .map(|s| round3(s.detect_after)),
-        matches_paths: known
-            .as_ref()
-            .map_or(Vec::new(), |k| k.matches.iter().map(|p| p.name).collect()),
-        below_rfc5382: known.as_ref().map(|k| k.below_rfc5382),
-        directions_tested: directions_name(cfg),
-        max_s: round3(cfg.max),
-        rounds: m.rounds,
-        flows: m.flows,
-        bytes_sent: m.bytes,
-        verified: None,
-        verify_idle_s: None,
-        verify_hold_s: None,
-    }
-}
-
-fn round3(d: Duration) -> f64 {
-    crate::model::event::secs_value(d)
-}
-
-/// The human summary of a verdict (the `end` line's message).
-fn summary(cfg: &IdleLimitConfig, m: &Measure, v: &Verdict) -> String {
-    let mut text = match (v.limit, v.direction, v.drop_mode) {
-        (Some((t, r)), Some(dir), Some(mode)) => format!(
-            "idle limit {} +-{} (direction {dir}, dropped {}) in {} round(s), {} flows",
-            secs_text(t),
-            secs_text(r),
-            match mode {
-                DropMode::Silent => "silently",
-                DropMode::Reset => "with a reset",
-            },
-            m.rounds,
-            m.flows
-        ),
-        _ => format!(
-            "no idle limit up to {} (direction {}): every flow survived its idle period",
-            typed(cfg.max),
-            directions_name(cfg)
-        ),
-    };
-    if let Some(known) = v
-        .limit
-        .and_then(|(t, r)| presets::compare_measured(t, r).text())
-    {
-        text.push_str(&format!("; {known}"));
-    }
-    match (v.limit, v.recommended) {
-        (Some(_), Some(r)) => {
-            let detect = r
-                .idle_schedule()
-                .map_or("never".to_string(), |s| secs_text(s.detect_after));
-            text.push_str(&format!(
-                "; keepalive --idle {} --intvl {} --cnt {} beats it (a dead peer is then \
-                 detected {detect} after the last contact)",
-                r.idle_s, r.intvl_s, r.cnt
-            ));
-        }
-        (Some(_), None) => text.push_str(
-            "; too short for whole-second keepalive (idle and one interval must fit below \
-             it): use application heartbeats",
-        ),
-        _ => {}
-    }
-    if v.inconsistent {
-        text.push_str(
-            "; note: a flow survived longer than the shortest failure, so the path is not a \
-             plain idle timer (assumed: the shortest failure is the limit)",
-        );
-    }
-    text
-}
-
+/// Measures the idle limit of the path to `cfg.target` in rounds, then checks
+/// `--verify`'s keepalive against it; returns the `end` it emitted.
 pub fn run(
-    cfg: &IdleLimitConfig,
+    cfg: &IdleLimitOptions,
     rep: &mut Reporter,
     signals: &Signals,
 ) -> Result<EndFacts, RunError> {
@@ -425,9 +333,7 @@ pub fn run(
     };
     let mut m = Measure {
         checks: BTreeMap::new(),
-        rounds: 0,
-        flows: 0,
-        bytes: 0,
+        counts: Counts::default(),
         next_id: 1,
         progress: Progress::new(),
         min_rtt: None,
@@ -462,7 +368,7 @@ pub fn run(
     }
     let verdict = model::verdict(&m.brackets());
     let mut facts = facts(cfg, &m, &verdict);
-    let mut message = summary(cfg, &m, &verdict);
+    let mut message = summary::summary(&verdict, &cfg.directions, cfg.max, m.counts);
     let mut outcome = Outcome::Alive;
     if let Some(vcfg) = &cfg.verify {
         match verify(vcfg, &verdict, cfg, addr, &mut m, rep, &mut lp)? {
@@ -476,32 +382,15 @@ pub fn run(
             } => {
                 facts.verified = Some(check == Check::Survived);
                 facts.verify_idle_s = Some(idle_s);
-                facts.verify_hold_s = Some(round3(hold));
-                match check {
-                    Check::Survived => message.push_str(&format!(
-                        "; --verify: a connection with keepalive idle {idle_s}s survived {} idle",
-                        secs_text(hold)
-                    )),
-                    Check::Dropped(mode) => {
-                        outcome = match mode {
-                            DropMode::Silent => Outcome::Timeout,
-                            DropMode::Reset => Outcome::Reset,
-                        };
-                        message.push_str(&format!(
-                            "; --verify: a connection with keepalive idle {idle_s}s (to be held {}) \
-                             was DROPPED ({}) after {} idle: keepalive idle {idle_s}s does not \
-                             beat the limit",
-                            secs_text(hold),
-                            mode.name(),
-                            secs_text(reached)
-                        ));
-                    }
-                }
+                facts.verify_hold_s = Some(secs_value(hold));
+                let (verified, text) = summary::verified(check, idle_s, hold, reached);
+                outcome = verified;
+                message.push_str(&text);
             }
         }
     }
-    facts.flows = m.flows;
-    facts.bytes_sent = m.bytes;
+    facts.flows = m.counts.flows;
+    facts.bytes_sent = m.counts.bytes;
     let mut end = EndFacts::new(outcome, None, message, None, None);
     end.idle_limit = Some(facts);
     rep.end(RUN, end)

@@ -2,12 +2,11 @@
 //! show the chosen keepalive keeps the flow.
 
 use super::*;
-use crate::config::KeepaliveConfig;
-use crate::config::idle_limit::{IdleLimitConfig, VerifyConfig};
 use crate::engine::event_loop::EventLoop;
 use crate::engine::run::{Reporter, RunError};
 use crate::model::event::EndFacts;
 use crate::model::idle_limit::{self as model, Check, Direction, Verdict};
+use crate::model::tune::KeepaliveRequest as KeepaliveConfig;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -27,9 +26,9 @@ pub(super) enum Verified {
 /// then checked in the direction that was affected.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn verify(
-    vcfg: &VerifyConfig,
+    vcfg: &VerifyOptions,
     v: &Verdict,
-    cfg: &IdleLimitConfig,
+    cfg: &IdleLimitOptions,
     addr: SocketAddr,
     m: &mut Measure,
     rep: &mut Reporter,
