@@ -431,7 +431,7 @@ inject_fault() {
 if [ -n "$OUT" ]; then
     mkdir -p "$OUT" || die "cannot create $OUT"
     WORK=$(cd "$OUT" && pwd)
-    rm -f "$WORK"/{connect.jsonl,listen.jsonl,connect.exit,listen.exit,connect.err,listen.err,fault_at,pcap.txt,verdict.json}
+    rm -f "$WORK"/{connect.jsonl,listen.jsonl,connect.exit,listen.exit,connect.err,listen.err,fault_at,pcap.txt,capture.pcap,verdict.json}
 else
     WORK=$(mktemp -d /tmp/tcpalive-lab.XXXXXX) || die "mktemp failed"; TMP_WORK=1
 fi
@@ -455,7 +455,7 @@ if [ "$SCENARIO" = aborts ]; then RESET_AFTER=1.5s; LISTEN_ARGS+=(--reset-after 
 case $SCENARIO in zero-window-*) LISTEN_ARGS+=(--no-read --rcvbuf 4096) ;; esac
 
 if [ "$PCAP" = 1 ]; then
-    ip netns exec "$NS_C" tcpdump -i "$DEV_C" -n -tt -S -l -U "tcp port $PORT" >"$WORK/pcap.txt" 2>"$WORK/tcpdump.err" &
+    ip netns exec "$NS_C" tcpdump -i "$DEV_C" -n -tt -S -l -U -w "$WORK/capture.pcap" --print "tcp port $PORT" >"$WORK/pcap.txt" 2>"$WORK/tcpdump.err" &
     TCPDUMP_PID=$!
     for i in $(seq 500); do grep -q "listening on" "$WORK/tcpdump.err" 2>/dev/null && break; sleep 0.02; done
     grep -q 'listening on' "$WORK/tcpdump.err" || unavailable "tcpdump did not start: $(cat "$WORK/tcpdump.err")"

@@ -79,6 +79,7 @@ pub fn man_page_names() -> Vec<&'static str> {
         "tune",
         "lab",
         "idle-limit",
+        "explain",
         "demo",
         "completions",
         "man",
@@ -134,6 +135,9 @@ pub enum Command {
     /// Measure how long the path to a `tcpalive listen` keeps an idle TCP flow (NAT,
     /// firewall, load balancer), how it kills it, and the keepalive that beats it.
     IdleLimit(IdleLimitArgs),
+    /// Explain a packet capture (pcap, pcapng): every TCP connection's timeline as
+    /// connect prints it, the keepalive settings inferred from the wire, and the end.
+    Explain(ExplainArgs),
     /// A short tour on the lab: answered probes, then the cable is pulled and the
     /// unanswered probes end in a timeout. Exits 0 when it ran as designed.
     Demo(DemoArgs),
@@ -485,4 +489,25 @@ pub struct IdleLimitArgs {
     pub connect_timeout: String,
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The capture file (pcap or pcapng, as tcpdump -w or Wireshark writes it).
+    #[arg(value_name = "CAPTURE", value_hint = clap::ValueHint::FilePath)]
+    pub capture: std::path::PathBuf,
+    /// Explain only this connection: its number on the timeline (3), or an end's
+    /// address and/or port (198.18.0.1, 198.18.0.1:5000, [::1]:80, :5000).
+    #[arg(long, value_name = "FILTER")]
+    pub conn: Option<String>,
+    /// Write the timeline as JSON Lines on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Print only the final `end` line(s).
+    #[arg(long)]
+    pub quiet: bool,
+    /// Time column: rel (since the capture's first packet) or abs (the packets'
+    /// wall clock, UTC).
+    #[arg(long, value_name = "rel|abs", default_value = "rel", value_parser = Suggest(timestamp_names), hide_possible_values = true)]
+    pub timestamps: String,
 }

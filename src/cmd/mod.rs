@@ -4,6 +4,7 @@
 
 pub mod completions;
 pub mod connect;
+pub mod explain;
 pub mod idle_limit;
 pub mod lab;
 pub mod listen;
@@ -67,6 +68,7 @@ pub fn run(config: Config) -> Result<EndFacts, RunError> {
             idle_limit::run(&cfg, &mut rep, &signals)
         }
         Config::Man(cfg) => man::run(&cfg),
+        Config::Explain(cfg) => explain::run(&cfg),
     }
 }
 

@@ -389,6 +389,7 @@ pub enum Config {
     Plan(super::plan::PlanConfig),
     Tune(super::tune::TuneConfig),
     IdleLimit(super::idle_limit::IdleLimitConfig),
+    Explain(super::explain::ExplainConfig),
 }
 
 impl Config {
@@ -403,6 +404,9 @@ impl Config {
             Command::Man(args) => Config::Man(validate_man(args)?),
             Command::Plan(args) => Config::Plan(super::plan::PlanConfig::from_args(args)?),
             Command::Tune(args) => Config::Tune(super::tune::TuneConfig::from_args(args)?),
+            Command::Explain(args) => {
+                Config::Explain(super::explain::ExplainConfig::from_args(args)?)
+            }
             Command::IdleLimit(args) => {
                 Config::IdleLimit(super::idle_limit::IdleLimitConfig::from_args(args)?)
             }

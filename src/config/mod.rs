@@ -10,6 +10,7 @@ mod address;
 mod argv_tests;
 mod commands;
 mod duration;
+pub mod explain;
 pub mod idle_limit;
 mod keepalive;
 mod lab;

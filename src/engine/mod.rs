@@ -7,6 +7,7 @@
 //! other processes' connections ([`watch`]), the lab's scenario runner ([`lab`])
 //! and the `idle-limit` measurement ([`idle_limit`]).
 
+pub mod capture;
 pub mod connection;
 pub mod event_loop;
 pub mod idle_limit;

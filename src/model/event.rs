@@ -448,6 +448,14 @@ pub enum EventKind {
         #[serde(skip_serializing_if = "Option::is_none")]
         keepalive_idle_s: Option<u32>,
     },
+    /// `explain`: a setting or fact read off a packet capture ("idle", "intvl",
+    /// "cnt", "stack"), with the evidence; `exact` when the timing leaves one value.
+    Inferred {
+        what: &'static str,
+        value: String,
+        exact: bool,
+        evidence: String,
+    },
 }
 
 impl EventKind {
@@ -483,6 +491,7 @@ impl EventKind {
             EventKind::Tuned(_) => "tuned",
             EventKind::IdleRound { .. } => "idle-round",
             EventKind::IdleCheck { .. } => "idle-check",
+            EventKind::Inferred { .. } => "inferred",
         }
     }
 }

@@ -5,6 +5,7 @@
 //! rules; the kernel timers replayed forward (schedule) and the timer wheel's
 //! lateness (wheel). Everything here is tested without sockets.
 
+pub mod capture;
 pub mod event;
 pub mod expect;
 pub mod filter;

@@ -41,6 +41,9 @@ pub enum Source {
     SystemDefault,
     /// Nothing could tell; a documented assumption (e.g. no user timeout).
     Assumed,
+    /// `explain`: read off a packet capture's timing (an `inferred` event gives
+    /// the evidence).
+    Capture,
 }
 
 impl Source {
@@ -50,6 +53,7 @@ impl Source {
             Source::KernelTimer => "kernel-timer",
             Source::SystemDefault => "system-default",
             Source::Assumed => "assumed",
+            Source::Capture => "capture",
         }
     }
 
@@ -65,6 +69,7 @@ impl Source {
             Source::KernelTimer => "from the kernel's timer",
             Source::SystemDefault => "system default",
             Source::Assumed => "assumed",
+            Source::Capture => "inferred from the capture",
         }
     }
 }

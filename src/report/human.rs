@@ -504,6 +504,19 @@ fn describe(kind: &EventKind, clock: LineClock) -> Vec<(&'static str, String)> {
             drop_mode.map_or(String::new(), |m| format!(" ({m})")),
             rtt.as_secs_f64() * 1e3
         )),
+        EventKind::Inferred {
+            what,
+            value,
+            exact,
+            evidence,
+        } => one(format!(
+            "{what} {value}{}: {evidence}",
+            if *exact || value == "unknown" {
+                ""
+            } else {
+                " (not exact)"
+            }
+        )),
     }
 }
 

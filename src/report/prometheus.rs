@@ -121,7 +121,8 @@ fn weakest(sources: impl IntoIterator<Item = Source>) -> Source {
         Source::ReadBack => 0,
         Source::KernelTimer => 1,
         Source::SystemDefault => 2,
-        Source::Assumed => 3,
+        Source::Capture => 3,
+        Source::Assumed => 4,
     };
     sources
         .into_iter()

@@ -391,6 +391,12 @@ pub fn one_of_each() -> Vec<Event> {
             keepalive_idle_s: None,
         },
         EventKind::End(idle_limit_end()),
+        EventKind::Inferred {
+            what: "idle",
+            value: "1s".into(),
+            exact: true,
+            evidence: "1.027s from the last contact to probe 1".into(),
+        },
     ];
     kinds
         .into_iter()
@@ -438,9 +444,10 @@ pub fn kind_name_is_covered(kind: &EventKind) -> &'static str {
         | EventKind::Fault { .. }
         | EventKind::Tuned(_)
         | EventKind::IdleRound { .. }
-        | EventKind::IdleCheck { .. } => kind.name(),
+        | EventKind::IdleCheck { .. }
+        | EventKind::Inferred { .. } => kind.name(),
     }
 }
 
 /// How many kinds [`kind_name_is_covered`] lists: keep in step with it.
-pub const KINDS: usize = 29;
+pub const KINDS: usize = 30;

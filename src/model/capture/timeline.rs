@@ -1,0 +1,682 @@
+//! One connection's explanation: its observations replayed as `connect`'s event
+//! vocabulary from the side that probes (`local`), the settings inferred from
+//! them, and the end: who ended it, how long after the last contact, and what
+//! the inferred settings predict. Times are capture times: `at` from the first
+//! frame, `wall` the frame's own timestamp.
+
+use std::net::SocketAddr;
+use std::time::{Duration, UNIX_EPOCH};
+
+use super::conn::{Conn, Obs};
+use super::infer::{self, Run, Value};
+use crate::model::event::{EndFacts, Event, EventKind, Outcome};
+use crate::model::predict::Effective;
+use crate::model::settings::{Source, Sources};
+
+/// Linux's tcp_retries2 default, for the busy-path line of the `config` event.
+const RETRIES2: u32 = 15;
+/// At most one `data` event per this much capture time (the bytes add up).
+const DATA_EVERY: Duration = Duration::from_secs(1);
+
+/// One connection explained.
+#[derive(Debug, Clone)]
+pub struct Explained {
+    pub id: u64,
+    pub local: SocketAddr,
+    pub peer: SocketAddr,
+    pub events: Vec<Event>,
+    pub end: EndFacts,
+}
+
+/// The side whose timeline is told: the one that sent keepalive probes, else the
+/// one that retransmitted or probed a zero window, else the client.
+pub fn local_side(conn: &Conn) -> usize {
+    let mut probes = [0u64; 2];
+    let mut retries = [0u64; 2];
+    for (_, o) in &conn.obs {
+        match *o {
+            Obs::KeepaliveProbe { side, .. } => probes[side] += 1,
+            Obs::WindowProbe { side } | Obs::Retransmit { side, .. } => retries[side] += 1,
+            _ => {}
+        }
+    }
+    if probes != [0, 0] {
+        return (probes[1] > probes[0]) as usize;
+    }
+    (retries[1] > retries[0]) as usize
+}
+
+fn secs(d: Duration) -> f64 {
+    crate::model::event::secs_value(d)
+}
+
+fn t(d: Duration) -> String {
+    format!("{:.3}s", d.as_secs_f64())
+}
+
+/// The inferred settings of a connection's prober.
+#[derive(Debug, Clone, Default)]
+struct Settings {
+    idle: Option<Value>,
+    intvl: Option<Value>,
+    /// Unanswered probes before the prober's own end, and whether exact.
+    cnt: Option<(u32, bool, String)>,
+    one_byte: Option<bool>,
+    /// What ended a busy or zero-window connection: unanswered tries, evidence.
+    retries: Option<(u32, String)>,
+}
+
+/// Explains one connection; `start` is the capture's first frame, `end` its last.
+pub fn explain(conn: &Conn, start: Duration, capture_end: Duration) -> Explained {
+    let local = local_side(conn);
+    let peer = 1 - local;
+    let rel = |at: Duration| at.saturating_sub(start);
+    let runs = infer::runs(conn, local);
+    let mut settings = Settings {
+        idle: infer::idle(&runs),
+        intvl: infer::intvl(&runs),
+        cnt: None,
+        one_byte: runs.first().map(|r| r.one_byte),
+        retries: None,
+    };
+    let mut events: Vec<(Duration, EventKind)> = Vec::new();
+    let connected_at = conn
+        .obs
+        .iter()
+        .find(|(_, o)| *o == Obs::Established)
+        .map(|(at, _)| *at)
+        .unwrap_or(conn.first);
+    events.push((
+        connected_at,
+        EventKind::Connected {
+            local: conn.addrs[local],
+            peer: conn.addrs[peer],
+        },
+    ));
+    if !conn.syn_seen {
+        events.push((
+            conn.first,
+            EventKind::Warning {
+                message: "the capture starts inside this connection (no SYN): who opened it \
+                          and what came before are not known"
+                    .into(),
+            },
+        ));
+    }
+    let end = replay(
+        conn,
+        local,
+        &runs,
+        &mut settings,
+        capture_end,
+        &mut events,
+        rel,
+    );
+    // The config goes right after `connected`: hindsight from the whole capture.
+    let facts = config(&settings, !runs.is_empty());
+    let predicted = facts.predicted_detect_s;
+    events.insert(
+        1.min(events.len()),
+        (connected_at, EventKind::Config(facts)),
+    );
+    let end_at = end.0;
+    let mut end = end.1;
+    if end.predicted_detect_s.is_none() && end.path == Some("idle") {
+        end.predicted_detect_s = predicted;
+    }
+    for (what, v) in inferred_lines(&settings) {
+        events.push((end_at, v.into_kind(what)));
+    }
+    events.push((end_at, EventKind::End(end.clone())));
+    events.sort_by_key(|(at, _)| *at);
+    let events = events
+        .into_iter()
+        .map(|(at, kind)| Event {
+            at: rel(at),
+            wall: UNIX_EPOCH.checked_add(at).unwrap_or(UNIX_EPOCH),
+            conn: conn.id,
+            kind,
+        })
+        .collect();
+    Explained {
+        id: conn.id,
+        local: conn.addrs[local],
+        peer: conn.addrs[peer],
+        events,
+        end,
+    }
+}
+
+struct Line {
+    value: String,
+    exact: bool,
+    evidence: String,
+}
+
+impl Line {
+    fn into_kind(self, what: &'static str) -> EventKind {
+        EventKind::Inferred {
+            what,
+            value: self.value,
+            exact: self.exact,
+            evidence: self.evidence,
+        }
+    }
+}
+
+fn inferred_lines(s: &Settings) -> Vec<(&'static str, Line)> {
+    let mut out = Vec::new();
+    let setting = |v: &Value| Line {
+        value: if v.exact {
+            format!("{}s", v.secs)
+        } else {
+            format!("{:.3}s", v.measured.as_secs_f64())
+        },
+        exact: v.exact,
+        evidence: v.evidence.clone(),
+    };
+    match &s.idle {
+        Some(v) => out.push(("idle", setting(v))),
+        None => out.push((
+            "idle",
+            Line {
+                value: "unknown".into(),
+                exact: false,
+                evidence: "no keepalive probe in the capture".into(),
+            },
+        )),
+    }
+    if let Some(v) = &s.intvl {
+        out.push(("intvl", setting(v)));
+    } else if s.idle.is_some() {
+        out.push((
+            "intvl",
+            Line {
+                value: "unknown".into(),
+                exact: false,
+                evidence: "no two probes in a row went unanswered".into(),
+            },
+        ));
+    }
+    if let Some((n, exact, why)) = &s.cnt {
+        out.push((
+            "cnt",
+            Line {
+                value: if *exact {
+                    n.to_string()
+                } else {
+                    format!("at least {n}")
+                },
+                exact: *exact,
+                evidence: why.clone(),
+            },
+        ));
+    }
+    if let Some((n, why)) = &s.retries {
+        out.push((
+            "retries",
+            Line {
+                value: n.to_string(),
+                exact: false,
+                evidence: why.clone(),
+            },
+        ));
+    }
+    let settings = match (&s.idle, &s.intvl, &s.cnt) {
+        (Some(i), Some(v), Some((c, true, _))) if i.exact && v.exact => Some((i.secs, v.secs, *c)),
+        _ => None,
+    };
+    let (name, evidence) = infer::stack(s.one_byte, settings);
+    out.push((
+        "stack",
+        Line {
+            exact: name.is_some(),
+            value: name.unwrap_or_else(|| "unknown".into()),
+            evidence,
+        },
+    ));
+    out
+}
+
+/// The `config` event: the inferred settings and the prediction they make.
+fn config(s: &Settings, probes_seen: bool) -> crate::model::event::ConfigFacts {
+    let idle = s.idle.as_ref().map(|v| v.secs);
+    let intvl = s.intvl.as_ref().map(|v| v.secs);
+    let cnt = s.cnt.as_ref().filter(|c| c.1).map(|c| c.0);
+    let eff = Effective {
+        keepalive: probes_seen,
+        idle_s: idle.unwrap_or(0),
+        intvl_s: intvl.or(idle).unwrap_or(0),
+        cnt: cnt.unwrap_or(0),
+        user_timeout_ms: 0,
+    };
+    let mut facts = eff.facts(RETRIES2);
+    let known = |k: bool| if k { Source::Capture } else { Source::Assumed };
+    if !probes_seen {
+        facts.warnings = vec![
+            "no keepalive probe in the capture: keepalive is off, or its idle is longer than              the capture's quiet stretches"
+                .into(),
+        ];
+        facts.explain = "no keepalive probe on the wire: no idle-path prediction".into();
+    }
+    facts.sources = Sources {
+        keepalive: known(probes_seen),
+        idle_s: known(idle.is_some()),
+        intvl_s: known(intvl.is_some()),
+        cnt: known(cnt.is_some()),
+        user_timeout_ms: Source::Assumed,
+    };
+    if probes_seen && (idle.is_none() || intvl.is_none() || cnt.is_none()) {
+        facts.predicted_detect_s = None;
+        facts.predicted_probes = None;
+        facts.explain = "not every setting shows on the wire: no prediction".into();
+    }
+    facts.predicted_busy_detect_s = None;
+    facts.warnings.retain(|w| !w.contains("cnt"));
+    facts.warnings.push(
+        "inferred from the capture's timing (see the inferred lines): a user timeout \
+         and the retransmission budget show only when they end the connection"
+            .into(),
+    );
+    facts
+}
+
+/// Replays the observations into events; returns the end (its time and facts).
+#[allow(clippy::too_many_arguments)]
+fn replay(
+    conn: &Conn,
+    local: usize,
+    runs: &[Run],
+    settings: &mut Settings,
+    capture_end: Duration,
+    events: &mut Vec<(Duration, EventKind)>,
+    rel: impl Fn(Duration) -> Duration,
+) -> (Duration, EndFacts) {
+    let peer = 1 - local;
+    let (la, pa) = (conn.addrs[local], conn.addrs[peer]);
+    let idle_s = settings
+        .idle
+        .as_ref()
+        .map(|v| Duration::from_secs(v.secs as u64));
+    let intvl_s = settings
+        .intvl
+        .as_ref()
+        .map(|v| Duration::from_secs(v.secs as u64));
+    let mut contact = conn.first;
+    let established = conn
+        .obs
+        .iter()
+        .find(|(_, o)| *o == Obs::Established)
+        .map_or(conn.first, |(at, _)| *at);
+    let mut probe_n = 0u32;
+    let mut prev_probe: Option<Duration> = None;
+    let mut window_n = 0u32;
+    let mut window_unanswered = 0u32;
+    let mut zero_since: Option<Duration> = None;
+    let mut retrans_n = 0u32;
+    let mut last_retry: Option<Duration> = None;
+    let mut retry_gap: Option<Duration> = None;
+    let (mut bytes_in, mut bytes_out) = (0u64, 0u64);
+    let mut data_shown: Option<Duration> = None;
+    for &(at, obs) in &conn.obs {
+        match obs {
+            Obs::SynRetransmit { n } => {
+                events.push((at, EventKind::SynRetransmit { n, due: rel(at) }))
+            }
+            Obs::KeepaliveProbe { side, .. } if side == local => {
+                if probe_n == 0 {
+                    let shown = contact.max(established);
+                    events.push((
+                        shown,
+                        EventKind::Idle {
+                            since: rel(contact),
+                        },
+                    ));
+                }
+                probe_n += 1;
+                let due = match (probe_n, prev_probe) {
+                    (1, _) => idle_s.map(|i| contact + i),
+                    (_, Some(p)) => intvl_s.map(|i| p + i),
+                    _ => None,
+                }
+                .unwrap_or(at);
+                events.push((
+                    at,
+                    EventKind::Probe {
+                        n: probe_n,
+                        due: rel(due),
+                    },
+                ));
+                prev_probe = Some(at);
+            }
+            Obs::WindowProbe { side } if side == local => {
+                window_n += 1;
+                window_unanswered += 1;
+                note_retry(&mut last_retry, &mut retry_gap, at);
+                events.push((
+                    at,
+                    EventKind::WindowProbe {
+                        n: window_n,
+                        due: rel(at),
+                        unanswered: window_unanswered,
+                    },
+                ));
+            }
+            Obs::Retransmit {
+                side,
+                unacked,
+                bytes,
+            } if side == local => {
+                retrans_n += 1;
+                note_retry(&mut last_retry, &mut retry_gap, at);
+                // The wire shows bytes; the event counts segments of this size.
+                let unacked = unacked.div_ceil(bytes.max(1));
+                events.push((
+                    at,
+                    EventKind::Retransmit {
+                        n: retrans_n,
+                        unacked,
+                    },
+                ));
+            }
+            Obs::ZeroWindow { side } if side == peer => {
+                zero_since = Some(at);
+                window_n = 0;
+                events.push((
+                    at,
+                    EventKind::ZeroWindow {
+                        unsent: 0,
+                        probe_due: rel(at),
+                    },
+                ));
+            }
+            Obs::WindowOpen { side } if side == peer => {
+                if let Some(since) = zero_since.take() {
+                    events.push((
+                        at,
+                        EventKind::WindowOpen {
+                            after: at.saturating_sub(since),
+                            probes: window_n,
+                        },
+                    ));
+                }
+            }
+            Obs::Data { side, bytes } => {
+                if side == local {
+                    bytes_out += bytes as u64;
+                } else {
+                    bytes_in += bytes as u64;
+                }
+                if data_shown.is_none_or(|d| at.saturating_sub(d) >= DATA_EVERY) {
+                    events.push((
+                        at,
+                        EventKind::Data {
+                            bytes_in,
+                            bytes_out,
+                        },
+                    ));
+                    data_shown = Some(at);
+                }
+            }
+            Obs::Rst { side } => {
+                return (
+                    at,
+                    rst_end(
+                        conn,
+                        local,
+                        side,
+                        at,
+                        contact,
+                        probe_n,
+                        window_unanswered + retrans_n,
+                        settings,
+                        runs,
+                    ),
+                );
+            }
+            Obs::Fin { side } => {
+                let who = if side == local { la } else { pa };
+                let outcome_msg = if side == peer {
+                    format!("{pa} closed the connection (FIN)")
+                } else {
+                    format!("{who} closed first (FIN), then the peer")
+                };
+                if side == peer || conn.sides[peer].fin {
+                    let mut e = EndFacts::new(Outcome::Eof, None, outcome_msg, None, None);
+                    e.inferred = Some(true);
+                    e.evidence = Some(format!("FIN from {who}"));
+                    return (at, e);
+                }
+            }
+            _ => {}
+        }
+        // Anything from the peer is contact, and answers what was outstanding.
+        if obs.side() == Some(peer) {
+            if probe_n > 0 && !matches!(obs, Obs::Rst { .. }) {
+                events.push((at, EventKind::ProbeAcked { n: probe_n }));
+            }
+            if window_unanswered > 0 {
+                events.push((at, EventKind::WindowProbeAcked { n: window_n }));
+            }
+            probe_n = 0;
+            prev_probe = None;
+            window_unanswered = 0;
+            retrans_n = 0;
+            last_retry = None;
+            retry_gap = None;
+            contact = at;
+        } else if obs.side() == Some(local) && matches!(obs, Obs::Data { .. }) {
+            probe_n = 0;
+            prev_probe = None;
+        }
+    }
+    silent_end(
+        conn,
+        local,
+        contact,
+        probe_n,
+        last_retry,
+        retry_gap,
+        window_unanswered,
+        retrans_n,
+        settings,
+        capture_end,
+    )
+}
+
+fn note_retry(last: &mut Option<Duration>, gap: &mut Option<Duration>, at: Duration) {
+    if let Some(l) = *last {
+        *gap = Some(at.saturating_sub(l));
+    }
+    *last = Some(at);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn rst_end(
+    conn: &Conn,
+    local: usize,
+    side: usize,
+    at: Duration,
+    contact: Duration,
+    probes: u32,
+    retries: u32,
+    settings: &mut Settings,
+    runs: &[Run],
+) -> EndFacts {
+    let (la, pa) = (conn.addrs[local], conn.addrs[1 - local]);
+    let detect = at.saturating_sub(contact);
+    let mut e = if side == local && probes > 0 {
+        let last = runs.last().map(|r| r.probes.len() as u32).unwrap_or(probes);
+        settings.cnt = Some((
+            last,
+            true,
+            format!(
+                "{last} unanswered probe(s), then {la}'s RST {} after the last contact: \
+                 a TCP_USER_TIMEOUT between {} and {} would end it the same way, the wire \
+                 cannot tell the two apart",
+                t(detect),
+                t(runs
+                    .last()
+                    .and_then(|r| r.probes.last())
+                    .map(|p| p.0.saturating_sub(contact))
+                    .unwrap_or_default()),
+                t(detect)
+            ),
+        ));
+        let mut e = EndFacts::new(
+            Outcome::Timeout,
+            Some("ETIMEDOUT".into()),
+            format!(
+                "{la} gave up after {probes} unanswered keepalive probe(s) and reset the connection"
+            ),
+            Some(secs(detect)),
+            None,
+        );
+        e.bound = Some("keepalive-count");
+        e.path = Some("idle");
+        e
+    } else if side == local && retries > 0 {
+        let mut e = EndFacts::new(
+            Outcome::Timeout,
+            Some("ETIMEDOUT".into()),
+            format!(
+                "{la} gave up after {retries} unanswered retransmission(s) or window probe(s) and reset the connection"
+            ),
+            Some(secs(detect)),
+            None,
+        );
+        e.path = Some("busy");
+        e
+    } else if side == local {
+        EndFacts::new(
+            Outcome::Reset,
+            None,
+            format!(
+                "{la} reset the connection itself (its application aborted): no dead peer was detected"
+            ),
+            None,
+            None,
+        )
+    } else {
+        let answer = if probes > 0 {
+            format!(
+                " in answer to keepalive probe {probes}: the peer no longer knows the connection (rebooted?)"
+            )
+        } else {
+            String::new()
+        };
+        let mut e = EndFacts::new(
+            Outcome::Reset,
+            Some("ECONNRESET".into()),
+            format!("{pa} reset the connection{answer}"),
+            Some(secs(detect)),
+            None,
+        );
+        if probes > 0 {
+            e.path = Some("idle");
+        }
+        e
+    };
+    e.inferred = Some(true);
+    e.evidence = Some(format!(
+        "RST from {}, {} after the last contact",
+        if side == local { la } else { pa },
+        t(detect)
+    ));
+    e
+}
+
+#[allow(clippy::too_many_arguments)]
+fn silent_end(
+    conn: &Conn,
+    local: usize,
+    contact: Duration,
+    probes: u32,
+    last_retry: Option<Duration>,
+    retry_gap: Option<Duration>,
+    retries: u32,
+    retrans: u32,
+    settings: &mut Settings,
+    capture_end: Duration,
+) -> (Duration, EndFacts) {
+    let la = conn.addrs[local];
+    if probes > 0 {
+        settings.cnt = Some((
+            probes,
+            false,
+            format!(
+                "{probes} unanswered probe(s) and no RST before the capture ends, {} after \
+                 the last contact",
+                t(capture_end.saturating_sub(contact))
+            ),
+        ));
+    }
+    if retries + retrans > 0 {
+        // Linux gives up on retransmissions and window probes without sending
+        // anything: at the timer firing after the last one, a backed-off gap later.
+        let last = last_retry.unwrap_or(contact);
+        let gap = retry_gap.unwrap_or_default();
+        let gives_up = last + gap;
+        let tries = if retries > 0 { retries } else { retrans };
+        settings.retries = Some((
+            tries,
+            format!(
+                "{tries} unanswered {} in a row, then silence: Linux's tcp_retries2 = {tries} \
+                 (the default is 15), or a user timeout of about {} since the last contact",
+                if retries > 0 {
+                    "window probes"
+                } else {
+                    "retransmissions"
+                },
+                t(gives_up.saturating_sub(contact))
+            ),
+        ));
+        let mut e = EndFacts::new(
+            Outcome::Timeout,
+            Some("ETIMEDOUT".into()),
+            format!(
+                "{la} sent {} unanswered retransmission(s)/window probe(s) and nothing after: \
+                 it gave up silently (as Linux does), at the next timer firing ~{} after the last",
+                retries + retrans,
+                t(gap)
+            ),
+            Some(secs(gives_up.saturating_sub(contact))),
+            Some(secs(gives_up.saturating_sub(contact))),
+        );
+        e.certainty = Some("likely");
+        e.inferred = Some(true);
+        e.path = Some(if retries > 0 { "zero-window" } else { "busy" });
+        e.evidence = Some(format!(
+            "the last unanswered one {} after the last contact, gaps backing off to {}; the \
+             capture ends {} after the last one{}",
+            t(last.saturating_sub(contact)),
+            t(gap),
+            t(capture_end.saturating_sub(last)),
+            if capture_end < gives_up {
+                ": before that time, so if the capture stopped early the connection may have lived on"
+            } else {
+                ""
+            }
+        ));
+        return (gives_up.max(last), e);
+    }
+    let mut e = EndFacts::new(
+        Outcome::Alive,
+        None,
+        format!(
+            "still open when the capture ends, {} after the last contact",
+            t(capture_end.saturating_sub(contact))
+        ),
+        None,
+        None,
+    );
+    e.inferred = Some(true);
+    e.evidence = Some(if probes > 0 {
+        format!(
+            "{probes} unanswered keepalive probe(s) at the end: the capture stops before the prober's verdict"
+        )
+    } else {
+        "no RST or FIN in the capture".into()
+    });
+    (capture_end.max(conn.last), e)
+}
