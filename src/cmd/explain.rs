@@ -6,6 +6,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use crate::config::RunConfig;
 use crate::config::explain::ExplainConfig;
+use crate::engine::output::{Delivery, Output};
 use crate::engine::run::RunError;
 use crate::model::capture::{self, Explained};
 use crate::model::event::{EndFacts, Event, EventKind, Outcome};
@@ -47,6 +48,17 @@ pub fn run(cfg: &ExplainConfig) -> Result<EndFacts, RunError> {
     run.quiet = cfg.quiet;
     run.timestamps = cfg.timestamps;
     let mut sink = report::sink_for(&run, selected.len() > 1, crate::engine::output::stdout());
+    // The queue takes what the sink flushed once it is committed: an end always.
+    let output = Output::current();
+    let mut emit = |event: &Event| -> Result<(), RunError> {
+        sink.emit(event)
+            .map_err(RunError::output("write the timeline"))?;
+        output.commit(match event.kind {
+            EventKind::End(_) => Delivery::Always,
+            _ => Delivery::Droppable,
+        });
+        Ok(())
+    };
     for note in &capture.notes {
         let event = Event {
             at: Duration::ZERO,
@@ -56,13 +68,11 @@ pub fn run(cfg: &ExplainConfig) -> Result<EndFacts, RunError> {
                 message: note.clone(),
             },
         };
-        sink.emit(&event)
-            .map_err(RunError::output("write the timeline"))?;
+        emit(&event)?;
     }
     for conn in &selected {
         for event in &conn.events {
-            sink.emit(event)
-                .map_err(RunError::output("write the timeline"))?;
+            emit(event)?;
         }
     }
     let Some(worst) = capture::worst(&selected) else {
