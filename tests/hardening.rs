@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::{Proc, event_is, listen_proc as listen, listening_addr, parse_all, with_nofile};
+use common::{Proc, event_is, listen, listening_addr, parse_all, with_nofile};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tcpalive");
 

@@ -7,12 +7,12 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::Duration;
 
-use common::{count, end_of, listen, run_json, until_end};
+use common::{count, end_of, listen, run_json};
 
 #[test]
 fn hung_application_is_a_heartbeat_timeout() {
-    let l = listen(&["--once", "--mute"]);
-    let target = format!("127.0.0.1:{}", l.port);
+    let (_l, l_addr) = listen(&["--once", "--mute"]);
+    let target = l_addr.to_string();
     let (code, events, _) = run_json(&[
         "connect",
         &target,
@@ -51,8 +51,8 @@ fn hung_application_is_a_heartbeat_timeout() {
 
 #[test]
 fn listen_answers_heartbeats() {
-    let l = listen(&["--once"]);
-    let target = format!("127.0.0.1:{}", l.port);
+    let (_l, l_addr) = listen(&["--once"]);
+    let target = l_addr.to_string();
     let (code, events, _) = run_json(&[
         "connect",
         &target,
@@ -114,8 +114,8 @@ fn raw_payload_heartbeat_against_another_server_stays_alive() {
 
 #[test]
 fn expect_met_and_not_met() {
-    let l = listen(&["--close-after", "200ms", "--for", "20s"]);
-    let target = format!("127.0.0.1:{}", l.port);
+    let (_l, l_addr) = listen(&["--close-after", "200ms", "--for", "20s"]);
+    let target = l_addr.to_string();
     let (code, events, stderr) = run_json(&[
         "connect", &target, "--expect", "eof", "--within", "..1s", "--json",
     ]);
@@ -156,8 +156,8 @@ fn expect_met_and_not_met() {
 
 #[test]
 fn reconnect_logs_each_outage_and_summarises() {
-    let l = listen(&["--close-after", "400ms", "--for", "20s"]);
-    let target = format!("127.0.0.1:{}", l.port);
+    let (l, l_addr) = listen(&["--close-after", "400ms", "--for", "20s"]);
+    let target = l_addr.to_string();
     let (code, events, _) = run_json(&[
         "connect",
         &target,
@@ -183,6 +183,6 @@ fn reconnect_logs_each_outage_and_summarises() {
     assert_eq!(end["outages"], 3);
     assert_eq!(end["expect_met"], true);
     assert!(end["availability"].as_f64().expect("availability") > 0.9);
-    let theirs = until_end(&l.lines, 3, Duration::from_secs(5));
+    let theirs = l.until_end(3, Duration::from_secs(5));
     assert!(!theirs.is_empty());
 }

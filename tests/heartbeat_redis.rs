@@ -5,21 +5,12 @@
 mod common;
 
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::{end_of, run_json};
-
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{Reaped, end_of, run_json};
 
 /// redis-server on a free loopback port, with a password when `password` is set.
 fn start_redis(password: Option<&str>) -> (Reaped, u16) {

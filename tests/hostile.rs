@@ -20,9 +20,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use socket2::SockRef;
 
-use common::{
-    Proc, bin, count, end_of, event_is, listen, listen_proc, parse_all, run_json, with_nofile,
-};
+use common::{Proc, bin, count, end_of, event_is, listen, parse_all, run_json, with_nofile};
 
 /// A test server on loopback that treats every connection with `each` (in its
 /// own thread) until dropped.
@@ -137,8 +135,8 @@ fn reconnect_backs_off_after_short_lived_connections_and_bounds_downtime() {
 /// 1.2 s against a healthy `tcpalive listen`.
 #[test]
 fn send_every_filler_keeps_heartbeat_lines_whole() {
-    let server = listen(&[]);
-    let addr = format!("127.0.0.1:{}", server.port);
+    let (_server, server_addr) = listen(&[]);
+    let addr = server_addr.to_string();
     let (code, events, stderr) = run_json(&[
         "connect",
         &addr,
@@ -243,7 +241,7 @@ fn listen_with_no_descriptor_to_spare_backs_off_instead_of_spinning() {
 /// warning per connection (137,404 in 20 s). At most one per 10 s now.
 #[test]
 fn listen_under_rst_churn_rate_limits_cannot_follow_warnings() {
-    let (mut server, addr) = listen_proc(&["--max-conns", "100000"]);
+    let (mut server, addr) = listen(&["--max-conns", "100000"]);
     let until = Instant::now() + Duration::from_millis(1500);
     let churned: u64 = std::thread::scope(|s| {
         let workers: Vec<_> = (0..3)
@@ -297,7 +295,7 @@ fn listen_under_rst_churn_rate_limits_cannot_follow_warnings() {
 /// reset. Once any held connection sees the close, new ones must be refused.
 #[test]
 fn listen_closes_its_listening_socket_before_its_connections() {
-    let (mut server, addr) = listen_proc(&["--max-conns", "1000"]);
+    let (mut server, addr) = listen(&["--max-conns", "1000"]);
     let held: Vec<TcpStream> = (0..300)
         .map(|_| TcpStream::connect(addr).expect("connect"))
         .collect();
@@ -334,7 +332,7 @@ fn listen_closes_its_listening_socket_before_its_connections() {
 /// its `end`. HUP now ends it like TERM (exit 129); the others are ignored.
 #[test]
 fn sighup_ends_like_sigterm_and_usr1_usr2_alrm_are_ignored() {
-    let (mut server, addr) = listen_proc(&[]);
+    let (mut server, addr) = listen(&[]);
     let mut client = Proc::spawn(&["connect", &addr.to_string(), "--json"]);
     client.until(Duration::from_secs(5), "connected", |e| {
         event_is(e, "connected")

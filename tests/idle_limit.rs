@@ -8,13 +8,13 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{bin, count, end_of, listen, run_json};
+use common::{Proc, bin, count, end_of, listen, parse_all, run_json};
 use serde_json::Value;
 
 /// Everything the listener printed until it has been quiet for a moment.
-fn drain(rx: &std::sync::mpsc::Receiver<Value>) -> Vec<Value> {
+fn drain(listener: &Proc) -> Vec<Value> {
     let mut got = Vec::new();
-    while let Ok(v) = rx.recv_timeout(Duration::from_millis(500)) {
+    while let Some(v) = listener.recv(Duration::from_millis(500)) {
         got.push(v);
     }
     got
@@ -22,8 +22,8 @@ fn drain(rx: &std::sync::mpsc::Receiver<Value>) -> Vec<Value> {
 
 #[test]
 fn loopback_keeps_every_flow_up_to_max() {
-    let l = listen(&[]);
-    let target = format!("127.0.0.1:{}", l.port);
+    let (l, l_addr) = listen(&[]);
+    let target = l_addr.to_string();
     let (code, lines, stderr) = run_json(&["idle-limit", &target, "--max", "3", "--json"]);
     assert_eq!(code, 0, "{stderr}");
     let end = end_of(&lines);
@@ -47,7 +47,7 @@ fn loopback_keeps_every_flow_up_to_max() {
     assert_eq!(end["flows"], 4);
     // the listener turned its keepalive off on each flow (HOLD), and sent the
     // `in` flows their PING itself
-    let heard = drain(&l.lines);
+    let heard = drain(&l);
     let off = heard
         .iter()
         .filter(|e| e["event"] == "config" && e["keepalive"] == false)
@@ -103,8 +103,11 @@ fn a_refused_target_is_connect_failed() {
 /// `script`), never into a pipe.
 #[test]
 fn progress_only_on_a_terminal() {
-    let l = listen(&[]);
-    let args = format!("idle-limit 127.0.0.1:{} --max 2 --direction out", l.port);
+    let (_l, l_addr) = listen(&[]);
+    let args = format!(
+        "idle-limit 127.0.0.1:{} --max 2 --direction out",
+        l_addr.port()
+    );
     let on_pty = Command::new("script")
         .args(["-q", "-e", "-c", &format!("{} {args}", bin()), "/dev/null"])
         .stdin(Stdio::null())
@@ -129,9 +132,9 @@ fn progress_only_on_a_terminal() {
 /// was measured so far.
 #[test]
 fn an_interrupted_measurement_ends_with_what_it_has() {
-    let l = listen(&[]);
-    let target = format!("127.0.0.1:{}", l.port);
-    let (mut child, rx) = common::spawn_json(&[
+    let (_l, l_addr) = listen(&[]);
+    let target = l_addr.to_string();
+    let mut client = Proc::spawn(&[
         "idle-limit",
         &target,
         "--max",
@@ -142,20 +145,16 @@ fn an_interrupted_measurement_ends_with_what_it_has() {
     ]);
     // the first check (1.8 s) has come back
     let first = loop {
-        let v = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("an idle-check within 10 s");
+        let v = client.next_event(Duration::from_secs(10), "an idle-check");
         if v["event"] == "idle-check" {
             break v;
         }
     };
     assert_eq!(first["result"], "survived", "{first}");
-    let pid = libc::pid_t::try_from(child.id()).expect("pid");
-    // SAFETY: kill(2) with a valid signal, on our own child.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
-    let status = child.wait().expect("wait");
+    client.signal(libc::SIGINT);
+    let (rest, status) = client.finish(Duration::from_secs(10));
     assert_eq!(status.code(), Some(130));
-    let rest: Vec<Value> = rx.iter().collect();
+    let rest = parse_all(&rest);
     let end = end_of(&rest);
     assert_eq!(end["outcome"], "interrupted", "{end}");
     assert_eq!(end["idle_limit_s"], Value::Null, "{end}");
@@ -166,8 +165,8 @@ fn an_interrupted_measurement_ends_with_what_it_has() {
 /// flow's check: its silence would read as the path dropping the flow.
 #[test]
 fn a_muted_listener_still_answers_test_flows() {
-    let l = listen(&["--mute"]);
-    let target = format!("127.0.0.1:{}", l.port);
+    let (_l, l_addr) = listen(&["--mute"]);
+    let target = l_addr.to_string();
     let (code, lines, stderr) = run_json(&[
         "idle-limit",
         &target,

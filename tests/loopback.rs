@@ -6,12 +6,12 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{count, end_of, listen, names, run_json, spawn_json, until_end};
+use common::{Proc, count, end_of, listen, listening_addr, names, parse_all, run_json};
 
 #[test]
 fn alive_with_answered_probes() {
-    let l = listen(&["--once"]);
-    let target = format!("127.0.0.1:{}", l.port);
+    let (_l, l_addr) = listen(&["--once"]);
+    let target = l_addr.to_string();
     let (code, events, _) = run_json(&[
         "connect", &target, "--idle", "1", "--intvl", "1", "--cnt", "3", "--for", "2500ms",
         "--json",
@@ -58,8 +58,8 @@ fn alive_with_answered_probes() {
 
 #[test]
 fn eof_when_the_peer_closes() {
-    let l = listen(&["--once", "--close-after", "300ms"]);
-    let target = format!("127.0.0.1:{}", l.port);
+    let (l, l_addr) = listen(&["--once", "--close-after", "300ms"]);
+    let target = l_addr.to_string();
     let (code, events, _) = run_json(&["connect", &target, "--idle", "5", "--json"]);
     assert_eq!(code, 4);
     let end = end_of(&events);
@@ -67,14 +67,14 @@ fn eof_when_the_peer_closes() {
     assert_eq!(end["errno"], serde_json::Value::Null);
     assert_eq!(names(&events)[..3], ["connecting", "connected", "config"]);
     // The listener ended its side on purpose with the peer alive.
-    let theirs = until_end(&l.lines, 1, Duration::from_secs(5));
+    let theirs = l.until_end(1, Duration::from_secs(5));
     assert_eq!(end_of(&theirs)["outcome"], "alive");
 }
 
 #[test]
 fn reset_when_the_peer_aborts() {
-    let l = listen(&["--once", "--reset-after", "300ms"]);
-    let target = format!("127.0.0.1:{}", l.port);
+    let (_l, l_addr) = listen(&["--once", "--reset-after", "300ms"]);
+    let target = l_addr.to_string();
     let (code, events, _) = run_json(&["connect", &target, "--json"]);
     assert_eq!(code, 5);
     let end = end_of(&events);
@@ -121,21 +121,19 @@ fn connect_failed_when_refused() {
 }
 
 fn interrupt(signal: i32, want_code: i32) {
-    let l = listen(&[]);
-    let target = format!("127.0.0.1:{}", l.port);
-    let (mut child, rx) =
-        spawn_json(&["connect", &target, "--idle", "1", "--intvl", "1", "--json"]);
+    let (_l, l_addr) = listen(&[]);
+    let target = l_addr.to_string();
+    let mut client = Proc::spawn(&["connect", &target, "--idle", "1", "--intvl", "1", "--json"]);
     // Wait for the connection to be up before interrupting it.
-    let first = rx.recv_timeout(Duration::from_secs(5)).expect("connecting");
+    let first = client.next_event(Duration::from_secs(5), "connecting");
     assert_eq!(first["event"], "connecting");
-    let second = rx.recv_timeout(Duration::from_secs(5)).expect("connected");
+    let second = client.next_event(Duration::from_secs(5), "connected");
     assert_eq!(second["event"], "connected");
     std::thread::sleep(Duration::from_millis(300));
-    // SAFETY: plain kill(2) on our own child.
-    unsafe { libc::kill(child.id() as i32, signal) };
-    let status = child.wait().expect("wait");
+    client.signal(signal);
+    let (rest, status) = client.finish(Duration::from_secs(10));
     assert_eq!(status.code(), Some(want_code));
-    let events: Vec<_> = rx.iter().collect();
+    let events = parse_all(&rest);
     let end = end_of(&events);
     assert_eq!(end["outcome"], "interrupted");
     assert_eq!(end["exit_code"], want_code);
@@ -153,15 +151,15 @@ fn interrupted_by_sigterm() {
 
 #[test]
 fn listen_follows_many_connections_and_tags_them() {
-    let l = listen(&["--for", "3s"]);
-    let target = format!("127.0.0.1:{}", l.port);
+    let (l, l_addr) = listen(&["--for", "3s"]);
+    let target = l_addr.to_string();
     let a = std::net::TcpStream::connect(&target).expect("first");
     let b = std::net::TcpStream::connect(&target).expect("second");
     drop(a);
-    let first = until_end(&l.lines, 1, Duration::from_secs(5));
+    let first = l.until_end(1, Duration::from_secs(5));
     assert_eq!(end_of(&first)["outcome"], "eof");
     drop(b);
-    let second = until_end(&l.lines, 2, Duration::from_secs(5));
+    let second = l.until_end(2, Duration::from_secs(5));
     assert_eq!(end_of(&second)["outcome"], "eof");
     let connected: Vec<_> = first
         .iter()
@@ -174,8 +172,8 @@ fn listen_follows_many_connections_and_tags_them() {
 
 #[test]
 fn max_conns_refuses_instead_of_queueing() {
-    let l = listen(&["--max-conns", "1", "--for", "3s"]);
-    let target = format!("127.0.0.1:{}", l.port);
+    let (l, l_addr) = listen(&["--max-conns", "1", "--for", "3s"]);
+    let target = l_addr.to_string();
     let _held = std::net::TcpStream::connect(&target).expect("first");
     let extra = std::net::TcpStream::connect(&target).expect("second handshake");
     extra
@@ -184,22 +182,20 @@ fn max_conns_refuses_instead_of_queueing() {
     let mut buf = [0u8; 1];
     let err = std::io::Read::read(&mut &extra, &mut buf).expect_err("reset");
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
-    let refused = l
-        .lines
-        .iter()
-        .take(20)
-        .find(|e| e["event"] == "refused")
-        .expect("a refused event");
+    let seen = l.until(Duration::from_secs(5), "a refused event", |e| {
+        e["event"] == "refused"
+    });
+    let refused = seen.last().expect("a refused event");
     assert_eq!(refused["conn"], 0);
 }
 
 #[test]
 fn quiet_prints_only_the_end_line_and_abs_timestamps_are_wall_clock() {
-    let l = listen(&["--once", "--close-after", "200ms"]);
+    let (_l, l_addr) = listen(&["--once", "--close-after", "200ms"]);
     let out = Command::new(common::bin())
         .args([
             "connect",
-            &format!("127.0.0.1:{}", l.port),
+            &l_addr.to_string(),
             "--quiet",
             "--timestamps",
             "abs",
@@ -219,23 +215,9 @@ fn quiet_prints_only_the_end_line_and_abs_timestamps_are_wall_clock() {
 
 #[test]
 fn ipv6_loopback() {
-    let (child, lines) = spawn_json(&["listen", "[::1]:0", "--once", "--json"]);
-    let mut l = common::Listener {
-        child,
-        port: 0,
-        lines,
-    };
-    let first = l
-        .lines
-        .recv_timeout(Duration::from_secs(5))
-        .expect("listening");
-    let local = first["local"].as_str().expect("local").to_string();
+    let l = Proc::spawn(&["listen", "[::1]:0", "--once", "--json"]);
+    let local = listening_addr(&l).to_string();
     assert!(local.starts_with("[::1]:"), "{local}");
-    l.port = local
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port");
     let (code, events, _) = run_json(&["connect", &local, "--for", "300ms", "--json"]);
     assert_eq!(code, 0);
     let connected = &events[1];

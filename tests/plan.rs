@@ -483,24 +483,17 @@ fn run_connected(
     build: impl FnOnce(u16) -> Command,
     ready_line: bool,
 ) -> (Held, String) {
-    let listener = listen(&[]);
-    let mut cmd = build(listener.port);
+    let (_listener, listener_addr) = listen(&[]);
+    let mut cmd = build(listener_addr.port());
     let mut child: Child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("{what}: spawn: {e}"));
-    struct Reap(Child);
-    impl Drop for Reap {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
-    let mut child = Reap(child);
+    let mut child = common::Reaped(child);
     let ready = if ready_line {
         lines.next().and_then(Result::ok).unwrap_or_default()
     } else {
@@ -513,13 +506,13 @@ fn run_connected(
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     let held = loop {
-        match read_back(child.0.id(), listener.port) {
+        match read_back(child.0.id(), listener_addr.port()) {
             Ok(h) => break h,
             Err(e) if Instant::now() > deadline => panic!("{what}: {e}"),
             Err(_) => std::thread::sleep(Duration::from_millis(50)),
         }
     };
-    let ss = ss_timer(listener.port);
+    let ss = ss_timer(listener_addr.port());
     if let Some(mut stdin) = child.0.stdin.take() {
         let _ = stdin.write_all(b"\n");
     }

@@ -10,26 +10,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::Receiver;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::{bin, spawn_json};
-
-/// Kills and reaps a child when the test ends, passing or not.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{Proc, Reaped, bin};
 
 /// A directory removed when the test ends.
 struct TempDir(PathBuf);
@@ -102,7 +91,7 @@ fn ephemeral_range() -> (u16, u16) {
 
 /// `tcpalive listen` on a port below the ephemeral range (so the metrics name it),
 /// trying ports until one is free.
-fn listen_on_service_port(args: &[&str]) -> (Reaped, u16, Receiver<Value>) {
+fn listen_on_service_port(args: &[&str]) -> (Proc, u16) {
     let (lo, _) = ephemeral_range();
     let base = 20000u32.min(u32::from(lo).saturating_sub(2000));
     for i in 0..200u32 {
@@ -110,20 +99,17 @@ fn listen_on_service_port(args: &[&str]) -> (Reaped, u16, Receiver<Value>) {
         let addr = format!("127.0.0.1:{port}");
         let mut all = vec!["listen", addr.as_str(), "--json"];
         all.extend_from_slice(args);
-        let (child, lines) = spawn_json(&all);
-        let mut child = Reaped(child);
-        match lines.recv_timeout(Duration::from_secs(10)) {
-            Ok(first) if first["event"] == "listening" => return (child, port, lines),
-            _ => {
-                let _ = child.0.wait();
-            }
+        let listener = Proc::spawn(&all);
+        match listener.recv(Duration::from_secs(10)) {
+            Some(first) if first["event"] == "listening" => return (listener, port),
+            _ => drop(listener),
         }
     }
     panic!("no free service port for listen");
 }
 
 /// Starts `watch ... --metrics 127.0.0.1:0` and reads the port it serves on.
-fn watch_with_metrics(args: &[&str]) -> (Reaped, u16, Receiver<Value>) {
+fn watch_with_metrics(args: &[&str]) -> (Proc, u16) {
     let mut all = vec![
         "watch",
         "--json",
@@ -133,38 +119,17 @@ fn watch_with_metrics(args: &[&str]) -> (Reaped, u16, Receiver<Value>) {
         "127.0.0.1:0",
     ];
     all.extend_from_slice(args);
-    let mut child = Command::new(bin())
-        .args(&all)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn watch");
-    let stdout = child.stdout.take().expect("stdout");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
-            if tx.send(v).is_err() {
-                break;
-            }
-        }
+    let watch = Proc::spawn(&all);
+    let line = watch.stderr_line(Duration::from_secs(10), "where watch serves", |l| {
+        l.trim().ends_with("/metrics")
     });
-    let mut stderr = BufReader::new(stderr);
-    let mut line = String::new();
-    stderr.read_line(&mut line).expect("watch's stderr");
     let port = line
         .trim()
         .strip_suffix("/metrics")
         .and_then(|l| l.rsplit(':').next())
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("watch did not say where it serves: {line:?}"));
-    std::thread::spawn(move || {
-        let mut rest = String::new();
-        let _ = stderr.read_to_string(&mut rest);
-        let _ = write!(std::io::stderr(), "{rest}");
-    });
-    (Reaped(child), port, rx)
+    (watch, port)
 }
 
 /// A plain HTTP/1.0 GET on loopback (no chunked encoding to undo); the body.
@@ -291,19 +256,17 @@ fn prometheus_scrapes_watch_and_sees_the_predicted_values() {
     }
     let dir = TempDir::new("prom");
     // Accepted sockets: idle 1 + 3 x intvl 1 = 4 s.
-    let (_listener, port, _listener_lines) =
+    let (_listener, port) =
         listen_on_service_port(&["--idle", "1", "--intvl", "1", "--cnt", "3", "--for", "60"]);
-    let (mut watch, metrics_port, watch_lines) =
-        watch_with_metrics(&["--port", &port.to_string(), "--for", "60"]);
+    let (watch, metrics_port) = watch_with_metrics(&["--port", &port.to_string(), "--for", "60"]);
     let target = format!("127.0.0.1:{port}");
     // A client with idle 2 + 3 x intvl 1 = 5 s that stays, and one without
     // keepalive (never detects) that is stopped (SIGTERM) once both were seen.
     let (_prometheus, prom) = start_prometheus(&dir.0, metrics_port);
-    let (stays, _stays_lines) = spawn_json(&[
+    let _stays = Proc::spawn(&[
         "connect", &target, "--json", "--idle", "2", "--intvl", "1", "--cnt", "3", "--for", "60",
     ]);
-    let _stays = Reaped(stays);
-    let (leaves, _leaves_lines) = spawn_json(&[
+    let mut leaves = Proc::spawn(&[
         "connect",
         &target,
         "--json",
@@ -311,7 +274,6 @@ fn prometheus_scrapes_watch_and_sees_the_predicted_values() {
         "--for",
         "60",
     ]);
-    let mut leaves = Reaped(leaves);
     let p = port.to_string();
 
     // Nothing but our one target (once discovery has run), and no alertmanager.
@@ -378,8 +340,8 @@ fn prometheus_scrapes_watch_and_sees_the_predicted_values() {
     });
 
     // The short client leaves: its two sockets end, and the gauges follow.
-    nix_kill_term(leaves.0.id());
-    let status = leaves.0.wait().expect("client exits");
+    leaves.signal(libc::SIGTERM);
+    let status = leaves.wait(Duration::from_secs(10));
     assert_eq!(status.code(), Some(143), "SIGTERM's exit code");
     let q = format!("sum(tcpalive_connections{{local_port=\"{p}\"}})");
     until(prom, &q, "one accepted socket left", |r| {
@@ -406,7 +368,7 @@ fn prometheus_scrapes_watch_and_sees_the_predicted_values() {
     let mut reported: Vec<String> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     while reported.len() < 2 && Instant::now() < deadline {
-        if let Ok(v) = watch_lines.recv_timeout(Duration::from_millis(200))
+        if let Some(v) = watch.recv(Duration::from_millis(200))
             && v["event"] == "end"
             && v["conn"] != 0
         {
@@ -426,7 +388,7 @@ fn prometheus_scrapes_watch_and_sees_the_predicted_values() {
         "Prometheus' ends against watch's own end events"
     );
 
-    let _ = watch.0.kill();
+    drop(watch);
 }
 
 fn nix_is_root() -> bool {
@@ -446,10 +408,10 @@ fn plain_scrapers_get_the_text_format_and_node_exporter_reads_the_textfile() {
         return;
     }
     let dir = TempDir::new("textfile");
-    let (_listener, port, _listener_lines) =
+    let (_listener, port) =
         listen_on_service_port(&["--idle", "1", "--intvl", "1", "--cnt", "3", "--for", "30"]);
     let file = dir.0.join("tcpalive.prom");
-    let mut watch = Reaped(
+    let mut watch = Proc::spawn_with(
         Command::new(bin())
             .args([
                 "watch",
@@ -461,13 +423,10 @@ fn plain_scrapers_get_the_text_format_and_node_exporter_reads_the_textfile() {
                 &port.to_string(),
             ])
             .arg("--metrics-file")
-            .arg(&file)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn watch"),
+            .arg(&file),
     );
     let target = format!("127.0.0.1:{port}");
-    let (client, _client_lines) = spawn_json(&[
+    let _client = Proc::spawn(&[
         "connect",
         &target,
         "--json",
@@ -475,7 +434,6 @@ fn plain_scrapers_get_the_text_format_and_node_exporter_reads_the_textfile() {
         "--for",
         "30",
     ]);
-    let _client = Reaped(client);
     let web = free_port();
     let log = std::fs::File::create(dir.0.join("node-exporter.log")).expect("log");
     let _exporter = Reaped(
@@ -533,8 +491,8 @@ fn plain_scrapers_get_the_text_format_and_node_exporter_reads_the_textfile() {
         "{names:?}"
     );
     // Stopping the watch leaves the file with no connection in it.
-    nix_kill_term(watch.0.id());
-    let _ = watch.0.wait();
+    watch.signal(libc::SIGTERM);
+    watch.wait(Duration::from_secs(10));
     let last = std::fs::read_to_string(&file).expect("textfile");
     assert!(!last.contains("tcpalive_connections{"), "{last}");
     assert!(
@@ -543,18 +501,11 @@ fn plain_scrapers_get_the_text_format_and_node_exporter_reads_the_textfile() {
     );
 }
 
-fn nix_kill_term(pid: u32) {
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(pid.to_string())
-        .status();
-}
-
 /// The exporter's HTTP side on its own: the format follows Accept, other paths
 /// are 404, HEAD gets GET's head.
 #[test]
 fn metrics_endpoint_negotiates_the_format() {
-    let (_watch, port, _lines) = watch_with_metrics(&["--for", "30", "--port", "1"]);
+    let (_watch, port) = watch_with_metrics(&["--for", "30", "--port", "1"]);
     let text = http_get(port, "/metrics", "*/*").expect("GET /metrics");
     assert!(
         text.contains("# TYPE tcpalive_label_sets_folded_total counter\n"),

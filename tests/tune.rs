@@ -113,8 +113,8 @@ fn python() -> Command {
 
 #[test]
 fn tune_sets_the_owners_socket_and_dry_run_sets_nothing() {
-    let l = common::listen(&[]);
-    let mut owner = Owner::start(python(), "127.0.0.1", l.port, "connect");
+    let (_listener, addr) = common::listen(&[]);
+    let mut owner = Owner::start(python(), "127.0.0.1", addr.port(), "connect");
     let pid = owner.child.id();
     assert_eq!(owner.ask("get"), "0 7200 75 9 0", "keepalive off at first");
 
@@ -222,8 +222,8 @@ fn without_listening_a_listener_alone_matches_nothing() {
 
 #[test]
 fn an_unprivileged_tuner_is_told_what_it_needs() {
-    let l = common::listen(&[]);
-    let owner = Owner::start(python(), "127.0.0.1", l.port, "connect");
+    let (_listener, addr) = common::listen(&[]);
+    let owner = Owner::start(python(), "127.0.0.1", addr.port(), "connect");
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("SKIPPED: needs root to drop to nobody");

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::Value;
 use socket2::{SockRef, TcpKeepalive};
 
-use common::{count, end_of, run_json, spawn_json, until_end};
+use common::{Proc, count, end_of, run_json};
 
 /// A connected pair on loopback: (client, server side).
 fn pair(listener: &TcpListener) -> (TcpStream, TcpStream) {
@@ -164,28 +164,13 @@ fn a_connection_without_keepalive_is_reported_as_such() {
 }
 
 /// Starts a watch on `port` and waits until it has announced `n` connections.
-fn watch_until_joined(
-    port: u16,
-    n: usize,
-) -> (
-    std::process::Child,
-    std::sync::mpsc::Receiver<Value>,
-    Vec<Value>,
-) {
+fn watch_until_joined(port: u16, n: usize) -> (Proc, Vec<Value>) {
     watch_until_joined_every(port, n, "200ms")
 }
 
 /// As [`watch_until_joined`], dumping every `interval`.
-fn watch_until_joined_every(
-    port: u16,
-    n: usize,
-    interval: &str,
-) -> (
-    std::process::Child,
-    std::sync::mpsc::Receiver<Value>,
-    Vec<Value>,
-) {
-    let (child, rx) = spawn_json(&[
+fn watch_until_joined_every(port: u16, n: usize, interval: &str) -> (Proc, Vec<Value>) {
+    let watch = Proc::spawn(&[
         "watch",
         "--port",
         &port.to_string(),
@@ -197,17 +182,14 @@ fn watch_until_joined_every(
     ]);
     let mut seen = Vec::new();
     while count(&seen, "watched") < n {
-        let v = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("watch announces the connections");
-        seen.push(v);
+        seen.push(watch.next_event(Duration::from_secs(10), "the connections to join"));
     }
-    (child, rx, seen)
+    (watch, seen)
 }
 
-fn end_for(rx: &std::sync::mpsc::Receiver<Value>, conn: &Value) -> Value {
+fn end_for(watch: &Proc, conn: &Value) -> Value {
     let id = conn.as_u64().expect("conn id");
-    let lines = until_end(rx, id, Duration::from_secs(10));
+    let lines = watch.until_end(id, Duration::from_secs(10));
     lines
         .into_iter()
         .find(|e| e["event"] == "end" && e["conn"] == id)
@@ -218,12 +200,11 @@ fn end_for(rx: &std::sync::mpsc::Receiver<Value>, conn: &Value) -> Value {
 fn peer_fin_ends_the_watched_connection_with_eof() {
     let (l, port) = listener("127.0.0.1:0");
     let (client, server) = pair(&l);
-    let (mut child, rx, seen) = watch_until_joined(port, 2);
+    let (watch, seen) = watch_until_joined(port, 2);
     let conn = watched_for(&seen, client.local_addr().expect("addr"))["conn"].clone();
     drop(server); // FIN: the client socket goes to CLOSE_WAIT.
-    let end = end_for(&rx, &conn);
-    let _ = child.kill();
-    let _ = child.wait();
+    let end = end_for(&watch, &conn);
+    drop(watch);
     assert_eq!(end["outcome"], "eof", "{end}");
     assert_eq!(end["exit_code"], 4, "{end}");
     assert_eq!(end["inferred"], true, "{end}");
@@ -241,15 +222,14 @@ fn peer_fin_ends_the_watched_connection_with_eof() {
 fn peer_reset_ends_the_watched_connection_with_reset() {
     let (l, port) = listener("127.0.0.1:0");
     let (client, server) = pair(&l);
-    let (mut child, rx, seen) = watch_until_joined(port, 2);
+    let (watch, seen) = watch_until_joined(port, 2);
     let conn = watched_for(&seen, client.local_addr().expect("addr"))["conn"].clone();
     SockRef::from(&server)
         .set_linger(Some(Duration::ZERO))
         .expect("SO_LINGER 0");
     drop(server); // RST: the client socket vanishes while this process still holds it.
-    let end = end_for(&rx, &conn);
-    let _ = child.kill();
-    let _ = child.wait();
+    let end = end_for(&watch, &conn);
+    drop(watch);
     assert_eq!(end["outcome"], "reset", "{end}");
     assert_eq!(end["exit_code"], 5, "{end}");
     assert_eq!(end["inferred"], true, "{end}");
@@ -327,17 +307,13 @@ fn pid_filter_takes_only_that_process_sockets() {
     let (l, port) = listener("127.0.0.1:0");
     // Another process owns the client side: `tcpalive connect`.
     let target = format!("127.0.0.1:{port}");
-    let (mut other, rx) = spawn_json(&["connect", &target, "--json", "--for", "20s"]);
-    let first = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("connect announces its attempt");
+    let other = Proc::spawn(&["connect", &target, "--json", "--for", "20s"]);
+    let first = other.next_event(Duration::from_secs(10), "connect's attempt");
     assert_eq!(first["event"], "connecting", "{first}");
-    let second = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("connect announces the connection");
+    let second = other.next_event(Duration::from_secs(10), "connect's connection");
     assert_eq!(second["event"], "connected", "{second}");
     let (server, _) = l.accept().expect("accept");
-    let pid = other.id().to_string();
+    let pid = other.pid().to_string();
     let (code, events, stderr) = run_json(&[
         "watch",
         "--port",
@@ -348,8 +324,7 @@ fn pid_filter_takes_only_that_process_sockets() {
         "--for",
         "300ms",
     ]);
-    let _ = other.kill();
-    let _ = other.wait();
+    drop(other);
     assert_eq!(code, 0, "{stderr}");
     let set = watched_set(&events);
     let (s_local, s_peer) = endpoints(&server);
@@ -405,7 +380,7 @@ fn normal_closes_at(interval: &str) {
     for (c, _) in &pairs[..2] {
         keepalive_1s(c);
     }
-    let (mut child, rx, seen) = watch_until_joined_every(port, 2 * PAIRS, interval);
+    let (watch, seen) = watch_until_joined_every(port, 2 * PAIRS, interval);
     let mut expected = Vec::new();
     for (i, (client, server)) in pairs.drain(..).enumerate() {
         let c = watched_pair(&seen, &client)["conn"].clone();
@@ -431,7 +406,7 @@ fn normal_closes_at(interval: &str) {
     let mut ends: Vec<Value> = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while ends.len() < expected.len() && std::time::Instant::now() < deadline {
-        if let Ok(v) = rx.recv_timeout(Duration::from_millis(200))
+        if let Some(v) = watch.recv(Duration::from_millis(200))
             && v["event"] == "end"
         {
             ends.push(v);
@@ -445,8 +420,7 @@ fn normal_closes_at(interval: &str) {
         assert_eq!(end["outcome"], outcome, "{end}");
         assert_eq!(end["certainty"], "certain", "{end}");
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(watch);
 }
 
 #[test]
@@ -610,7 +584,7 @@ fn nix_is_root() -> bool {
 fn a_connection_in_the_accept_queue_joins_once_accepted_with_its_settings_read() {
     let (l, port) = listener("127.0.0.1:0");
     let client = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    let (mut child, rx) = spawn_json(&[
+    let mut watch = Proc::spawn(&[
         "watch",
         "--port",
         &port.to_string(),
@@ -624,15 +598,8 @@ fn a_connection_in_the_accept_queue_joins_once_accepted_with_its_settings_read()
     std::thread::sleep(Duration::from_millis(400));
     let (server, _) = l.accept().expect("accept");
     keepalive_1s(&server);
-    let mut events = Vec::new();
-    while let Ok(v) = rx.recv_timeout(Duration::from_secs(5)) {
-        let done = v["event"] == "end" && v["conn"] == 0;
-        events.push(v);
-        if done {
-            break;
-        }
-    }
-    let _ = child.wait();
+    let events = watch.until_end(0, Duration::from_secs(5));
+    watch.wait(Duration::from_secs(5));
     let w = watched_pair(&events, &server);
     assert_eq!(w["pid"], std::process::id(), "{w}");
     assert_eq!(w["settings_read"], true, "{w}");

@@ -13,12 +13,12 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::{spawn_json, spawn_json_argv};
+use common::{Proc, Reaped};
 
 fn have(cmd: &str) -> bool {
     Command::new("sh")
@@ -54,16 +54,6 @@ fn available(what: &str) -> bool {
     );
     eprintln!("SKIPPED: {why}");
     false
-}
-
-/// Kills and reaps a child when dropped (also when the test fails).
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn free_port() -> u16 {
@@ -108,7 +98,7 @@ fn start_redis(prefix: &[&str], bind: &str, port: u16) -> Reaped {
 
 /// Lines until `pred` holds for one (returns them all), or panics after `limit`.
 fn until(
-    rx: &std::sync::mpsc::Receiver<Value>,
+    watch: &Proc,
     seen: &mut Vec<Value>,
     limit: Duration,
     what: &str,
@@ -119,7 +109,7 @@ fn until(
         let left = deadline
             .checked_duration_since(Instant::now())
             .unwrap_or_else(|| panic!("timed out waiting for {what}: {seen:#?}"));
-        if let Ok(v) = rx.recv_timeout(left) {
+        if let Some(v) = watch.recv(left) {
             seen.push(v);
         }
     }
@@ -197,7 +187,7 @@ fn redis_settings_read_exactly_every_probe_and_quit_is_a_normal_close() {
             .spawn()
             .expect("start tcpdump"),
     );
-    let (watch, rx) = spawn_json(&[
+    let watch = Proc::spawn(&[
         "watch",
         "--port",
         &port.to_string(),
@@ -207,7 +197,6 @@ fn redis_settings_read_exactly_every_probe_and_quit_is_a_normal_close() {
         "--for",
         "40s",
     ]);
-    let _watch = Reaped(watch);
     // Redis and tcpdump need a moment; connect when Redis answers.
     let mut client = None;
     for _ in 0..100 {
@@ -226,7 +215,7 @@ fn redis_settings_read_exactly_every_probe_and_quit_is_a_normal_close() {
     let quiet_from = epoch();
     let mut seen = Vec::new();
     until(
-        &rx,
+        &watch,
         &mut seen,
         Duration::from_secs(10),
         "both sockets watched",
@@ -234,7 +223,7 @@ fn redis_settings_read_exactly_every_probe_and_quit_is_a_normal_close() {
     );
     // Probes at about 3 and 6 s after PONG (idle 3; each answered restarts idle).
     while epoch() < quiet_from + 7.5 {
-        if let Ok(v) = rx.recv_timeout(Duration::from_millis(100)) {
+        if let Some(v) = watch.recv(Duration::from_millis(100)) {
             seen.push(v);
         }
     }
@@ -244,12 +233,18 @@ fn redis_settings_read_exactly_every_probe_and_quit_is_a_normal_close() {
     assert_eq!(&buf[..n], b"+OK\r\n");
     assert_eq!(client.read(&mut buf).expect("EOF after QUIT"), 0);
     drop(client);
-    until(&rx, &mut seen, Duration::from_secs(10), "both ends", |s| {
-        s.iter()
-            .filter(|e| e["event"] == "end" && e["conn"] != 0)
-            .count()
-            >= 2
-    });
+    until(
+        &watch,
+        &mut seen,
+        Duration::from_secs(10),
+        "both ends",
+        |s| {
+            s.iter()
+                .filter(|e| e["event"] == "end" && e["conn"] != 0)
+                .count()
+                >= 2
+        },
+    );
     std::thread::sleep(Duration::from_millis(200)); // tcpdump flushed its last lines
     let wire = std::fs::read_to_string(&pcap).unwrap_or_default();
     let _ = std::fs::remove_file(&pcap);
@@ -383,6 +378,38 @@ impl Lab {
     }
 }
 
+/// `tcpalive connect` from the client namespace to Redis, with keepalive off on
+/// its side, once it is connected: Redis may not listen yet when it starts, so a
+/// refused attempt (its `end`) is retried. A client still connecting is not
+/// taken for a connected one.
+fn connect_client(lab: &Lab) -> Proc {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let mut argv = lab.exec(1);
+        argv.extend([
+            common::bin(),
+            "connect",
+            "198.19.7.1:6379",
+            "--no-keepalive",
+            "--for",
+            "60s",
+            "--json",
+        ]);
+        let client = Proc::spawn_argv(&argv);
+        let seen = client.until(Duration::from_secs(15), "the client's connection", |e| {
+            e["event"] == "connected" || e["event"] == "end"
+        });
+        if seen.last().is_some_and(|e| e["event"] == "connected") {
+            return client;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the client cannot connect to Redis: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 #[cfg_attr(
     not(feature = "lab"),
@@ -410,38 +437,13 @@ fn lab_redis_cable_pull_is_detected_when_watch_predicted() {
         "--for",
         "40s",
     ]);
-    let (watch, rx) = spawn_json_argv(&watch_argv);
-    lab.children.push(Reaped(watch));
+    // Declared after the lab: killed before its namespaces are removed.
+    let watch = Proc::spawn_argv(&watch_argv);
     // The client: a connection that sends nothing (keepalive off on its side).
-    let mut client = None;
-    for _ in 0..100 {
-        let mut argv = lab.exec(1);
-        argv.extend([
-            bin,
-            "connect",
-            "198.19.7.1:6379",
-            "--no-keepalive",
-            "--for",
-            "60s",
-            "--quiet",
-        ]);
-        let mut child = Command::new(argv[0])
-            .args(&argv[1..])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the client");
-        std::thread::sleep(Duration::from_millis(100));
-        if child.try_wait().ok().flatten().is_none() {
-            client = Some(Reaped(child));
-            break;
-        }
-    }
-    lab.children
-        .push(client.expect("the client connects to Redis"));
+    let _client = connect_client(&lab);
     let mut seen = Vec::new();
     until(
-        &rx,
+        &watch,
         &mut seen,
         Duration::from_secs(10),
         "the server's socket",
@@ -452,7 +454,7 @@ fn lab_redis_cable_pull_is_detected_when_watch_predicted() {
         .clone();
     // One probe answered first: the last contact is then a moment watch saw.
     until(
-        &rx,
+        &watch,
         &mut seen,
         Duration::from_secs(10),
         "an answered probe",
@@ -463,7 +465,7 @@ fn lab_redis_cable_pull_is_detected_when_watch_predicted() {
     );
     ip(&["-n", &lab.names[1], "link", "set", "eth0", "down"]);
     until(
-        &rx,
+        &watch,
         &mut seen,
         Duration::from_secs(15),
         "the server's end",
@@ -487,14 +489,23 @@ fn lab_redis_cable_pull_is_detected_when_watch_predicted() {
         .as_f64()
         .expect("predicted_detect_s");
     assert_eq!(predicted, 6.0, "{end}");
+    // The kernel's timers fire late by up to the timer-wheel allowance the
+    // prediction states (idle 3 s sits in the 256 ms level; 6.158 s was seen under
+    // load), never early; watch's 50 ms dumps add up to one interval either way.
+    let late = events
+        .iter()
+        .rev()
+        .filter(|e| e["event"] == "prediction")
+        .find_map(|e| e["late_by_up_to_s"].as_f64())
+        .expect("a prediction with its timer-wheel allowance");
     assert!(
-        (detect - predicted).abs() <= 0.150,
-        "detected {detect:.3}s, predicted {predicted:.3}s: {events:#?}"
+        detect >= predicted - 0.150 && detect <= predicted + late + 0.150,
+        "detected {detect:.3}s, predicted {predicted:.3}s (+{late:.3}s wheel): {events:#?}"
     );
     // The answered probe(s) before the pull and the three unanswered ones after it.
     assert!(count(&events, "probe") >= 4, "{events:#?}");
     eprintln!(
-        "redis cable pull: detected {detect:.3}s after last contact, predicted {predicted:.3}s"
+        "redis cable pull: detected {detect:.3}s after last contact, predicted {predicted:.3}s (+{late:.3}s wheel)"
     );
 }
 
@@ -519,36 +530,12 @@ fn lab_redis_second_close_with_a_remote_peer_is_eof() {
     let bin = common::bin();
     let mut watch_argv = lab.exec(0);
     watch_argv.extend([bin, "watch", "--port", "6379", "--json", "--for", "40s"]);
-    let (watch, rx) = spawn_json_argv(&watch_argv);
-    lab.children.push(Reaped(watch));
-    let mut client = None;
-    for _ in 0..100 {
-        let mut argv = lab.exec(1);
-        argv.extend([
-            bin,
-            "connect",
-            "198.19.7.1:6379",
-            "--no-keepalive",
-            "--for",
-            "60s",
-            "--quiet",
-        ]);
-        let mut child = Command::new(argv[0])
-            .args(&argv[1..])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the client");
-        std::thread::sleep(Duration::from_millis(100));
-        if child.try_wait().ok().flatten().is_none() {
-            client = Some(Reaped(child));
-            break;
-        }
-    }
-    let client = client.expect("the client connects to Redis");
+    // Declared after the lab: killed before its namespaces are removed.
+    let watch = Proc::spawn_argv(&watch_argv);
+    let client = connect_client(&lab);
     let mut seen = Vec::new();
     until(
-        &rx,
+        &watch,
         &mut seen,
         Duration::from_secs(10),
         "the server's socket",
@@ -559,7 +546,7 @@ fn lab_redis_second_close_with_a_remote_peer_is_eof() {
         .clone();
     drop(client); // SIGKILL: its kernel sends FIN; Redis closes second.
     until(
-        &rx,
+        &watch,
         &mut seen,
         Duration::from_secs(10),
         "the server's end",

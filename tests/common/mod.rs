@@ -1,85 +1,27 @@
-//! The one harness for tests that run the built binary: spawn `listen`, run
-//! `connect`, collect and parse JSON Lines; [`Proc`] drives a long-running child
-//! (signals, RSS, exit within a bound) and is killed if a test fails half-way.
+//! The one harness for tests that run the built binary. [`Proc`] is every
+//! long-running child: it is killed and reaped if a test fails half-way, its
+//! stdout lines are read as JSON events on the test's own thread (a line that is
+//! not JSON fails the test with the line), its stderr is collected as it comes,
+//! and it can be signalled, measured and waited for within a bound. [`listen`]
+//! starts `tcpalive listen` on a free loopback port, [`run_json`] runs a command
+//! to its end, and [`Reaped`] guards a child that is not tcpalive (a real server).
 
 #![allow(dead_code)]
 
 pub mod netns;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, channel};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_tcpalive")
-}
-
-/// A running `tcpalive listen ... --json` with its parsed output lines.
-pub struct Listener {
-    pub child: Child,
-    pub port: u16,
-    pub lines: Receiver<Value>,
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Spawns a child whose stdout is JSON Lines; every line must parse.
-pub fn spawn_json(args: &[&str]) -> (Child, Receiver<Value>) {
-    let mut argv = vec![bin()];
-    argv.extend_from_slice(args);
-    spawn_json_argv(&argv)
-}
-
-/// As [`spawn_json`], for a whole command line (e.g. `ip netns exec NS tcpalive ...`).
-pub fn spawn_json_argv(argv: &[&str]) -> (Child, Receiver<Value>) {
-    let mut child = Command::new(argv[0])
-        .args(&argv[1..])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn tcpalive");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let v: Value =
-                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"));
-            if tx.send(v).is_err() {
-                break;
-            }
-        }
-    });
-    (child, rx)
-}
-
-/// `tcpalive listen 127.0.0.1:0 --json ARGS`, waiting for its `listening` line.
-pub fn listen(args: &[&str]) -> Listener {
-    let mut all = vec!["listen", "127.0.0.1:0", "--json"];
-    all.extend_from_slice(args);
-    let (child, lines) = spawn_json(&all);
-    let first = lines
-        .recv_timeout(Duration::from_secs(10))
-        .expect("listen prints a listening line");
-    assert_eq!(first["event"], "listening", "{first}");
-    let local = first["local"].as_str().expect("local address");
-    let port = local
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port");
-    Listener { child, port, lines }
 }
 
 /// Runs a command to completion; returns the exit code and the parsed JSON lines.
@@ -100,25 +42,6 @@ pub fn run_json(args: &[&str]) -> (i32, Vec<Value>, String) {
     )
 }
 
-/// Collects lines until an `end` for `conn` arrives (or the timeout passes).
-pub fn until_end(rx: &Receiver<Value>, conn: u64, timeout: Duration) -> Vec<Value> {
-    let deadline = std::time::Instant::now() + timeout;
-    let mut got = Vec::new();
-    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-        match rx.recv_timeout(left) {
-            Ok(v) => {
-                let done = v["event"] == "end" && v["conn"] == conn;
-                got.push(v);
-                if done {
-                    break;
-                }
-            }
-            Err(_) => break,
-        }
-    }
-    got
-}
-
 pub fn names(events: &[Value]) -> Vec<String> {
     events
         .iter()
@@ -137,16 +60,31 @@ pub fn end_of(events: &[Value]) -> &Value {
     last
 }
 
-/// A child process that is killed if the test fails half-way.
+/// A child process that is killed if the test fails half-way. Its stdout lines
+/// arrive in `lines`; read them as JSON events with [`Proc::recv`],
+/// [`Proc::next_event`], [`Proc::until`] or [`Proc::until_end`].
 pub struct Proc {
     pub child: Child,
-    pub lines: mpsc::Receiver<String>,
-    stderr: Arc<Mutex<String>>,
+    pub lines: Receiver<String>,
+    stderr: Arc<Collected>,
+}
+
+/// stderr as it arrives, and whether the child closed it.
+#[derive(Default)]
+struct Collected {
+    text: Mutex<(String, bool)>,
+    changed: Condvar,
 }
 
 impl Proc {
+    /// `tcpalive ARGS`.
     pub fn spawn(args: &[&str]) -> Proc {
         Proc::spawn_with(Command::new(bin()).args(args))
+    }
+
+    /// A whole command line, e.g. `ip netns exec NS tcpalive ...`.
+    pub fn spawn_argv(argv: &[&str]) -> Proc {
+        Proc::spawn_with(Command::new(argv[0]).args(&argv[1..]))
     }
 
     pub fn spawn_with(cmd: &mut Command) -> Proc {
@@ -158,14 +96,25 @@ impl Proc {
             .expect("spawn tcpalive");
         let stdout = child.stdout.take().expect("stdout");
         let lines = forward_lines(stdout);
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut err_pipe = child.stderr.take().expect("stderr");
+        let stderr = Arc::new(Collected::default());
+        let err_pipe = child.stderr.take().expect("stderr");
         let sink = Arc::clone(&stderr);
         std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = err_pipe.read_to_string(&mut text);
-            if let Ok(mut s) = sink.lock() {
-                s.push_str(&text);
+            let mut reader = BufReader::new(err_pipe);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                let n = reader.read_until(b'\n', &mut line).unwrap_or(0);
+                let Ok(mut text) = sink.text.lock() else {
+                    break;
+                };
+                if n == 0 {
+                    text.1 = true;
+                    sink.changed.notify_all();
+                    break;
+                }
+                text.0.push_str(&String::from_utf8_lossy(&line));
+                sink.changed.notify_all();
             }
         });
         Proc {
@@ -179,15 +128,21 @@ impl Proc {
         self.child.id() as i32
     }
 
+    /// The next JSON event, or `None` when none came within `within` or stdout
+    /// closed. A line that is not JSON fails the test.
+    pub fn recv(&self, within: Duration) -> Option<Value> {
+        let line = self.lines.recv_timeout(within).ok()?;
+        Some(serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}")))
+    }
+
     /// The next JSON event, or a panic naming what was waited for.
     pub fn next_event(&self, within: Duration, what: &str) -> Value {
-        let line = self.lines.recv_timeout(within).unwrap_or_else(|_| {
+        self.recv(within).unwrap_or_else(|| {
             panic!(
                 "no event within {within:?} while waiting for {what}; stderr: {}",
                 self.stderr()
             )
-        });
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"))
+        })
     }
 
     /// Reads events until one matches, returning all read so far (the match last).
@@ -203,6 +158,22 @@ impl Proc {
                 return seen;
             }
         }
+    }
+
+    /// Events until the `end` of connection `conn` (included), or all that came
+    /// within `within` when it did not: the caller's assertions say what is missing.
+    pub fn until_end(&self, conn: u64, within: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + within;
+        let mut got = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let Some(v) = self.recv(left) else { break };
+            let done = v["event"] == "end" && v["conn"] == conn;
+            got.push(v);
+            if done {
+                break;
+            }
+        }
+        got
     }
 
     /// Every remaining stdout line (until EOF) and the exit status.
@@ -239,10 +210,44 @@ impl Proc {
         }
     }
 
+    /// What the child wrote to stderr so far; all of it once the child has closed
+    /// stderr (waited for up to 100 ms, for a child that just exited).
     pub fn stderr(&self) -> String {
-        // Give the reader thread a moment to collect what was written.
-        std::thread::sleep(Duration::from_millis(50));
-        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+        let Ok(guard) = self.stderr.text.lock() else {
+            return String::new();
+        };
+        let (guard, _) = self
+            .stderr
+            .changed
+            .wait_timeout_while(guard, Duration::from_millis(100), |t| !t.1)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        guard.0.clone()
+    }
+
+    /// Waits for a stderr line that `pred` accepts and returns it (without its
+    /// newline); a panic naming `what` when none came within `within`.
+    pub fn stderr_line(&self, within: Duration, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + within;
+        let mut guard = self.stderr.text.lock().expect("stderr");
+        loop {
+            // Only whole lines: a line still being written is not matched early.
+            let complete = guard.0.rfind('\n').map_or(0, |i| i + 1);
+            if let Some(line) = guard.0[..complete].lines().find(|l| pred(l)) {
+                return line.to_string();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero() && !guard.1,
+                "no stderr line for {what} within {within:?}: {:?}",
+                guard.0
+            );
+            guard = self
+                .stderr
+                .changed
+                .wait_timeout(guard, left)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
     }
 
     pub fn signal(&self, sig: i32) {
@@ -270,7 +275,18 @@ impl Drop for Proc {
     }
 }
 
-pub fn forward_lines(stdout: ChildStdout) -> mpsc::Receiver<String> {
+/// A child that is not tcpalive (a real server: redis-server, postgres,
+/// prometheus), killed and reaped when the test ends, passing or not.
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn forward_lines(stdout: ChildStdout) -> Receiver<String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
@@ -287,8 +303,9 @@ pub fn event_is(ev: &Value, name: &str) -> bool {
     ev["event"] == name
 }
 
-/// `listen 127.0.0.1:0 --json ARGS`, and the address it bound.
-pub fn listen_proc(args: &[&str]) -> (Proc, SocketAddr) {
+/// `tcpalive listen 127.0.0.1:0 --json ARGS`, once its `listening` line says
+/// which address it bound.
+pub fn listen(args: &[&str]) -> (Proc, SocketAddr) {
     let mut all = vec!["listen", "127.0.0.1:0", "--json"];
     all.extend_from_slice(args);
     let p = Proc::spawn(&all);
