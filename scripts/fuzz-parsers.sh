@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Property-based fuzzing of every parser that takes outside input: the command line
 # (src/config/props.rs: durations, keepalive seconds, counts, --user-timeout, HOST:PORT,
-# [HOST:]PORT, --expect/--within, whole argument vectors) and the heartbeat line
-# protocol read from the network (src/model/heartbeat_props.rs). The properties are
+# [HOST:]PORT, --expect/--within, whole argument vectors), the heartbeat line
+# protocol read from the network (src/model/heartbeat_props.rs) and the capture
+# reader of `explain` (src/model/capture/props.rs: pcap/pcapng, arbitrary or
+# damaged bytes). The properties are
 # unit tests of the library (`cargo test --lib`), selected by the `props::` in their
 # path. Runs each property PROPTEST_CASES times (default 200000) in release mode and
 # prints one line per property plus the count and the total time.
 #
 # Fails when a property fails, and when fewer than FUZZ_MIN_PROPS properties ran
-# (default 24, the number in the tree): a filter that selects nothing is a failure,
+# (default 27, the number in the tree): a filter that selects nothing is a failure,
 # not a pass.
 #
 #   scripts/fuzz-parsers.sh            # 200k cases per property
@@ -16,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PROPTEST_CASES="${PROPTEST_CASES:-200000}"
-min_props="${FUZZ_MIN_PROPS:-24}"
+min_props="${FUZZ_MIN_PROPS:-27}"
 # Large case counts: do not let proptest's shrinking budget cut in.
 export PROPTEST_MAX_SHRINK_ITERS="${PROPTEST_MAX_SHRINK_ITERS:-100000}"
 echo "fuzz-parsers: PROPTEST_CASES=$PROPTEST_CASES per property ($(nproc) cores, $(uname -r))"
