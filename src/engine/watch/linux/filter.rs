@@ -10,7 +10,7 @@ use crate::engine::event_loop::{EventLoop, Resolved};
 use crate::engine::run::{Reporter, RunError};
 use crate::engine::watch::WatchOptions;
 use crate::model::event::{EventKind, Outcome};
-use crate::model::filter::AddressFilter;
+use crate::model::filter::{AddressFilter, PidInodes};
 use crate::model::watch;
 use crate::sys::procfs;
 use crate::sys::sockdiag::DiagEntry;
@@ -23,8 +23,7 @@ pub(super) struct Filter {
     /// `--pid` and its descendants, as last read.
     pub(super) pids: Vec<u32>,
     /// Socket inodes the `--pid` process holds, and ones known not to be its.
-    pub(super) pid_inodes: HashSet<u32>,
-    pub(super) not_pid: HashSet<u32>,
+    pub(super) inodes: PidInodes,
 }
 
 impl Filter {
@@ -53,11 +52,10 @@ impl Filter {
             },
             pid: options.pid,
             pids: Vec::new(),
-            pid_inodes: HashSet::new(),
-            not_pid: HashSet::new(),
+            inodes: PidInodes::default(),
         };
         if let Some(pid) = f.pid {
-            f.pid_inodes = f.read_pid_inodes(pid)?;
+            f.inodes = PidInodes::new(f.read_pid_inodes(pid)?);
         }
         Ok(Ok(f))
     }
@@ -80,35 +78,22 @@ impl Filter {
     /// `--pid`: re-reads the process's descriptors once if some inode is new.
     pub(super) fn settle_pid(&mut self, fresh: &[DiagEntry]) -> Result<(), RunError> {
         let Some(pid) = self.pid else { return Ok(()) };
-        // An inode known not to be the process's that is no longer dumped is gone;
-        // one still open is in `fresh` every pass (it never joins). Keeping only
-        // those bounds the set by the sockets open now, whatever the churn.
-        if !self.not_pid.is_empty() {
-            let present: HashSet<u32> = fresh.iter().map(|e| e.inode).collect();
-            self.not_pid.retain(|inode| present.contains(inode));
-        }
-        let unknown = fresh
-            .iter()
-            .any(|e| !self.pid_inodes.contains(&e.inode) && !self.not_pid.contains(&e.inode));
-        if !unknown {
+        let inodes = fresh.iter().map(|e| e.inode);
+        if !self.inodes.needs_reread(inodes.clone()) {
             return Ok(());
         }
-        match self.read_pid_inodes(pid) {
-            Ok(set) => self.pid_inodes = set,
+        let held = match self.read_pid_inodes(pid) {
+            Ok(set) => set,
             // The process exited: its sockets go as they go; nothing new is its.
-            Err(_) if procfs::process_name(pid).is_none() => self.pid_inodes.clear(),
+            Err(_) if procfs::process_name(pid).is_none() => HashSet::new(),
             Err(e) => return Err(e),
-        }
-        for e in fresh {
-            if !self.pid_inodes.contains(&e.inode) {
-                self.not_pid.insert(e.inode);
-            }
-        }
+        };
+        self.inodes.reread(held, inodes);
         Ok(())
     }
 
     pub(super) fn matches_pid(&self, e: &DiagEntry) -> bool {
-        self.pid.is_none() || (e.inode != 0 && self.pid_inodes.contains(&e.inode))
+        self.pid.is_none() || self.inodes.holds(e.inode)
     }
 }
 
@@ -160,7 +145,7 @@ impl Watch {
             pid,
             options.port.is_some() || options.peer.is_some(),
             self.filter.pids.len().saturating_sub(1),
-            self.filter.pid_inodes.len(),
+            self.filter.inodes.held(),
         );
         rep.emit(RUN, EventKind::Warning { message })
     }
@@ -190,16 +175,15 @@ mod tests {
         }
     }
 
-    /// Issue 12 #10: under churn `watch --pid` remembered every socket inode that
-    /// was not the process's, for ever: memory grew without bound.
+    /// Issue 12 #10 (memory grew without bound under churn) through the wiring:
+    /// `--pid` of this test process, its descriptors read from /proc at each reread.
     #[test]
     fn not_pid_set_holds_only_sockets_still_open() {
         let mut f = Filter {
             addresses: AddressFilter::default(),
             pid: Some(std::process::id()),
             pids: Vec::new(),
-            pid_inodes: HashSet::new(),
-            not_pid: HashSet::new(),
+            inodes: PidInodes::default(),
         };
         // 1000 passes, each seeing 100 new connections of other processes.
         for pass in 0..1000u32 {
@@ -207,7 +191,11 @@ mod tests {
                 .map(|i| entry(1_000_000 + pass * 100 + i))
                 .collect();
             f.settle_pid(&fresh).expect("settle");
-            assert!(f.not_pid.len() <= 100, "{} remembered", f.not_pid.len());
+            assert!(
+                f.inodes.not_held() <= 100,
+                "{} remembered",
+                f.inodes.not_held()
+            );
         }
     }
 }
