@@ -1,6 +1,7 @@
 //! What `watch` decides about one connection from what a dump shows, without I/O:
-//! the `config` facts of what is known of its settings ([`config_facts`]), the SYN
-//! byte its counters reveal ([`syn_bytes`]), whether a four-tuple lookup decides a
+//! the `config` facts of what is known of its settings ([`config_facts`]), the
+//! clues its end is judged by ([`EndClues`]: the SYN byte its counters reveal,
+//! [`syn_bytes`]), whether a four-tuple lookup decides a
 //! vanished socket's end ([`decided_by_lookup`]), what its destroy notification
 //! says ([`destroyed`]), the warning when another timer hides keepalive
 //! ([`HiddenTimer`]), the end a verdict gives ([`judged_end`]), and the notes of
@@ -14,7 +15,7 @@ use crate::model::predict;
 use crate::model::sample::{TCP_CLOSING, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_TIME_WAIT, TcpSample};
 use crate::model::settings::Sources;
 use crate::model::timeline::Timeline;
-use crate::model::verdict::{Destroyed, Verdict};
+use crate::model::verdict::{Destroyed, Evidence, Verdict};
 
 /// How many of `--pid`'s descendants the note names; the rest are counted.
 pub const NAMED_DESCENDANTS: usize = 10;
@@ -85,6 +86,67 @@ pub fn decided_by_lookup(tuple: Option<u8>, reverse: Option<u8>) -> bool {
 /// again. `seen` is what the timer shows (`None` when another timer hides it).
 pub fn keepalive_switched(know: &Knowledge, seen: Option<bool>) -> bool {
     know.is_read() && seen.is_some() && seen != know.keepalive
+}
+
+/// What a followed connection leaves for the verdict, gathered dump by dump: the
+/// states seen after ESTABLISHED, the last counters while ESTABLISHED, the SYN byte
+/// once proven, and the four-tuple lookups made when it vanished.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EndClues {
+    pub states_seen: Vec<u8>,
+    pub last_established: TcpSample,
+    pub syn_bytes: Option<i64>,
+    pub tuple_state: Option<u8>,
+    pub reverse_state: Option<u8>,
+}
+
+impl EndClues {
+    /// A dump that shows the socket ESTABLISHED: its counters, and the SYN byte
+    /// if this dump is the first to prove it ([`syn_bytes`]).
+    pub fn established(&mut self, info: &TcpSample, send_queue: u32) {
+        self.last_established = *info;
+        if self.syn_bytes.is_none() {
+            self.syn_bytes = syn_bytes(info, send_queue);
+        }
+    }
+
+    /// A dump that shows it in a state after ESTABLISHED.
+    pub fn left(&mut self, state: u8) {
+        self.states_seen.push(state);
+    }
+
+    /// The states of its four-tuple and the reverse one, looked up once it vanished.
+    pub fn looked_up(&mut self, tuple: Option<u8>, reverse: Option<u8>) {
+        self.tuple_state = tuple;
+        self.reverse_state = reverse;
+    }
+
+    /// Whether the lookups decide its end now ([`decided_by_lookup`]).
+    pub fn decided(&self) -> bool {
+        decided_by_lookup(self.tuple_state, self.reverse_state)
+    }
+
+    /// The evidence for [`verdict::judge`](crate::model::verdict::judge), with what
+    /// the end itself brought.
+    pub fn evidence(
+        &self,
+        destroyed: Option<Destroyed>,
+        owner_holds: Option<bool>,
+        destroy_listening: bool,
+        settings: Knowledge,
+    ) -> Evidence {
+        Evidence {
+            states_seen: self.states_seen.clone(),
+            last: self.last_established,
+            syn_bytes: self.syn_bytes,
+            tuple_state: self.tuple_state,
+            reverse_state: self.reverse_state,
+            destroyed,
+            owner_holds,
+            destroy_listening,
+            settings,
+        }
+    }
 }
 
 /// The final report of a destroyed socket: its last counters, the peer port it

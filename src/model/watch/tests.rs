@@ -218,3 +218,33 @@ fn nothing_matched_says_what_the_process_holds() {
         "{note}"
     );
 }
+
+#[test]
+fn clues_keep_the_last_established_counters_and_the_first_proven_syn() {
+    let mut clues = EndClues::default();
+    // In flight: the SYN is not provable yet, the counters are kept.
+    clues.established(&sample(6, 5, 1), 0);
+    assert_eq!(clues.syn_bytes, None);
+    assert_eq!(clues.last_established, sample(6, 5, 1));
+    clues.established(&sample(6, 7, 0), 0);
+    assert_eq!(clues.syn_bytes, Some(1));
+    // Later our FIN is acked too (2 beyond): the SYN learned stays.
+    clues.established(&sample(6, 8, 0), 0);
+    assert_eq!(clues.syn_bytes, Some(1));
+    assert_eq!(clues.last_established, sample(6, 8, 0));
+    clues.left(8);
+    clues.looked_up(None, Some(TCP_FIN_WAIT2));
+    assert!(clues.decided());
+    let ev = clues.evidence(None, Some(true), true, read_3_1_3());
+    assert_eq!(ev.states_seen, vec![8]);
+    assert_eq!(ev.last, sample(6, 8, 0));
+    assert_eq!(ev.syn_bytes, Some(1));
+    assert_eq!(
+        (ev.tuple_state, ev.reverse_state),
+        (None, Some(TCP_FIN_WAIT2))
+    );
+    assert_eq!((ev.owner_holds, ev.destroy_listening), (Some(true), true));
+    assert_eq!(ev.settings, read_3_1_3());
+    clues.looked_up(None, Some(1));
+    assert!(!clues.decided());
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::{RUN, Watch, diag_error};
 use crate::engine::run::{Reporter, RunError};
 use crate::model::event::EventKind;
-use crate::model::verdict::{self, Destroyed, Evidence};
+use crate::model::verdict::{self, Destroyed};
 use crate::model::watch;
 use crate::sys::procfs;
 use crate::sys::sockdiag::{DiagEntry, SockDiag};
@@ -52,8 +52,10 @@ impl Watch {
             {
                 // Destroyed before a dump saw it leave: now is when it ended.
                 conn.gone_at = Some(now);
-                conn.tuple_state = lookup_state(&mut self.diag, conn.last.local, conn.last.peer);
-                conn.reverse_state = lookup_state(&mut self.diag, conn.last.peer, conn.last.local);
+                conn.clues.looked_up(
+                    lookup_state(&mut self.diag, conn.last.local, conn.last.peer),
+                    lookup_state(&mut self.diag, conn.last.peer, conn.last.local),
+                );
             }
             self.judge(rep, e.cookie, Some(destroyed_facts(&e)))?;
         }
@@ -73,11 +75,12 @@ impl Watch {
             return Ok(());
         };
         conn.gone_at = Some(now);
-        conn.tuple_state = lookup_state(&mut self.diag, conn.last.local, conn.last.peer);
-        conn.reverse_state = lookup_state(&mut self.diag, conn.last.peer, conn.last.local);
+        conn.clues.looked_up(
+            lookup_state(&mut self.diag, conn.last.local, conn.last.peer),
+            lookup_state(&mut self.diag, conn.last.peer, conn.last.local),
+        );
         // Without destroy notifications nothing better is coming: judge now.
-        let decided = watch::decided_by_lookup(conn.tuple_state, conn.reverse_state);
-        if decided || self.destroy.is_none() {
+        if conn.clues.decided() || self.destroy.is_none() {
             return self.judge(rep, cookie, None);
         }
         Ok(())
@@ -109,17 +112,9 @@ impl Watch {
             (None, Some(o), Some(_)) => procfs::holds(o.pid, conn.last.inode),
             _ => None,
         };
-        let evidence = Evidence {
-            states_seen: conn.states_seen.clone(),
-            last: conn.last_est,
-            syn_bytes: conn.syn_bytes,
-            tuple_state: conn.tuple_state,
-            reverse_state: conn.reverse_state,
-            destroyed,
-            owner_holds,
-            destroy_listening: self.destroy.is_some(),
-            settings: conn.know,
-        };
+        let evidence =
+            conn.clues
+                .evidence(destroyed, owner_holds, self.destroy.is_some(), conn.know);
         let end = watch::judged_end(&conn.timeline, at, verdict::judge(&evidence));
         self.owners.forget(conn.last.inode);
         self.tally.record(&rep.end(conn.id, end)?);

@@ -10,10 +10,9 @@ use crate::engine::run::{Reporter, RunError};
 use crate::model::event::{EventKind, WatchFacts};
 use crate::model::infer::{Knowledge, TimerReading};
 use crate::model::predict::Effective;
-use crate::model::sample::TcpSample;
 use crate::model::schedule::KernelParams;
 use crate::model::timeline::Timeline;
-use crate::model::watch::{self, HiddenTimer};
+use crate::model::watch::{self, EndClues, HiddenTimer};
 use crate::sys::pidfd;
 use crate::sys::procfs::Owner;
 use crate::sys::sockdiag::{DiagEntry, TCP_ESTABLISHED, TimerKind};
@@ -51,17 +50,11 @@ pub(super) struct Conn {
     pub(super) last_at: Duration,
     pub(super) config_sent: bool,
     pub(super) hidden_timer: Option<HiddenTimer>,
-    /// States after ESTABLISHED seen at dumps.
-    pub(super) states_seen: Vec<u8>,
-    /// The last counters seen while ESTABLISHED.
-    pub(super) last_est: TcpSample,
-    /// bytes_acked beyond the data at a dump with nothing in flight: the SYN.
-    pub(super) syn_bytes: Option<i64>,
+    /// What its end will be judged by.
+    pub(super) clues: EndClues,
     /// Run time of the dump that no longer showed it (it is waiting for its destroy
-    /// notification), with the four-tuple lookups made then.
+    /// notification).
     pub(super) gone_at: Option<Duration>,
-    pub(super) tuple_state: Option<u8>,
-    pub(super) reverse_state: Option<u8>,
 }
 
 impl Watch {
@@ -174,14 +167,12 @@ impl Watch {
             last_at: now,
             config_sent,
             hidden_timer: None,
-            states_seen: Vec::new(),
-            last_est: e.info.unwrap_or_default(),
-            syn_bytes: None,
+            clues: EndClues::default(),
             gone_at: None,
-            tuple_state: None,
-            reverse_state: None,
         };
-        learn_syn(&mut conn, e);
+        if let Some(info) = &e.info {
+            conn.clues.established(info, e.send_queue);
+        }
         hidden_timer_warning(rep, &mut conn, e, self.retries2)?;
         self.conns.insert(e.cookie, conn);
         Ok(())
@@ -199,7 +190,7 @@ impl Watch {
         };
         conn.generation = self.generation;
         if e.state != TCP_ESTABLISHED {
-            conn.states_seen.push(e.state);
+            conn.clues.left(e.state);
             conn.last = *e;
             self.conns.insert(e.cookie, conn);
             return self.judge_at(rep, e.cookie, None, now);
@@ -239,24 +230,13 @@ impl Watch {
                 conn.timeline.observe(now, info)
             };
             rep.emit_all(conn.id, events)?;
-            conn.last_est = *info;
+            conn.clues.established(info, e.send_queue);
         }
-        learn_syn(&mut conn, e);
         hidden_timer_warning(rep, &mut conn, e, retries2)?;
         conn.last = *e;
         conn.last_at = now;
         self.conns.insert(e.cookie, conn);
         Ok(())
-    }
-}
-
-/// Remembers the SYN byte the first dump with nothing in flight reveals.
-fn learn_syn(conn: &mut Conn, e: &DiagEntry) {
-    if conn.syn_bytes.is_some() || e.state != TCP_ESTABLISHED {
-        return;
-    }
-    if let Some(info) = &e.info {
-        conn.syn_bytes = watch::syn_bytes(info, e.send_queue);
     }
 }
 
