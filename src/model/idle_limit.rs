@@ -16,6 +16,7 @@
 use std::time::Duration;
 
 use crate::model::predict::Effective;
+use crate::model::tune::KeepaliveRequest;
 
 pub mod summary;
 
@@ -272,6 +273,52 @@ pub fn verify_hold(limit_hi: Duration, idle: Duration) -> Duration {
         .saturating_add(Duration::from_secs(1))
 }
 
+/// How a failed read or write of an established test flow counts: a reset
+/// (ECONNRESET, EPIPE) or, for anything else (the check's user timeout among
+/// them), a silent drop.
+pub fn drop_mode_of(errno: Option<i32>) -> DropMode {
+    match errno {
+        Some(libc::ECONNRESET | libc::EPIPE) => DropMode::Reset,
+        _ => DropMode::Silent,
+    }
+}
+
+/// `--verify`'s flow: the keepalive it holds and how long it is held idle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyPlan {
+    pub keepalive: KeepaliveRequest,
+    pub idle_s: u32,
+    pub hold: Duration,
+}
+
+/// `--verify`'s flow for a limit whose upper edge is `limit_hi`: the user's
+/// `--idle`/`--intvl`/`--cnt`, else the recommendation's; the interval defaults
+/// to half the idle (at least 1 s), the count to [`RECOMMENDED_CNT`]. `None`
+/// when there is no idle to verify with (no recommendation and no `--idle`).
+pub fn verify_plan(
+    idle_s: Option<u32>,
+    intvl_s: Option<u32>,
+    cnt: Option<u32>,
+    recommended: Option<Effective>,
+    limit_hi: Duration,
+) -> Option<VerifyPlan> {
+    let idle_s = idle_s.or(recommended.map(|r| r.idle_s))?;
+    let intvl_s = intvl_s
+        .or(recommended.map(|r| r.intvl_s))
+        .unwrap_or_else(|| (idle_s / 2).max(1));
+    Some(VerifyPlan {
+        keepalive: KeepaliveRequest {
+            enabled: true,
+            idle_s: Some(idle_s),
+            intvl_s: Some(intvl_s),
+            cnt: cnt.or(Some(RECOMMENDED_CNT)),
+            user_timeout: None,
+        },
+        idle_s,
+        hold: verify_hold(limit_hi, Duration::from_secs(idle_s.into())),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -479,5 +526,42 @@ mod tests {
         assert_eq!(check_timeout(Duration::ZERO), s(1.0));
         assert_eq!(check_timeout(s(0.1)), s(1.4));
         assert_eq!(check_timeout(s(60.0)), s(10.0));
+    }
+
+    #[test]
+    fn resets_and_broken_pipes_are_resets_the_rest_silence() {
+        assert_eq!(drop_mode_of(Some(libc::ECONNRESET)), DropMode::Reset);
+        assert_eq!(drop_mode_of(Some(libc::EPIPE)), DropMode::Reset);
+        assert_eq!(drop_mode_of(Some(libc::ETIMEDOUT)), DropMode::Silent);
+        assert_eq!(drop_mode_of(None), DropMode::Silent);
+    }
+
+    #[test]
+    fn verify_plan_takes_the_users_values_then_the_recommendation() {
+        let rec = recommend(s(110.0));
+        let hi = s(120.0);
+        let p = verify_plan(None, None, None, rec, hi).expect("a recommendation");
+        let r = rec.expect("110 s is recommendable");
+        assert_eq!(p.idle_s, r.idle_s);
+        assert_eq!(p.keepalive.intvl_s, Some(r.intvl_s));
+        assert_eq!(p.keepalive.cnt, Some(RECOMMENDED_CNT));
+        assert!(p.keepalive.enabled && p.keepalive.user_timeout.is_none());
+        assert_eq!(
+            p.hold,
+            verify_hold(hi, Duration::from_secs(r.idle_s.into()))
+        );
+        let own = verify_plan(Some(9), None, Some(5), rec, hi).expect("--idle given");
+        assert_eq!(
+            (own.idle_s, own.keepalive.intvl_s, own.keepalive.cnt),
+            (9, Some(r.intvl_s), Some(5))
+        );
+        let alone = verify_plan(Some(9), None, None, None, hi).expect("--idle given");
+        assert_eq!(alone.keepalive.intvl_s, Some(4), "half the idle");
+        assert_eq!(
+            verify_plan(Some(1), None, None, None, hi).and_then(|p| p.keepalive.intvl_s),
+            Some(1),
+            "at least 1 s"
+        );
+        assert_eq!(verify_plan(None, Some(3), None, None, hi), None);
     }
 }

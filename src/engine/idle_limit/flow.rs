@@ -77,10 +77,7 @@ pub(super) fn fatal(outcome: Outcome, errno: Option<i32>, message: String) -> St
 
 /// How a failed read or write of an established test flow counts.
 pub(super) fn drop_mode(e: &std::io::Error) -> DropMode {
-    match e.raw_os_error() {
-        Some(libc::ECONNRESET | libc::EPIPE) => DropMode::Reset,
-        _ => DropMode::Silent,
-    }
+    model::drop_mode_of(e.raw_os_error())
 }
 
 impl Flow {

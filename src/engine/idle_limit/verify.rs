@@ -6,7 +6,6 @@ use crate::engine::event_loop::EventLoop;
 use crate::engine::run::{Reporter, RunError};
 use crate::model::event::EndFacts;
 use crate::model::idle_limit::{self as model, Check, Direction, Verdict};
-use crate::model::tune::KeepaliveRequest as KeepaliveConfig;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -39,24 +38,18 @@ pub(super) fn verify(
             "no limit was found, nothing to verify".to_string(),
         ));
     };
-    let rec = v.recommended;
-    let Some(idle_s) = vcfg.idle_s.or(rec.map(|r| r.idle_s)) else {
+    let Some(plan) = model::verify_plan(
+        vcfg.idle_s,
+        vcfg.intvl_s,
+        vcfg.cnt,
+        v.recommended,
+        t.saturating_add(r),
+    ) else {
         return Ok(Verified::Skipped(
             "the limit is too short for a recommendation: give --idle".to_string(),
         ));
     };
-    let intvl_s = vcfg
-        .intvl_s
-        .or(rec.map(|r| r.intvl_s))
-        .unwrap_or_else(|| (idle_s / 2).max(1));
-    let keepalive = KeepaliveConfig {
-        enabled: true,
-        idle_s: Some(idle_s),
-        intvl_s: Some(intvl_s),
-        cnt: vcfg.cnt.or(Some(model::RECOMMENDED_CNT)),
-        user_timeout: None,
-    };
-    let hold = model::verify_hold(t + r, Duration::from_secs(idle_s.into()));
+    let (keepalive, idle_s, hold) = (plan.keepalive, plan.idle_s, plan.hold);
     let check_dir = if dir == "in" {
         Direction::In
     } else {
