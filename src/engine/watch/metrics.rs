@@ -11,6 +11,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -74,8 +75,16 @@ impl Sink for MetricsSink {
         }
         self.shared.changed.notify_all();
         if run_ended && let Some(path) = &self.file {
-            // The last state is written before the process exits.
-            write_textfile(&self.shared, path)?;
+            // The last state is written before the process exits. The end has
+            // already been rendered with its exit code, so a file that cannot be
+            // written is said on stderr (naming the file and why) and changes
+            // nothing else: the exit code stays the one the end line gives.
+            if let Err(e) = write_textfile(&self.shared, path) {
+                crate::report::diagnostic(&format!(
+                    "cannot write --metrics-file {}: {e}",
+                    path.display()
+                ));
+            }
         }
         Ok(())
     }
@@ -271,6 +280,7 @@ fn response_head(status: &str, content_type: &str, length: usize) -> String {
 
 fn write_on_change(shared: &Shared, path: &Path) {
     let mut written = 0;
+    let mut last_error: Option<String> = None;
     loop {
         {
             let mut state = shared.lock();
@@ -286,11 +296,17 @@ fn write_on_change(shared: &Shared, path: &Path) {
             }
             written = state.version;
         }
-        if let Err(e) = write_textfile(shared, path) {
-            crate::report::diagnostic(&format!(
-                "cannot write --metrics-file {}: {e}",
-                path.display()
-            ));
+        // Said once per new reason, not once a second while it lasts.
+        match write_textfile(shared, path) {
+            Err(e) if last_error.as_deref() != Some(e.to_string().as_str()) => {
+                crate::report::diagnostic(&format!(
+                    "cannot write --metrics-file {}: {e}",
+                    path.display()
+                ));
+                last_error = Some(e.to_string());
+            }
+            Err(_) => {}
+            Ok(()) => last_error = None,
         }
         std::thread::sleep(FILE_GAP);
     }
@@ -299,26 +315,75 @@ fn write_on_change(shared: &Shared, path: &Path) {
 /// Writes the textfile so that a reader sees the old file or the new one, never a
 /// part: a hidden temporary file in the same directory (node_exporter reads only
 /// `*.prom`), fsync, rename.
+///
+/// The path is attack surface when watch runs as root in a directory others can
+/// write. The temporary file gets a random name and is created with
+/// `O_CREAT|O_EXCL` (the `tempfile` crate), which never follows a symlink planted
+/// at that name and never opens an existing FIFO (so never blocks); the final
+/// path is never opened at all, only replaced by `rename(2)`, which replaces a
+/// link rather than writing through it. A final path that exists and is not a
+/// regular file (a symlink, a FIFO, a directory) is refused, so tcpalive replaces
+/// only what it could have written itself.
 fn write_textfile(shared: &Shared, path: &Path) -> std::io::Result<()> {
     // Rendered under the file lock, so that files are written in the order their
     // contents were rendered: the final state is never overwritten by an older one.
     let _one_writer = shared.file.lock().unwrap_or_else(|p| p.into_inner());
     let text = shared.lock().exposition.text();
+    refuse_non_regular(path)?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    // Readable by a node_exporter running as another user, as a textfile must be.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .permissions(std::fs::Permissions::from_mode(0o644))
+        .tempfile_in(dir)?;
+    tmp.write_all(text.as_bytes())?;
+    tmp.as_file().sync_all()?;
+    // On failure the temporary file is removed when `tmp` (or the error holding
+    // it) is dropped.
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// An existing `--metrics-file` must be a regular file (`lstat`, not following a
+/// link); a missing one is created by the rename.
+fn refuse_non_regular(path: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_file() => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "it exists and is {}, not a regular file (tcpalive replaces only regular files)",
+                file_kind(&meta.file_type())
+            ),
+        )),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
     }
-    result
+}
+
+fn file_kind(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    }
 }
 
 #[cfg(test)]
