@@ -483,3 +483,83 @@ fn conn_selects_and_several_connections_exit_with_the_worst() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The lab scenarios whose end the wire shows (an RST, a FIN, the prober's RST
+/// after a longer interval than idle): outcome, settings and detection as live.
+#[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs root and network namespaces (cargo test --features lab)"
+)]
+fn reboot_abort_exit_and_intvl_longer_than_idle_match_the_live_run() {
+    let runs: Vec<(&str, Lab)> = std::thread::scope(|s| {
+        let handles: Vec<_> = ["reboot", "aborts", "exits", "ka-intvl"]
+            .into_iter()
+            .map(|name| (name, s.spawn(move || lab(name, &[]))))
+            .collect();
+        handles
+            .into_iter()
+            .map(|(name, h)| (name, h.join().expect("lab thread")))
+            .collect()
+    });
+    for (name, lab) in &runs {
+        let (code, events, stderr) = explain(&lab.capture(), &[]);
+        let live_end = lab.live("end");
+        let end = events.last().expect("end");
+        assert_eq!(
+            end["outcome"], live_end["outcome"],
+            "{name}: {end} vs {live_end}; {stderr}"
+        );
+        assert_eq!(
+            code as u64,
+            live_end["exit_code"].as_u64().expect("exit code"),
+            "{name}"
+        );
+        if let (Some(ours), Some(live)) = (end["detect_s"].as_f64(), live_end["detect_s"].as_f64())
+            && live > 0.0
+        {
+            assert!(
+                (ours - live).abs() <= 0.050,
+                "{name}: detection {ours:.3}s vs {live:.3}s live"
+            );
+        }
+        if *name == "ka-intvl" {
+            assert_matches_live(lab, &events, code);
+        }
+    }
+}
+
+/// Data in flight when the cable is pulled, a 4 s user timeout: the sender
+/// gives up silently, so the wire bounds the detection; the live one is inside.
+#[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs root and network namespaces (cargo test --features lab)"
+)]
+fn busy_path_detection_is_bounded_by_the_wire() {
+    let lab = lab("busy", &[]);
+    let (code, events, _) = explain(&lab.capture(), &[]);
+    let end = events.last().expect("end");
+    let live_end = lab.live("end");
+    if live_end["outcome"] != "timeout" {
+        // EHOSTUNREACH once ARP failed: the scenario allows it; the wire has no ICMP here.
+        eprintln!("busy ended {} live: bound not judged", live_end["outcome"]);
+        return;
+    }
+    assert_eq!(code, 6);
+    assert_eq!(end["outcome"], "timeout", "{end}");
+    assert_eq!(end["path"], "busy", "{end}");
+    assert_eq!(end["certainty"], "likely", "{end}");
+    assert!(!find(&events, "retransmit").is_empty());
+    let message = end["message"].as_str().expect("message");
+    let bounds: Vec<f64> = message
+        .split_whitespace()
+        .filter_map(|w| w.strip_suffix('s').and_then(|n| n.parse().ok()))
+        .collect();
+    let (lo, hi) = (bounds[0], bounds[1]);
+    let live = live_end["detect_s"].as_f64().expect("live detect");
+    assert!(
+        lo - 0.05 <= live && live <= hi + 0.05,
+        "live {live:.3}s outside {lo}..{hi}: {message}"
+    );
+}

@@ -182,10 +182,15 @@ fn end_line(e: &EndFacts) -> String {
         text.push_str("; likely, not certain");
     }
     if e.detect_s.is_some() {
+        // A capture's end (`inferred`) without settings on the wire has no
+        // prediction, which is not a prediction of "never".
+        let predicted = match (e.predicted_detect_s, e.inferred) {
+            (None, Some(true)) => "nothing (the settings are not on the wire)".to_string(),
+            (p, _) => opt_secs(p),
+        };
         text.push_str(&format!(
-            "; detected {} after last contact, predicted {}",
-            opt_secs(e.detect_s),
-            opt_secs(e.predicted_detect_s)
+            "; detected {} after last contact, predicted {predicted}",
+            opt_secs(e.detect_s)
         ));
     }
     if let Some(o) = &e.outages {

@@ -113,12 +113,23 @@ pub fn explain(conn: &Conn, start: Duration, capture_end: Duration) -> Explained
         rel,
     );
     // The config goes right after `connected`: hindsight from the whole capture.
-    let facts = config(&settings, !runs.is_empty());
-    let predicted = facts.predicted_detect_s;
-    events.insert(
-        1.min(events.len()),
-        (connected_at, EventKind::Config(facts)),
-    );
+    // Without a probe there are no settings to show, only why.
+    let predicted = if runs.is_empty() {
+        let message = "no keepalive probe in the capture: keepalive is off, or its idle is \
+                       longer than the capture's quiet stretches; no idle-path prediction"
+            .to_string();
+        let warning = EventKind::Warning { message };
+        events.insert(1.min(events.len()), (connected_at, warning));
+        None
+    } else {
+        let facts = config(&settings);
+        let predicted = facts.predicted_detect_s;
+        events.insert(
+            1.min(events.len()),
+            (connected_at, EventKind::Config(facts)),
+        );
+        predicted
+    };
     let end_at = end.0;
     let mut end = end.1;
     if end.predicted_detect_s.is_none() && end.path == Some("idle") {
@@ -239,12 +250,12 @@ fn inferred_lines(s: &Settings) -> Vec<(&'static str, Line)> {
 }
 
 /// The `config` event: the inferred settings and the prediction they make.
-fn config(s: &Settings, probes_seen: bool) -> crate::model::event::ConfigFacts {
+fn config(s: &Settings) -> crate::model::event::ConfigFacts {
     let idle = s.idle.as_ref().map(|v| v.secs);
     let intvl = s.intvl.as_ref().map(|v| v.secs);
     let cnt = s.cnt.as_ref().filter(|c| c.1).map(|c| c.0);
     let eff = Effective {
-        keepalive: probes_seen,
+        keepalive: true,
         idle_s: idle.unwrap_or(0),
         intvl_s: intvl.or(idle).unwrap_or(0),
         cnt: cnt.unwrap_or(0),
@@ -252,21 +263,14 @@ fn config(s: &Settings, probes_seen: bool) -> crate::model::event::ConfigFacts {
     };
     let mut facts = eff.facts(RETRIES2);
     let known = |k: bool| if k { Source::Capture } else { Source::Assumed };
-    if !probes_seen {
-        facts.warnings = vec![
-            "no keepalive probe in the capture: keepalive is off, or its idle is longer than              the capture's quiet stretches"
-                .into(),
-        ];
-        facts.explain = "no keepalive probe on the wire: no idle-path prediction".into();
-    }
     facts.sources = Sources {
-        keepalive: known(probes_seen),
+        keepalive: Source::Capture,
         idle_s: known(idle.is_some()),
         intvl_s: known(intvl.is_some()),
         cnt: known(cnt.is_some()),
         user_timeout_ms: Source::Assumed,
     };
-    if probes_seen && (idle.is_none() || intvl.is_none() || cnt.is_none()) {
+    if idle.is_none() || intvl.is_none() || cnt.is_none() {
         facts.predicted_detect_s = None;
         facts.predicted_probes = None;
         facts.explain = "not every setting shows on the wire: no prediction".into();
@@ -622,12 +626,13 @@ fn silent_end(
             tries,
             format!(
                 "{tries} unanswered {} in a row, then silence: Linux's tcp_retries2 = {tries} \
-                 (the default is 15), or a user timeout of about {} since the last contact",
+                 (the default is 15), or a user timeout between {} and {} since the last contact",
                 if retries > 0 {
                     "window probes"
                 } else {
                     "retransmissions"
                 },
+                t(last.saturating_sub(contact)),
                 t(gives_up.saturating_sub(contact))
             ),
         ));
@@ -636,12 +641,15 @@ fn silent_end(
             Some("ETIMEDOUT".into()),
             format!(
                 "{la} sent {} unanswered retransmission(s)/window probe(s) and nothing after: \
-                 it gave up silently (as Linux does), at the next timer firing ~{} after the last",
+                 it gave up silently (as Linux does) between {} and {} after the last contact: \
+                 at the next timer firing if a retry count (tcp_retries2) ended it, earlier if a \
+                 user timeout did",
                 retries + retrans,
-                t(gap)
+                t(last.saturating_sub(contact)),
+                t(gives_up.saturating_sub(contact))
             ),
             Some(secs(gives_up.saturating_sub(contact))),
-            Some(secs(gives_up.saturating_sub(contact))),
+            None,
         );
         e.certainty = Some("likely");
         e.inferred = Some(true);
