@@ -255,6 +255,25 @@ pub struct WatchFacts {
     pub settings_unread_reason: Option<String>,
     /// Seconds from the last contact with the peer to the moment it joined.
     pub last_contact_ago_s: f64,
+    /// This host's own conntrack entry of the connection, when it has one (and
+    /// conntrack could be read: CAP_NET_ADMIN).
+    pub conntrack: Option<ConntrackFacts>,
+}
+
+/// A watched connection's conntrack entry on this host (`model::watch::conntrack_facts`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConntrackFacts {
+    /// The entry's TCP state as conntrack(8) names it ("ESTABLISHED").
+    pub state: &'static str,
+    /// Seconds the entry had left when the connection joined (CTA_TIMEOUT).
+    pub timeout_s: u64,
+    /// What each packet refreshes an established entry to: this namespace's
+    /// nf_conntrack_tcp_timeout_established, or the entry's own longer timeout (a
+    /// timeout policy); `None` for an entry not in ESTABLISHED.
+    pub established_timeout_s: Option<u64>,
+    /// The connection can stay idle past that timeout: keepalive is off, or its
+    /// traffic (every max(idle, intvl)) comes at or after the entry expires.
+    pub keepalive_after_expiry: bool,
 }
 
 /// `tune`: a socket of another process, the settings it held and holds now (read

@@ -4,12 +4,14 @@
 //! [`syn_bytes`]), whether a four-tuple lookup decides a
 //! vanished socket's end ([`decided_by_lookup`]), what its destroy notification
 //! says ([`destroyed`]), the warning when another timer hides keepalive
-//! ([`HiddenTimer`]), the end a verdict gives ([`judged_end`]), and the notes of
-//! `--pid` ([`descendants_note`], [`nothing_matched_note`]).
+//! ([`HiddenTimer`]), the end a verdict gives ([`judged_end`]), whether its
+//! keepalive outlives this host's conntrack entry ([`conntrack_facts`],
+//! [`conntrack_warning`]), and the notes of `--pid` ([`descendants_note`],
+//! [`nothing_matched_note`]).
 
 use std::time::Duration;
 
-use crate::model::event::{ConfigFacts, EndFacts};
+use crate::model::event::{ConfigFacts, ConntrackFacts, EndFacts};
 use crate::model::infer::Knowledge;
 use crate::model::predict;
 use crate::model::sample::{TCP_CLOSING, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_TIME_WAIT, TcpSample};
@@ -200,6 +202,89 @@ pub fn judged_end(timeline: &Timeline, at: Duration, v: Verdict) -> EndFacts {
         end.possible = Some(v.possible);
     }
     end
+}
+
+/// What a conntrack lookup found, for [`conntrack_facts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConntrackEntry {
+    /// Seconds left (CTA_TIMEOUT).
+    pub left: Duration,
+    /// The entry's TCP state is ESTABLISHED.
+    pub established: bool,
+    /// conntrack(8)'s name of the state.
+    pub state: &'static str,
+}
+
+/// The conntrack facts of a watched connection: the timeout its entry is
+/// refreshed to while ESTABLISHED (the namespace's sysctl, or what the entry has
+/// left when that is longer: a per-flow timeout policy), and whether the
+/// connection's keepalive comes too late for it. `keepalive` is `None` when a
+/// retransmit or zero-window timer hides it (nothing is claimed then).
+pub fn conntrack_facts(
+    entry: ConntrackEntry,
+    sysctl: Option<Duration>,
+    keepalive: Option<bool>,
+    idle_s: u32,
+    intvl_s: u32,
+) -> ConntrackFacts {
+    let refresh = entry
+        .established
+        .then(|| sysctl.map_or(entry.left, |s| s.max(entry.left)));
+    // Between answered probes the gap is max(idle, intvl) (the plan's rule).
+    let gap = Duration::from_secs(u64::from(idle_s.max(intvl_s)));
+    let after = match (refresh, keepalive) {
+        (Some(t), Some(true)) => gap >= t,
+        (Some(_), Some(false)) => true,
+        _ => false,
+    };
+    ConntrackFacts {
+        state: entry.state,
+        timeout_s: entry.left.as_secs(),
+        established_timeout_s: refresh.map(|t| t.as_secs()),
+        keepalive_after_expiry: after,
+    }
+}
+
+/// The warning for a connection whose keepalive comes after its conntrack entry
+/// expires: idle longer than the entry's timeout, the host forgets the flow, and
+/// what the first send after that meets depends on the host's rules (`loose` is
+/// `nf_conntrack_tcp_loose`). `assumed` names settings not read from the socket.
+pub fn conntrack_warning(
+    ct: &ConntrackFacts,
+    keepalive: Option<bool>,
+    idle_s: u32,
+    intvl_s: u32,
+    assumed: bool,
+    loose: Option<u32>,
+) -> Option<String> {
+    if !ct.keepalive_after_expiry {
+        return None;
+    }
+    let t = ct.established_timeout_s?;
+    let why = match keepalive {
+        Some(true) => format!(
+            "keepalive traffic comes every {}s (idle {idle_s}s, intvl {intvl_s}s{})",
+            idle_s.max(intvl_s),
+            if assumed { ", assumed: not read" } else { "" }
+        ),
+        _ => "keepalive is off".to_string(),
+    };
+    let then = match loose {
+        Some(0) => "nf_conntrack_tcp_loose is 0 here: the first packet after that is \
+                    INVALID, and a `ct state invalid drop` rule drops it silently"
+            .to_string(),
+        Some(l) => format!(
+            "nf_conntrack_tcp_loose is {l} here: the first packet after that is picked up as \
+             a new flow (harmless without NAT; behind NAT it may be mapped anew, and with \
+             loose 0 and a `ct state invalid drop` rule it would be dropped silently)"
+        ),
+        None => "the first packet after that meets a host that forgot the flow".to_string(),
+    };
+    Some(format!(
+        "this host's conntrack entry expires {t}s after the last packet \
+         (nf_conntrack_tcp_timeout_established) but {why}: an idle connection outlives its \
+         entry; {then}"
+    ))
 }
 
 /// `--pid` with descendants: which processes are watched with it. `pid` and

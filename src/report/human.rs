@@ -326,9 +326,19 @@ fn watched_line(w: &WatchFacts) -> String {
                 .unwrap_or("owner not known")
         )
     };
+    let conntrack = w.conntrack.as_ref().map_or(String::new(), |c| {
+        format!(
+            "; conntrack entry {} expires in {}s{}",
+            c.state,
+            c.timeout_s,
+            c.established_timeout_s
+                .map(|t| format!(" (refreshed to {t}s by each packet)"))
+                .unwrap_or_default()
+        )
+    });
     format!(
         "{} -> {}, {owner}; {keepalive} ({timer}); idle {}s{}, intvl {}s{}, cnt {}{}, user \
-         timeout {uto}{}; {how}; last contact with the peer {:.3}s before joining",
+         timeout {uto}{}; {how}; last contact with the peer {:.3}s before joining{conntrack}",
         w.local,
         w.peer,
         w.idle_s,

@@ -15,6 +15,11 @@
 //!   those connections (the upper end of the range when settings were not read);
 //!   `+Inf` when one of them would never notice.
 //! - `tcpalive_keepalive_probes_total{local_port,peer_port,process}` (counter).
+//! - `tcpalive_keepalive_after_conntrack_expiry{local_port,peer_port,process}`
+//!   (gauge): watched connections whose keepalive comes after this host's
+//!   conntrack entry of them expires (or is off): idle long enough, the host
+//!   forgets the flow (`watch` reads the entries with CAP_NET_ADMIN; without it,
+//!   or without an entry, a connection is not counted).
 //! - `tcpalive_connection_ends_total{outcome}` (counter): connections that ended
 //!   while watched, by the verdict's outcome (stopping the watch ends none).
 //! - `tcpalive_label_sets_folded_total` (counter): connections counted under
@@ -100,6 +105,8 @@ struct Conn {
     /// Seconds from last contact to detection (upper end); `INFINITY` when nothing
     /// would detect a dead peer; `None` before the first prediction.
     predicted: Option<f64>,
+    /// Its keepalive comes after its conntrack entry expires.
+    after_conntrack: bool,
 }
 
 /// The metrics of one `watch` run, fed by its events.
@@ -111,6 +118,7 @@ pub struct Exposition {
     connections: Family<ConnLabels, Gauge>,
     predicted: Family<ConnLabels, Gauge<f64, AtomicU64>>,
     probes: Family<Key, Counter>,
+    after_conntrack: Family<Key, Gauge>,
     ends: Family<EndLabels, Counter>,
     folded: Counter,
 }
@@ -160,6 +168,7 @@ impl Exposition {
         let connections = Family::<ConnLabels, Gauge>::default();
         let predicted = Family::<ConnLabels, Gauge<f64, AtomicU64>>::default();
         let probes = Family::<Key, Counter>::default();
+        let after_conntrack = Family::<Key, Gauge>::default();
         let ends = Family::<EndLabels, Counter>::default();
         let folded = Counter::default();
         registry.register(
@@ -177,6 +186,12 @@ impl Exposition {
             "tcpalive_keepalive_probes",
             "Keepalive probes seen going out on watched connections",
             probes.clone(),
+        );
+        registry.register(
+            "tcpalive_keepalive_after_conntrack_expiry",
+            "Watched connections whose keepalive comes after this host's conntrack entry of \
+             them expires (or is off): idle that long, the host forgets the flow",
+            after_conntrack.clone(),
         );
         registry.register(
             "tcpalive_connection_ends",
@@ -197,6 +212,7 @@ impl Exposition {
             connections,
             predicted,
             probes,
+            after_conntrack,
             ends,
             folded,
         }
@@ -256,6 +272,10 @@ impl Exposition {
                         keepalive: keepalive_label(w.keepalive),
                         source,
                         predicted: None,
+                        after_conntrack: w
+                            .conntrack
+                            .as_ref()
+                            .is_some_and(|c| c.keepalive_after_expiry),
                     },
                 );
             }
@@ -293,6 +313,7 @@ impl Exposition {
     fn refresh(&self) {
         self.connections.clear();
         self.predicted.clear();
+        self.after_conntrack.clear();
         let mut longest: HashMap<ConnLabels, f64> = HashMap::new();
         for c in self.conns.values() {
             let labels = ConnLabels {
@@ -303,6 +324,9 @@ impl Exposition {
                 settings_source: c.source.name().to_string(),
             };
             self.connections.get_or_create(&labels).inc();
+            if c.after_conntrack {
+                self.after_conntrack.get_or_create(&c.key).inc();
+            }
             if let Some(p) = c.predicted {
                 let slot = longest.entry(labels).or_insert(p);
                 *slot = slot.max(p);
@@ -435,6 +459,7 @@ mod tests {
             settings_read: read,
             settings_unread_reason: None,
             last_contact_ago_s: 0.0,
+            conntrack: None,
         })
     }
 
@@ -464,6 +489,57 @@ mod tests {
 
     fn sample_lines(text: &str) -> Vec<&str> {
         text.lines().filter(|l| !l.starts_with('#')).collect()
+    }
+
+    /// Connections whose keepalive comes after their conntrack entry expires are
+    /// counted; one without an entry, or whose keepalive beats it, is not; an
+    /// ended one leaves the gauge.
+    #[test]
+    fn keepalive_after_conntrack_expiry_is_counted() {
+        let with_ct = |after: bool| {
+            let EventKind::Watched(mut w) = watched(
+                "127.0.0.1:6379",
+                "127.0.0.1:40000",
+                Some("redis"),
+                Some(true),
+            ) else {
+                unreachable!()
+            };
+            w.conntrack = Some(crate::model::event::ConntrackFacts {
+                state: "ESTABLISHED",
+                timeout_s: 20,
+                established_timeout_s: Some(30),
+                keepalive_after_expiry: after,
+            });
+            EventKind::Watched(w)
+        };
+        let mut x = Exposition::new(Limits::default());
+        x.observe(&event(1, with_ct(true)));
+        x.observe(&event(2, with_ct(true)));
+        x.observe(&event(3, with_ct(false)));
+        x.observe(&event(
+            4,
+            watched(
+                "127.0.0.1:6379",
+                "127.0.0.1:40001",
+                Some("redis"),
+                Some(true),
+            ),
+        ));
+        let redis = "local_port=\"6379\",peer_port=\"ephemeral\",process=\"redis\"";
+        let want = format!("tcpalive_keepalive_after_conntrack_expiry{{{redis}}} 2");
+        let text = x.openmetrics();
+        assert!(sample_lines(&text).contains(&want.as_str()), "{text}");
+        x.observe(&event(1, end(Outcome::Timeout, true)));
+        let text = x.openmetrics();
+        let want = format!("tcpalive_keepalive_after_conntrack_expiry{{{redis}}} 1");
+        assert!(sample_lines(&text).contains(&want.as_str()), "{text}");
+        x.observe(&event(2, end(Outcome::Timeout, true)));
+        let text = x.openmetrics();
+        assert!(
+            !text.contains("tcpalive_keepalive_after_conntrack_expiry{"),
+            "no connection left, no sample: {text}"
+        );
     }
 
     #[test]

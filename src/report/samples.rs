@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::model::event::{
-    ConfigFacts, EndFacts, Event, EventKind, IdleLimitFacts, OutageSummary, Outcome, Prediction,
-    TuneFacts, WatchFacts,
+    ConfigFacts, ConntrackFacts, EndFacts, Event, EventKind, IdleLimitFacts, OutageSummary,
+    Outcome, Prediction, TuneFacts, WatchFacts,
 };
 use crate::model::predict::Effective;
 use crate::model::settings::{Source, Sources};
@@ -328,6 +328,12 @@ pub fn one_of_each() -> Vec<Event> {
             settings_read: true,
             settings_unread_reason: None,
             last_contact_ago_s: 0.4,
+            conntrack: Some(ConntrackFacts {
+                state: "ESTABLISHED",
+                timeout_s: 431_999,
+                established_timeout_s: Some(432_000),
+                keepalive_after_expiry: false,
+            }),
         }),
         EventKind::Tuned(TuneFacts {
             pid: 4242,

@@ -248,3 +248,68 @@ fn clues_keep_the_last_established_counters_and_the_first_proven_syn() {
     clues.looked_up(None, Some(1));
     assert!(!clues.decided());
 }
+
+#[test]
+fn keepalive_against_the_conntrack_entry() {
+    let s = Duration::from_secs;
+    let est = ConntrackEntry {
+        left: s(25),
+        established: true,
+        state: "ESTABLISHED",
+    };
+    // Rows: sysctl, keepalive, idle, intvl -> refreshed-to timeout, after expiry.
+    type Row = (Option<u64>, Option<bool>, u32, u32, Option<u64>, bool);
+    let rows: [Row; 8] = [
+        (Some(30), Some(true), 60, 10, Some(30), true),
+        (Some(30), Some(true), 10, 5, Some(30), false),
+        // At the timeout exactly: the entry is gone when the probe comes.
+        (Some(30), Some(true), 30, 5, Some(30), true),
+        // intvl past the timeout: after an answered probe the gap is intvl.
+        (Some(30), Some(true), 10, 40, Some(30), true),
+        (Some(30), Some(false), 10, 5, Some(30), true),
+        // Hidden keepalive: nothing claimed.
+        (Some(30), None, 60, 5, Some(30), false),
+        // The sysctl unreadable: what the entry has left is the lower bound.
+        (None, Some(true), 20, 5, Some(25), false),
+        // A timeout policy longer than the sysctl: the entry's own.
+        (Some(10), Some(true), 20, 5, Some(25), false),
+    ];
+    for (sysctl, ka, idle, intvl, want_t, want_after) in rows {
+        let f = conntrack_facts(est, sysctl.map(s), ka, idle, intvl);
+        assert_eq!(f.timeout_s, 25);
+        assert_eq!(f.established_timeout_s, want_t, "{sysctl:?} {ka:?} {idle}");
+        assert_eq!(
+            f.keepalive_after_expiry, want_after,
+            "{sysctl:?} {ka:?} {idle}"
+        );
+        let w = conntrack_warning(&f, ka, idle, intvl, false, Some(0));
+        assert_eq!(w.is_some(), want_after, "{w:?}");
+    }
+    // Not ESTABLISHED (closing): other timeouts apply, no judgement.
+    let closing = ConntrackEntry {
+        established: false,
+        state: "TIME_WAIT",
+        ..est
+    };
+    let f = conntrack_facts(closing, Some(s(30)), Some(false), 10, 5);
+    assert_eq!(
+        (f.established_timeout_s, f.keepalive_after_expiry),
+        (None, false)
+    );
+    // The texts.
+    let f = conntrack_facts(est, Some(s(30)), Some(true), 60, 10);
+    let w = conntrack_warning(&f, Some(true), 60, 10, true, Some(0)).unwrap();
+    assert_eq!(
+        w,
+        "this host's conntrack entry expires 30s after the last packet \
+         (nf_conntrack_tcp_timeout_established) but keepalive traffic comes every 60s (idle \
+         60s, intvl 10s, assumed: not read): an idle connection outlives its entry; \
+         nf_conntrack_tcp_loose is 0 here: the first packet after that is INVALID, and a `ct \
+         state invalid drop` rule drops it silently"
+    );
+    let w = conntrack_warning(&f, Some(true), 60, 10, false, Some(1)).unwrap();
+    assert!(w.contains("nf_conntrack_tcp_loose is 1 here: the first packet after that is picked up as a new flow"), "{w}");
+    let off = conntrack_facts(est, Some(s(30)), Some(false), 60, 10);
+    let w = conntrack_warning(&off, Some(false), 60, 10, false, None).unwrap();
+    assert!(w.contains("but keepalive is off:"), "{w}");
+}

@@ -3,6 +3,7 @@
 //! sock_diag netlink interface and the owners of sockets from procfs; for `lab` a
 //! private user + network namespace and its loopback link (netns.rs).
 
+pub mod conntrack;
 pub mod netns;
 pub mod nsenter;
 pub mod pidfd;

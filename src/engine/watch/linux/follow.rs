@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use super::Watch;
 use crate::engine::run::{Reporter, RunError};
-use crate::model::event::{EventKind, WatchFacts};
+use crate::model::event::{ConntrackFacts, EventKind, WatchFacts};
 use crate::model::infer::{Knowledge, TimerReading};
 use crate::model::predict::Effective;
 use crate::model::schedule::KernelParams;
 use crate::model::timeline::Timeline;
 use crate::model::watch::{self, EndClues, HiddenTimer};
+use crate::sys::conntrack::{self, ConntrackError, TCP_CONNTRACK_ESTABLISHED};
 use crate::sys::pidfd;
 use crate::sys::procfs::Owner;
 use crate::sys::sockdiag::{DiagEntry, TCP_ESTABLISHED, TimerKind};
@@ -86,12 +87,74 @@ impl Watch {
         })
     }
 
+    /// Conntrack cannot be read in this run: said once, then not asked again.
+    pub(super) fn conntrack_unavailable(
+        &mut self,
+        rep: &mut Reporter,
+        e: &ConntrackError,
+    ) -> Result<(), RunError> {
+        self.conntrack = None;
+        rep.emit(
+            super::RUN,
+            EventKind::Warning {
+                message: format!(
+                    "this host's conntrack entries are not shown ({e}): whether a \
+                     connection's keepalive outlives its entry is not checked"
+                ),
+            },
+        )
+    }
+
+    /// The connection's entry in this host's conntrack, judged against its
+    /// keepalive; `None` when it has none or conntrack cannot be read.
+    fn conntrack_of(
+        &mut self,
+        rep: &mut Reporter,
+        id: u64,
+        e: &DiagEntry,
+        know: &Knowledge,
+    ) -> Result<Option<ConntrackFacts>, RunError> {
+        let Some(ct) = self.conntrack.as_mut() else {
+            return Ok(None);
+        };
+        let entry = match ct.lookup(e.local, e.peer) {
+            Ok(Some(entry)) => entry,
+            Ok(None) => return Ok(None),
+            Err(err) if err.is_permanent() => {
+                self.conntrack_unavailable(rep, &err)?;
+                return Ok(None);
+            }
+            Err(err) => {
+                rep.emit(
+                    id,
+                    EventKind::Warning {
+                        message: format!("conntrack entry not read: {err}"),
+                    },
+                )?;
+                return Ok(None);
+            }
+        };
+        let state = entry.tcp_state;
+        Ok(Some(watch::conntrack_facts(
+            watch::ConntrackEntry {
+                left: entry.timeout,
+                established: state == Some(TCP_CONNTRACK_ESTABLISHED),
+                state: state.map_or("UNKNOWN", conntrack::tcp_state_name),
+            },
+            self.ct_established,
+            know.keepalive,
+            know.idle_s,
+            know.intvl_s,
+        )))
+    }
+
     fn watched_facts(
         &self,
         e: &DiagEntry,
         owner: Option<&Owner>,
         know: &Knowledge,
         unread_reason: Option<String>,
+        conntrack: Option<ConntrackFacts>,
     ) -> WatchFacts {
         WatchFacts {
             local: e.local,
@@ -115,6 +178,7 @@ impl Watch {
             settings_read: know.is_read(),
             settings_unread_reason: unread_reason,
             last_contact_ago_s: e.info.map_or(0.0, |i| i.since_contact().as_secs_f64()),
+            conntrack,
         }
     }
 
@@ -139,10 +203,24 @@ impl Watch {
             ),
         };
         know.first(keepalive_from_timer(e.timer));
+        let ct = self.conntrack_of(rep, id, e, &know)?;
+        let ct_warning = ct.as_ref().and_then(|c| {
+            watch::conntrack_warning(
+                c,
+                know.keepalive,
+                know.idle_s,
+                know.intvl_s,
+                !know.is_read(),
+                self.ct_loose,
+            )
+        });
         rep.emit(
             id,
-            EventKind::Watched(self.watched_facts(e, owner.as_ref(), &know, unread_reason)),
+            EventKind::Watched(self.watched_facts(e, owner.as_ref(), &know, unread_reason, ct)),
         )?;
+        if let Some(message) = ct_warning {
+            rep.emit(id, EventKind::Warning { message })?;
+        }
         let facts = watch::config_facts(&know, self.retries2);
         let params = KernelParams {
             retries2: self.retries2,

@@ -24,6 +24,7 @@ use crate::engine::run::{Reporter, RunError, stop_message};
 use crate::model::event::{EndFacts, EventKind, Outcome};
 use crate::model::expect::Tally;
 use crate::model::predict::Effective;
+use crate::sys::conntrack::{self, Conntrack};
 use crate::sys::procfs::Owners;
 use crate::sys::sockdiag::{
     DestroyListener, DiagEntry, SockDiag, SockDiagError, TCP_ESTABLISHED, watch_states,
@@ -81,6 +82,12 @@ struct Watch {
     destroy_lost: bool,
     /// The time the last dump took, start to end: its samples are that uncertain.
     dump_uncertainty: Duration,
+    /// This host's conntrack, for each joining connection's entry; `None` once it
+    /// proved unreadable (said once, in a run warning).
+    conntrack: Option<Conntrack>,
+    /// nf_conntrack_tcp_timeout_established and nf_conntrack_tcp_loose, read once.
+    ct_established: Option<Duration>,
+    ct_loose: Option<u32>,
 }
 
 pub fn run(
@@ -114,6 +121,9 @@ pub fn run(
         unaccepted: HashMap::new(),
         destroy_lost: false,
         dump_uncertainty: Duration::ZERO,
+        conntrack: None,
+        ct_established: conntrack::established_timeout(),
+        ct_loose: conntrack::tcp_loose(),
     };
     if options.dump_once {
         return w.dump_once(rep);
@@ -134,6 +144,10 @@ pub fn run(
         )?,
     }
     w.pid_note(rep)?;
+    match Conntrack::open() {
+        Ok(ct) => w.conntrack = Some(ct),
+        Err(e) => w.conntrack_unavailable(rep, &e)?,
+    }
     let start = rep.clock.now();
     let stop_at = options.run_for.map(|d| start.saturating_add(d));
     let mut next_pass = start;
