@@ -543,6 +543,27 @@ fn without_permission_settings_are_inferred_and_labelled_with_a_range() {
     );
     assert_eq!(w["cnt_source"], "system-default", "{w}");
     assert_eq!(w["user_timeout_source"], "assumed", "{w}");
+    // conntrack (ctnetlink) answers only CAP_NET_ADMIN: said once for the run,
+    // although two sockets joined, and no entry is claimed.
+    let ct: Vec<&Value> = events
+        .iter()
+        .filter(|e| {
+            e["event"] == "warning"
+                && e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("conntrack entries are not shown"))
+        })
+        .collect();
+    assert_eq!(ct.len(), 1, "{events:#?}");
+    assert!(
+        ct[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("needs CAP_NET_ADMIN"),
+        "{}",
+        ct[0]
+    );
+    assert_eq!(w["conntrack"], Value::Null, "{w}");
     let configs: Vec<&Value> = events
         .iter()
         .filter(|e| e["event"] == "config" && e["conn"] == w["conn"])

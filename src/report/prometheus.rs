@@ -714,6 +714,12 @@ mod tests {
                 let mut w = watched(&local, "127.0.0.1:5432", Some("app"), keepalives[c % 3]);
                 if let EventKind::Watched(f) = &mut w {
                     f.cnt_source = sources[c / 3];
+                    f.conntrack = Some(crate::model::event::ConntrackFacts {
+                        state: "ESTABLISHED",
+                        timeout_s: 20,
+                        established_timeout_s: Some(30),
+                        keepalive_after_expiry: true,
+                    });
                 }
                 x.observe(&event(id, w));
                 x.observe(&event(
@@ -740,7 +746,12 @@ mod tests {
             101 * 12,
             "every admitted triple and other, in 12 combinations"
         );
-        assert!(series <= 2536, "{series} series");
+        let after = sample_lines(&text)
+            .into_iter()
+            .filter(|l| l.starts_with("tcpalive_keepalive_after_conntrack_expiry{"))
+            .count();
+        assert_eq!(after, 101, "one per admitted triple and other");
+        assert!(series <= 2637, "{series} series");
         assert!(
             text.contains("tcpalive_label_sets_folded_total 600"),
             "50 triples x 12 connections folded"

@@ -73,7 +73,7 @@ pub enum ConntrackError {
         #[source]
         source: std::io::Error,
     },
-    #[error("reading conntrack needs CAP_NET_ADMIN (the kernel answered: {0})")]
+    #[error("reading conntrack needs CAP_NET_ADMIN; the kernel answered EPERM")]
     NotPermitted(#[source] std::io::Error),
     #[error("the kernel refused the conntrack lookup of {local} -> {peer}: {source}")]
     Refused {

@@ -98,7 +98,7 @@ impl Watch {
             super::RUN,
             EventKind::Warning {
                 message: format!(
-                    "this host's conntrack entries are not shown ({e}): whether a \
+                    "this host's conntrack entries are not shown: {e}; whether a \
                      connection's keepalive outlives its entry is not checked"
                 ),
             },
