@@ -22,6 +22,11 @@
 # Exit codes: 0 verdict as expected, 1 verdict not as expected (or the run broke),
 # 2 usage, 77 lab unavailable (not root, no iproute2/jq/tcpdump/ss -K, netns failed).
 #
+# --pcap: tcpdump on the client's veth writes capture.pcap (Ethernet) and its text
+# pcap.txt, and one on the server's every interface capture-server.pcap (Linux
+# cooked SLL2), for `tcpalive explain` (the fidelity, zero-window, ka-intvl,
+# late-timer and syn scenarios capture the client side always).
+#
 # Environment: TCPALIVE (binary; default target/debug/tcpalive, else PATH),
 # LAB_OUT (same as --out), LAB_PCAP=1 (same as --pcap), LAB_LOCK_DIR.
 
@@ -148,6 +153,8 @@ SCEN_ARGS=$(scenario_field "$SCENARIO" 5)
 
 OUT=${LAB_OUT:-}
 PCAP=${LAB_PCAP:-0}
+# Asked for (--pcap, LAB_PCAP=1): the server's end is captured too.
+PCAP_SERVER=$PCAP
 case $SCENARIO in fidelity|zero-window-*|ka-intvl|late-timer|syn-*) PCAP=1 ;; esac
 FAULT_AFTER=0.5
 # the zero-window cable pull waits for a few answered window probes; ka-intvl for the
@@ -163,7 +170,7 @@ while [ $# -gt 0 ]; do
     case $1 in
         --out) [ $# -ge 2 ] || usage; OUT=$2; shift 2 ;;
         --out=*) OUT=${1#--out=}; shift ;;
-        --pcap) PCAP=1; shift ;;
+        --pcap) PCAP=1; PCAP_SERVER=1; shift ;;
         --fault-after) [ $# -ge 2 ] || usage; FAULT_AFTER=$2; shift 2 ;;
         --max-wait) [ $# -ge 2 ] || usage; MAX_WAIT=$2; MAX_WAIT_GIVEN=1; shift 2 ;;
         --ct-timeout) [ $# -ge 2 ] || usage; CT_TIMEOUT=$2; shift 2 ;;
@@ -228,7 +235,7 @@ fi
 # ---------------------------------------------------------------- state and cleanup
 LOCK_DIR=${LAB_LOCK_DIR:-/run/tcpalive-lab}
 SLOT='' SLOT_DIR='' NS_C='' NS_R='' NS_S='' WORK='' TMP_WORK=0
-LISTEN_PID='' CONNECT_PID='' TCPDUMP_PID=''
+LISTEN_PID='' CONNECT_PID='' TCPDUMP_PID='' TCPDUMP_S_PID=''
 NAMESPACES=()
 
 stop_pid() {  # stop_pid PID SIGNAL: signal, wait up to 2 s, then SIGKILL
@@ -245,6 +252,7 @@ cleanup() {
     local rc=$? ns p
     trap - EXIT INT TERM
     stop_pid "$TCPDUMP_PID" INT
+    stop_pid "$TCPDUMP_S_PID" INT
     stop_pid "$CONNECT_PID" TERM
     stop_pid "$LISTEN_PID" TERM
     for ns in "${NAMESPACES[@]+"${NAMESPACES[@]}"}"; do
@@ -431,7 +439,7 @@ inject_fault() {
 if [ -n "$OUT" ]; then
     mkdir -p "$OUT" || die "cannot create $OUT"
     WORK=$(cd "$OUT" && pwd)
-    rm -f "$WORK"/{connect.jsonl,listen.jsonl,connect.exit,listen.exit,connect.err,listen.err,fault_at,pcap.txt,capture.pcap,verdict.json}
+    rm -f "$WORK"/{connect.jsonl,listen.jsonl,connect.exit,listen.exit,connect.err,listen.err,fault_at,pcap.txt,capture.pcap,capture-server.pcap,verdict.json}
 else
     WORK=$(mktemp -d /tmp/tcpalive-lab.XXXXXX) || die "mktemp failed"; TMP_WORK=1
 fi
@@ -459,6 +467,14 @@ if [ "$PCAP" = 1 ]; then
     TCPDUMP_PID=$!
     for i in $(seq 500); do grep -q "listening on" "$WORK/tcpdump.err" 2>/dev/null && break; sleep 0.02; done
     grep -q 'listening on' "$WORK/tcpdump.err" || unavailable "tcpdump did not start: $(cat "$WORK/tcpdump.err")"
+fi
+# The server's end too when asked for, on every interface (Linux cooked SLL2
+# frames), for `explain` (tests/explain.rs reads both ends of one run).
+if [ "$PCAP_SERVER" = 1 ]; then
+    ip netns exec "$NS_S" tcpdump -i any -y LINUX_SLL2 -n -U -w "$WORK/capture-server.pcap" "tcp port $PORT" 2>"$WORK/tcpdump-server.err" &
+    TCPDUMP_S_PID=$!
+    for i in $(seq 500); do grep -q "listening on" "$WORK/tcpdump-server.err" 2>/dev/null && break; sleep 0.02; done
+    grep -q 'listening on' "$WORK/tcpdump-server.err" || unavailable "tcpdump (server side) did not start: $(cat "$WORK/tcpdump-server.err")"
 fi
 
 ip netns exec "$NS_S" "$BIN" listen "$S_ADDR:$PORT" "${LISTEN_ARGS[@]}" >"$WORK/listen.jsonl" 2>"$WORK/listen.err" &
@@ -541,6 +557,7 @@ if [ -n "$LISTEN_PID" ]; then
     echo "$WAIT_RC" > "$WORK/listen.exit"; LISTEN_PID=''
 fi
 if [ -n "$TCPDUMP_PID" ]; then sleep 0.1; stop_pid "$TCPDUMP_PID" INT; TCPDUMP_PID=''; fi
+if [ -n "$TCPDUMP_S_PID" ]; then stop_pid "$TCPDUMP_S_PID" INT; TCPDUMP_S_PID=''; fi
 
 # ---------------------------------------------------------------- verdict
 FAULT_EPOCH=${FAULT_EPOCH:-}

@@ -12,7 +12,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 struct Lab {
+    /// The private parent directory (removed on drop) and the run's own inside it.
     dir: PathBuf,
+    run: PathBuf,
     connect: Vec<Value>,
 }
 
@@ -76,28 +78,23 @@ fn lab(scenario: &str, args: &[&str]) -> Lab {
         .filter(|l| l.starts_with('{'))
         .map(|l| serde_json::from_str(l).expect("connect JSON"))
         .collect();
+    for name in ["capture.pcap", "capture-server.pcap"] {
+        assert!(
+            dir.join(name).exists(),
+            "the lab wrote no {name} in {}",
+            dir.display()
+        );
+    }
     Lab {
         dir: parent,
+        run: dir,
         connect,
     }
-    .with_capture_in(&dir)
 }
 
 impl Lab {
-    fn with_capture_in(self, run: &Path) -> Lab {
-        let from = run.join("capture.pcap");
-        assert!(
-            from.exists(),
-            "the lab wrote no capture.pcap in {}",
-            run.display()
-        );
-        let to = self.dir.join("capture.pcap");
-        std::fs::rename(&from, &to).expect("move the capture");
-        self
-    }
-
     fn capture(&self) -> PathBuf {
-        self.dir.join("capture.pcap")
+        self.run.join("capture.pcap")
     }
 
     fn live(&self, name: &str) -> &Value {
@@ -230,6 +227,20 @@ fn cable_pull_capture_matches_the_live_timeline_in_pcap_and_pcapng() {
     let (code_ng, events_ng, _) = explain(&ng, &[]);
     assert_eq!(code_ng, code);
     assert_eq!(events_ng, events, "pcapng and pcap differ");
+    // The server's end of the same run (tcpdump -i any: Linux cooked SLL2): the
+    // pulled cable hid every probe from it, and nothing ended there.
+    let (code_s, server, _) = explain(&lab.run.join("capture-server.pcap"), &[]);
+    assert!(find(&server, "probe").is_empty(), "{server:?}");
+    assert_eq!(
+        find(&server, "connected")[0]["peer"],
+        find(&events, "connected")[0]["peer"]
+    );
+    assert_eq!(
+        server.last().expect("end")["outcome"],
+        "alive",
+        "{server:?}"
+    );
+    assert_eq!(code_s, 0);
 }
 
 #[test]
