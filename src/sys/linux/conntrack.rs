@@ -26,6 +26,9 @@ use thiserror::Error;
 
 /// An answer is one message of a few hundred bytes.
 const RECV_BUF: usize = 16 * 1024;
+/// The kernel answers within the request's send; this bounds a wait that should
+/// never happen, so a lost answer cannot stall `watch`'s loop.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
 /// `TCP_CONNTRACK_ESTABLISHED` (include/uapi/linux/netfilter/nf_conntrack_tcp.h).
 pub const TCP_CONNTRACK_ESTABLISHED: u8 = 3;
 
@@ -164,9 +167,13 @@ pub enum Answer {
     Other,
 }
 
-/// Parses one netlink message of a lookup's answer.
-pub fn parse_answer(bytes: &[u8]) -> Result<Answer, String> {
+/// Parses one netlink message of a lookup's answer; an answer to another request
+/// than `seq` (one that timed out before) is `Other`.
+pub fn parse_answer(bytes: &[u8], seq: u32) -> Result<Answer, String> {
     let msg = NetlinkMessage::<NetfilterMessage>::deserialize(bytes).map_err(|e| e.to_string())?;
+    if msg.header.sequence_number != seq {
+        return Ok(Answer::Other);
+    }
     match msg.payload {
         NetlinkPayload::Error(e) => match e.code.map(|c| -c.get()) {
             None => Ok(Answer::Other),
@@ -215,6 +222,7 @@ pub fn parse_answer(bytes: &[u8]) -> Result<Answer, String> {
 impl Conntrack {
     pub fn open() -> Result<Conntrack, ConntrackError> {
         let mut sock = Socket::new(NETLINK_NETFILTER).map_err(ConntrackError::Open)?;
+        set_receive_timeout(&sock, ANSWER_TIMEOUT).map_err(ConntrackError::Open)?;
         sock.bind_auto().map_err(ConntrackError::Open)?;
         sock.connect(&NetlinkAddr::new(0, 0))
             .map_err(ConntrackError::Open)?;
@@ -258,8 +266,11 @@ impl Conntrack {
                 }
             };
             let data = &self.buf[..n.min(self.buf.len())];
-            let answer =
-                parse_answer(data).map_err(|why| ConntrackError::Malformed { local, peer, why })?;
+            let answer = parse_answer(data, self.seq).map_err(|why| ConntrackError::Malformed {
+                local,
+                peer,
+                why,
+            })?;
             match answer {
                 Answer::Entry(e) => return Ok(Some(e)),
                 Answer::NoEntry => return Ok(None),
@@ -281,6 +292,30 @@ impl Conntrack {
                 Answer::Other => continue,
             }
         }
+    }
+}
+
+/// SO_RCVTIMEO: a receive that waits longer fails with EAGAIN.
+fn set_receive_timeout(sock: &Socket, d: Duration) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let tv = libc::timeval {
+        tv_sec: d.as_secs() as libc::time_t,
+        tv_usec: d.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: a valid socket descriptor and a timeval of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
@@ -328,10 +363,9 @@ mod tests {
     fn error(errno: i32) -> Vec<u8> {
         let mut e = ErrorMessage::default();
         e.code = NonZeroI32::new(-errno);
-        let mut m = NetlinkMessage::<NetfilterMessage>::new(
-            NetlinkHeader::default(),
-            NetlinkPayload::Error(e),
-        );
+        let mut header = NetlinkHeader::default();
+        header.sequence_number = 7;
+        let mut m = NetlinkMessage::<NetfilterMessage>::new(header, NetlinkPayload::Error(e));
         m.finalize();
         let mut buf = vec![0; m.buffer_len()];
         m.serialize(&mut buf);
@@ -399,19 +433,21 @@ mod tests {
             )])]),
         ]);
         assert_eq!(
-            parse_answer(&entry),
+            parse_answer(&entry, 7),
             Ok(Answer::Entry(CtEntry {
                 timeout: Duration::from_secs(27),
                 tcp_state: Some(3)
             }))
         );
-        assert_eq!(parse_answer(&error(libc::ENOENT)), Ok(Answer::NoEntry));
+        // A late answer to an earlier request is not this one's.
+        assert_eq!(parse_answer(&entry, 8), Ok(Answer::Other));
+        assert_eq!(parse_answer(&error(libc::ENOENT), 7), Ok(Answer::NoEntry));
         assert_eq!(
-            parse_answer(&error(libc::EPERM)),
+            parse_answer(&error(libc::EPERM), 7),
             Ok(Answer::Errno(libc::EPERM))
         );
-        assert!(parse_answer(&answer(vec![])).is_err());
-        assert!(parse_answer(&[1, 2, 3]).is_err());
+        assert!(parse_answer(&answer(vec![]), 7).is_err());
+        assert!(parse_answer(&[1, 2, 3], 7).is_err());
         assert_eq!(tcp_state_name(3), "ESTABLISHED");
         assert_eq!(tcp_state_name(42), "UNKNOWN");
     }
