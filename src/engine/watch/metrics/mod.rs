@@ -3,14 +3,16 @@
 //!
 //! A [`MetricsSink`] takes watch's events into the exposition (it sits beside the
 //! timeline renderer, so the watch loop does not know metrics exist). `--metrics`
-//! serves `GET /metrics` from one thread: one request per connection, each with
-//! short read and write timeouts so a stuck client cannot hold it. `--metrics-file`
+//! serves `GET /metrics` from a thread of its own ([`http`]: hyper, every client
+//! at once, each bounded in time and size). `--metrics-file`
 //! rewrites the textfile from another thread when something changed, at most once
 //! a second, atomically (a temporary file in the same directory, fsync, rename), and
 //! once more, synchronously, when the watch ends.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+mod http;
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -18,7 +20,7 @@ use std::time::Duration;
 
 use crate::engine::run::RunError;
 use crate::model::event::{Event, EventKind, Sink};
-use crate::report::prometheus::{Exposition, Limits, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
+use crate::report::prometheus::{Exposition, Limits};
 
 /// Where the exposition goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,10 +31,6 @@ pub enum MetricsTarget {
     File(PathBuf),
 }
 
-/// How long a scrape may take to send its request or read the answer.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
-/// The longest request head read (a scrape's is a few hundred bytes).
-const MAX_REQUEST: usize = 8192;
 /// The textfile is rewritten at most this often.
 const FILE_GAP: Duration = Duration::from_secs(1);
 
@@ -114,10 +112,7 @@ pub fn start(target: &MetricsTarget) -> Result<MetricsSink, RunError> {
             crate::report::diagnostic(&format!(
                 "serving Prometheus metrics on http://{local}/metrics"
             ));
-            let server = Arc::clone(&shared);
-            std::thread::Builder::new()
-                .name("metrics-http".into())
-                .spawn(move || serve(listener, &server))
+            http::spawn(listener, Arc::clone(&shared))
                 .map_err(RunError::io("start the --metrics server"))?;
             Ok(MetricsSink { shared, file: None })
         }
@@ -162,120 +157,6 @@ fn bind(host: &str, port: u16) -> Result<TcpListener, RunError> {
         }
     }
     Err(RunError::socket("serve --metrics on", shown)(last))
-}
-
-fn serve(listener: TcpListener, shared: &Shared) {
-    for stream in listener.incoming() {
-        // A failed accept (a client that reset at once, no descriptors left for a
-        // moment) concerns that client only.
-        let Ok(stream) = stream else {
-            std::thread::sleep(Duration::from_millis(10));
-            continue;
-        };
-        let _ = answer(stream, shared);
-    }
-}
-
-/// Reads one request head and answers it; the connection is closed after.
-fn answer(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
-    stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        if head.len() > MAX_REQUEST {
-            return respond(
-                &mut stream,
-                "431 Request Header Fields Too Large",
-                TEXT_CONTENT_TYPE,
-                b"",
-            );
-        }
-        let n = stream.read(&mut buf)?;
-        if n == 0 {
-            return Ok(());
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
-    let head = String::from_utf8_lossy(&head);
-    let request = parse_request(&head);
-    match (request.method, request.path) {
-        ("GET" | "HEAD", "/metrics") => {
-            let (body, content_type) = {
-                let state = shared.lock();
-                if request.openmetrics {
-                    (state.exposition.openmetrics(), OPENMETRICS_CONTENT_TYPE)
-                } else {
-                    (state.exposition.text(), TEXT_CONTENT_TYPE)
-                }
-            };
-            if request.method == "HEAD" {
-                // The head a GET would get, without the body.
-                return stream
-                    .write_all(response_head("200 OK", content_type, body.len()).as_bytes());
-            }
-            respond(&mut stream, "200 OK", content_type, body.as_bytes())
-        }
-        ("GET" | "HEAD", "/") => respond(
-            &mut stream,
-            "200 OK",
-            "text/plain; charset=utf-8",
-            b"tcpalive watch: metrics at /metrics\n",
-        ),
-        ("GET" | "HEAD", _) => respond(&mut stream, "404 Not Found", "text/plain", b"not found\n"),
-        _ => respond(
-            &mut stream,
-            "405 Method Not Allowed",
-            "text/plain",
-            b"only GET\n",
-        ),
-    }
-}
-
-/// The parts of a request head the exporter uses.
-#[derive(Debug, PartialEq, Eq)]
-struct Request<'a> {
-    method: &'a str,
-    path: &'a str,
-    /// The client accepts OpenMetrics (Prometheus does, first).
-    openmetrics: bool,
-}
-
-fn parse_request(head: &str) -> Request<'_> {
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next().unwrap_or("").split(' ');
-    let method = first.next().unwrap_or("");
-    let target = first.next().unwrap_or("");
-    let path = target.split('?').next().unwrap_or("");
-    let openmetrics = lines.any(|l| {
-        l.split_once(':').is_some_and(|(name, value)| {
-            name.trim().eq_ignore_ascii_case("accept")
-                && value.contains("application/openmetrics-text")
-        })
-    });
-    Request {
-        method,
-        path,
-        openmetrics,
-    }
-}
-
-fn respond(
-    stream: &mut TcpStream,
-    status: &str,
-    content_type: &str,
-    body: &[u8],
-) -> std::io::Result<()> {
-    stream.write_all(response_head(status, content_type, body.len()).as_bytes())?;
-    stream.write_all(body)?;
-    stream.flush()
-}
-
-fn response_head(status: &str, content_type: &str, length: usize) -> String {
-    format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\n\
-         Connection: close\r\n\r\n"
-    )
 }
 
 fn write_on_change(shared: &Shared, path: &Path) {
@@ -383,34 +264,5 @@ fn file_kind(t: &std::fs::FileType) -> &'static str {
         "a device"
     } else {
         "not a regular file"
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn requests_are_read_for_method_path_and_format() {
-        let prometheus = "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: \
-             application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5\r\n\r\n";
-        assert_eq!(
-            parse_request(prometheus),
-            Request {
-                method: "GET",
-                path: "/metrics",
-                openmetrics: true
-            }
-        );
-        let curl = "GET /metrics?x=1 HTTP/1.1\r\nHost: x\r\naccept: */*\r\n\r\n";
-        assert_eq!(
-            parse_request(curl),
-            Request {
-                method: "GET",
-                path: "/metrics",
-                openmetrics: false
-            }
-        );
-        assert_eq!(parse_request("").method, "");
     }
 }
