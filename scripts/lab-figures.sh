@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's `tcpalive lab` figures: runs every scenario N times (default 3) as an
+# The `tcpalive lab` figures of docs/lab.md: runs every scenario N times (default 3) as an
 # unprivileged user and prints outcome, errno, exit code, detect_s and
 # predicted_detect_s of each run's `end`. Run as root it drops to nobody with
 # setpriv; otherwise it runs as you. No root is needed by the lab itself.

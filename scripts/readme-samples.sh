@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The README's sample output, from real runs.
+# The sample output of README.md and docs/*.md, from real runs.
 #
-#   scripts/readme-samples.sh              rewrite every marked block of README.md
+#   scripts/readme-samples.sh              rewrite every marked block (README.md, docs/*.md)
 #   scripts/readme-samples.sh NAME...      rewrite those blocks only
 #   scripts/readme-samples.sh --print NAME print one sample's output (tests/readme.rs)
 #   scripts/readme-samples.sh --list       the sample names
@@ -163,15 +163,21 @@ for name in "${wanted[@]}"; do
 import re, sys
 name, path = sys.argv[1], sys.argv[2]
 out = open(path).read().rstrip("\n")
-readme = open("README.md").read()
 pattern = re.compile(
     r"(<!-- sample: " + re.escape(name) + r" -->\n```text\n)(.*?)(```\n<!-- /sample -->)",
     re.S,
 )
-if not pattern.search(readme):
-    sys.exit(f"README.md has no block <!-- sample: {name} -->")
-readme = pattern.sub(lambda m: m.group(1) + out + "\n" + m.group(3), readme)
-open("README.md", "w").write(readme)
-print(f"README.md: sample {name} regenerated ({out.count(chr(10)) + 1} lines)")
+import glob
+found = False
+for doc in ["README.md"] + sorted(glob.glob("docs/*.md")):
+    text = open(doc).read()
+    if not pattern.search(text):
+        continue
+    found = True
+    text = pattern.sub(lambda m: m.group(1) + out + "\n" + m.group(3), text)
+    open(doc, "w").write(text)
+    print(f"{doc}: sample {name} regenerated ({out.count(chr(10)) + 1} lines)")
+if not found:
+    sys.exit(f"no block <!-- sample: {name} --> in README.md or docs/*.md")
 EOF
 done

@@ -1,4 +1,4 @@
-//! The README's sample output stays true: every block marked
+//! The sample output of README.md and docs/*.md stays true: every block marked
 //! `<!-- sample: NAME -->` is rerun with this build (scripts/readme-samples.sh
 //! --print NAME) and compared with the block, numbers normalised. Times, ports,
 //! PIDs and counts vary from run to run; the lines, their order, their events and
@@ -148,6 +148,27 @@ fn blocks(readme: &str) -> Vec<(String, String)> {
     out
 }
 
+/// README.md and every docs/*.md, as (path, text).
+fn documents() -> Vec<(std::path::PathBuf, String)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut paths = vec![root.join("README.md")];
+    let mut docs: Vec<_> = std::fs::read_dir(root.join("docs"))
+        .expect("docs/")
+        .map(|e| e.expect("docs/ entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    docs.sort();
+    paths.extend(docs);
+    paths
+        .into_iter()
+        .map(|p| {
+            let text =
+                std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            (p, text)
+        })
+        .collect()
+}
+
 fn run_sample(name: &str) -> String {
     let out = Command::new("bash")
         .arg(concat!(
@@ -187,9 +208,10 @@ fn first_difference(want: &[String], got: &[String]) -> String {
     ignore = "lab: needs root and network namespaces (cargo test --features lab)"
 )]
 fn readme_samples_match_a_fresh_run() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("README.md");
-    let samples = blocks(&readme);
+    let samples: Vec<(String, String)> = documents()
+        .iter()
+        .flat_map(|(_, text)| blocks(text))
+        .collect();
     let names: Vec<&str> = samples.iter().map(|(n, _)| n.as_str()).collect();
     assert!(
         ["demo", "watch", "metrics", "heartbeat-expect"]
@@ -246,4 +268,50 @@ fn normalising_keeps_words_and_drops_numbers() {
         ),
         ["+#.#s heartbeat ## sent", "+#.#s end x"]
     );
+}
+
+/// The README is a front page: short, every link into docs/ resolves, and no user
+/// document names the tracker's issue numbers.
+#[test]
+fn the_readme_is_a_front_page_and_its_links_resolve() {
+    let docs = documents();
+    let (_, readme) = &docs[0];
+    let lines = readme.lines().count();
+    assert!(lines <= 350, "README.md has {lines} lines (at most 350)");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (path, text) in &docs {
+        let dir = path.parent().expect("a parent");
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("](") {
+            let after = &rest[at + 2..];
+            let end = after.find(')').expect("a link closes");
+            let target = after[..end].split('#').next().unwrap_or("");
+            if !target.is_empty() && !target.contains("://") {
+                assert!(
+                    dir.join(target).exists(),
+                    "{}: link to {target}, which does not exist",
+                    path.display()
+                );
+            }
+            rest = &after[end..];
+        }
+        let name = path
+            .strip_prefix(root)
+            .unwrap_or(path)
+            .display()
+            .to_string();
+        // The architecture notes are for contributors, who may cite the tracker.
+        if name.ends_with("ARCHITECTURE.md") || name.ends_with("kernel-facts.md") {
+            continue;
+        }
+        let lower = text.to_lowercase();
+        for (i, _) in lower.match_indices("issue ") {
+            let next = lower[i + "issue ".len()..].chars().next();
+            assert!(
+                !next.is_some_and(|c| c.is_ascii_digit()),
+                "{name} names an issue number: {}",
+                &text[i..(i + 12).min(text.len())]
+            );
+        }
+    }
 }

@@ -7,7 +7,7 @@
 //! next bucket boundary of its level, so a timer fires between 0 and one granularity
 //! late, plus up to one jiffy because TCP arms in whole jiffies from mid-tick. At
 //! HZ=250 that is 36 ms for 0.25-2 s timers, 260 ms for 2-16 s, 2.05 s for 16-129 s
-//! and 131 s for the 7200 s default idle (measured here: docs in README "How the
+//! and 131 s for the 7200 s default idle (measured here: docs/prediction.md "How the
 //! prediction is made"). Lateness below this bound is normal, never a fault.
 
 use std::time::Duration;

@@ -138,7 +138,7 @@ pub struct UserTimeoutKnob {
 }
 
 /// One platform's row of the facts table. Every figure cites its source in
-/// `source` (README "plan" lists them all).
+/// `source` (docs/plan.md lists them all).
 #[derive(Debug)]
 pub struct PlatformFacts {
     pub platform: Platform,
