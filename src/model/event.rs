@@ -350,7 +350,8 @@ pub enum EventKind {
     /// The peer advertises a zero window with data waiting: its application stopped
     /// reading. Keepalive stops; window probes start (the first due at `probe_due`).
     ZeroWindow {
-        unsent: u32,
+        /// Bytes waiting to be sent; `None` where nothing shows it (a capture).
+        unsent: Option<u32>,
         #[serde(serialize_with = "secs")]
         probe_due: Duration,
     },

@@ -485,7 +485,7 @@ impl Timeline {
             base,
         };
         out.push(EventKind::ZeroWindow {
-            unsent: s.notsent_bytes,
+            unsent: Some(s.notsent_bytes),
             probe_due: timer.fires_at,
         });
         self.zw = Some(ZeroWindow {

@@ -407,8 +407,9 @@ fn describe(kind: &EventKind, clock: LineClock) -> Vec<(&'static str, String)> {
         )),
         EventKind::Prediction(p) => one(prediction_line(p, clock)),
         EventKind::ZeroWindow { unsent, probe_due } => one(format!(
-            "the peer stopped reading: its window is 0 with {unsent} bytes waiting; keepalive \
+            "the peer stopped reading: its window is 0 with {} waiting; keepalive \
              stops, window probes start (first due at {})",
+            unsent.map_or("data".to_string(), |n| format!("{n} bytes")),
             clock.at(*probe_due)
         )),
         EventKind::WindowOpen { after, probes } => one(format!(

@@ -254,7 +254,7 @@ pub fn one_of_each() -> Vec<Event> {
             .with_detect(),
         ),
         EventKind::ZeroWindow {
-            unsent: 43_440,
+            unsent: Some(43_440),
             probe_due: ms(254),
         },
         EventKind::WindowProbe {

@@ -389,8 +389,9 @@ fn replay(
                 events.push((
                     at,
                     EventKind::ZeroWindow {
-                        unsent: 0,
-                        probe_due: rel(at),
+                        unsent: None,
+                        // The wire shows when the first window probe went, not its timer.
+                        probe_due: rel(first_window_probe(conn, local, at).unwrap_or(at)),
                     },
                 ));
             }
@@ -687,4 +688,13 @@ fn silent_end(
         "no RST or FIN in the capture".into()
     });
     (capture_end.max(conn.last), e)
+}
+
+/// The first window probe of `local` after `since`, if one came.
+fn first_window_probe(conn: &Conn, local: usize, since: Duration) -> Option<Duration> {
+    conn.obs
+        .iter()
+        .filter(|(at, _)| *at >= since)
+        .find(|(_, o)| *o == Obs::WindowProbe { side: local })
+        .map(|(at, _)| *at)
 }

@@ -382,7 +382,7 @@ fn zero_window_is_its_own_path_with_window_probes() {
     assert_eq!(
         ev[0],
         EventKind::ZeroWindow {
-            unsent: 43_440,
+            unsent: Some(43_440),
             probe_due: ms(254)
         }
     );
