@@ -54,17 +54,20 @@ fn loopback_keeps_every_flow_up_to_max() {
         .count();
     assert_eq!(off, 4, "{heard:?}");
     assert_eq!(count(&heard, "heartbeat"), 2, "{heard:?}");
-    assert_eq!(count(&heard, "end"), 4, "each flow closed: {heard:?}");
+    // every test flow ended on the listener (by DONE on the control flow, or the
+    // client's own close), and the control flow with them
+    assert_eq!(count(&heard, "end"), 5, "each flow closed: {heard:?}");
 }
 
 #[test]
 fn a_far_side_that_is_not_tcpalive_is_an_error() {
-    // accepts and stays silent: HOLD is never answered
+    // accepts and stays silent: WATCH (the control flow's first line) is never
+    // answered
     let server = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let target = server.local_addr().expect("addr").to_string();
     let hold = std::thread::spawn(move || {
         let mut held = Vec::new();
-        for c in server.incoming().take(4) {
+        for c in server.incoming().take(1) {
             held.push(c);
         }
         std::thread::sleep(Duration::from_secs(3));
@@ -84,7 +87,7 @@ fn a_far_side_that_is_not_tcpalive_is_an_error() {
     assert!(
         end["message"]
             .as_str()
-            .is_some_and(|m| m.contains("did not answer HOLD")),
+            .is_some_and(|m| m.contains("did not answer WATCH")),
         "{end}"
     );
     let _ = hold.join();
@@ -185,4 +188,96 @@ fn a_muted_listener_still_answers_test_flows() {
             .all(|c| c["result"] == "survived"),
         "{lines:?}"
     );
+}
+
+/// How a fake listener lies.
+#[derive(Clone, Copy, PartialEq)]
+enum Lie {
+    /// Answers WATCH and HOLD, never a PING (neither on the control flow nor on
+    /// a test flow).
+    NoPong,
+    /// Answers the control flow's PINGs, holds flows, never answers a test flow.
+    NoTestPong,
+    /// Sends the `in` check's PING right after HELD instead of waiting.
+    EarlyPing,
+}
+
+/// A small hostile server: speaks just enough of the protocol to be believed,
+/// and lies as `lie` says. Its threads end with their connections.
+fn fake_listener(lie: Lie) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let server = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let target = server.local_addr().expect("addr").to_string();
+    std::thread::spawn(move || {
+        for conn in server.incoming() {
+            let Ok(conn) = conn else { return };
+            std::thread::spawn(move || {
+                let mut out = conn.try_clone().expect("clone");
+                let mut control = false;
+                for line in BufReader::new(conn).lines() {
+                    let Ok(line) = line else { return };
+                    let words: Vec<&str> = line.split(' ').collect();
+                    let reply = match words.as_slice() {
+                        ["WATCH", run] => {
+                            control = true;
+                            Some(format!("WATCHING {run}\n"))
+                        }
+                        ["HOLD", seq, wake, _, _] => {
+                            let mut r = format!("HELD {seq}\n");
+                            if lie == Lie::EarlyPing && *wake != "0" {
+                                r.push_str(&format!("PING {seq}\n"));
+                            }
+                            Some(r)
+                        }
+                        ["PING", seq] => match (lie, control) {
+                            (Lie::NoPong, _) | (Lie::NoTestPong, false) => None,
+                            _ => Some(format!("PONG {seq}\n")),
+                        },
+                        _ => None,
+                    };
+                    if let Some(r) = reply
+                        && out.write_all(r.as_bytes()).is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    target
+}
+
+/// A listener that lies is never believed: each lie ends the run with an error
+/// that names the broken protocol, and no limit (before: "idle limit 0.9s
+/// +-0.9s ... dropped silently", exit 0, and a PING right after HELD counted as
+/// a survived idle period).
+#[test]
+fn a_lying_listener_never_yields_a_limit() {
+    for (lie, direction, says) in [
+        // whichever shows first: the control flow's PING or every check unanswered
+        (Lie::NoPong, "out", "PING|every test flow was dropped"),
+        (Lie::NoTestPong, "out", "every test flow was dropped"),
+        (Lie::EarlyPing, "in", "broke the protocol on test flow"),
+    ] {
+        let target = fake_listener(lie);
+        let (code, lines, stderr) = run_json(&[
+            "idle-limit",
+            &target,
+            "--max",
+            "8",
+            "--direction",
+            direction,
+            "--json",
+        ]);
+        let end = end_of(&lines);
+        assert_eq!(code, 1, "{says}: {end} {stderr}");
+        assert_eq!(end["outcome"], "error", "{end}");
+        assert_eq!(end["idle_limit_s"], Value::Null, "{end}");
+        assert!(
+            end["message"]
+                .as_str()
+                .is_some_and(|m| says.split('|').any(|s| m.contains(s))),
+            "{says}: {end}"
+        );
+    }
 }

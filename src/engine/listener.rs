@@ -5,7 +5,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -13,10 +13,11 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::config::Fault;
 use crate::engine::event_loop::{EventLoop, Woke};
 use crate::engine::run::{Reporter, RunError, Throttle, stop_message};
-use crate::engine::session::{Plan, Session};
+use crate::engine::session::{Plan, Request, Role, Session};
 use crate::model::event::{EndFacts, EventKind, Outcome};
 use crate::model::expect::Tally;
 use crate::model::heartbeat::HeartbeatConfig;
+use crate::model::heartbeat::Message;
 use crate::model::outcome::errno_text;
 use crate::model::tune::KeepaliveRequest;
 use crate::sys;
@@ -32,6 +33,11 @@ const ACCEPTS_PER_WAKE: usize = 64;
 /// Accept pauses under EMFILE with no descriptor to spare: doubling, capped.
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(50);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Test flows one idle-limit run may hold at once (its `--parallel` is at most
+/// 1000, plus the `--verify` flow), and runs one client address may have open:
+/// a client cannot pin more than this many connections through HOLD.
+const HOLDS_PER_RUN: usize = 1024;
+const RUNS_PER_PEER: usize = 4;
 /// At most one `cannot follow the connection` warning this often.
 const FOLLOW_WARN_EVERY: Duration = Duration::from_secs(10);
 
@@ -91,11 +97,20 @@ pub fn bind_to(addr: SocketAddr, rcvbuf: Option<usize>) -> Result<Socket, RunErr
     Ok(sock)
 }
 
+/// An idle-limit run: its control flow and its test flows (seq -> connection).
+/// The listener owns them too: they end with the control flow, or on `DONE`.
+struct IdleRun {
+    control: u64,
+    peer: IpAddr,
+    holds: HashMap<u64, u64>,
+}
+
 /// The connections being followed, with their wake-ups in a timer queue. Stale
 /// queue entries (a connection rescheduled or gone) are skipped when popped.
 struct Table<'s> {
     sessions: HashMap<u64, Session>,
     timers: BinaryHeap<Reverse<(Duration, u64)>>,
+    runs: HashMap<u64, IdleRun>,
     lp: EventLoop<'s>,
     tally: Tally,
     /// `cannot follow` warnings, rate-limited.
@@ -209,6 +224,7 @@ pub fn serve(
     let mut table = Table {
         sessions: HashMap::new(),
         timers: BinaryHeap::new(),
+        runs: HashMap::new(),
         lp,
         tally: Tally::default(),
         deferred_at_limit: false,
@@ -332,8 +348,8 @@ pub fn serve(
     }
 }
 
-/// Emits a session's events; removes it when it ended. Returns the run's outcome
-/// when `--once` is done.
+/// Emits a session's events; removes it when it ended, else serves its idle-limit
+/// requests. Returns the run's outcome when `--once` is done.
 fn finish_step(
     rep: &mut Reporter,
     table: &mut Table,
@@ -346,15 +362,190 @@ fn finish_step(
     rep.emit_all(id, events)?;
     match end {
         Some(end) => {
-            let end = rep.end(id, end)?;
-            table.remove(id, &end);
+            let end = end_session(rep, table, id, end, now)?;
             Ok(once.then_some(end))
         }
         None => {
+            serve_requests(rep, table, id, now)?;
             table.schedule(id, now);
             Ok(None)
         }
     }
+}
+
+/// Reports a session's end and removes it. An idle-limit test flow that ended
+/// on its own is reported to its run's control flow (`SAW`); a control flow's
+/// end closes the run's test flows.
+fn end_session(
+    rep: &mut Reporter,
+    table: &mut Table,
+    id: u64,
+    end: EndFacts,
+    now: Duration,
+) -> Result<EndFacts, RunError> {
+    let end = rep.end(id, end)?;
+    let role = table.sessions.get(&id).map(|s| s.role);
+    table.remove(id, &end);
+    match role {
+        Some(Role::Test { run, seq }) => {
+            let control = table.runs.get_mut(&run).and_then(|r| {
+                (r.holds.get(&seq) == Some(&id)).then(|| {
+                    r.holds.remove(&seq);
+                    r.control
+                })
+            });
+            if let Some(control) = control {
+                let what = Session::saw(&end);
+                let ended = table
+                    .sessions
+                    .get_mut(&control)
+                    .and_then(|c| c.tell(now, Message::Saw { seq, what }));
+                if let Some(cend) = ended {
+                    end_session(rep, table, control, cend, now)?;
+                }
+            }
+        }
+        Some(Role::Control { run }) => {
+            if let Some(r) = table.runs.remove(&run) {
+                for conn in r.holds.into_values() {
+                    close_session(
+                        rep,
+                        table,
+                        conn,
+                        now,
+                        &format!("closed (reset): the control flow of idle-limit run {run} ended"),
+                    )?;
+                }
+            }
+        }
+        Some(Role::Plain) | None => {}
+    }
+    Ok(end)
+}
+
+/// Closes a session with a reset (nothing lingers behind a path that forgot it).
+fn close_session(
+    rep: &mut Reporter,
+    table: &mut Table,
+    id: u64,
+    now: Duration,
+    message: &str,
+) -> Result<(), RunError> {
+    let Some(s) = table.sessions.get_mut(&id) else {
+        return Ok(());
+    };
+    let end = s.close_now(now, Fault::Reset(Duration::ZERO), message);
+    end_session(rep, table, id, end, now)?;
+    Ok(())
+}
+
+/// idle-limit's requests: a control flow registers its run; a test flow is
+/// held only for a run whose control flow is open from the same address, and
+/// within the bounds; `DONE` closes a test flow.
+fn serve_requests(
+    rep: &mut Reporter,
+    table: &mut Table,
+    id: u64,
+    now: Duration,
+) -> Result<(), RunError> {
+    let Some(s) = table.sessions.get_mut(&id) else {
+        return Ok(());
+    };
+    let requests = s.take_requests();
+    let peer = s.peer().ip();
+    for req in requests {
+        let mut events = Vec::new();
+        let ended = match req {
+            Request::Watch(run) => {
+                let runs_of_peer = table.runs.values().filter(|r| r.peer == peer).count();
+                let why = if run == 0 || table.runs.contains_key(&run) {
+                    Some(format!(
+                        "WATCH {run}: no such run may be started (0 or in use)"
+                    ))
+                } else if runs_of_peer >= RUNS_PER_PEER {
+                    Some(format!(
+                        "WATCH {run}: {peer} has {RUNS_PER_PEER} idle-limit runs open already"
+                    ))
+                } else {
+                    None
+                };
+                match (why, table.sessions.get_mut(&id)) {
+                    (Some(why), Some(s)) => {
+                        Some(s.close_now(now, Fault::Close(Duration::ZERO), &why))
+                    }
+                    (None, Some(s)) => {
+                        table.runs.insert(
+                            run,
+                            IdleRun {
+                                control: id,
+                                peer,
+                                holds: HashMap::new(),
+                            },
+                        );
+                        s.watching(now, run)
+                    }
+                    (_, None) => None,
+                }
+            }
+            Request::Hold {
+                seq,
+                wake_ms,
+                uto_ms,
+                run,
+            } => {
+                let why = match table.runs.get(&run) {
+                    None => Some(format!("HOLD {seq}: no control flow for run {run}")),
+                    Some(r) if r.peer != peer => Some(format!(
+                        "HOLD {seq}: run {run}'s control flow is from another address"
+                    )),
+                    Some(r) if r.holds.contains_key(&seq) => {
+                        Some(format!("HOLD {seq}: run {run} holds that flow already"))
+                    }
+                    Some(r) if r.holds.len() >= HOLDS_PER_RUN => Some(format!(
+                        "HOLD {seq}: run {run} holds {HOLDS_PER_RUN} test flows already"
+                    )),
+                    Some(_) => None,
+                };
+                match (why, table.sessions.get_mut(&id)) {
+                    (Some(why), Some(s)) => Some(s.refuse(now, seq, &why)),
+                    (None, Some(s)) => {
+                        if let Some(r) = table.runs.get_mut(&run) {
+                            r.holds.insert(seq, id);
+                        }
+                        s.accept_hold(now, run, seq, wake_ms, uto_ms, &mut events)
+                    }
+                    (_, None) => None,
+                }
+            }
+            Request::Done(seq) => {
+                let target = match table.sessions.get(&id).map(|s| s.role) {
+                    Some(Role::Control { run }) => table
+                        .runs
+                        .get_mut(&run)
+                        .and_then(|r| r.holds.remove(&seq).map(|conn| (run, conn))),
+                    _ => None,
+                };
+                if let Some((run, conn)) = target {
+                    close_session(
+                        rep,
+                        table,
+                        conn,
+                        now,
+                        &format!(
+                            "closed (reset): idle-limit run {run} is done with test flow {seq}"
+                        ),
+                    )?;
+                }
+                None
+            }
+        };
+        rep.emit_all(id, events)?;
+        if let Some(end) = ended {
+            end_session(rep, table, id, end, now)?;
+            return Ok(());
+        }
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]

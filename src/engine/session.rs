@@ -16,6 +16,7 @@ use socket2::Socket;
 
 use crate::config::{Fault, SendPlan};
 use crate::model::event::{EndFacts, EventKind, Outcome};
+pub use crate::model::heartbeat::Saw;
 use crate::model::heartbeat::{Due, Heartbeat, HeartbeatConfig, LineReader, Message, RawReply};
 use crate::model::outcome::{classify_errno, errno_name, errno_text};
 use crate::model::sample::TCP_ESTABLISHED;
@@ -31,6 +32,40 @@ const READ_BUF: usize = 16 * 1024;
 const OUTBOX_MAX: usize = 4096;
 /// Retry a pending outbox this often (the socket is not watched for writability).
 const OUTBOX_RETRY: Duration = Duration::from_millis(10);
+
+/// How long an idle-limit control flow may carry nothing (its client pings it
+/// every second) before the listener counts its client as gone and closes the
+/// run's test flows.
+pub const CONTROL_SILENCE: Duration = Duration::from_secs(5);
+
+/// What an idle-limit connection is to the listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Plain,
+    /// The control flow of idle-limit run `run` (`WATCH`).
+    Control {
+        run: u64,
+    },
+    /// Test flow `seq` of run `run` (`HOLD`, accepted).
+    Test {
+        run: u64,
+        seq: u64,
+    },
+}
+
+/// What a session asks of the table that holds every session: idle-limit's
+/// messages that concern other connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    Watch(u64),
+    Hold {
+        seq: u64,
+        wake_ms: u32,
+        uto_ms: u32,
+        run: u64,
+    },
+    Done(u64),
+}
 
 /// What a session does besides observing.
 #[derive(Debug, Clone, Default)]
@@ -61,6 +96,15 @@ fn filler_line(size: usize) -> Vec<u8> {
 
 pub struct Session {
     sock: Socket,
+    peer: SocketAddr,
+    pub role: Role,
+    /// idle-limit messages for the table, taken after each step.
+    requests: Vec<Request>,
+    /// A HOLD or WATCH was asked already: later ones on this connection are
+    /// ignored (a flood of them costs nothing).
+    asked: bool,
+    /// Control flow: silent until this time means its client is gone.
+    silent_at: Option<Duration>,
     timeline: Timeline,
     send: Option<(SendPlan, Duration)>,
     fault: Option<(Fault, Duration)>,
@@ -121,6 +165,11 @@ impl Session {
         });
         let mut session = Session {
             sock,
+            peer,
+            role: Role::Plain,
+            requests: Vec::new(),
+            asked: false,
+            silent_at: None,
             timeline,
             send,
             fault,
@@ -138,6 +187,25 @@ impl Session {
 
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.sock.as_fd()
+    }
+
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The idle-limit requests since the last call.
+    pub fn take_requests(&mut self) -> Vec<Request> {
+        std::mem::take(&mut self.requests)
+    }
+
+    /// What the listener saw end this connection, for `SAW` (by the end's outcome).
+    pub fn saw(end: &EndFacts) -> Saw {
+        match end.outcome {
+            Outcome::Eof => Saw::Fin,
+            Outcome::Reset => Saw::Rst,
+            Outcome::Timeout => Saw::Timeout,
+            _ => Saw::Error,
+        }
     }
 
     fn sample(&mut self, now: Duration, out: &mut Vec<EventKind>) {
@@ -240,6 +308,9 @@ impl Session {
             }
             return;
         }
+        if let Role::Control { .. } = self.role {
+            self.silent_at = Some(now.saturating_add(CONTROL_SILENCE));
+        }
         for msg in self.lines.feed(bytes) {
             match msg {
                 Message::Ping(seq) if self.answer_pings => self.queue(&Message::Pong(seq).encode()),
@@ -259,10 +330,76 @@ impl Session {
                     seq,
                     wake_ms,
                     uto_ms,
-                } => self.hold(now, seq, wake_ms, uto_ms, out),
-                Message::Held(_) => {}
+                    run,
+                } if !self.asked => {
+                    self.asked = true;
+                    self.requests.push(Request::Hold {
+                        seq,
+                        wake_ms,
+                        uto_ms,
+                        run,
+                    });
+                }
+                Message::Watch(run) if !self.asked => {
+                    self.asked = true;
+                    self.requests.push(Request::Watch(run));
+                }
+                Message::Done(seq) if matches!(self.role, Role::Control { .. }) => {
+                    self.requests.push(Request::Done(seq));
+                }
+                // Only one HOLD or WATCH per connection; the listener's own
+                // messages mean nothing coming from a peer.
+                Message::Hold { .. }
+                | Message::Watch(_)
+                | Message::Done(_)
+                | Message::Held(_)
+                | Message::Refused(_)
+                | Message::Watching(_)
+                | Message::Saw { .. } => {}
             }
         }
+    }
+
+    /// `WATCH` accepted: this is the control flow of `run`.
+    pub fn watching(&mut self, now: Duration, run: u64) -> Option<EndFacts> {
+        self.role = Role::Control { run };
+        self.silent_at = Some(now.saturating_add(CONTROL_SILENCE));
+        // Its client's PINGs are answered whatever --mute says: they are the
+        // measurement's, not the application's.
+        self.answer_pings = true;
+        self.heartbeat = None;
+        self.queue(&Message::Watching(run).encode());
+        self.flush(now)
+    }
+
+    /// A line for the control flow (`SAW`).
+    pub fn tell(&mut self, now: Duration, msg: Message) -> Option<EndFacts> {
+        self.queue(&msg.encode());
+        self.flush(now)
+    }
+
+    /// `HOLD` refused: `REFUSED`, then FIN (the caller ends the session).
+    pub fn refuse(&mut self, now: Duration, seq: u64, why: &str) -> EndFacts {
+        self.queue(&Message::Refused(seq).encode());
+        if let Some(end) = self.flush(now) {
+            return end;
+        }
+        self.close_now(now, Fault::Close(Duration::ZERO), why)
+    }
+
+    /// `HOLD` accepted by the table.
+    pub fn accept_hold(
+        &mut self,
+        now: Duration,
+        run: u64,
+        seq: u64,
+        wake_ms: u32,
+        uto_ms: u32,
+        out: &mut Vec<EventKind>,
+    ) -> Option<EndFacts> {
+        self.role = Role::Test { run, seq };
+        self.hold(now, seq, wake_ms, uto_ms, out);
+        self.flush(now)
     }
 
     /// `HOLD`: this connection is an idle-limit test flow. Nothing of ours may
@@ -381,6 +518,20 @@ impl Session {
     /// A timer fired: sample the kernel, inject a due fault, write a due send.
     pub fn on_wake(&mut self, now: Duration, out: &mut Vec<EventKind>) -> Option<EndFacts> {
         self.sample(now, out);
+        if let (Role::Control { run }, Some(at)) = (self.role, self.silent_at)
+            && now >= at
+        {
+            return Some(self.end(
+                now,
+                Outcome::HeartbeatTimeout,
+                None,
+                format!(
+                    "the control flow of idle-limit run {run} carried nothing for {}: its \
+                     client is gone",
+                    crate::model::units::secs_text(CONTROL_SILENCE)
+                ),
+            ));
+        }
         if let Some((fault, at)) = self.fault
             && now >= at
         {
@@ -462,6 +613,7 @@ impl Session {
             self.fault.map(|(_, at)| at),
             self.heartbeat.as_ref().map(Heartbeat::next_deadline),
             self.wake.map(|(_, at, _)| at),
+            self.silent_at,
             (!self.outbox.is_empty()).then(|| now.saturating_add(OUTBOX_RETRY)),
         ]
         .into_iter()

@@ -192,8 +192,12 @@ pub struct IdleLimitFacts {
     pub resolution_s: Option<f64>,
     /// "out", "in" or "both": the directions whose flows were dropped at the limit.
     pub direction: Option<&'static str>,
-    /// "silent" or "reset".
+    /// "silent", "reset" or "closed" (a FIN: a proxy's idle timeout), of the
+    /// limiting direction.
     pub drop_mode: Option<&'static str>,
+    /// Per direction that had a flow dropped ("out", "in"): how its shortest
+    /// failure died, from what both ends saw.
+    pub drops: std::collections::BTreeMap<&'static str, DropFacts>,
     pub recommended_idle_s: Option<u32>,
     pub recommended_intvl_s: Option<u32>,
     pub recommended_cnt: Option<u32>,
@@ -219,6 +223,20 @@ pub struct IdleLimitFacts {
     pub verify_idle_s: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify_hold_s: Option<f64>,
+}
+
+/// How one direction's shortest failure died: `mode` and `by` ("path" or "far
+/// end") are derived from `client_saw` (this side: "fin", "rst", "timeout",
+/// "answered" for the `in` follow-up, "nothing") and `listener_saw` (the
+/// listener's report: "fin", "rst", "timeout", "error"; null when it reported
+/// nothing: its side of the flow was still open).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DropFacts {
+    pub mode: &'static str,
+    pub by: &'static str,
+    pub idle_s: f64,
+    pub client_saw: &'static str,
+    pub listener_saw: Option<&'static str>,
 }
 
 /// `watch`: a connection another process owns, as seen from outside through
@@ -459,8 +477,14 @@ pub enum EventKind {
         idle: Duration,
         /// "survived" or "dropped".
         result: &'static str,
-        /// "silent" or "reset" when dropped.
+        /// "silent", "reset" or "closed" when dropped.
         drop_mode: Option<&'static str>,
+        /// When dropped: "path" or "far end" (see [`DropFacts`]).
+        by: Option<&'static str>,
+        /// When dropped: what this side saw, and what the listener had reported
+        /// by then (null: nothing yet).
+        client_saw: Option<&'static str>,
+        listener_saw: Option<&'static str>,
         /// The round trip of the flow's set-up (HOLD/HELD).
         #[serde(rename = "rtt_ms", serialize_with = "millis")]
         rtt: Duration,

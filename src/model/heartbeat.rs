@@ -7,8 +7,15 @@
 //! ```text
 //! PING <seq>     sender -> peer, seq a decimal u64 counting from 1
 //! PONG <seq>     peer -> sender, echoing the seq it answers
-//! HOLD <seq> <wake_ms> <uto_ms>
-//!                idle-limit -> listener: this connection is an idle test flow.
+//! WATCH <run>    idle-limit -> listener, on a connection of its own: this is the
+//!                control flow of measurement <run> (a random u64 > 0). The
+//!                listener answers WATCHING <run>. The run's test flows live
+//!                as long as it does: when it ends, or carries nothing (its
+//!                PINGs) for CONTROL_SILENCE, the listener closes them all.
+//! WATCHING <run> listener -> idle-limit: the control flow is registered.
+//! HOLD <seq> <wake_ms> <uto_ms> <run>
+//!                idle-limit -> listener: this connection is an idle test flow of
+//!                <run> (whose control flow must be open from the same address).
 //!                The listener turns its keepalive and heartbeats off on it (its
 //!                own packets would refresh the middlebox's state), answers its
 //!                PINGs even under --mute (silence would read as a drop), answers
@@ -16,8 +23,18 @@
 //!                milliseconds after HELD went out (the `in` check: the first
 //!                packet after the idle period comes from outside),
 //!                with TCP_USER_TIMEOUT <uto_ms> (0: unchanged) bounding that send.
-//!                wake_ms and uto_ms are decimal u32.
+//!                wake_ms and uto_ms are decimal u32. One HOLD per connection; a
+//!                HOLD the listener will not keep (no such run, too many flows
+//!                for it) is answered REFUSED <seq> and the flow is reset.
 //! HELD <seq>     listener -> idle-limit: HOLD <seq> is in force.
+//! REFUSED <seq>  listener -> idle-limit: HOLD <seq> is not (see above).
+//! DONE <seq>     idle-limit -> listener, on the control flow: the test of flow
+//!                <seq> is over; the listener closes that flow (reset).
+//! SAW <seq> <what>
+//!                listener -> idle-limit, on the control flow: test flow <seq>
+//!                ended on the listener's side before DONE: `fin` (a FIN came),
+//!                `rst` (a reset came), `timeout` (its PING went unanswered
+//!                within <uto_ms>), `error` (any other error).
 //! ```
 //!
 //! Anything else is ignored. Lines longer than [`MAX_LINE`] bytes are dropped
@@ -33,14 +50,62 @@ use std::time::Duration;
 pub const MAX_PAYLOAD: usize = 1024;
 
 /// Longest protocol line kept; longer ones are discarded up to their newline.
-pub const MAX_LINE: usize = 64;
+pub const MAX_LINE: usize = 80;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Message {
     Ping(u64),
     Pong(u64),
-    Hold { seq: u64, wake_ms: u32, uto_ms: u32 },
+    Hold {
+        seq: u64,
+        wake_ms: u32,
+        uto_ms: u32,
+        run: u64,
+    },
     Held(u64),
+    Refused(u64),
+    Watch(u64),
+    Watching(u64),
+    Done(u64),
+    Saw {
+        seq: u64,
+        what: Saw,
+    },
+}
+
+/// What the listener saw end a test flow (`SAW`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Saw {
+    Fin,
+    Rst,
+    Timeout,
+    Error,
+}
+
+impl Saw {
+    pub fn name(self) -> &'static str {
+        match self {
+            Saw::Fin => "fin",
+            Saw::Rst => "rst",
+            Saw::Timeout => "timeout",
+            Saw::Error => "error",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Saw> {
+        [Saw::Fin, Saw::Rst, Saw::Timeout, Saw::Error]
+            .into_iter()
+            .find(|s| s.name() == name)
+    }
+
+    /// How a failed read or write of the listener's test flow counts (errno).
+    pub fn from_errno(errno: Option<i32>) -> Saw {
+        match errno {
+            Some(libc::ECONNRESET | libc::EPIPE) => Saw::Rst,
+            Some(libc::ETIMEDOUT) => Saw::Timeout,
+            _ => Saw::Error,
+        }
+    }
 }
 
 impl Message {
@@ -52,8 +117,14 @@ impl Message {
                 seq,
                 wake_ms,
                 uto_ms,
-            } => format!("HOLD {seq} {wake_ms} {uto_ms}\n").into_bytes(),
+                run,
+            } => format!("HOLD {seq} {wake_ms} {uto_ms} {run}\n").into_bytes(),
             Message::Held(seq) => format!("HELD {seq}\n").into_bytes(),
+            Message::Refused(seq) => format!("REFUSED {seq}\n").into_bytes(),
+            Message::Watch(run) => format!("WATCH {run}\n").into_bytes(),
+            Message::Watching(run) => format!("WATCHING {run}\n").into_bytes(),
+            Message::Done(seq) => format!("DONE {seq}\n").into_bytes(),
+            Message::Saw { seq, what } => format!("SAW {seq} {}\n", what.name()).into_bytes(),
         }
     }
 }
@@ -78,10 +149,19 @@ pub fn parse_line(line: &[u8]) -> Option<Message> {
         ("PING", [seq]) => Some(Message::Ping(number(seq)?)),
         ("PONG", [seq]) => Some(Message::Pong(number(seq)?)),
         ("HELD", [seq]) => Some(Message::Held(number(seq)?)),
-        ("HOLD", [seq, wake, uto]) => Some(Message::Hold {
+        ("HOLD", [seq, wake, uto, run]) => Some(Message::Hold {
             seq: number(seq)?,
             wake_ms: number(wake)?,
             uto_ms: number(uto)?,
+            run: number(run)?,
+        }),
+        ("REFUSED", [seq]) => Some(Message::Refused(number(seq)?)),
+        ("WATCH", [run]) => Some(Message::Watch(number(run)?)),
+        ("WATCHING", [run]) => Some(Message::Watching(number(run)?)),
+        ("DONE", [seq]) => Some(Message::Done(number(seq)?)),
+        ("SAW", [seq, what]) => Some(Message::Saw {
+            seq: number(seq)?,
+            what: Saw::from_name(what)?,
         }),
         _ => None,
     }
@@ -93,6 +173,9 @@ pub struct LineReader {
     buf: Vec<u8>,
     /// Inside a line that outgrew the buffer: skip to its newline.
     discarding: bool,
+    /// Complete lines that were not a message (garbage, too long): a peer that
+    /// must stay silent (an idle test flow) is caught sending them.
+    ignored: u64,
 }
 
 impl LineReader {
@@ -114,14 +197,20 @@ impl LineReader {
                 }
             }
             if complete {
-                if !self.discarding {
-                    out.extend(parse_line(&self.buf));
+                match (self.discarding, parse_line(&self.buf)) {
+                    (false, Some(m)) => out.push(m),
+                    _ => self.ignored = self.ignored.saturating_add(1),
                 }
                 self.buf.clear();
                 self.discarding = false;
             }
         }
         out
+    }
+
+    /// Complete lines so far that were not a message.
+    pub fn ignored(&self) -> u64 {
+        self.ignored
     }
 
     /// Bytes held for an incomplete line (never more than `MAX_LINE`).
@@ -432,25 +521,47 @@ mod tests {
             (b"PING 1 2", None),
             (b"\xff\xfe", None),
             (
-                b"HOLD 3 12000 1000",
+                b"HOLD 3 12000 1000 9",
                 Some(Message::Hold {
                     seq: 3,
                     wake_ms: 12000,
                     uto_ms: 1000,
+                    run: 9,
                 }),
             ),
             (
-                b"HOLD 18446744073709551615 4294967295 0\r",
+                b"HOLD 18446744073709551615 4294967295 0 18446744073709551615\r",
                 Some(Message::Hold {
                     seq: u64::MAX,
                     wake_ms: u32::MAX,
                     uto_ms: 0,
+                    run: u64::MAX,
                 }),
             ),
-            (b"HOLD 3 4294967296 0", None),
-            (b"HOLD 3 12000", None),
-            (b"HOLD 3 12000 1000 7", None),
-            (b"HOLD 3  1000", None),
+            (b"HOLD 3 4294967296 0 1", None),
+            (b"HOLD 3 12000 1000", None),
+            (b"HOLD 3 12000 1000 7 8", None),
+            (b"HOLD 3  1000 7", None),
+            (b"WATCH 77", Some(Message::Watch(77))),
+            (b"WATCHING 77", Some(Message::Watching(77))),
+            (b"DONE 5", Some(Message::Done(5))),
+            (b"REFUSED 5", Some(Message::Refused(5))),
+            (
+                b"SAW 5 rst",
+                Some(Message::Saw {
+                    seq: 5,
+                    what: Saw::Rst,
+                }),
+            ),
+            (
+                b"SAW 5 timeout",
+                Some(Message::Saw {
+                    seq: 5,
+                    what: Saw::Timeout,
+                }),
+            ),
+            (b"SAW 5 RST", None),
+            (b"SAW 5", None),
             (b"HELD 3", Some(Message::Held(3))),
             (b"HELD", None),
         ];

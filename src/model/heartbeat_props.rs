@@ -13,13 +13,27 @@ fn message() -> impl Strategy<Value = Message> {
         any::<u64>().prop_map(Message::Ping),
         any::<u64>().prop_map(Message::Pong),
         any::<u64>().prop_map(Message::Held),
-        (any::<u64>(), any::<u32>(), any::<u32>()).prop_map(|(seq, wake_ms, uto_ms)| {
-            Message::Hold {
+        (any::<u64>(), any::<u32>(), any::<u32>(), any::<u64>()).prop_map(
+            |(seq, wake_ms, uto_ms, run)| Message::Hold {
                 seq,
                 wake_ms,
                 uto_ms,
+                run,
             }
-        })
+        ),
+        any::<u64>().prop_map(Message::Refused),
+        any::<u64>().prop_map(Message::Watch),
+        any::<u64>().prop_map(Message::Watching),
+        any::<u64>().prop_map(Message::Done),
+        (any::<u64>(), 0usize..4).prop_map(|(seq, i)| Message::Saw {
+            seq,
+            what: [
+                crate::model::heartbeat::Saw::Fin,
+                crate::model::heartbeat::Saw::Rst,
+                crate::model::heartbeat::Saw::Timeout,
+                crate::model::heartbeat::Saw::Error
+            ][i],
+        }),
     ]
 }
 

@@ -15,6 +15,7 @@
 
 use std::time::Duration;
 
+use crate::model::heartbeat::Saw;
 use crate::model::predict::Effective;
 use crate::model::tune::KeepaliveRequest;
 
@@ -53,8 +54,11 @@ impl Direction {
 pub enum DropMode {
     /// The next packet vanishes: only a timeout tells.
     Silent,
-    /// The next packet is answered with a TCP reset.
+    /// The next packet (or the expiry itself) is answered with a TCP reset.
     Reset,
+    /// The flow is closed with a FIN (a proxy's idle timeout), whether or not a
+    /// reset follows.
+    Closed,
 }
 
 impl DropMode {
@@ -62,7 +66,79 @@ impl DropMode {
         match self {
             DropMode::Silent => "silent",
             DropMode::Reset => "reset",
+            DropMode::Closed => "closed",
         }
+    }
+}
+
+/// Who ended a dropped flow, as both ends' views tell it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum By {
+    /// A middlebox: it dropped the packet, or sent the FIN or reset itself.
+    Path,
+    /// The far end's host: its socket was already gone (its own check timed out),
+    /// so it answered the next packet with a reset.
+    FarEnd,
+}
+
+impl By {
+    pub fn name(self) -> &'static str {
+        match self {
+            By::Path => "path",
+            By::FarEnd => "far end",
+        }
+    }
+}
+
+/// What this side saw end a check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// Our own follow-up PING was answered (the `in` check: the listener's was lost).
+    Answered,
+    Fin,
+    Rst,
+    /// Nothing came back within the check's time.
+    Timeout,
+    /// Nothing yet: the listener's report (its `in` PING was lost) decided.
+    Nothing,
+}
+
+impl Seen {
+    pub fn name(self) -> &'static str {
+        match self {
+            Seen::Answered => "answered",
+            Seen::Fin => "fin",
+            Seen::Rst => "rst",
+            Seen::Timeout => "timeout",
+            Seen::Nothing => "nothing",
+        }
+    }
+}
+
+/// How a dropped flow died, from what both ends saw: this side's `client` view
+/// and, when it reported one over the control flow, the listener's.
+///
+/// The first packet after the idle period decides: ours for `out`, the
+/// listener's for `in` (so its view wins there). A reset to our packet comes
+/// from the far end's host when the listener already lost its socket (its own
+/// send timed out): that flow was dropped silently and the reset is a
+/// consequence, not the path's answer.
+pub fn classify(dir: Direction, client: Seen, listener: Option<Saw>) -> (DropMode, By) {
+    if dir == Direction::In {
+        match listener {
+            Some(Saw::Timeout | Saw::Error) => return (DropMode::Silent, By::Path),
+            Some(Saw::Rst) => return (DropMode::Reset, By::Path),
+            Some(Saw::Fin) => return (DropMode::Closed, By::Path),
+            None => {}
+        }
+    }
+    match client {
+        Seen::Fin => (DropMode::Closed, By::Path),
+        Seen::Rst if matches!(listener, Some(Saw::Timeout | Saw::Error)) => {
+            (DropMode::Silent, By::FarEnd)
+        }
+        Seen::Rst => (DropMode::Reset, By::Path),
+        Seen::Timeout | Seen::Answered | Seen::Nothing => (DropMode::Silent, By::Path),
     }
 }
 
@@ -273,13 +349,13 @@ pub fn verify_hold(limit_hi: Duration, idle: Duration) -> Duration {
         .saturating_add(Duration::from_secs(1))
 }
 
-/// How a failed read or write of an established test flow counts: a reset
-/// (ECONNRESET, EPIPE) or, for anything else (the check's user timeout among
-/// them), a silent drop.
-pub fn drop_mode_of(errno: Option<i32>) -> DropMode {
+/// What this side saw in a failed read or write of an established test flow: a
+/// reset (ECONNRESET, EPIPE) or, for anything else (the check's user timeout
+/// among them), nothing in time.
+pub fn seen_of(errno: Option<i32>) -> Seen {
     match errno {
-        Some(libc::ECONNRESET | libc::EPIPE) => DropMode::Reset,
-        _ => DropMode::Silent,
+        Some(libc::ECONNRESET | libc::EPIPE) => Seen::Rst,
+        _ => Seen::Timeout,
     }
 }
 
@@ -521,6 +597,27 @@ mod tests {
         assert!(worst.0 <= 2.2, "{:.3} x T at T = {}s", worst.0, worst.1);
     }
 
+    use Seen::{Answered, Fin, Rst as SeenRst, Timeout as SeenTimeout};
+
+    #[test_case(Direction::Out, SeenTimeout, None, Silent, By::Path ; "out: nothing came back")]
+    #[test_case(Direction::Out, SeenRst, None, Reset, By::Path ; "out: the NAT rejects")]
+    #[test_case(Direction::Out, Fin, Some(Saw::Fin), DropMode::Closed, By::Path ; "out: a proxy closed both sides")]
+    #[test_case(Direction::Out, Fin, None, DropMode::Closed, By::Path ; "out: a proxy closed this side")]
+    #[test_case(Direction::Out, SeenRst, Some(Saw::Timeout), Silent, By::FarEnd ; "out: the far host answered after its socket timed out")]
+    #[test_case(Direction::In, SeenRst, Some(Saw::Timeout), Silent, By::Path ; "in: a one-way firewall ate the listener's ping")]
+    #[test_case(Direction::In, Answered, Some(Saw::Rst), Reset, By::Path ; "in: the NAT rejected the listener's ping")]
+    #[test_case(Direction::In, SeenTimeout, None, Silent, By::Path ; "in: no listener view")]
+    #[test_case(Direction::In, Fin, Some(Saw::Fin), DropMode::Closed, By::Path ; "in: a proxy closed both sides")]
+    fn drops_are_classified_from_both_views(
+        dir: Direction,
+        client: Seen,
+        listener: Option<Saw>,
+        mode: DropMode,
+        by: By,
+    ) {
+        assert_eq!(classify(dir, client, listener), (mode, by));
+    }
+
     #[test]
     fn check_timeout_grows_with_the_round_trip_and_is_bounded() {
         assert_eq!(check_timeout(Duration::ZERO), s(1.0));
@@ -530,10 +627,10 @@ mod tests {
 
     #[test]
     fn resets_and_broken_pipes_are_resets_the_rest_silence() {
-        assert_eq!(drop_mode_of(Some(libc::ECONNRESET)), DropMode::Reset);
-        assert_eq!(drop_mode_of(Some(libc::EPIPE)), DropMode::Reset);
-        assert_eq!(drop_mode_of(Some(libc::ETIMEDOUT)), DropMode::Silent);
-        assert_eq!(drop_mode_of(None), DropMode::Silent);
+        assert_eq!(seen_of(Some(libc::ECONNRESET)), Seen::Rst);
+        assert_eq!(seen_of(Some(libc::EPIPE)), Seen::Rst);
+        assert_eq!(seen_of(Some(libc::ETIMEDOUT)), Seen::Timeout);
+        assert_eq!(seen_of(None), Seen::Timeout);
     }
 
     #[test]

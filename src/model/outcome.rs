@@ -11,6 +11,9 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
     Alive,
+    /// `idle-limit`: the path's idle limit was found (a measurement, not a
+    /// connection that stayed alive; exits 0 like `alive`).
+    LimitFound,
     ConnectFailed,
     Eof,
     Reset,
@@ -35,6 +38,7 @@ impl Outcome {
     pub fn name(self) -> &'static str {
         match self {
             Outcome::Alive => "alive",
+            Outcome::LimitFound => "limit-found",
             Outcome::Error => "error",
             Outcome::ConnectFailed => "connect-failed",
             Outcome::Eof => "eof",
@@ -107,7 +111,7 @@ impl Exit {
     pub fn code(self) -> u8 {
         match self {
             Exit::Outcome(o) => match o {
-                Outcome::Alive => 0,
+                Outcome::Alive | Outcome::LimitFound => 0,
                 Outcome::Error => 1,
                 Outcome::ConnectFailed => 3,
                 Outcome::Eof => 4,
@@ -250,6 +254,7 @@ mod tests {
     fn exit_codes_match_the_contract() {
         let table = [
             (Exit::Outcome(Outcome::Alive), 0),
+            (Exit::Outcome(Outcome::LimitFound), 0),
             (Exit::Outcome(Outcome::Error), 1),
             (Exit::Error, 1),
             (Exit::Usage, 2),

@@ -508,6 +508,9 @@ fn describe(kind: &EventKind, clock: LineClock) -> Vec<(&'static str, String)> {
             idle,
             result,
             drop_mode,
+            by,
+            client_saw,
+            listener_saw,
             rtt,
             keepalive_idle_s,
         } => one(format!(
@@ -517,7 +520,15 @@ fn describe(kind: &EventKind, clock: LineClock) -> Vec<(&'static str, String)> {
                 _ => format!("round {round} "),
             },
             secs_text(*idle),
-            drop_mode.map_or(String::new(), |m| format!(" ({m})")),
+            match (drop_mode, by) {
+                (Some(m), Some(b)) => format!(
+                    " ({m} by the {b}; this side saw {}, the listener {})",
+                    client_saw.unwrap_or("nothing"),
+                    listener_saw.unwrap_or("nothing yet")
+                ),
+                (Some(m), None) => format!(" ({m})"),
+                _ => String::new(),
+            },
             rtt.as_secs_f64() * 1e3
         )),
         EventKind::Inferred {

@@ -164,7 +164,7 @@ fn reconnect_summary() -> EndFacts {
 
 fn idle_limit_end() -> EndFacts {
     let mut e = EndFacts::new(
-        Outcome::Alive,
+        Outcome::LimitFound,
         None,
         "idle limit 11.1s +-0.9s".into(),
         None,
@@ -175,6 +175,18 @@ fn idle_limit_end() -> EndFacts {
         resolution_s: Some(0.9),
         direction: Some("both"),
         drop_mode: Some("silent"),
+        drops: [(
+            "out",
+            crate::model::event::DropFacts {
+                mode: "silent",
+                by: "path",
+                idle_s: 12.6,
+                client_saw: "timeout",
+                listener_saw: None,
+            },
+        )]
+        .into_iter()
+        .collect(),
         recommended_idle_s: Some(6),
         recommended_intvl_s: Some(3),
         recommended_cnt: Some(3),
@@ -393,6 +405,9 @@ pub fn one_of_each() -> Vec<Event> {
             idle: ms(12600),
             result: "dropped",
             drop_mode: Some("silent"),
+            by: Some("path"),
+            client_saw: Some("timeout"),
+            listener_saw: None,
             rtt: Duration::from_micros(85),
             keepalive_idle_s: None,
         },

@@ -12,7 +12,7 @@ use crate::engine::event_loop::EventLoop;
 use crate::engine::run::RunError;
 use crate::model::event::{EndFacts, Outcome};
 use crate::model::heartbeat::{LineReader, Message};
-use crate::model::idle_limit::{self as model, Check, Direction, DropMode};
+use crate::model::idle_limit::{self as model, Direction, Seen};
 use crate::model::outcome::errno_text;
 use crate::model::tune::KeepaliveRequest as KeepaliveConfig;
 
@@ -53,36 +53,48 @@ pub(super) struct Flow {
     /// flow of a round connects at once), which would only slow the checks down.
     pub(super) path_rtt: Option<Duration>,
     pub(super) lines: LineReader,
+    /// The run (its control flow) this flow belongs to.
+    pub(super) run: u64,
 }
+
+/// A PING on an `in` flow may come this much before the idle time it was asked
+/// to wait (plus the set-up round trip): the two ends' clocks tick alike, only
+/// the one-way delays differ. Earlier is a listener that does not wait.
+const EARLY_PING: Duration = Duration::from_millis(100);
 
 /// What a step of a flow came to.
 pub(super) enum Step {
     Pending,
-    /// Checked: the result, and the idle time it stands for (shorter than planned
-    /// when the flow died while idle).
-    Done(Check, Duration),
+    /// Checked: `None` survived, else what this side saw end it; and the idle
+    /// time it stands for (shorter than planned when the flow died while idle).
+    Done(Option<Seen>, Duration),
     /// The measurement cannot go on (the far side is not a tcpalive listener...).
     Fatal(Box<EndFacts>),
 }
 
-pub(super) fn fatal(outcome: Outcome, errno: Option<i32>, message: String) -> Step {
-    Step::Fatal(Box::new(EndFacts::new(
+pub(super) fn fatal_end(outcome: Outcome, errno: Option<i32>, message: String) -> Box<EndFacts> {
+    Box::new(EndFacts::new(
         outcome,
         errno.map(crate::model::outcome::errno_name),
         message,
         None,
         None,
-    )))
+    ))
+}
+
+pub(super) fn fatal(outcome: Outcome, errno: Option<i32>, message: String) -> Step {
+    Step::Fatal(fatal_end(outcome, errno, message))
 }
 
 /// How a failed read or write of an established test flow counts.
-pub(super) fn drop_mode(e: &std::io::Error) -> DropMode {
-    model::drop_mode_of(e.raw_os_error())
+pub(super) fn seen(e: &std::io::Error) -> Seen {
+    model::seen_of(e.raw_os_error())
 }
 
 impl Flow {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn open(
+        run: u64,
         id: u64,
         dir: Direction,
         idle: Duration,
@@ -117,6 +129,7 @@ impl Flow {
             rtt: Duration::ZERO,
             path_rtt: None,
             lines: LineReader::default(),
+            run,
         }))
     }
 
@@ -163,10 +176,8 @@ impl Flow {
     /// The established flow failed: dropped if it was holding or being checked.
     pub(super) fn failed(&self, now: Duration, e: &std::io::Error, addr: SocketAddr) -> Step {
         match self.phase {
-            Phase::Idle { since } => {
-                Step::Done(Check::Dropped(drop_mode(e)), now.saturating_sub(since))
-            }
-            Phase::Checking { .. } => Step::Done(Check::Dropped(drop_mode(e)), self.idle),
+            Phase::Idle { since } => Step::Done(Some(seen(e)), now.saturating_sub(since)),
+            Phase::Checking { .. } => Step::Done(Some(seen(e)), self.idle),
             _ => fatal(
                 Outcome::ConnectFailed,
                 e.raw_os_error(),
@@ -195,6 +206,7 @@ impl Flow {
                 seq: self.id,
                 wake_ms,
                 uto_ms,
+                run: self.run,
             };
             if let Err(e) = self.write(&hold.encode(), sent) {
                 return fatal(
@@ -214,24 +226,36 @@ impl Flow {
             return Step::Pending;
         }
         let mut buf = [0u8; 512];
-        loop {
+        // Bounded per turn: a flooding listener cannot stall the other flows.
+        for _ in 0..16 {
             match (&self.sock).read(&mut buf) {
-                Ok(0) => {
-                    return fatal(
-                        Outcome::Eof,
-                        None,
-                        format!(
-                            "the listener closed test flow {} (was it stopped, or is it \
-                             not tcpalive listen?)",
-                            self.id
-                        ),
-                    );
-                }
+                // A FIN on a held flow: the path closed it (a proxy's idle
+                // timeout). The listener never closes a flow of a live run.
+                Ok(0) => match self.phase {
+                    Phase::Idle { since } => {
+                        return Step::Done(Some(Seen::Fin), now.saturating_sub(since));
+                    }
+                    Phase::Checking { .. } => return Step::Done(Some(Seen::Fin), self.idle),
+                    _ => {
+                        return fatal(
+                            Outcome::Eof,
+                            None,
+                            format!(
+                                "the listener closed test flow {} before answering HOLD (was \
+                                 it stopped, or is it not tcpalive listen?)",
+                                self.id
+                            ),
+                        );
+                    }
+                },
                 Ok(n) => {
                     for msg in self.lines.feed(&buf[..n]) {
-                        if let Some(step) = self.on_message(now, msg) {
+                        if let Some(step) = self.on_message(now, msg, addr) {
                             return step;
                         }
+                    }
+                    if self.lines.ignored() > 0 {
+                        return self.broken(addr, "a line that is not a protocol message");
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Step::Pending,
@@ -239,9 +263,31 @@ impl Flow {
                 Err(e) => return self.failed(now, &e, addr),
             }
         }
+        Step::Pending
     }
 
-    pub(super) fn on_message(&mut self, now: Duration, msg: Message) -> Option<Step> {
+    /// The listener broke the protocol on this flow: the run ends, no limit.
+    fn broken(&self, addr: SocketAddr, why: &str) -> Step {
+        fatal(
+            Outcome::Error,
+            None,
+            format!(
+                "the listener at {addr} broke the protocol on test flow {} ({why}): it is not \
+                 a working `tcpalive listen`, so no limit can be trusted",
+                self.id
+            ),
+        )
+    }
+
+    /// A message on this flow. Only the one each phase expects is valid: any other
+    /// byte from the listener during the idle period would refresh the path's
+    /// state, and an answer that comes too early or to the wrong seq is a lie.
+    pub(super) fn on_message(
+        &mut self,
+        now: Duration,
+        msg: Message,
+        addr: SocketAddr,
+    ) -> Option<Step> {
         let id = self.id;
         match (&self.phase, msg) {
             (Phase::Holding { sent, .. }, Message::Held(seq)) if seq == id => {
@@ -249,21 +295,65 @@ impl Flow {
                 self.phase = Phase::Idle { since: now };
                 None
             }
-            (Phase::Checking { follow_up, .. }, Message::Pong(seq)) if seq == id => {
+            (Phase::Holding { .. }, Message::Refused(seq)) if seq == id => Some(fatal(
+                Outcome::Error,
+                None,
+                format!(
+                    "the listener at {addr} refused HOLD on test flow {id} (its log says why: \
+                     too many test flows for one run, or the control flow is gone)"
+                ),
+            )),
+            (Phase::Checking { follow_up, .. }, Message::Pong(seq))
+                if seq == id && (self.dir == Direction::Out || *follow_up) =>
+            {
                 // After a missing `in` PING, our own answered PING means the path
                 // lets this side's packets through but dropped the listener's.
                 let check = match follow_up {
-                    false => Check::Survived,
-                    true => Check::Dropped(DropMode::Silent),
+                    false => None,
+                    true => Some(Seen::Answered),
                 };
                 Some(Step::Done(check, self.idle))
             }
-            (Phase::Idle { .. } | Phase::Checking { .. }, Message::Ping(seq))
+            (Phase::Idle { since }, Message::Ping(seq))
                 if seq == id && self.dir == Direction::In =>
             {
-                Some(Step::Done(Check::Survived, self.idle))
+                let waited = now.saturating_sub(*since);
+                let earliest = self
+                    .idle
+                    .saturating_sub(EARLY_PING)
+                    .saturating_sub(self.path_rtt.unwrap_or(self.rtt));
+                if waited < earliest {
+                    return Some(self.broken(
+                        addr,
+                        &format!(
+                            "its PING came {} after HELD, before the {} it was asked to wait",
+                            crate::model::units::secs_text(waited),
+                            crate::model::units::secs_text(self.idle)
+                        ),
+                    ));
+                }
+                Some(Step::Done(None, self.idle))
             }
-            _ => None,
+            // The listener's PING came after our follow-up went out: it was late,
+            // but the flow carried it.
+            (
+                Phase::Checking {
+                    follow_up: true, ..
+                },
+                Message::Ping(seq),
+            ) if seq == id => Some(Step::Done(None, self.idle)),
+            (_, other) => Some(self.broken(
+                addr,
+                &format!(
+                    "it sent {} {}",
+                    other.encode().escape_ascii().to_string().trim_end_matches("\\n"),
+                    match self.phase {
+                        Phase::Connecting { .. } | Phase::Holding { .. } => "instead of HELD",
+                        Phase::Idle { .. } => "during the idle period",
+                        Phase::Checking { .. } => "instead of the check's answer",
+                    }
+                ),
+            )),
         }
     }
 
@@ -302,7 +392,7 @@ impl Flow {
                 };
                 Step::Pending
             }
-            Phase::Checking { .. } => Step::Done(Check::Dropped(DropMode::Silent), self.idle),
+            Phase::Checking { .. } => Step::Done(Some(Seen::Timeout), self.idle),
         }
     }
 

@@ -1,13 +1,18 @@
 //! The `idle-limit` measurement: how long the path to a `tcpalive listen` keeps an idle
 //! TCP flow, how it kills a flow it forgot, and which keepalive beats it.
 //!
+//! A control flow (control.rs) registers the run with the listener first; it
+//! stays busy, carries the listener's view of each test flow's end (`SAW`) and
+//! this side's `DONE`, and the listener closes the run's flows when it ends.
 //! Each round opens its test flows together (keepalive off on this side; `HOLD`
 //! turns it off on the listener's, model::heartbeat), holds each idle for one
 //! duration of the round's plan (model::idle_limit) and checks it: `out` sends
 //! `PING` and waits for `PONG`; `in` waits for the listener's `PING`, and when it
 //! does not come sends one itself to learn how the path kills the flow. A check
 //! bounds its own send with TCP_USER_TIMEOUT: no answer within it is a silent
-//! drop, a reset is a reset. All flows wait in the one event loop.
+//! drop, a reset is a reset, a FIN while idle is a flow the path closed. How a
+//! drop is reported comes from both ends' views (model::idle_limit::classify).
+//! All flows wait in the one event loop.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -18,10 +23,11 @@ use std::time::Duration;
 use crate::config::Endpoint;
 use crate::engine::event_loop::{EventLoop, Resolved, Signals, Woke};
 use crate::engine::run::{Reporter, RunError, stop_message};
-use crate::model::event::{EndFacts, EventKind, Outcome, secs_value};
+use crate::model::event::{DropFacts, EndFacts, EventKind, Outcome, secs_value};
 use crate::model::idle_limit::summary::{self, Counts};
-use crate::model::idle_limit::{self as model, Bracket, Check, Direction};
+use crate::model::idle_limit::{self as model, Bracket, By, Check, Direction, DropMode, Seen};
 use crate::model::tune::KeepaliveRequest as KeepaliveConfig;
+use crate::model::units::secs_text;
 
 /// Run-level events (rounds, the end) carry connection id 0.
 const RUN: u64 = 0;
@@ -33,6 +39,11 @@ const MAX_ROUNDS: u32 = 4;
 /// The progress line is redrawn this often on a terminal.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
+/// At the end, how long to wait for the listener's report on an `in` failure
+/// (its own send's timeout is 1 s; the report then crosses the path).
+const REPORT_GRACE: Duration = Duration::from_secs(2);
+
+mod control;
 mod flow;
 mod verify;
 
@@ -60,6 +71,7 @@ pub struct VerifyOptions {
     pub cnt: Option<u32>,
 }
 
+use control::*;
 use flow::*;
 use verify::*;
 
@@ -107,23 +119,105 @@ impl Progress {
     }
 }
 
+/// One check: its flow, direction, the idle time it stands for, and `None`
+/// when it survived, else what this side saw end it. Round 0 is `--verify`'s.
+#[derive(Debug, Clone, Copy)]
+struct Record {
+    id: u64,
+    round: u32,
+    dir: Direction,
+    idle: Duration,
+    seen: Option<Seen>,
+}
+
 /// Everything measured so far.
 struct Measure {
-    checks: BTreeMap<Direction, Vec<(Duration, Check)>>,
+    records: Vec<Record>,
+    /// The directions flows were opened for.
+    tested: std::collections::BTreeSet<Direction>,
     counts: Counts,
     next_id: u64,
     progress: Progress,
     /// The shortest set-up round trip seen (see [`Flow::path_rtt`]).
     min_rtt: Option<Duration>,
+    control: Box<Control>,
 }
 
 impl Measure {
+    /// How a dropped check died, with the listener's report as known now.
+    fn classify(&self, r: &Record) -> Option<(DropMode, By)> {
+        let seen = r.seen?;
+        Some(model::classify(
+            r.dir,
+            seen,
+            self.control.saw.get(&r.id).copied(),
+        ))
+    }
+
+    fn checks(&self, dir: Direction) -> Vec<(Duration, Check)> {
+        self.records
+            .iter()
+            .filter(|r| r.round > 0 && r.dir == dir)
+            .map(|r| {
+                let check = match self.classify(r) {
+                    Some((mode, _)) => Check::Dropped(mode),
+                    None => Check::Survived,
+                };
+                (r.idle, check)
+            })
+            .collect()
+    }
+
     fn bracket(&self, dir: Direction) -> Bracket {
-        Bracket::from_checks(self.checks.get(&dir).map_or(&[][..], Vec::as_slice))
+        Bracket::from_checks(&self.checks(dir))
     }
 
     fn brackets(&self) -> Vec<(Direction, Bracket)> {
-        self.checks.keys().map(|&d| (d, self.bracket(d))).collect()
+        self.tested.iter().map(|&d| (d, self.bracket(d))).collect()
+    }
+
+    /// Each direction's shortest failure (of the measurement, not `--verify`).
+    fn shortest_failures(&self) -> Vec<&Record> {
+        self.tested
+            .iter()
+            .filter_map(|&d| {
+                self.records
+                    .iter()
+                    .filter(|r| r.round > 0 && r.dir == d && r.seen.is_some())
+                    .min_by_key(|r| r.idle)
+            })
+            .collect()
+    }
+
+    fn drops(&self) -> std::collections::BTreeMap<&'static str, DropFacts> {
+        self.shortest_failures()
+            .into_iter()
+            .filter_map(|r| {
+                let (mode, by) = self.classify(r)?;
+                Some((
+                    r.dir.name(),
+                    DropFacts {
+                        mode: mode.name(),
+                        by: by.name(),
+                        idle_s: secs_value(r.idle),
+                        client_saw: r.seen.map_or("nothing", Seen::name),
+                        listener_saw: self.control.saw.get(&r.id).map(|s| s.name()),
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// Emits a run-level or flow event with the progress line erased first.
+    fn emit(&mut self, rep: &mut Reporter, id: u64, kind: EventKind) -> Result<(), RunError> {
+        self.progress.clear();
+        rep.emit(id, kind)
+    }
+
+    /// Ends the run: the progress line is erased before the end line.
+    fn end(&mut self, rep: &mut Reporter, end: EndFacts) -> Result<EndFacts, RunError> {
+        self.progress.clear();
+        rep.end(RUN, end)
     }
 }
 
@@ -153,8 +247,8 @@ fn run_round(
     ) else {
         return Ok(RoundEnd::Done);
     };
-    m.progress.clear();
-    rep.emit(
+    m.emit(
+        rep,
         RUN,
         EventKind::IdleRound {
             round,
@@ -170,7 +264,19 @@ fn run_round(
         let id = m.next_id;
         m.next_id += 1;
         m.counts.flows += 1;
-        let flow = match Flow::open(id, dir, idle, addr, keepalive, started, cfg.connect_timeout)? {
+        m.control.last_flow = id;
+        let run = m.control.run;
+        let opened = Flow::open(
+            run,
+            id,
+            dir,
+            idle,
+            addr,
+            keepalive,
+            started,
+            cfg.connect_timeout,
+        )?;
+        let flow = match opened {
             Ok(f) => f,
             Err(end) => {
                 close_all(flows, lp);
@@ -178,7 +284,9 @@ fn run_round(
             }
         };
         lp.watch(flow.sock.as_fd(), id, true)?;
-        m.checks.entry(dir).or_default();
+        if round > 0 {
+            m.tested.insert(dir);
+        }
         flows.push(flow);
     }
     loop {
@@ -192,7 +300,9 @@ fn run_round(
         while i < flows.len() {
             let hi = shortest_failure.get(&flows[i].dir);
             if keepalive.is_none() && hi.is_some_and(|&h| flows[i].idle >= h) {
-                flows.swap_remove(i).close(lp, true);
+                let f = flows.swap_remove(i);
+                m.control.done(f.id);
+                f.close(lp, true);
             } else {
                 i += 1;
             }
@@ -214,7 +324,10 @@ fn run_round(
             let text = summary::progress(round, flows.len(), &m.brackets(), next_in);
             m.progress.show(now, &text);
         }
-        let wake = [next, m.progress.tick()].into_iter().flatten().min();
+        let wake = [next, m.progress.tick(), Some(m.control.deadline())]
+            .into_iter()
+            .flatten()
+            .min();
         let woke = lp.wait(&rep.clock, wake)?;
         let now = rep.clock.now();
         if let Woke::Signal(outcome) = woke {
@@ -228,6 +341,22 @@ fn run_round(
             Woke::Ready => lp.ready().iter().map(|r| r.token).collect(),
             _ => Vec::new(),
         };
+        let control = if ready.contains(&CONTROL) {
+            m.control.on_ready(now)
+        } else {
+            Ok(())
+        }
+        .and_then(|_| {
+            if m.control.deadline() <= now {
+                m.control.on_deadline(now)
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(end) = control {
+            close_all(flows, lp);
+            return Ok(RoundEnd::Stopped(end));
+        }
         let mut i = 0;
         while i < flows.len() {
             let is_ready = ready.contains(&flows[i].id);
@@ -235,6 +364,15 @@ fn run_round(
             let mut step = Step::Pending;
             if is_ready {
                 step = flows[i].on_ready(now, addr, &mut m.counts.bytes);
+            }
+            // An `in` flow whose PING the listener reports lost (or reset, or
+            // closed) is decided by that report.
+            if matches!(step, Step::Pending)
+                && flows[i].dir == Direction::In
+                && flows[i].held()
+                && m.control.saw.contains_key(&flows[i].id)
+            {
+                step = Step::Done(Some(Seen::Nothing), flows[i].idle);
             }
             if matches!(step, Step::Pending) && flows[i].deadline() <= now {
                 step = flows[i].on_deadline(now, addr, &mut m.counts.bytes);
@@ -248,29 +386,38 @@ fn run_round(
                     }
                     i += 1;
                 }
-                Step::Done(check, idle) => {
+                Step::Done(seen, idle) => {
                     let f = flows.swap_remove(i);
-                    m.progress.clear();
-                    rep.emit(
+                    let record = Record {
+                        id: f.id,
+                        round,
+                        dir: f.dir,
+                        idle,
+                        seen,
+                    };
+                    let how = m.classify(&record);
+                    m.records.push(record);
+                    m.emit(
+                        rep,
                         f.id,
                         EventKind::IdleCheck {
                             round,
                             direction: f.dir.name(),
                             idle,
-                            result: match check {
-                                Check::Survived => "survived",
-                                Check::Dropped(_) => "dropped",
+                            result: match seen {
+                                None => "survived",
+                                Some(_) => "dropped",
                             },
-                            drop_mode: match check {
-                                Check::Dropped(mode) => Some(mode.name()),
-                                Check::Survived => None,
-                            },
+                            drop_mode: how.map(|(mode, _)| mode.name()),
+                            by: how.map(|(_, by)| by.name()),
+                            client_saw: seen.map(Seen::name),
+                            listener_saw: m.control.saw.get(&f.id).map(|s| s.name()),
                             rtt: f.rtt,
                             keepalive_idle_s: f.keepalive_idle_s,
                         },
                     )?;
-                    m.checks.entry(f.dir).or_default().push((idle, check));
-                    f.close(lp, check != Check::Survived);
+                    m.control.done(f.id);
+                    f.close(lp, seen.is_some());
                 }
                 Step::Fatal(end) => {
                     m.progress.clear();
@@ -293,7 +440,25 @@ fn facts(
     m: &Measure,
     v: &model::Verdict,
 ) -> crate::model::event::IdleLimitFacts {
-    summary::facts(v, &cfg.directions, cfg.max, m.counts)
+    let mut f = summary::facts(v, &cfg.directions, cfg.max, m.counts);
+    f.drops = m.drops();
+    f
+}
+
+/// The end line's message: the verdict's summary, with how each direction's
+/// shortest failure died (both ends' views).
+fn message(cfg: &IdleLimitOptions, m: &Measure, v: &model::Verdict) -> String {
+    let mut text = summary::summary(v, &cfg.directions, cfg.max, m.counts);
+    for (dir, d) in m.drops() {
+        text.push_str(&format!(
+            "; {dir}: {} by the {} (this side saw {}, the listener {})",
+            d.mode,
+            d.by,
+            d.client_saw,
+            d.listener_saw.unwrap_or("nothing")
+        ));
+    }
+    text
 }
 
 /// Measures the idle limit of the path to `cfg.target` in rounds, then checks
@@ -331,12 +496,18 @@ pub fn run(
             return rep.end(RUN, crate::engine::connection::interrupted_end(outcome));
         }
     };
+    let control = match Control::open(addr, cfg.connect_timeout, rep, &mut lp)? {
+        Opened::Open(c) => c,
+        Opened::Stopped(end) => return rep.end(RUN, *end),
+    };
     let mut m = Measure {
-        checks: BTreeMap::new(),
+        records: Vec::new(),
+        tested: Default::default(),
         counts: Counts::default(),
         next_id: 1,
         progress: Progress::new(),
         min_rtt: None,
+        control,
     };
     let budget = cfg.parallel / cfg.directions.len();
     let mut plan: Vec<(Direction, Duration)> = cfg
@@ -353,7 +524,7 @@ pub fn run(
         if let RoundEnd::Stopped(end) =
             run_round(round, &plan, None, cfg, addr, &mut m, rep, &mut lp)?
         {
-            return rep.end(RUN, *end);
+            return m.end(rep, *end);
         }
         round += 1;
         plan = cfg
@@ -366,13 +537,44 @@ pub fn run(
             })
             .collect();
     }
+    if let Some(end) = await_reports(&mut m, rep, &mut lp)? {
+        return m.end(rep, *end);
+    }
     let verdict = model::verdict(&m.brackets());
+    if let (Some(lo), Some(shortest)) = (verdict.lo, m.records.iter().map(|r| r.idle).min())
+        && lo.is_zero()
+    {
+        // Not one flow survived, not even the shortest: nothing tells a path
+        // that drops every flow from a listener that holds them and answers no
+        // check. Either way there is no limit to report.
+        let mut end = EndFacts::new(
+            Outcome::Error,
+            None,
+            format!(
+                "every test flow was dropped, even after {} idle: the listener does not \
+                 answer test flows (not a working `tcpalive listen`), or the path drops \
+                 flows idle that briefly; no limit reported",
+                secs_text(shortest)
+            ),
+            None,
+            None,
+        );
+        let mut f = facts(cfg, &m, &model::verdict(&[]));
+        f.drops = m.drops();
+        end.idle_limit = Some(f);
+        return m.end(rep, end);
+    }
     let mut facts = facts(cfg, &m, &verdict);
-    let mut message = summary::summary(&verdict, &cfg.directions, cfg.max, m.counts);
-    let mut outcome = Outcome::Alive;
+    let mut message = message(cfg, &m, &verdict);
+    // A found limit is the measurement's answer (exit 0), not a flow that stayed
+    // alive; no limit up to --max is: every flow survived.
+    let mut outcome = match verdict.limit {
+        Some(_) => Outcome::LimitFound,
+        None => Outcome::Alive,
+    };
     if let Some(vcfg) = &cfg.verify {
         match verify(vcfg, &verdict, cfg, addr, &mut m, rep, &mut lp)? {
-            Verified::Stopped(end) => return rep.end(RUN, *end),
+            Verified::Stopped(end) => return m.end(rep, *end),
             Verified::Skipped(why) => message.push_str(&format!("; --verify: {why}")),
             Verified::Checked {
                 check,
@@ -393,5 +595,53 @@ pub fn run(
     facts.bytes_sent = m.counts.bytes;
     let mut end = EndFacts::new(outcome, None, message, None, None);
     end.idle_limit = Some(facts);
-    rep.end(RUN, end)
+    m.end(rep, end)
+}
+
+/// Waits (up to [`REPORT_GRACE`]) for the listener's report on each direction's
+/// shortest `in` failure that has none yet: the drop mode there is what happened
+/// to the listener's packet. The control flow is served meanwhile.
+fn await_reports(
+    m: &mut Measure,
+    rep: &mut Reporter,
+    lp: &mut EventLoop<'_>,
+) -> Result<Option<Box<EndFacts>>, RunError> {
+    let until = rep.clock.now().saturating_add(REPORT_GRACE);
+    loop {
+        let missing = m
+            .shortest_failures()
+            .iter()
+            .any(|r| r.dir == Direction::In && !m.control.saw.contains_key(&r.id));
+        let now = rep.clock.now();
+        if !missing || now >= until {
+            return Ok(None);
+        }
+        let woke = lp.wait(&rep.clock, Some(m.control.deadline().min(until)))?;
+        let now = rep.clock.now();
+        if let Woke::Signal(outcome) = woke {
+            return Ok(Some(Box::new(EndFacts::new(
+                outcome,
+                None,
+                stop_message(outcome, None),
+                None,
+                None,
+            ))));
+        }
+        let ready = lp.is_ready(CONTROL);
+        let step = if ready {
+            m.control.on_ready(now)
+        } else {
+            Ok(())
+        }
+        .and_then(|_| {
+            if m.control.deadline() <= now {
+                m.control.on_deadline(now)
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(end) = step {
+            return Ok(Some(end));
+        }
+    }
 }

@@ -55,9 +55,7 @@ pub(super) fn verify(
     } else {
         Direction::Out
     };
-    // The verify flow's result is kept apart from the measurement's checks.
-    let saved = m.checks.clone();
-    m.checks.clear();
+    // The verify flow's result is kept apart from the measurement's checks (round 0).
     let end = run_round(
         0,
         &[(check_dir, hold)],
@@ -68,8 +66,13 @@ pub(super) fn verify(
         rep,
         lp,
     )?;
-    let result = m.checks.get(&check_dir).and_then(|c| c.first().copied());
-    m.checks = saved;
+    let result = m.records.iter().rfind(|r| r.round == 0).map(|r| {
+        let check = match m.classify(r) {
+            Some((mode, _)) => Check::Dropped(mode),
+            None => Check::Survived,
+        };
+        (r.idle, check)
+    });
     if let RoundEnd::Stopped(end) = end {
         return Ok(Verified::Stopped(end));
     }

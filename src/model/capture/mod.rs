@@ -251,7 +251,7 @@ pub fn severity(outcome: crate::model::event::Outcome) -> u8 {
         Error => 3,
         Eof => 2,
         Interrupted | Terminated | HungUp => 1,
-        Alive => 0,
+        Alive | LimitFound => 0,
     }
 }
 

@@ -36,6 +36,7 @@ pub fn facts(v: &Verdict, directions: &[Direction], max: Duration, c: Counts) ->
         resolution_s: v.limit.map(|(_, r)| secs_value(r)),
         direction: v.direction,
         drop_mode: v.drop_mode.map(DropMode::name),
+        drops: Default::default(),
         recommended_idle_s: rec.map(|r| r.idle_s),
         recommended_intvl_s: rec.map(|r| r.intvl_s),
         recommended_cnt: rec.map(|r| r.cnt),
@@ -67,6 +68,7 @@ pub fn summary(v: &Verdict, directions: &[Direction], max: Duration, c: Counts) 
             match mode {
                 DropMode::Silent => "silently",
                 DropMode::Reset => "with a reset",
+                DropMode::Closed => "closed with a FIN",
             },
             c.rounds,
             c.flows
@@ -111,11 +113,12 @@ pub fn summary(v: &Verdict, directions: &[Direction], max: Duration, c: Counts) 
 
 /// `--verify`'s check of a connection with keepalive idle `idle_s`, meant to be
 /// held idle `hold`, that `reached` that long: the run's outcome (alive when it
-/// survived) and the sentence appended to the summary.
+/// survived: the limit was found and the keepalive beats it) and the sentence
+/// appended to the summary.
 pub fn verified(check: Check, idle_s: u32, hold: Duration, reached: Duration) -> (Outcome, String) {
     match check {
         Check::Survived => (
-            Outcome::Alive,
+            Outcome::LimitFound,
             format!(
                 "; --verify: a connection with keepalive idle {idle_s}s survived {} idle",
                 secs_text(hold)
@@ -125,6 +128,7 @@ pub fn verified(check: Check, idle_s: u32, hold: Duration, reached: Duration) ->
             match mode {
                 DropMode::Silent => Outcome::Timeout,
                 DropMode::Reset => Outcome::Reset,
+                DropMode::Closed => Outcome::Eof,
             },
             format!(
                 "; --verify: a connection with keepalive idle {idle_s}s (to be held {}) \
@@ -251,7 +255,7 @@ mod tests {
     #[test]
     fn verify_outcome_follows_the_check() {
         let (o, text) = verified(Check::Survived, 50, s(130.0), s(130.0));
-        assert_eq!(o, Outcome::Alive);
+        assert_eq!(o, Outcome::LimitFound);
         assert!(text.contains("survived 130s idle"), "{text}");
         let (o, text) = verified(Check::Dropped(DropMode::Reset), 50, s(130.0), s(80.0));
         assert_eq!(o, Outcome::Reset);
