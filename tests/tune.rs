@@ -338,3 +338,98 @@ fn lab_tuned_user_timeout_ends_the_owners_busy_connection() {
         "owner's send failed {secs}s after its last contact, user timeout 3s"
     );
 }
+
+#[test]
+fn tune_says_a_user_timeout_alone_switches_keepalive_on() {
+    let (_listener, addr) = common::listen(&[]);
+    let mut owner = Owner::start(python(), "127.0.0.1", addr.port(), "connect");
+    let pid = owner.child.id();
+    assert_eq!(owner.ask("get"), "0 7200 75 9 0", "keepalive off at first");
+    let (code, events, stderr) = tune(pid, &["--user-timeout", "5s"]);
+    assert_eq!(code, 0, "{stderr}");
+    let notes = events[0]["notes"].to_string();
+    assert!(
+        notes.contains("SO_KEEPALIVE is switched on too"),
+        "{:#}",
+        events[0]
+    );
+    assert_eq!(owner.ask("get"), "1 7200 75 9 5000", "it was switched on");
+    // Human output: one `note` line says it.
+    let out = Command::new(common::bin())
+        .args(["tune", "--pid", &pid.to_string(), "--user-timeout", "6s"])
+        .output()
+        .expect("run tune");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !text.contains("switched on too"),
+        "already on, nothing to say: {text}"
+    );
+}
+
+/// tcp_retries2 set in the owner's namespace (5: 12.6 s) differs from the host's.
+#[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs root and network namespaces (cargo test --features lab)"
+)]
+fn lab_tune_reads_the_owners_namespace_and_says_keepalive_waits_for_data_in_flight() {
+    let pair = match Pair::new("tuns") {
+        Ok(p) => p,
+        Err(why) => panic!("the lab cannot run: {why}"),
+    };
+    let set = Pair::exec(&pair.a, "sysctl")
+        .args(["-qw", "net.ipv4.tcp_retries2=5"])
+        .status()
+        .expect("run sysctl");
+    assert!(set.success(), "sysctl in {}", pair.a);
+    // Killed and reaped also when the test fails (it holds the test's stderr).
+    let _listener = common::Reaped(
+        Pair::exec(&pair.b, common::bin())
+            .args(["listen", &format!("{}:7000", pair.addr_b)])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start listen"),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let mut owner = Owner::start(
+        Pair::exec(&pair.a, "python3"),
+        &pair.addr_b,
+        7000,
+        "connect",
+    );
+    let pid = owner.child.id();
+    // Run from the host, whose tcp_retries2 is not 5.
+    let (code, events, stderr) = tune(pid, &["--idle", "2", "--intvl", "1", "--cnt", "2"]);
+    assert_eq!(code, 0, "{stderr}");
+    let t = &events[0];
+    assert_eq!(
+        t["after"]["predicted_busy_detect_s"], 12.6,
+        "the owner's namespace's tcp_retries2 (5): {t:#}"
+    );
+    assert_eq!(t["notes"], Value::Null, "idle, nothing to add: {t:#}");
+    // Data in flight: the cable pulled, the owner writes.
+    pair.pull_b().expect("pull the cable");
+    writeln!(owner.stdin, "send").expect("owner stdin");
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, events, stderr) = tune(pid, &["--cnt", "3", "--dry-run"]);
+    assert_eq!(code, 0, "{stderr}");
+    let notes = events[0]["notes"].to_string();
+    assert!(
+        notes.contains("data is in flight on this connection: keepalive is suspended")
+            && notes.contains("tcp_retries2 5")
+            && notes.contains("--user-timeout"),
+        "{:#}",
+        events[0]
+    );
+    let (code, events, stderr) = tune(pid, &["--user-timeout", "1500ms"]);
+    assert_eq!(code, 0, "{stderr}");
+    let notes = events[0]["notes"].to_string();
+    assert!(
+        notes.contains("the user timeout (1500ms) ends it"),
+        "{:#}",
+        events[0]
+    );
+    // And it does: the owner's send fails within the user timeout's reach.
+    let verdict = owner.line();
+    assert!(verdict.starts_with("died"), "{verdict}");
+}

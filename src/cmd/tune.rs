@@ -39,10 +39,12 @@ pub fn run(cfg: &TuneConfig, rep: &mut Reporter) -> Result<EndFacts, RunError> {
         );
         return rep.end(0, end);
     }
-    let retries2 = sysctl::system_retries2();
+    // The budget of a busy connection is its namespace's tcp_retries2, not ours.
+    let ns = sysctl::of_netns_of(cfg.pid);
     let (mut changed, mut failed) = (0usize, 0usize);
     for (i, t) in targets.iter().enumerate() {
-        let facts = tune_one(cfg, t, retries2);
+        let mut facts = tune_one(cfg, t, ns.retries2);
+        facts.notes.extend(ns.not_theirs.clone());
         if facts.error.is_some() {
             failed += 1;
         } else if !facts.changed.is_empty() {
@@ -197,11 +199,15 @@ fn tune_one(cfg: &TuneConfig, t: &Target, retries2: u32) -> TuneFacts {
         changed: Vec::new(),
         dry_run: cfg.dry_run,
         error: None,
+        notes: Vec::new(),
     };
     let dup = match pidfd::open_socket(t.pid, e.inode) {
         Ok(dup) => dup,
         Err(err) => {
-            facts.error = Some(explain(&err));
+            facts.error = Some(match err {
+                PidfdError::NotHeld { .. } => format!("{err}: the socket vanished in between"),
+                _ => err.to_string(),
+            });
             return facts;
         }
     };
@@ -216,6 +222,10 @@ fn tune_one(cfg: &TuneConfig, t: &Target, retries2: u32) -> TuneFacts {
     let steps = tune::steps(&before, &wanted);
     facts.before = Some(before.facts(retries2));
     facts.changed = steps.iter().map(|s| s.option()).collect();
+    if e.state != TCP_LISTEN {
+        let in_flight = e.send_queue > 0 || e.info.is_some_and(|i| i.unacked > 0);
+        facts.notes = tune::notes(&before, &wanted, &cfg.keepalive, in_flight, retries2);
+    }
     if cfg.dry_run || steps.is_empty() {
         facts.after = Some(wanted.facts(retries2));
         return facts;
@@ -235,12 +245,4 @@ fn tune_one(cfg: &TuneConfig, t: &Target, retries2: u32) -> TuneFacts {
         }
     };
     facts
-}
-
-/// pidfd errors as an operator reads them.
-fn explain(err: &PidfdError) -> String {
-    match err {
-        PidfdError::NotHeld { .. } => format!("{err}: the socket vanished in between"),
-        _ => err.to_string(),
-    }
 }

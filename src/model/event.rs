@@ -49,6 +49,10 @@ pub struct ConfigFacts {
     pub predicted_detect_min_s: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub predicted_detect_max_s: Option<f64>,
+    /// `watch`: the settings changed at run time and were read again; why they
+    /// were (what the kernel showed that the settings held could not explain).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed: Option<String>,
 }
 
 /// How a connection ended, with the facts a script needs to assert it.
@@ -314,6 +318,11 @@ pub struct TuneFacts {
     pub dry_run: bool,
     /// Why this socket could not be changed; its settings are then as before.
     pub error: Option<String>,
+    /// What the change means beyond the settings (keepalive switched on though not
+    /// asked by name, keepalive suspended by data in flight, sysctls from another
+    /// namespace), one sentence each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Each variant's fields are its JSON fields (the JSON renderer adds `event`, `t`,

@@ -45,6 +45,10 @@ pub struct Knowledge {
     pub cnt_source: Source,
     pub user_timeout_ms: u32,
     pub user_timeout_source: Source,
+    /// The kernel showed the settings changed since they were read (see
+    /// [`contradiction`]) and they could not be read again: what was read may
+    /// no longer hold.
+    pub stale: bool,
 }
 
 /// Tolerance for "the timer moved later than time alone explains" (jiffies and
@@ -76,6 +80,7 @@ impl Knowledge {
             cnt_source: Source::SystemDefault,
             user_timeout_ms: 0,
             user_timeout_source: Source::Assumed,
+            stale: false,
         }
     }
 
@@ -92,6 +97,7 @@ impl Knowledge {
             cnt_source: Source::ReadBack,
             user_timeout_ms: e.user_timeout_ms,
             user_timeout_source: Source::ReadBack,
+            stale: false,
         }
     }
 
@@ -223,6 +229,78 @@ impl Knowledge {
     }
 }
 
+/// Why two readings of a socket's keepalive timer cannot come from the settings
+/// held (read earlier), or `None` when they can. The kernel touches the keepalive
+/// timer of an ESTABLISHED socket only when it fires and when an option is set
+/// (SO_KEEPALIVE switched on, TCP_KEEPIDLE: both re-arm it for last contact + idle);
+/// so, `tolerance_ms` aside (jiffies, millisecond rounding, the readings' own
+/// uncertainty):
+/// - a timer that moved while the previous one was still pending was re-armed by
+///   an option set in between;
+/// - a timer can never be set further ahead than the longest wait the settings
+///   allow: intvl with probes out, else last contact + max(idle, intvl);
+/// - a first probe goes out only once idle has passed since the last contact;
+/// - more probes out than cnt means the kernel did not give up at cnt.
+pub fn contradiction(
+    held: &Effective,
+    prev: &TimerReading,
+    r: &TimerReading,
+    dt_ms: u64,
+    tolerance_ms: u64,
+) -> Option<String> {
+    if !held.keepalive || !r.keepalive_timer {
+        return None;
+    }
+    let idle_ms = u64::from(held.idle_s) * 1000;
+    let intvl_ms = u64::from(held.intvl_s) * 1000;
+    if prev.keepalive_timer {
+        // Where the previous reading's timer stands now.
+        let old = prev.expires_ms.checked_sub(dt_ms);
+        if let Some(old) = old.filter(|&o| o > tolerance_ms)
+            && r.expires_ms.abs_diff(old) > tolerance_ms
+        {
+            return Some(format!(
+                "the keepalive timer was re-armed {} before it was due: an option was set",
+                secs_text_ms(old)
+            ));
+        }
+    }
+    let longest = if r.probes > 0 {
+        intvl_ms
+    } else {
+        idle_ms.max(intvl_ms).saturating_sub(r.since_contact_ms)
+    };
+    if r.expires_ms > longest.saturating_add(tolerance_ms) {
+        return Some(format!(
+            "the keepalive timer is due in {}, later than idle {}s / intvl {}s allow",
+            secs_text_ms(r.expires_ms),
+            held.idle_s,
+            held.intvl_s
+        ));
+    }
+    if r.probes > prev.probes
+        && prev.probes == 0
+        && r.since_contact_ms.saturating_add(tolerance_ms) < idle_ms
+    {
+        return Some(format!(
+            "a keepalive probe went out {} after the last contact, before idle {}s",
+            secs_text_ms(r.since_contact_ms),
+            held.idle_s
+        ));
+    }
+    if u32::from(r.probes) > held.cnt {
+        return Some(format!(
+            "{} keepalive probes are out, more than cnt {}",
+            r.probes, held.cnt
+        ));
+    }
+    None
+}
+
+fn secs_text_ms(ms: u64) -> String {
+    format!("{:.3}s", ms as f64 / 1000.0)
+}
+
 fn round_s(ms: u64) -> u32 {
     ((ms + 500) / 1000).min(u32::MAX as u64) as u32
 }
@@ -249,6 +327,119 @@ mod tests {
 
     fn know() -> Knowledge {
         Knowledge::from_defaults(7200, 75, 9)
+    }
+
+    fn held(idle_s: u32, intvl_s: u32, cnt: u32) -> Effective {
+        Effective {
+            keepalive: true,
+            idle_s,
+            intvl_s,
+            cnt,
+            user_timeout_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_timer_re_armed_before_it_was_due_contradicts_the_settings_held() {
+        // socat 7200/75/9 read at join, 5 s idle; `tune --pid` sets 2/1/2: the
+        // kernel re-arms the timer for last contact + 2 s, already past: due now.
+        let h = held(7200, 75, 9);
+        let why = contradiction(
+            &h,
+            &r(true, 7_195_000, 5_000, 0),
+            &r(true, 0, 5_050, 0),
+            50,
+            250,
+        )
+        .expect("re-armed early");
+        assert!(why.starts_with("the keepalive timer was re-armed"), "{why}");
+        // Ticking down, or firing late (overdue reads 0): no contradiction.
+        assert_eq!(
+            contradiction(&h, &r(true, 5_000, 0, 0), &r(true, 4_950, 50, 0), 50, 250),
+            None
+        );
+        assert_eq!(
+            contradiction(
+                &h,
+                &r(true, 20, 7_199_980, 0),
+                &r(true, 0, 7_200_030, 0),
+                50,
+                250
+            ),
+            None
+        );
+        // The held 3/1/3 of Redis, measured: re-armed at its own firing, nothing to say.
+        let redis = held(3, 1, 3);
+        assert_eq!(
+            contradiction(
+                &redis,
+                &r(true, 184, 816, 0),
+                &r(true, 1_968, 1_032, 0),
+                216,
+                250
+            ),
+            None
+        );
+        // A probe answered (re-armed for intvl at the firing): allowed.
+        assert_eq!(
+            contradiction(
+                &redis,
+                &r(true, 150, 2_850, 0),
+                &r(true, 880, 120, 0),
+                200,
+                250
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn a_timer_too_far_ahead_or_probes_too_early_or_too_many_contradict() {
+        // idle raised to 600 s: the timer stands beyond what 3/1/3 allow.
+        let redis = held(3, 1, 3);
+        let why = contradiction(
+            &redis,
+            &r(false, 0, 0, 0),
+            &r(true, 599_000, 1_000, 0),
+            200,
+            250,
+        )
+        .expect("too far ahead");
+        assert!(why.contains("later than idle 3s / intvl 1s allow"), "{why}");
+        // A first probe 2 s after contact while idle 7200 is held.
+        let why = contradiction(
+            &held(7200, 75, 9),
+            &r(false, 0, 1_800, 0),
+            &r(true, 1_000, 2_000, 1),
+            200,
+            250,
+        )
+        .expect("probe before idle");
+        assert!(why.contains("before idle 7200s"), "{why}");
+        // A fourth probe out with cnt 3 held.
+        let why = contradiction(
+            &redis,
+            &r(true, 50, 5_950, 3),
+            &r(true, 900, 6_100, 4),
+            150,
+            250,
+        )
+        .expect("beyond cnt");
+        assert!(why.contains("more than cnt 3"), "{why}");
+        // Keepalive off held, or another timer pending: nothing to compare.
+        assert_eq!(
+            contradiction(
+                &Effective {
+                    keepalive: false,
+                    ..redis
+                },
+                &r(true, 0, 0, 0),
+                &r(true, 599_000, 1_000, 0),
+                200,
+                250
+            ),
+            None
+        );
     }
 
     #[test]

@@ -107,6 +107,7 @@ impl Effective {
             warnings,
             predicted_detect_min_s: None,
             predicted_detect_max_s: None,
+            changed: None,
         }
     }
 }

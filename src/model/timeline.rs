@@ -14,7 +14,8 @@
 //!
 //! Whenever the prediction changes (an answer, data, a window change, a late timer)
 //! a `prediction` event says so; the `end` carries the prediction that was in force
-//! at the last contact with the peer.
+//! at the last contact with the peer, or the one made since with settings learned
+//! or changed after it.
 
 use std::time::Duration;
 
@@ -100,6 +101,12 @@ pub struct Timeline {
     uncertainty: Duration,
     /// The uncertainty of the sample that placed the last contact.
     contact_uncertainty: Duration,
+    /// The time (model clock) of the sample before the one being folded in: what
+    /// this sample shows new happened after it.
+    sampled_at: Duration,
+    /// How early the keepalive timer's firing may be placed when it was read from
+    /// the kernel ([`Timeline::kernel_timer_at`]) rather than modelled.
+    timer_uncertainty: Duration,
 }
 
 impl Timeline {
@@ -134,6 +141,8 @@ impl Timeline {
             probe_answer_known: false,
             uncertainty: Duration::ZERO,
             contact_uncertainty: Duration::ZERO,
+            sampled_at: now,
+            timer_uncertainty: Duration::ZERO,
         }
     }
 
@@ -150,6 +159,16 @@ impl Timeline {
         let out = self.observe(now, s);
         self.probe_answer_known = false;
         out
+    }
+
+    /// Run time at which the prediction in force has the kernel give up (the
+    /// idle path: the last keepalive probe unanswered), if it does.
+    pub fn gives_up_at(&self) -> Option<Duration> {
+        let p = self.at_contact.as_ref()?;
+        (p.path == "idle")
+            .then_some(p.dead_at)
+            .flatten()
+            .map(|d| d.saturating_sub(self.offset))
     }
 
     /// Run time of the last contact (0 when it precedes the run).
@@ -169,6 +188,28 @@ impl Timeline {
                 ..KeepaliveTimer::fresh(&eff, self.ka.last_rx)
             };
         }
+        self.prediction_now_in_force();
+    }
+
+    /// The settings or the timer changed since the last contact: what the end
+    /// cites is the prediction they make, not the one made with the old ones.
+    fn prediction_now_in_force(&mut self) {
+        if self.observed {
+            self.at_contact = Some(self.prediction().with_detect());
+        }
+    }
+
+    /// The kernel's keepalive timer fires at run time `at` (`watch` read it, with
+    /// settings changed at run time: the change re-armed it, when is not known
+    /// better than since the previous sample). The model's timer follows it.
+    /// `uncertainty` is how much earlier than the kernel's reading `at` may be
+    /// (the dump's duration): a probe is not called late by that much.
+    pub fn kernel_timer_at(&mut self, at: Duration, uncertainty: Duration) {
+        let at = at.saturating_add(self.offset);
+        self.timer_uncertainty = uncertainty;
+        self.ka.armed_at = self.sampled_at.min(at);
+        self.ka.fires_at = at;
+        self.prediction_now_in_force();
     }
 
     /// An event's times from the model's (shifted) clock to run time.
@@ -212,29 +253,34 @@ impl Timeline {
     }
 
     /// Says when probe `n` (or window probe `n`) went out later than the timer
-    /// wheel explains: beyond the granularity of the duration the timer was armed
-    /// with, plus the observer's own sampling step.
+    /// wheel explains. The probe went out after the previous sample (which did not
+    /// show it) was read, and the kernel read that one no earlier than its time:
+    /// so it is proven late only by how far that sample lies past the due time
+    /// (less the uncertainty of the contact the due time counts from), never by
+    /// when this sample happened to be taken, which is the observer's own delay.
     fn late_warning(
         &self,
         what: &str,
         n: u32,
         due: Duration,
         armed_at: Duration,
-        now: Duration,
         out: &mut Vec<EventKind>,
     ) {
         let armed = due.saturating_sub(armed_at);
         let bound = self.params.wheel.late_bound(armed);
-        let allowance = bound + DUE_SLACK + (bound / 8).max(MIN_STEP);
-        let late = now.saturating_sub(due);
-        if late > allowance {
+        let due_uncertainty = self.contact_uncertainty.max(self.timer_uncertainty);
+        let allowance = bound + DUE_SLACK + due_uncertainty;
+        let proven = self.sampled_at.saturating_sub(due);
+        if proven > allowance {
             out.push(EventKind::Warning {
                 message: format!(
-                    "{what} #{n} went out {:.3}s after it was due, beyond the {:.3}s the timer \
+                    "{what} #{n} went out at least {:.3}s after it was due (a sample {:.3}s \
+                     after the due time did not show it yet), beyond the {:.3}s the timer \
                      wheel allows for a {} timer ({}): a probe the kernel cannot transmit \
                      (local queue full, carrier down) is retried 0.5 s later, and detection \
                      moves by as much",
-                    late.as_secs_f64(),
+                    proven.saturating_sub(due_uncertainty).as_secs_f64(),
+                    proven.as_secs_f64(),
                     bound.as_secs_f64(),
                     secs_text(armed),
                     self.params.wheel.describe()
@@ -247,11 +293,12 @@ impl Timeline {
         let due = self.ka.next_probe(&self.eff);
         let armed_at = self.ka.next_probe_armed_at(&self.eff);
         out.push(EventKind::Probe { n, due });
-        self.late_warning("probe", n, due, armed_at, now, out);
+        self.late_warning("probe", n, due, armed_at, out);
         // The kernel re-armed the timer intvl from the moment the probe went out:
         // taken as when we saw it (the observer samples just after the due time,
         // then in short steps, so this is at most a step late).
         let sent_at = now;
+        self.timer_uncertainty = Duration::ZERO;
         self.probes_seen = n;
         self.ka.armed_at = sent_at;
         self.ka.fires_at = sent_at.saturating_add(self.intvl());
@@ -271,6 +318,7 @@ impl Timeline {
             Duration::ZERO
         };
         let now = now.saturating_add(self.offset);
+        self.sampled_at = now;
         self.last_contact = now.saturating_sub(s.since_contact());
         self.contact_uncertainty = self.uncertainty;
         // The kernel armed the keepalive timer when the connection was established
@@ -308,7 +356,9 @@ impl Timeline {
         if !self.observed {
             return self.baseline(now, s);
         }
-        let out = self.fold(now.saturating_add(self.offset), s);
+        let model_now = now.saturating_add(self.offset);
+        let out = self.fold(model_now, s);
+        self.sampled_at = model_now;
         out.into_iter().map(|k| self.to_run(k)).collect()
     }
 
@@ -539,7 +589,7 @@ impl Timeline {
             // closed window (tcp_check_probe_timer), which no sample sees: only the
             // later ones, armed by the kernel at a probe or an answer, can be late.
             if zw.probes > 1 {
-                self.late_warning("window probe", zw.probes, due, zw.timer.armed_at, now, out);
+                self.late_warning("window probe", zw.probes, due, zw.timer.armed_at, out);
             }
             // As for keepalive probes: taken as when we saw it.
             let sent_at = now;

@@ -104,6 +104,47 @@ pub fn steps(before: &Effective, after: &Effective) -> Vec<Step> {
         .collect()
 }
 
+/// What a change means beyond the settings, for the operator: SO_KEEPALIVE
+/// switched on by a request that named no keepalive value (tune turns it on unless
+/// `--no-keepalive`), and, on a connection with data in flight, that keepalive does
+/// not run there (the kernel's keepalive timer skips a socket with unacknowledged
+/// or unsent data) so the retransmissions, or a user timeout, decide.
+pub fn notes(
+    before: &Effective,
+    after: &Effective,
+    req: &KeepaliveRequest,
+    in_flight: bool,
+    retries2: u32,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let names_keepalive = req.idle_s.is_some() || req.intvl_s.is_some() || req.cnt.is_some();
+    if !before.keepalive && after.keepalive && !names_keepalive {
+        out.push(format!(
+            "SO_KEEPALIVE is switched on too (tune turns it on unless --no-keepalive): an idle \
+             connection is now probed after {}s, every {}s, {} times",
+            after.idle_s, after.intvl_s, after.cnt
+        ));
+    }
+    if in_flight {
+        let by = if after.user_timeout_ms != 0 {
+            format!(
+                "the user timeout ({}ms) ends it if the peer is gone",
+                after.user_timeout_ms
+            )
+        } else {
+            format!(
+                "only the retransmissions end it ({:.1}s after the first, tcp_retries2 \
+                 {retries2}); --user-timeout D bounds that",
+                after.busy_detect_after(retries2).as_secs_f64()
+            )
+        };
+        out.push(format!(
+            "data is in flight on this connection: keepalive is suspended while it is; {by}"
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,5 +233,35 @@ mod tests {
             assert_ne!(s.value(&before), s.value(&after), "{}", s.option());
         }
         assert_eq!(steps(&before, &after).len(), 5);
+    }
+
+    #[test]
+    fn notes_say_keepalive_goes_on_and_is_suspended_by_data_in_flight() {
+        let off = eff(false, 7200, 75, 9, 0);
+        // --user-timeout alone switches keepalive on: said.
+        let r = req(true, None, Some(3000));
+        let after = target(&off, &r);
+        let n = notes(&off, &after, &r, false, 15);
+        assert_eq!(n.len(), 1, "{n:?}");
+        assert!(n[0].starts_with("SO_KEEPALIVE is switched on too"), "{n:?}");
+        assert!(n[0].contains("after 7200s, every 75s, 9 times"), "{n:?}");
+        // Asked by name (--idle): nothing to add.
+        let r = req(true, Some(2), None);
+        assert!(notes(&off, &target(&off, &r), &r, false, 15).is_empty());
+        // Data in flight, no user timeout: suspended, the budget decides, suggest it.
+        let n = notes(&off, &target(&off, &r), &r, true, 5);
+        assert_eq!(n.len(), 1, "{n:?}");
+        assert!(n[0].contains("keepalive is suspended"), "{n:?}");
+        assert!(
+            n[0].contains("12.6s after the first, tcp_retries2 5"),
+            "{n:?}"
+        );
+        assert!(n[0].contains("--user-timeout"), "{n:?}");
+        // With a user timeout it is what ends it.
+        let r = req(true, None, Some(3000));
+        let on = eff(true, 2, 1, 2, 0);
+        let n = notes(&on, &target(&on, &r), &r, true, 15);
+        assert_eq!(n.len(), 1, "{n:?}");
+        assert!(n[0].contains("the user timeout (3000ms) ends it"), "{n:?}");
     }
 }

@@ -58,6 +58,10 @@ pub struct Evidence {
     /// the owner has not closed the socket).
     pub destroy_listening: bool,
     pub settings: Knowledge,
+    /// The socket left the table no earlier than the moment the settings read
+    /// (with the probes seen) make the kernel give up: its leaving is the kernel's
+    /// doing, whatever the owner did with it after.
+    pub left_when_due: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,9 +157,9 @@ const OWNER_CLOSED: &str =
 /// | destroyed, counters zeroed, peer port 0 | aborted by its owner (alive), certain |
 /// | destroyed, our FIN acknowledged | eof (peer first; no TIME_WAIT here), certain |
 /// | destroyed, cannot tell SYN from FIN in bytes_acked | ambiguous eof/reset |
-/// | destroyed or held, probes out, cnt/UTO read and reached | timeout ETIMEDOUT, certain |
+/// | destroyed, held, or left when the kernel's give-up was due; probes out, cnt/UTO read and reached | timeout ETIMEDOUT, certain |
 /// | destroyed or held, probes out, below what was read | reset ECONNRESET (probe answered with RST), certain |
-/// | destroyed or held, probes out, settings not read | ambiguous timeout/reset |
+/// | destroyed or held, probes out, settings not read (or changed since, unreadable) | ambiguous timeout/reset |
 /// | destroyed or held, retransmissions outstanding | ambiguous timeout/unreachable/reset |
 /// | destroyed, no FIN, data left unread | ambiguous reset / closed by owner (RST for unread data) |
 /// | destroyed, no FIN, peer FIN proven | eof (owner then aborted), certain |
@@ -229,7 +233,8 @@ pub fn judge(ev: &Evidence) -> Verdict {
         }
     }
     let final_info = ev.destroyed.map_or(ev.last, |d| d.info);
-    let ended_by_kernel = ev.destroyed.is_some() || ev.owner_holds == Some(true);
+    let ended_by_kernel =
+        ev.destroyed.is_some() || ev.owner_holds == Some(true) || ev.left_when_due;
     if ended_by_kernel && let Some(v) = kernel_gave_up(ev, &final_info) {
         return v;
     }
@@ -334,7 +339,8 @@ fn kernel_gave_up(ev: &Evidence, info: &TcpSample) -> Option<Verdict> {
         ));
     }
     // How many unanswered probes make the kernel give up, when known.
-    let read = k.cnt_source == Source::ReadBack && k.user_timeout_source == Source::ReadBack;
+    let read =
+        k.cnt_source == Source::ReadBack && k.user_timeout_source == Source::ReadBack && !k.stale;
     let limit = k.effective().idle_schedule().map(|s| s.probes);
     match (read, limit) {
         (true, Some(limit)) if probes >= limit => Some(verdict(
@@ -363,13 +369,22 @@ fn kernel_gave_up(ev: &Evidence, info: &TcpSample) -> Option<Verdict> {
                 "ended with {probes} keepalive probe(s) unanswered: the kernel gave up \
                  (ETIMEDOUT), or a probe met RST"
             ),
-            format!(
-                "cnt {} and the user timeout were not read ({} / {}): if the kernel gave up, \
-                 the socket's cnt is {probes} or a user timeout ended it",
-                k.cnt,
-                k.cnt_source.name(),
-                k.user_timeout_source.name()
-            ),
+            if k.stale {
+                format!(
+                    "the settings read (cnt {}) changed at run time and could not be read \
+                     again: if the kernel gave up, the socket's cnt is {probes} or a user \
+                     timeout ended it",
+                    k.cnt
+                )
+            } else {
+                format!(
+                    "cnt {} and the user timeout were not read ({} / {}): if the kernel gave \
+                     up, the socket's cnt is {probes} or a user timeout ended it",
+                    k.cnt,
+                    k.cnt_source.name(),
+                    k.user_timeout_source.name()
+                )
+            },
         )),
     }
 }

@@ -147,6 +147,7 @@ impl EndClues {
             owner_holds,
             destroy_listening,
             settings,
+            left_when_due: false,
         }
     }
 }

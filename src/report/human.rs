@@ -144,6 +144,10 @@ fn config_lines(f: &ConfigFacts) -> Vec<(&'static str, String)> {
             s.user_timeout_ms.describe()
         )
     };
+    let settings = match &f.changed {
+        Some(why) => format!("changed at run time ({why}), read again: {settings}"),
+        None => settings,
+    };
     let mut lines = vec![("settings", settings), ("predict", f.explain.clone())];
     if let (Some(min), Some(max)) = (f.predicted_detect_min_s, f.predicted_detect_max_s) {
         lines.push((
@@ -282,6 +286,9 @@ fn tuned_lines(t: &TuneFacts) -> Vec<(&'static str, String)> {
         }
         (Some(b), None) => lines.push(("tuned", format!("{who}: {}", settings(b)))),
         (None, _) => lines.push(("tuned", format!("{who}: not read"))),
+    }
+    for note in &t.notes {
+        lines.push(("note", format!("{who}: {note}")));
     }
     if let Some(err) = &t.error {
         lines.push(("error", format!("{who}: NOT changed: {err}")));

@@ -478,6 +478,7 @@ mod tests {
             warnings: vec![],
             predicted_detect_min_s: None,
             predicted_detect_max_s: None,
+            changed: None,
         })
     }
 

@@ -363,6 +363,7 @@ pub fn one_of_each() -> Vec<Event> {
             ],
             dry_run: false,
             error: None,
+            notes: vec![],
         }),
         EventKind::Tuned(TuneFacts {
             pid: 4243,
@@ -375,6 +376,7 @@ pub fn one_of_each() -> Vec<Event> {
             changed: vec![],
             dry_run: true,
             error: Some("not permitted to open the sockets of PID 4243".into()),
+            notes: vec![],
         }),
         EventKind::End(timeout_end()),
         EventKind::End(zero_window_end()),

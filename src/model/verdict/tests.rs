@@ -36,6 +36,7 @@ fn base() -> Evidence {
         owner_holds: None,
         destroy_listening: true,
         settings: settings_read(3),
+        left_when_due: false,
     }
 }
 
@@ -165,6 +166,19 @@ fn verdict_table() {
             Certainty::Ambiguous,
         ),
         (
+            "probes out, below cnt read, but the settings changed since and are unreadable",
+            Evidence {
+                destroyed: destroyed(|i| i.probes = 1),
+                settings: Knowledge {
+                    stale: true,
+                    ..settings_read(9)
+                },
+                ..base()
+            },
+            Outcome::Ambiguous,
+            Certainty::Ambiguous,
+        ),
+        (
             "retransmissions outstanding",
             Evidence {
                 destroyed: destroyed(|i| i.retransmits = 4),
@@ -214,6 +228,20 @@ fn verdict_table() {
             "vanished, held, probes out with cnt read and reached",
             Evidence {
                 owner_holds: Some(true),
+                last: TcpSample {
+                    probes: 3,
+                    ..last()
+                },
+                ..base()
+            },
+            Outcome::Timeout,
+            Certainty::Certain,
+        ),
+        (
+            "vanished when the give-up was due, owner closed it at once, cnt reached",
+            Evidence {
+                owner_holds: Some(false),
+                left_when_due: true,
                 last: TcpSample {
                     probes: 3,
                     ..last()

@@ -1,5 +1,8 @@
 //! This network namespace's TCP sysctls (`/proc/sys/net/ipv4/*`): the keepalive
 //! defaults a socket inherits and the retransmission budget of a busy connection.
+//! A socket another process owns may live in another namespace, whose sysctls
+//! differ: [`of_netns_of`] reads them there (/proc/sys/net answers for the network
+//! namespace of the thread that opens the file).
 
 use std::time::Duration;
 
@@ -24,6 +27,43 @@ pub fn system_defaults() -> Effective {
 pub fn system_retries2() -> u32 {
     static RETRIES2: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     *RETRIES2.get_or_init(|| read_sysctl("tcp_retries2", 15))
+}
+
+/// The sysctls a prediction for one socket needs, from that socket's network
+/// namespace, and whether they are that namespace's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespaceSysctls {
+    /// tcp_keepalive_time/_intvl/_probes (keepalive itself off).
+    pub defaults: Effective,
+    pub retries2: u32,
+    /// `None` when read in the socket's namespace; else why they are this
+    /// process's own namespace's instead (setns refused, no such process).
+    pub not_theirs: Option<String>,
+}
+
+/// This thread's network namespace's values, read now (not cached: a namespace
+/// other than the process's own may be current).
+pub fn read_here() -> NamespaceSysctls {
+    NamespaceSysctls {
+        defaults: system_defaults(),
+        retries2: read_sysctl("tcp_retries2", 15),
+        not_theirs: None,
+    }
+}
+
+/// The values of the network namespace `pid` lives in: read from inside it (setns,
+/// which needs CAP_SYS_ADMIN when it is not ours), else ours, saying why.
+pub fn of_netns_of(pid: u32) -> NamespaceSysctls {
+    match super::nsenter::in_netns_of(pid, read_here) {
+        Ok(values) => values,
+        Err(e) => NamespaceSysctls {
+            not_theirs: Some(format!(
+                "tcp_retries2 and the keepalive defaults are this namespace's: those of PID \
+                 {pid}'s network namespace cannot be read ({e})"
+            )),
+            ..read_here()
+        },
+    }
 }
 
 /// `net.ipv4.ip_local_port_range`: the ports the kernel picks for outgoing

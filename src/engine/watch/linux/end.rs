@@ -6,13 +6,17 @@
 
 use std::time::Duration;
 
+use super::follow::Conn;
 use super::{RUN, Watch, diag_error};
 use crate::engine::run::{Reporter, RunError};
-use crate::model::event::EventKind;
-use crate::model::verdict::{self, Destroyed};
+use crate::model::event::{EventKind, Outcome};
+use crate::model::verdict::{self, Certainty, Destroyed, Evidence};
 use crate::model::watch;
 use crate::sys::procfs;
 use crate::sys::sockdiag::{DiagEntry, SockDiag};
+
+/// Jiffies and the readings' millisecond rounding around a predicted give-up.
+const GIVE_UP_TOLERANCE: Duration = Duration::from_millis(20);
 
 /// The final report of a destroyed socket.
 fn destroyed_facts(e: &DiagEntry) -> Destroyed {
@@ -80,10 +84,49 @@ impl Watch {
             lookup_state(&mut self.diag, conn.last.peer, conn.last.local),
         );
         // Without destroy notifications nothing better is coming: judge now.
-        if conn.clues.decided() || self.destroy.is_none() {
+        if conn.clues.decided() || self.destroy.is_none() || self.gave_up_when_due(cookie, now) {
             return self.judge(rep, cookie, None);
         }
         Ok(())
+    }
+
+    /// Whether the socket left when the kernel's give-up was due (the probes the
+    /// settings read allow were out, and the time had come): then nothing the
+    /// destroy notification could add changes the end, so it is not held back
+    /// until the owner closes the socket (socat was seen to take a second).
+    fn gave_up_when_due(&self, cookie: u64, now: Duration) -> bool {
+        let Some(conn) = self.conns.get(&cookie) else {
+            return false;
+        };
+        let ev = self.evidence(conn, None, None, now);
+        if !ev.left_when_due || ev.last.probes == 0 {
+            return false;
+        }
+        let v = verdict::judge(&ev);
+        v.outcome == Outcome::Timeout && v.certainty == Certainty::Certain
+    }
+
+    /// The evidence collected about a connection, for its verdict at `at`.
+    fn evidence(
+        &self,
+        conn: &Conn,
+        destroyed: Option<Destroyed>,
+        owner_holds: Option<bool>,
+        at: Duration,
+    ) -> Evidence {
+        // The kernel gives up at a timer firing, never before its nominal time.
+        let left_when_due = conn.know.is_read()
+            && !conn.know.stale
+            && conn
+                .timeline
+                .gives_up_at()
+                .is_some_and(|d| at.saturating_add(GIVE_UP_TOLERANCE) >= d);
+        Evidence {
+            left_when_due,
+            ..conn
+                .clues
+                .evidence(destroyed, owner_holds, self.destroy.is_some(), conn.know)
+        }
     }
 
     pub(super) fn judge(
@@ -112,9 +155,7 @@ impl Watch {
             (None, Some(o), Some(_)) => procfs::holds(o.pid, conn.last.inode),
             _ => None,
         };
-        let evidence =
-            conn.clues
-                .evidence(destroyed, owner_holds, self.destroy.is_some(), conn.know);
+        let evidence = self.evidence(&conn, destroyed, owner_holds, at);
         let end = watch::judged_end(&conn.timeline, at, verdict::judge(&evidence));
         self.owners.forget(conn.last.inode);
         self.tally.record(&rep.end(conn.id, end)?);

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::Watch;
 use crate::engine::run::{Reporter, RunError};
 use crate::model::event::{ConntrackFacts, EventKind, WatchFacts};
-use crate::model::infer::{Knowledge, TimerReading};
+use crate::model::infer::{self, Knowledge, TimerReading};
 use crate::model::predict::Effective;
 use crate::model::schedule::KernelParams;
 use crate::model::timeline::Timeline;
@@ -18,6 +18,12 @@ use crate::sys::pidfd;
 use crate::sys::procfs::Owner;
 use crate::sys::sockdiag::{DiagEntry, TCP_ESTABLISHED, TimerKind};
 use crate::sys::sysctl;
+
+/// Timer readings within this much (plus the dump's own duration) agree.
+const REREAD_TOLERANCE: Duration = Duration::from_millis(250);
+/// A contradiction that persists (the settings read again were the same) is read
+/// again at most this often.
+const REREAD_EVERY: Duration = Duration::from_secs(1);
 
 fn reading(e: &DiagEntry) -> TimerReading {
     let info = e.info.unwrap_or_default();
@@ -56,6 +62,8 @@ pub(super) struct Conn {
     /// Run time of the dump that no longer showed it (it is waiting for its destroy
     /// notification).
     pub(super) gone_at: Option<Duration>,
+    /// Run time of the last time the settings were read again.
+    pub(super) last_reread: Option<Duration>,
 }
 
 impl Watch {
@@ -247,6 +255,7 @@ impl Watch {
             hidden_timer: None,
             clues: EndClues::default(),
             gone_at: None,
+            last_reread: None,
         };
         if let Some(info) = &e.info {
             conn.clues.established(info, e.send_queue);
@@ -275,28 +284,25 @@ impl Watch {
         }
         let dt = now.saturating_sub(conn.last_at).as_millis() as u64;
         let timer_keepalive = keepalive_from_timer(e.timer);
-        let mut changed = false;
-        let mut probe_answered = false;
-        if conn.know.is_read() {
-            if watch::keepalive_switched(&conn.know, timer_keepalive) {
-                let owner = conn.owner.clone();
-                if let Ok(eff) = self.read_settings(owner.as_ref(), e.inode)
-                    && eff != conn.know.effective()
-                {
-                    conn.know = Knowledge::read(eff);
-                    changed = true;
-                }
-            }
+        let mut changed_why = None;
+        let (changed, probe_answered) = if conn.know.is_read() {
+            changed_why = self.reread(rep, &mut conn, e, timer_keepalive, dt, now)?;
+            (changed_why.is_some(), false)
         } else {
-            (changed, probe_answered) =
-                conn.know
-                    .update_seen(timer_keepalive, &reading(&conn.last), &reading(e), dt);
-        }
+            conn.know
+                .update_seen(timer_keepalive, &reading(&conn.last), &reading(e), dt)
+        };
         if changed || (!conn.config_sent && conn.know.keepalive.is_some()) {
             // What is known changed: say so; the timeline keeps what it observed.
-            let facts = watch::config_facts(&conn.know, self.retries2);
+            let mut facts = watch::config_facts(&conn.know, self.retries2);
             conn.timeline
                 .set_settings(conn.know.effective(), self.retries2);
+            if changed_why.is_some() && e.timer == TimerKind::KeepAlive {
+                // The change re-armed the kernel's timer: it is read, not modelled.
+                conn.timeline
+                    .kernel_timer_at(now.saturating_add(e.expires), self.dump_uncertainty);
+            }
+            facts.changed = changed_why;
             rep.emit(conn.id, EventKind::Config(facts))?;
             conn.config_sent = true;
         }
@@ -315,6 +321,80 @@ impl Watch {
         conn.last_at = now;
         self.conns.insert(e.cookie, conn);
         Ok(())
+    }
+}
+
+impl Watch {
+    /// Settings read earlier are read again when the kernel shows they changed (a
+    /// process may set options at any time: pools re-tune sockets, `tune` exists)
+    /// and when a probe goes out unanswered (cnt then decides). Returns why, when
+    /// the settings read now differ. When they cannot be read again, the
+    /// knowledge is marked stale (the end is then not judged certain) and a
+    /// warning says so, once.
+    fn reread(
+        &mut self,
+        rep: &mut Reporter,
+        conn: &mut Conn,
+        e: &DiagEntry,
+        timer_keepalive: Option<bool>,
+        dt_ms: u64,
+        now: Duration,
+    ) -> Result<Option<String>, RunError> {
+        let held = conn.know.effective();
+        let tolerance = REREAD_TOLERANCE
+            .saturating_add(self.dump_uncertainty)
+            .as_millis() as u64;
+        let why = if watch::keepalive_switched(&conn.know, timer_keepalive) {
+            Some(format!(
+                "the kernel shows keepalive {}",
+                if timer_keepalive == Some(true) {
+                    "on (its timer is pending)"
+                } else {
+                    "off (no timer pending)"
+                }
+            ))
+        } else {
+            infer::contradiction(&held, &reading(&conn.last), &reading(e), dt_ms, tolerance)
+        };
+        let probe_out = e.info.map_or(0, |i| i.probes) > conn.last.info.map_or(0, |i| i.probes);
+        let due = conn
+            .last_reread
+            .is_none_or(|t| now >= t.saturating_add(REREAD_EVERY));
+        let Some(why) = why.or_else(|| probe_out.then(String::new)) else {
+            return Ok(None);
+        };
+        if !due && !probe_out {
+            return Ok(None);
+        }
+        conn.last_reread = Some(now);
+        let owner = conn.owner.clone();
+        match self.read_settings(owner.as_ref(), e.inode) {
+            Ok(eff) if eff != held => {
+                conn.know = Knowledge::read(eff);
+                let why = if why.is_empty() {
+                    "a keepalive probe went out: read again".to_string()
+                } else {
+                    why
+                };
+                Ok(Some(why))
+            }
+            Ok(_) => Ok(None),
+            Err(reason) if !why.is_empty() && !conn.know.stale => {
+                conn.know.stale = true;
+                rep.emit(
+                    conn.id,
+                    EventKind::Warning {
+                        message: format!(
+                            "the settings read at join no longer explain the kernel's timer \
+                             ({why}) and cannot be read again ({reason}): the prediction \
+                             uses the old ones and the end is not judged certain"
+                        ),
+                    },
+                )?;
+                Ok(None)
+            }
+            Err(_) => Ok(None),
+        }
     }
 }
 
