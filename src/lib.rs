@@ -18,6 +18,7 @@ pub mod sys;
 
 use crate::config::Config;
 use crate::engine::run::RunError;
+use crate::model::event::Finished;
 use crate::model::outcome::Exit;
 
 /// The second stage and the run: validates the command line, runs it to its end,
@@ -42,11 +43,12 @@ pub fn run(command: &cli::Command) -> u8 {
     // ended by one anyway).
     let signals = engine::event_loop::Signals::installed();
     engine::output::drain(
-        matches!(&result, Ok(end) if end.outcome.is_signal()),
+        matches!(&result, Ok(Finished::Ended(end)) if end.outcome.is_signal()),
         || signals.is_some_and(|s| s.pending().is_some()),
     );
     match result {
-        Ok(end) => {
+        Ok(Finished::Printed) => Exit::Done.code(),
+        Ok(Finished::Ended(end)) => {
             if let Some(why) = &end.expect_failure {
                 report::diagnostic(why);
             }

@@ -6,11 +6,11 @@ use crate::config::LabConfig;
 use crate::engine::event_loop::Signals;
 use crate::engine::lab::{self, LabOptions};
 use crate::engine::run::{Clock, Reporter, RunError};
-use crate::model::event::EndFacts;
+use crate::model::event::{EndFacts, Finished};
 use crate::model::lab::SCENARIOS;
 
 /// `lab list`: the catalogue, one scenario per paragraph (or JSON Lines).
-pub fn list(json: bool) -> Result<EndFacts, RunError> {
+pub fn list(json: bool) -> Result<Finished, RunError> {
     let mut text = String::new();
     for s in SCENARIOS {
         if json {

@@ -8,11 +8,11 @@ use clap::CommandFactory;
 use crate::cli;
 use crate::config::ManConfig;
 use crate::engine::run::RunError;
-use crate::model::event::EndFacts;
+use crate::model::event::Finished;
 use crate::report::man;
 
 /// One page to stdout, or every page into a directory.
-pub fn run(cfg: &ManConfig) -> Result<EndFacts, RunError> {
+pub fn run(cfg: &ManConfig) -> Result<Finished, RunError> {
     let top = cli::Cli::command();
     match cfg {
         ManConfig::Print(page) => {
@@ -25,7 +25,7 @@ pub fn run(cfg: &ManConfig) -> Result<EndFacts, RunError> {
 }
 
 /// `man --dir DIR`: every page into DIR; the end message lists them.
-fn write_all(top: &clap::Command, dir: &std::path::Path) -> Result<EndFacts, RunError> {
+fn write_all(top: &clap::Command, dir: &std::path::Path) -> Result<Finished, RunError> {
     let pages = man::all_pages(top).map_err(RunError::io("generate the man pages"))?;
     let mut names = Vec::new();
     for (name, text) in pages {

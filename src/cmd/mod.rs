@@ -18,7 +18,7 @@ pub mod watch;
 use crate::config::{Config, LabCommand};
 use crate::engine::event_loop::Signals;
 use crate::engine::run::{Clock, Reporter, RunError};
-use crate::model::event::{EndFacts, Outcome};
+use crate::model::event::Finished;
 
 /// What must happen while the process has one thread, before anything starts one
 /// (the stdout writer, a resolver): `lab` and `demo` enter their private network
@@ -35,62 +35,59 @@ pub fn prepare(config: &Config) -> Result<(), RunError> {
 
 /// Runs a validated command line to its final `end`, whose exit code (the
 /// outcome's, or the `--expect` verdict's) is the process's.
-pub fn run(config: Config) -> Result<EndFacts, RunError> {
+pub fn run(config: Config) -> Result<Finished, RunError> {
     let clock = Clock::start();
-    match config {
+    let end = match config {
         Config::Connect(cfg) => {
             let signals = Signals::install()?;
             let mut rep = Reporter::for_run(clock, &cfg.run, false);
-            connect::run(&cfg, &mut rep, &signals)
+            connect::run(&cfg, &mut rep, &signals)?
         }
         Config::Listen(cfg) => {
             let signals = Signals::install()?;
             let mut rep = Reporter::for_run(clock, &cfg.run, true);
-            listen::run(&cfg, &mut rep, &signals)
+            listen::run(&cfg, &mut rep, &signals)?
         }
-        Config::Watch(cfg) => watch::run(&cfg, clock),
-        Config::Lab(LabCommand::List { json }) => lab::list(json),
-        Config::Lab(LabCommand::Run(cfg)) => lab::run_private(&cfg, clock),
-        Config::Demo(cfg) => lab::run_private(&cfg, clock),
-        Config::Completions(shell) => print_generated(|out| {
-            out.extend(completions::script(shell));
-            Ok(())
-        }),
-        Config::Plan(cfg) => plan::run(&cfg),
+        Config::Watch(cfg) => watch::run(&cfg, clock)?,
+        Config::Lab(LabCommand::List { json }) => return lab::list(json),
+        Config::Lab(LabCommand::Run(cfg)) => lab::run_private(&cfg, clock)?,
+        Config::Demo(cfg) => lab::run_private(&cfg, clock)?,
+        Config::Completions(shell) => {
+            return print_generated(|out| {
+                out.extend(completions::script(shell));
+                Ok(())
+            });
+        }
+        Config::Plan(cfg) => return plan::run(&cfg),
         Config::Tune(cfg) => {
             let run = crate::config::RunConfig::once(cfg.format);
             let mut rep = Reporter::for_run(clock, &run, true);
-            tune::run(&cfg, &mut rep)
+            tune::run(&cfg, &mut rep)?
         }
         Config::IdleLimit(cfg) => {
             let signals = Signals::install()?;
             let mut rep = Reporter::for_run(clock, &cfg.run, false);
-            idle_limit::run(&cfg, &mut rep, &signals)
+            idle_limit::run(&cfg, &mut rep, &signals)?
         }
-        Config::Man(cfg) => man::run(&cfg),
-        Config::Explain(cfg) => explain::run(&cfg),
-    }
+        Config::Man(cfg) => return man::run(&cfg),
+        Config::Explain(cfg) => explain::run(&cfg)?,
+    };
+    Ok(Finished::Ended(Box::new(end)))
 }
 
 /// Writes generated text (completions) to stdout; a closed pipe ends
 /// quietly. The text is built in memory first: clap_complete panics on a failed write.
 fn print_generated(
     generate: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>,
-) -> Result<EndFacts, RunError> {
+) -> Result<Finished, RunError> {
     let mut text = Vec::new();
     generate(&mut text).map_err(RunError::io("generate the text"))?;
     print_text(&text)
 }
 
-/// A command whose output is text, not a timeline (a listing, a page): the text
-/// to stdout, and the end that says it was printed.
-pub fn print_text(text: &[u8]) -> Result<EndFacts, RunError> {
+/// A command whose output is text, not a timeline (a listing, a page, a plan): the
+/// text to stdout. It has no outcome, only that it was printed.
+pub fn print_text(text: &[u8]) -> Result<Finished, RunError> {
     crate::report::print_all(text).map_err(RunError::output("write to stdout"))?;
-    Ok(EndFacts::new(
-        Outcome::Alive,
-        None,
-        String::new(),
-        None,
-        None,
-    ))
+    Ok(Finished::Printed)
 }

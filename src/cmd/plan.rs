@@ -3,11 +3,11 @@
 
 use crate::config::plan::PlanConfig;
 use crate::engine::run::RunError;
-use crate::model::event::{EndFacts, Outcome};
+use crate::model::event::Finished;
 use crate::model::plan::{Source, evaluate, presets, recommend, snippets};
 use crate::report;
 
-pub fn run(cfg: &PlanConfig) -> Result<EndFacts, RunError> {
+pub fn run(cfg: &PlanConfig) -> Result<Finished, RunError> {
     if cfg.list_paths {
         let text = if cfg.json {
             report::plan::presets_json(presets::PRESETS)
@@ -39,12 +39,5 @@ pub fn run(cfg: &PlanConfig) -> Result<EndFacts, RunError> {
     } else {
         report::plan::human(&plan, &code)
     };
-    crate::report::print_all(text.as_bytes()).map_err(RunError::output("write to stdout"))?;
-    Ok(EndFacts::new(
-        Outcome::Alive,
-        None,
-        String::new(),
-        None,
-        plan.predicted_detect.map(|d| d.as_secs_f64()),
-    ))
+    super::print_text(text.as_bytes())
 }

@@ -261,7 +261,7 @@ fn timed_out(message: String, bound: Bound) -> Dialed {
         None,
         None,
     );
-    end.bound = Some(bound.name());
+    end.bound = Some(bound);
     Dialed::Failed(Box::new(end))
 }
 
@@ -303,7 +303,7 @@ fn connect_one(
         EventKind::Connecting {
             peer: addr,
             deadline: plan.deadline,
-            bound: plan.bound.name(),
+            bound: plan.bound,
             syn_retries: params.syn_retries,
             retransmits: plan.retransmits.len() as u32,
         },

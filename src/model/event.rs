@@ -10,7 +10,9 @@ use serde::Serialize;
 
 use crate::model::outcome::Exit;
 pub use crate::model::outcome::Outcome;
+pub use crate::model::schedule::{Bound, Path};
 use crate::model::settings::Sources;
+pub use crate::model::verdict::Certainty;
 
 /// One fact on a connection's timeline. `conn` is 0 for events about the whole run
 /// (the listening socket), 1 for `connect`, and the accept order for `listen`.
@@ -55,6 +57,16 @@ pub struct ConfigFacts {
     pub changed: Option<String>,
 }
 
+/// How a command finished: a run that ended with its [`EndFacts`] (a connection's
+/// outcome, a watch, a measurement), or one whose output is text and has no
+/// outcome (a plan, a listing, a page, a completion script).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Finished {
+    /// Boxed: an end is large and a printed command carries nothing.
+    Ended(Box<EndFacts>),
+    Printed,
+}
+
 /// How a connection ended, with the facts a script needs to assert it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EndFacts {
@@ -72,10 +84,10 @@ pub struct EndFacts {
     /// What happened instead of the expectation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expect_failure: Option<String>,
-    /// `watch`: "certain", "likely" or "ambiguous" (then `possible` lists the ends
+    /// `watch`, `explain`: how sure the inferred end is (when ambiguous, `possible` lists the ends
     /// the evidence allows).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub certainty: Option<&'static str>,
+    pub certainty: Option<Certainty>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub possible: Option<Vec<Outcome>>,
     /// `watch`: the end was inferred from outside (the socket's state and last
@@ -84,13 +96,12 @@ pub struct EndFacts {
     pub inferred: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub evidence: Option<String>,
-    /// What ended it, when the model knows: "keepalive-count", "user-timeout",
-    /// "tcp-retries2", "syn-retries", "connect-timeout".
+    /// What ended it, when the model knows.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub bound: Option<&'static str>,
-    /// The path the connection was on at the end: "idle", "zero-window", "busy".
+    pub bound: Option<Bound>,
+    /// The path the connection was on at the end.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub path: Option<&'static str>,
+    pub path: Option<Path>,
     /// `connect --reconnect`: the outage log's summary.
     #[serde(skip_serializing_if = "Option::is_none", flatten)]
     pub outages: Option<OutageSummary>,
@@ -134,9 +145,7 @@ impl EndFacts {
 /// up on it if the peer answers nothing more (see `model::schedule`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Prediction {
-    /// "idle" (keepalive), "zero-window" (window probes), "busy" (retransmissions),
-    /// "keepalive-off" (nothing detects a dead idle peer).
-    pub path: &'static str,
+    pub path: Path,
     /// The last contact with the peer (run time) the prediction counts from.
     #[serde(serialize_with = "secs")]
     pub since: Duration,
@@ -148,8 +157,8 @@ pub struct Prediction {
     /// The timer wheel may make it this much later, never earlier.
     #[serde(rename = "late_by_up_to_s", serialize_with = "secs")]
     pub late_by_up_to: Duration,
-    /// What ends it (`schedule::Bound::name`).
-    pub bound: &'static str,
+    /// What ends it.
+    pub bound: Bound,
     /// Probes still to go out before the end.
     pub probes: u32,
     /// One line: why this time.
@@ -401,12 +410,12 @@ pub enum EventKind {
         n: u32,
     },
     /// `connect`: the SYN went out; the attempt ends at `deadline` (run time) at the
-    /// latest, set by `bound` ("user-timeout", "syn-retries" or "connect-timeout").
+    /// latest, set by `bound` (user timeout, SYN retries or connect timeout).
     Connecting {
         peer: SocketAddr,
         #[serde(serialize_with = "secs")]
         deadline: Duration,
-        bound: &'static str,
+        bound: Bound,
         syn_retries: u32,
         /// SYN retransmissions the kernel makes before the deadline if unanswered.
         retransmits: u32,

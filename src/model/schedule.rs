@@ -112,21 +112,50 @@ pub struct Forecast {
     pub bound: Bound,
 }
 
-/// What decides an end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What decides an end (serialized as its [`Bound::name`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Bound {
     /// TCP_KEEPCNT unanswered keepalive probes.
     KeepaliveCount,
     /// TCP_USER_TIMEOUT.
     UserTimeout,
     /// net.ipv4.tcp_retries2 unanswered window probes.
+    #[serde(rename = "tcp-retries2")]
     Retries2,
     /// SYN retransmissions (TCP_SYNCNT / net.ipv4.tcp_syn_retries) ran out.
     SynRetries,
     /// The application's own connect timeout (`--connect-timeout`).
     ConnectTimeout,
     /// Nothing: keepalive off.
+    #[serde(rename = "none")]
     Never,
+}
+
+/// The path a connection is on, which decides which kernel timer detects a dead
+/// peer (serialized as its [`Path::name`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Path {
+    /// Nothing in flight: keepalive probes.
+    Idle,
+    /// The peer's window is closed: window (persist) probes.
+    ZeroWindow,
+    /// Data in flight: retransmissions.
+    Busy,
+    /// Idle with keepalive off: nothing detects a dead peer.
+    KeepaliveOff,
+}
+
+impl Path {
+    pub fn name(self) -> &'static str {
+        match self {
+            Path::Idle => "idle",
+            Path::ZeroWindow => "zero-window",
+            Path::Busy => "busy",
+            Path::KeepaliveOff => "keepalive-off",
+        }
+    }
 }
 
 impl Bound {

@@ -25,7 +25,7 @@ use crate::model::sample::{
     TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED, TCP_LAST_ACK, TCP_TIME_WAIT, TcpSample,
 };
 use crate::model::schedule::{
-    self, Bound, KeepaliveTimer, KernelParams, RTO_MIN, WindowProbes, window_probe_interval,
+    self, Bound, KeepaliveTimer, KernelParams, Path, RTO_MIN, WindowProbes, window_probe_interval,
 };
 
 /// Two readings of "time since last contact" differ by up to one jiffy (4 ms at
@@ -734,11 +734,11 @@ impl Timeline {
             };
             return Prediction {
                 detect_s: None,
-                path: "zero-window",
+                path: Path::ZeroWindow,
                 since: self.last_contact,
                 dead_at: f.dead_at,
                 late_by_up_to: f.late_by_up_to,
-                bound: f.bound.name(),
+                bound: f.bound,
                 probes: f.probes.len() as u32,
                 explain,
             };
@@ -746,14 +746,14 @@ impl Timeline {
         if let Some(start) = self.busy_since() {
             return Prediction {
                 detect_s: None,
-                path: "busy",
+                path: Path::Busy,
                 since: self.last_contact,
                 dead_at: Some(start.saturating_add(self.busy_detect_after)),
                 late_by_up_to: Duration::ZERO,
                 bound: if uto_ms == 0 {
-                    Bound::Retries2.name()
+                    Bound::Retries2
                 } else {
-                    Bound::UserTimeout.name()
+                    Bound::UserTimeout
                 },
                 probes: 0,
                 explain: format!(
@@ -791,14 +791,14 @@ impl Timeline {
         Prediction {
             detect_s: None,
             path: if self.eff.keepalive {
-                "idle"
+                Path::Idle
             } else {
-                "keepalive-off"
+                Path::KeepaliveOff
             },
             since: self.last_contact,
             dead_at: f.dead_at,
             late_by_up_to: f.late_by_up_to,
-            bound: f.bound.name(),
+            bound: f.bound,
             probes: f.probes.len() as u32,
             explain,
         }
@@ -904,7 +904,7 @@ impl Timeline {
         let mut message = message;
         if let (Some(zw), Outcome::Timeout) = (&self.zw, outcome) {
             let by = match in_force.as_ref().map(|p| p.bound) {
-                Some("user-timeout") => "the user timeout ended it".to_string(),
+                Some(Bound::UserTimeout) => "the user timeout ended it".to_string(),
                 _ => format!(
                     "{} unanswered window probes ended it (tcp_retries2)",
                     self.params.retries2

@@ -64,7 +64,9 @@ pub struct Evidence {
     pub left_when_due: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How sure an end inferred from outside is (serialized as its [`Certainty::name`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Certainty {
     /// The evidence admits one end only.
     Certain,

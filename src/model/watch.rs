@@ -198,7 +198,7 @@ pub fn judged_end(timeline: &Timeline, at: Duration, v: Verdict) -> EndFacts {
     let mut end = timeline.end(at, v.outcome, v.errno.map(str::to_string), v.message);
     end.inferred = Some(true);
     end.evidence = Some(v.evidence);
-    end.certainty = Some(v.certainty.name());
+    end.certainty = Some(v.certainty);
     if !v.possible.is_empty() {
         end.possible = Some(v.possible);
     }

@@ -4,7 +4,8 @@ use std::io::{IsTerminal, Write};
 
 use crate::config::Timestamps;
 use crate::model::event::{
-    ConfigFacts, EndFacts, Event, EventKind, Outcome, Prediction, Sink, TuneFacts, WatchFacts,
+    Bound, Certainty, ConfigFacts, EndFacts, Event, EventKind, Outcome, Prediction, Sink,
+    TuneFacts, WatchFacts,
 };
 use crate::model::settings::Source;
 
@@ -182,7 +183,7 @@ fn end_line(e: &EndFacts) -> String {
     if let Some(possible) = &e.possible {
         let names: Vec<&str> = possible.iter().map(|o| o.name()).collect();
         text.push_str(&format!("; could be: {}", names.join(" or ")));
-    } else if e.certainty == Some("likely") {
+    } else if e.certainty == Some(Certainty::Likely) {
         text.push_str("; likely, not certain");
     }
     if e.detect_s.is_some() {
@@ -360,11 +361,11 @@ fn watched_line(w: &WatchFacts) -> String {
 }
 
 /// What a bound name means, for the connecting line.
-fn bound_text(bound: &str) -> &'static str {
+fn bound_text(bound: Bound) -> &'static str {
     match bound {
-        "user-timeout" => "the user timeout bounds it",
-        "syn-retries" => "the SYN retransmissions run out",
-        "connect-timeout" => "--connect-timeout bounds it",
+        Bound::UserTimeout => "the user timeout bounds it",
+        Bound::SynRetries => "the SYN retransmissions run out",
+        Bound::ConnectTimeout => "--connect-timeout bounds it",
         _ => "bound unknown",
     }
 }
@@ -374,14 +375,14 @@ fn prediction_line(p: &Prediction, clock: LineClock) -> String {
         Some(dead) => format!(
             "{} path: dead at {} if the peer answers nothing more ({}s after the last contact \
              at {}, up to {:.3}s later by the timer wheel): {}",
-            p.path,
+            p.path.name(),
             clock.at(dead),
             p.detect_s().map_or("?".to_string(), |d| format!("{d:.3}")),
             clock.at(p.since),
             p.late_by_up_to.as_secs_f64(),
             p.explain
         ),
-        None => format!("{} path: {}", p.path, p.explain),
+        None => format!("{} path: {}", p.path.name(), p.explain),
     }
 }
 
@@ -440,7 +441,7 @@ fn describe(kind: &EventKind, clock: LineClock) -> Vec<(&'static str, String)> {
             "SYN sent to {peer}; gives up at {} ({}; {retransmits} SYN retransmission(s) \
              before, syn_retries {syn_retries})",
             clock.at(*deadline),
-            bound_text(bound)
+            bound_text(*bound)
         )),
         EventKind::SynRetransmit { n, due } => one(format!(
             "#{n}: no answer to the SYN (due at {})",

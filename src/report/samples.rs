@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, UNIX_EPOCH};
 
+use crate::model::event::{Bound, Certainty, Path};
 use crate::model::event::{
     ConfigFacts, ConntrackFacts, EndFacts, Event, EventKind, IdleLimitFacts, OutageSummary,
     Outcome, Prediction, TuneFacts, WatchFacts,
@@ -93,8 +94,8 @@ fn zero_window_end() -> EndFacts {
         Some(1.004),
         Some(0.966),
     );
-    e.bound = Some("user-timeout");
-    e.path = Some("zero-window");
+    e.bound = Some(Bound::UserTimeout);
+    e.path = Some(Path::ZeroWindow);
     e
 }
 
@@ -108,7 +109,7 @@ fn syn_timeout_end() -> EndFacts {
         None,
         None,
     );
-    e.bound = Some("user-timeout");
+    e.bound = Some(Bound::UserTimeout);
     e
 }
 
@@ -129,7 +130,7 @@ fn watched_end() -> EndFacts {
     let mut e = EndFacts::new(Outcome::Eof, None, "the peer closed".into(), None, None);
     e.inferred = Some(true);
     e.evidence = Some("the socket was in CLOSE_WAIT at the last dump".into());
-    e.certainty = Some("certain");
+    e.certainty = Some(Certainty::Certain);
     e
 }
 
@@ -143,7 +144,7 @@ fn ambiguous_end() -> EndFacts {
     );
     e.inferred = Some(true);
     e.evidence = Some("the socket vanished between two dumps".into());
-    e.certainty = Some("ambiguous");
+    e.certainty = Some(Certainty::Ambiguous);
     e.possible = Some(vec![Outcome::Eof, Outcome::Alive, Outcome::Reset]);
     e
 }
@@ -237,12 +238,12 @@ pub fn one_of_each() -> Vec<Event> {
         EventKind::Retransmit { n: 2, unacked: 1 },
         EventKind::Prediction(
             Prediction {
-                path: "idle",
+                path: Path::Idle,
                 since: ms(1020),
                 dead_at: Some(ms(23_020)),
                 detect_s: None,
                 late_by_up_to: ms(520),
-                bound: "user-timeout",
+                bound: Bound::UserTimeout,
                 probes: 1,
                 explain: "1 keepalive probe(s) from 11.000s after the last contact, every 11s, then the user timeout \
                           (5000ms since the last contact) ends it at a firing"
@@ -252,12 +253,12 @@ pub fn one_of_each() -> Vec<Event> {
         ),
         EventKind::Prediction(
             Prediction {
-                path: "zero-window",
+                path: Path::ZeroWindow,
                 since: ms(3296),
                 dead_at: Some(ms(4262)),
                 detect_s: None,
                 late_by_up_to: ms(36),
-                bound: "user-timeout",
+                bound: Bound::UserTimeout,
                 probes: 0,
                 explain: "the peer stopped reading: the user timeout (4000ms) ends it, counted \
                           from the first window probe 3.034s before the last contact, answered or not"
@@ -282,7 +283,7 @@ pub fn one_of_each() -> Vec<Event> {
         EventKind::Connecting {
             peer: addr("198.18.0.2:7000"),
             deadline: ms(3001),
-            bound: "user-timeout",
+            bound: Bound::UserTimeout,
             syn_retries: 6,
             retransmits: 2,
         },

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::build::{self, Seg};
+use crate::model::event::Path;
 use crate::model::event::{EventKind, Outcome};
 
 const T0: u64 = 1_796_000_000;
@@ -215,7 +216,7 @@ fn zero_window_probes_are_window_probes_not_keepalive() {
         "{n:?}"
     );
     assert!(n.contains(&"zero-window"));
-    assert_eq!(c.conns[0].end.path, Some("zero-window"));
+    assert_eq!(c.conns[0].end.path, Some(Path::ZeroWindow));
 }
 
 #[test]

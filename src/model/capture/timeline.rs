@@ -9,7 +9,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use super::conn::{Conn, Obs};
 use super::infer::{self, Run, Value};
-use crate::model::event::{EndFacts, Event, EventKind, Outcome};
+use crate::model::event::{Bound, Certainty, EndFacts, Event, EventKind, Outcome, Path};
 use crate::model::predict::Effective;
 use crate::model::settings::{Source, Sources};
 
@@ -132,7 +132,7 @@ pub fn explain(conn: &Conn, start: Duration, capture_end: Duration) -> Explained
     };
     let end_at = end.0;
     let mut end = end.1;
-    if end.predicted_detect_s.is_none() && end.path == Some("idle") {
+    if end.predicted_detect_s.is_none() && end.path == Some(Path::Idle) {
         end.predicted_detect_s = predicted;
     }
     for (what, v) in inferred_lines(&settings) {
@@ -537,8 +537,8 @@ fn rst_end(
             Some(secs(detect)),
             None,
         );
-        e.bound = Some("keepalive-count");
-        e.path = Some("idle");
+        e.bound = Some(Bound::KeepaliveCount);
+        e.path = Some(Path::Idle);
         e
     } else if side == local && retries > 0 {
         let mut e = EndFacts::new(
@@ -550,7 +550,7 @@ fn rst_end(
             Some(secs(detect)),
             None,
         );
-        e.path = Some("busy");
+        e.path = Some(Path::Busy);
         e
     } else if side == local {
         EndFacts::new(
@@ -578,7 +578,7 @@ fn rst_end(
             None,
         );
         if probes > 0 {
-            e.path = Some("idle");
+            e.path = Some(Path::Idle);
         }
         e
     };
@@ -652,9 +652,13 @@ fn silent_end(
             Some(secs(gives_up.saturating_sub(contact))),
             None,
         );
-        e.certainty = Some("likely");
+        e.certainty = Some(Certainty::Likely);
         e.inferred = Some(true);
-        e.path = Some(if retries > 0 { "zero-window" } else { "busy" });
+        e.path = Some(if retries > 0 {
+            Path::ZeroWindow
+        } else {
+            Path::Busy
+        });
         e.evidence = Some(format!(
             "the last unanswered one {} after the last contact, gaps backing off to {}; the \
              capture ends {} after the last one{}",

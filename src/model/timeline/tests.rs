@@ -231,7 +231,7 @@ fn retransmissions_are_reported_once_each() {
     );
     // The busy path takes over the prediction.
     match &ev[2] {
-        EventKind::Prediction(p) => assert_eq!(p.path, "busy"),
+        EventKind::Prediction(p) => assert_eq!(p.path, Path::Busy),
         other => panic!("{other:?}"),
     }
     assert!(t.observe(ms(310), &s).is_empty());
@@ -343,8 +343,8 @@ fn intvl_longer_than_idle_after_an_answered_probe() {
     let predicted = end.predicted_detect_s.expect("prediction");
     assert!((predicted - 22.0).abs() < 1e-9, "{predicted}");
     assert!((end.detect_s.expect("detected") - 22.169).abs() < 1e-9);
-    assert_eq!(end.bound, Some("user-timeout"));
-    assert_eq!(end.path, Some("idle"));
+    assert_eq!(end.bound, Some(Bound::UserTimeout));
+    assert_eq!(end.path, Some(Path::Idle));
 }
 
 #[test]
@@ -399,8 +399,8 @@ fn zero_window_is_its_own_path_with_window_probes() {
         "{ev:?}"
     );
     let p = prediction_of(&ev).expect("prediction");
-    assert_eq!(p.path, "zero-window");
-    assert_eq!(p.bound, "user-timeout");
+    assert_eq!(p.path, Path::ZeroWindow);
+    assert_eq!(p.bound, Bound::UserTimeout);
     assert_eq!(p.dead_at, Some(ms(4262)));
     // Probe 2 unanswered (the peer's tcp_invalid_ratelimit).
     let ev = t.observe(ms(700), &zw(700, 258, 2, 1));
@@ -432,7 +432,7 @@ fn zero_window_is_its_own_path_with_window_probes() {
         "{}",
         end.message
     );
-    assert_eq!(end.path, Some("zero-window"));
+    assert_eq!(end.path, Some(Path::ZeroWindow));
     let predicted = end.predicted_detect_s.expect("prediction");
     assert!((predicted - (4.262 - 3.296)).abs() < 1e-9, "{predicted}");
 }
@@ -458,7 +458,7 @@ fn the_window_opens_again() {
     let mut t = timeline_with(1, 1, 3, 0);
     let ev = t.observe(ms(50), &zw(50, 46, 0, 0));
     let p = prediction_of(&ev).expect("prediction");
-    assert_eq!(p.bound, "tcp-retries2");
+    assert_eq!(p.bound, Bound::Retries2);
     assert!(p.explain.contains("RFC 1122"), "{}", p.explain);
 }
 

@@ -171,7 +171,7 @@ fn a_judged_end_is_marked_inferred_with_its_evidence() {
     assert_eq!(end.message, "reset by the peer");
     assert_eq!(end.inferred, Some(true));
     assert_eq!(end.evidence.as_deref(), Some("vanished without FIN"));
-    assert_eq!(end.certainty, Some("certain"));
+    assert_eq!(end.certainty, Some(Certainty::Certain));
     assert_eq!(end.possible, None);
     let possible = vec![Outcome::Eof, Outcome::Reset];
     let end = judged_end(
@@ -179,7 +179,7 @@ fn a_judged_end_is_marked_inferred_with_its_evidence() {
         at,
         verdict(Outcome::Ambiguous, Certainty::Ambiguous, possible.clone()),
     );
-    assert_eq!(end.certainty, Some("ambiguous"));
+    assert_eq!(end.certainty, Some(Certainty::Ambiguous));
     assert_eq!(end.possible, Some(possible));
 }
 
