@@ -165,7 +165,7 @@ impl Timeline {
     /// idle path: the last keepalive probe unanswered), if it does.
     pub fn gives_up_at(&self) -> Option<Duration> {
         let p = self.at_contact.as_ref()?;
-        (p.path == "idle")
+        (p.path == Path::Idle)
             .then_some(p.dead_at)
             .flatten()
             .map(|d| d.saturating_sub(self.offset))
