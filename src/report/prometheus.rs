@@ -20,6 +20,9 @@
 //!   conntrack entry of them expires (or is off): idle long enough, the host
 //!   forgets the flow (`watch` reads the entries with CAP_NET_ADMIN; without it,
 //!   or without an entry, a connection is not counted).
+//! - `tcpalive_keepalive_probe_retries_total{local_port,peer_port,process}`
+//!   (counter): probes sent because the one before went unanswered (probe
+//!   `n` >= 2); a peer answering every probe never moves it.
 //! - `tcpalive_connection_ends_total{outcome}` (counter): connections that ended
 //!   while watched, by the verdict's outcome (stopping the watch ends none).
 //! - `tcpalive_label_sets_folded_total` (counter): connections counted under
@@ -119,6 +122,7 @@ pub struct Exposition {
     predicted: Family<ConnLabels, Gauge<f64, AtomicU64>>,
     probes: Family<Key, Counter>,
     after_conntrack: Family<Key, Gauge>,
+    retries: Family<Key, Counter>,
     ends: Family<EndLabels, Counter>,
     folded: Counter,
 }
@@ -169,6 +173,7 @@ impl Exposition {
         let predicted = Family::<ConnLabels, Gauge<f64, AtomicU64>>::default();
         let probes = Family::<Key, Counter>::default();
         let after_conntrack = Family::<Key, Gauge>::default();
+        let retries = Family::<Key, Counter>::default();
         let ends = Family::<EndLabels, Counter>::default();
         let folded = Counter::default();
         registry.register(
@@ -194,6 +199,11 @@ impl Exposition {
             after_conntrack.clone(),
         );
         registry.register(
+            "tcpalive_keepalive_probe_retries",
+            "Keepalive probes sent because the previous probe went unanswered",
+            retries.clone(),
+        );
+        registry.register(
             "tcpalive_connection_ends",
             "Watched connections that ended, by outcome",
             ends.clone(),
@@ -213,6 +223,7 @@ impl Exposition {
             predicted,
             probes,
             after_conntrack,
+            retries,
             ends,
             folded,
         }
@@ -288,9 +299,12 @@ impl Exposition {
                     c.predicted = Some(predicted_upper(f));
                 }
             }
-            EventKind::Probe { .. } => {
+            EventKind::Probe { n, .. } => {
                 if let Some(c) = self.conns.get(&event.conn) {
                     self.probes.get_or_create(&c.key).inc();
+                    if *n >= 2 {
+                        self.retries.get_or_create(&c.key).inc();
+                    }
                 }
             }
             EventKind::End(e) if event.conn != 0 => {
@@ -607,6 +621,11 @@ mod tests {
             lines.contains(&format!("tcpalive_keepalive_probes_total{{{redis}}} 2").as_str()),
             "{text}"
         );
+        assert!(
+            lines
+                .contains(&format!("tcpalive_keepalive_probe_retries_total{{{redis}}} 1").as_str()),
+            "probe 2 went out because probe 1 was not answered: {text}"
+        );
         assert!(text.ends_with("# EOF\n"));
 
         // Connection 2 ends (a verdict); connection 1 is ended by stopping the watch.
@@ -627,6 +646,57 @@ mod tests {
             lines.contains(&format!("tcpalive_keepalive_probes_total{{{redis}}} 2").as_str()),
             "counters outlive their connections: {text}"
         );
+    }
+
+    /// The fleet kit's alerting rules name only series and label values this
+    /// exposition really has (promtool's unit tests feed them by hand).
+    #[test]
+    fn alerting_rules_name_only_exported_series() {
+        let rules = include_str!("../../deploy/prometheus/tcpalive.rules.yml");
+        let mut x = Exposition::new(Limits::default());
+        x.observe(&event(
+            1,
+            watched("127.0.0.1:45000", "127.0.0.1:5432", Some("app"), Some(true)),
+        ));
+        x.observe(&event(1, config(true, Some(20.0))));
+        for n in [1, 2] {
+            let due = Duration::ZERO;
+            x.observe(&event(1, EventKind::Probe { n, due }));
+        }
+        x.observe(&event(1, end(Outcome::Timeout, true)));
+        x.observe(&event(
+            2,
+            watched("127.0.0.1:45001", "127.0.0.1:5432", None, Some(false)),
+        ));
+        x.observe(&event(2, config(false, None)));
+        let text = x.text();
+        let mut names: Vec<&str> = rules
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("tcpalive_"))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        assert!(names.len() >= 5, "{names:?}");
+        for name in names {
+            assert!(
+                text.contains(&format!("\n# TYPE {name} ")),
+                "the rules use {name}, which is not exported:\n{text}"
+            );
+        }
+        for label in [
+            "keepalive=\"off\"",
+            "local_port=\"ephemeral\"",
+            "peer_port=\"5432\"",
+            "outcome=\"timeout\"",
+        ] {
+            assert!(text.contains(label), "{label}: {text}");
+        }
+        for outcome in ["timeout", "unreachable", "reset"] {
+            assert!(
+                Outcome::from_name(outcome).is_some(),
+                "the rules count ends named {outcome}"
+            );
+        }
     }
 
     #[test]
@@ -723,13 +793,10 @@ mod tests {
                     });
                 }
                 x.observe(&event(id, w));
-                x.observe(&event(
-                    id,
-                    EventKind::Probe {
-                        n: 1,
-                        due: Duration::ZERO,
-                    },
-                ));
+                for n in [1, 2] {
+                    let due = Duration::ZERO;
+                    x.observe(&event(id, EventKind::Probe { n, due }));
+                }
             }
         }
         // Ends of folded connections (others of each combination remain).
@@ -752,7 +819,7 @@ mod tests {
             .filter(|l| l.starts_with("tcpalive_keepalive_after_conntrack_expiry{"))
             .count();
         assert_eq!(after, 101, "one per admitted triple and other");
-        assert!(series <= 2637, "{series} series");
+        assert!(series <= 2738, "{series} series");
         assert!(
             text.contains("tcpalive_label_sets_folded_total 600"),
             "50 triples x 12 connections folded"
