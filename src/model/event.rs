@@ -286,6 +286,10 @@ pub struct WatchFacts {
     pub settings_unread_reason: Option<String>,
     /// Seconds from the last contact with the peer to the moment it joined.
     pub last_contact_ago_s: f64,
+    /// Keepalive probes already out, unanswered, when it joined: they went out
+    /// between the last contact and the join (no sample saw when), and are not
+    /// reported again as `probe` events.
+    pub probes_out: u32,
     /// This host's own conntrack entry of the connection, when it has one (and
     /// conntrack could be read: CAP_NET_ADMIN).
     pub conntrack: Option<ConntrackFacts>,

@@ -107,6 +107,9 @@ pub struct Timeline {
     /// How early the keepalive timer's firing may be placed when it was read from
     /// the kernel ([`Timeline::kernel_timer_at`]) rather than modelled.
     timer_uncertainty: Duration,
+    /// Keepalive probes already out, unanswered, at the first sample (`watch`
+    /// joined a connection whose probing had begun): never reported as new ones.
+    probes_at_join: u32,
 }
 
 impl Timeline {
@@ -143,7 +146,15 @@ impl Timeline {
             contact_uncertainty: Duration::ZERO,
             sampled_at: now,
             timer_uncertainty: Duration::ZERO,
+            probes_at_join: 0,
         }
+    }
+
+    /// Keepalive probes the first sample showed already out and unanswered: they
+    /// went out before it (between the last contact and the sample), which is all
+    /// the evidence says; the next ones are reported as they go.
+    pub fn probes_at_join(&self) -> u32 {
+        self.probes_at_join
     }
 
     /// Run time at which the next keepalive probe is due as the kernel arms it.
@@ -328,6 +339,9 @@ impl Timeline {
             self.ka = KeepaliveTimer::fresh(&self.eff, self.last_contact);
         }
         self.ka.last_rx = self.last_contact;
+        if s.probes > 0 && s.state == TCP_ESTABLISHED && self.eff.keepalive {
+            self.probes_before(now, s.probes as u32);
+        }
         self.bytes_in_seen = s.bytes_received;
         self.bytes_out_seen = s.bytes_acked;
         self.in_flight = s.unacked > 0;
@@ -340,6 +354,29 @@ impl Timeline {
             return Vec::new();
         }
         out
+    }
+
+    /// The first sample shows `probes` keepalive probes out: they went out before
+    /// `now`, the last of them at the earliest where the settings put it (idle
+    /// after the contact, intvl apart) and at the latest just before the sample.
+    /// The timer is taken as armed at the earliest, so the observer looks early
+    /// rather than late, and as uncertain by the span up to the sample.
+    fn probes_before(&mut self, now: Duration, probes: u32) {
+        self.probes_at_join = probes;
+        self.probes_seen = probes;
+        self.window_open = true;
+        let earliest = self
+            .last_contact
+            .saturating_add(Duration::from_secs(self.eff.idle_s.into()))
+            .saturating_add(self.intvl().saturating_mul(probes.saturating_sub(1)))
+            .min(now);
+        self.ka.probes_out = probes;
+        self.ka.armed_at = earliest;
+        self.ka.fires_at = earliest.saturating_add(self.intvl());
+        self.timer_uncertainty = self
+            .timer_uncertainty
+            .max(now.saturating_sub(earliest))
+            .max(self.uncertainty);
     }
 
     /// The next samples are taken at run time `now` give or take `u`: the kernel

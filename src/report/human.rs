@@ -334,6 +334,11 @@ fn watched_line(w: &WatchFacts) -> String {
                 .unwrap_or("owner not known")
         )
     };
+    // Probes out at the join went out between the last contact and the join.
+    let probes = match w.probes_out {
+        0 => String::new(),
+        n => format!("; {n} keepalive probe(s) already out unanswered, sent since then"),
+    };
     let conntrack = w.conntrack.as_ref().map_or(String::new(), |c| {
         format!(
             "; conntrack entry {} expires in {}s{}",
@@ -346,7 +351,7 @@ fn watched_line(w: &WatchFacts) -> String {
     });
     format!(
         "{} -> {}, {owner}; {keepalive} ({timer}); idle {}s{}, intvl {}s{}, cnt {}{}, user \
-         timeout {uto}{}; {how}; last contact with the peer {:.3}s before joining{conntrack}",
+         timeout {uto}{}; {how}; last contact with the peer {:.3}s before joining{probes}{conntrack}",
         w.local,
         w.peer,
         w.idle_s,

@@ -473,6 +473,7 @@ mod tests {
             settings_read: read,
             settings_unread_reason: None,
             last_contact_ago_s: 0.0,
+            probes_out: 0,
             conntrack: None,
         })
     }

@@ -341,6 +341,7 @@ pub fn one_of_each() -> Vec<Event> {
             settings_read: true,
             settings_unread_reason: None,
             last_contact_ago_s: 0.4,
+            probes_out: 0,
             conntrack: Some(ConntrackFacts {
                 state: "ESTABLISHED",
                 timeout_s: 431_999,

@@ -557,3 +557,49 @@ fn the_end_cites_the_prediction_made_with_settings_changed_since_the_contact() {
     let end = t.end(ms(4010), Outcome::Timeout, None, String::new());
     assert_eq!(end.predicted_detect_s, Some(4.0), "not 7200 + 9 x 75");
 }
+
+/// Issue 27: `watch` joins a connection whose first probe already went out (its
+/// dump read it 5 s after the time it is stamped with). The probe predates the
+/// join: it is counted as already out, never reported later as a late probe #1,
+/// and the next probe's due time allows for when the first really went.
+#[test]
+fn probes_out_at_the_join_predate_it_and_are_never_late_probes() {
+    let joined = |uncertainty: u64, contact: u64| {
+        let eff = Effective {
+            keepalive: true,
+            idle_s: 1,
+            intvl_s: 1,
+            cnt: 9,
+            user_timeout_ms: 0,
+        };
+        let mut t = Timeline::new(eff, KernelParams::default(), ms(10_000));
+        t.set_uncertainty(ms(uncertainty));
+        // Joined at run time 10 s with one probe out.
+        let first = t.observe(ms(10_000), &at(10_000, contact, 1));
+        assert!(!names(&first).contains(&"probe"), "{first:?}");
+        assert_eq!(t.probes_at_join(), 1);
+        t
+    };
+    let no_warning = |ev: &[EventKind]| !names(ev).contains(&"warning");
+    // The dump read it up to 5 s after the time it is stamped with.
+    let mut t = joined(5_000, 7_500);
+    let ev = t.observe(ms(10_500), &at(10_500, 7_500, 1));
+    assert!(!names(&ev).contains(&"probe") && no_warning(&ev), "{ev:?}");
+    let ev = t.observe(ms(11_000), &at(11_000, 7_500, 2));
+    assert_eq!(
+        ev[0],
+        EventKind::Probe {
+            n: 2,
+            due: ms(9_500)
+        },
+        "{ev:?}"
+    );
+    assert!(no_warning(&ev), "{ev:?}");
+    // Probe 1 went out between 9 s and the join (10 s): probe 2 was due between
+    // 10 and 11 s. Still not out at 11.2 s, it is proven late.
+    let mut t = joined(0, 8_000);
+    let ev = t.observe(ms(11_200), &at(11_200, 8_000, 1));
+    assert!(no_warning(&ev), "{ev:?}");
+    let ev = t.observe(ms(11_300), &at(11_300, 8_000, 2));
+    assert_eq!(names(&ev)[..2], ["probe", "warning"], "{ev:?}");
+}

@@ -186,6 +186,7 @@ impl Watch {
             settings_read: know.is_read(),
             settings_unread_reason: unread_reason,
             last_contact_ago_s: e.info.map_or(0.0, |i| i.since_contact().as_secs_f64()),
+            probes_out: 0,
             conntrack,
         }
     }
@@ -222,13 +223,6 @@ impl Watch {
                 self.ct_loose,
             )
         });
-        rep.emit(
-            id,
-            EventKind::Watched(self.watched_facts(e, owner.as_ref(), &know, unread_reason, ct)),
-        )?;
-        if let Some(message) = ct_warning {
-            rep.emit(id, EventKind::Warning { message })?;
-        }
         let facts = watch::config_facts(&know, self.retries2);
         let params = KernelParams {
             retries2: self.retries2,
@@ -236,12 +230,21 @@ impl Watch {
         };
         let mut timeline = Timeline::new(know.effective(), params, now);
         timeline.set_uncertainty(self.dump_uncertainty);
+        // The first sample comes before the join line so that the line can say
+        // what already happened (probes out before the join are not new ones).
+        let first = e.info.map(|info| timeline.observe(now, &info));
+        let mut watched = self.watched_facts(e, owner.as_ref(), &know, unread_reason, ct);
+        watched.probes_out = timeline.probes_at_join();
+        rep.emit(id, EventKind::Watched(watched))?;
+        if let Some(message) = ct_warning {
+            rep.emit(id, EventKind::Warning { message })?;
+        }
         let config_sent = know.keepalive.is_some();
         if config_sent {
             rep.emit(id, EventKind::Config(facts))?;
         }
-        if let Some(info) = &e.info {
-            rep.emit_all(id, timeline.observe(now, info))?;
+        if let Some(first) = first {
+            rep.emit_all(id, first)?;
         }
         let mut conn = Conn {
             id,
