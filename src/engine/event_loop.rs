@@ -90,6 +90,15 @@ impl Signals {
         INSTALLED.get().map(|handlers| Signals { handlers })
     }
 
+    /// Whether an ending signal arrived that [`Signals::pending`] has not taken
+    /// yet (the stdout queue's wait for room ends at one; the loop takes it).
+    pub fn arrived(&self) -> bool {
+        self.handlers
+            .flags
+            .iter()
+            .any(|(_, flag)| flag.load(Ordering::SeqCst))
+    }
+
     /// The interruption that arrived, if any (the first in [`ENDING`] wins).
     pub fn pending(&self) -> Option<Outcome> {
         let mut buf = [0u8; 64];
@@ -234,6 +243,8 @@ impl<'s> EventLoop<'s> {
     /// wake-up. When a signal arrived together with readiness, the signal wins: it
     /// was sent first.
     pub fn wait(&mut self, clock: &Clock, deadline: Option<Duration>) -> Result<Woke, RunError> {
+        // What this wake-up printed goes to the stdout writer in one hand-off.
+        crate::engine::output::hand_off();
         loop {
             let now = clock.now();
             if deadline.is_some_and(|d| now >= d) {

@@ -1,99 +1,176 @@
-//! stdout that never blocks the event loop. A reader that stops reading (a pipe
-//! nobody drains) used to stop `listen` in write(2): nothing served, signals
-//! unanswered. The renderers now write into [`Stdout`], whose flushed chunks (one
-//! event each) go to a queue that a writer thread drains into the real stdout.
+//! stdout that never blocks the event loop for a reader that does not read, and
+//! loses nothing for one that does. The renderers write into [`Stdout`]; each
+//! event's lines are committed by the reporter (through its [`Output`] handle)
+//! into a batch, and the batch is handed to a writer thread once per wake-up of
+//! the event loop ([`hand_off`], called before the loop waits), or sooner when
+//! it grows large: one hand-off and one wake of the writer per wake-up, not per
+//! event, and no allocation per event (the buffers are reused).
 //!
-//! The queue holds at most [`MAX_QUEUED`] bytes. What happens to an event's lines
-//! beyond that is the reporter's to say, per event, through its [`Output`]
-//! handle: a flushed chunk waits (staged) until the reporter commits it with its
-//! [`Delivery`]. Droppable events are dropped and counted, and the reporter says
-//! how many once the queue has room again ([`Output::take_dropped`]). The latest
-//! `end` (with the warning before it) is never dropped: when the queue is full it
-//! is held aside and goes out first when there is room or at exit, so the last
-//! line is always the run's `end`. At exit [`drain`] waits for the queue to
-//! empty, except that after a signal it gives up once the reader makes no
-//! progress, so signals always end the run. Where no thread can be started,
-//! writes go to stdout directly, as before.
+//! The queue (batch, hand-off and what the writer has not written yet) holds at
+//! most [`MAX_QUEUED`] bytes. When an event does not fit, the reporter waits for
+//! room while the writer makes progress, so a file, a fast pipe, a terminal or a
+//! slow but steady reader gets every event; the wait is in short steps and ends
+//! when a signal arrives, so the loop's signals still end the run. When the
+//! writer wrote nothing for [`STUCK_AFTER`] (a reader that stopped reading) the
+//! reader is taken as stuck: what does not fit is handled as the event's
+//! [`Delivery`] says, until the queue is half empty again. Droppable events are
+//! dropped and counted, and the reporter says how many once the queue has room
+//! again ([`Output::take_dropped`]). The latest `end` (with the warning before
+//! it) is never dropped: it is held aside and goes out first when there is room
+//! or at exit, so the last line is always the run's `end`. At exit [`drain`]
+//! waits for the queue to empty, except that after a signal it gives up once
+//! the reader makes no progress, so signals always end the run. Where no thread
+//! can be started, writes go to stdout directly, as before.
 //!
 //! The queue itself is one per process (there is one stdout), started once
 //! before the run clock; nothing here is switched per event.
 
-use std::collections::VecDeque;
 use std::io::Write;
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
+
+use crate::engine::event_loop::Signals;
 
 /// The most output held for a slow or absent reader.
 pub const MAX_QUEUED: usize = 1 << 20;
+/// With the queue full, the reader is taken as stuck once the writer wrote
+/// nothing for this long (a file or a reader that reads never pauses so long).
+pub const STUCK_AFTER: Duration = Duration::from_millis(500);
 /// After a signal, the drain gives up when the reader took nothing for this long.
 const STALL_AFTER_SIGNAL: Duration = Duration::from_millis(200);
+/// The step of a wait for room: how soon a signal ends it.
+const WAIT_STEP: Duration = Duration::from_millis(10);
+/// A batch this large goes to the writer at once (a burst, like `watch`
+/// joining thousands of connections, flows while it is produced).
+const HAND_OFF_AT: usize = 64 * 1024;
+/// The writer writes at most this much per write(2), so progress is seen (and
+/// counted) while a slow reader takes a large hand-off.
+const WRITE_PIECE: usize = 16 * 1024;
 const WRITER_STACK: usize = 128 * 1024;
 
 /// Whether an event's lines may be dropped when stdout is not being read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
-    /// Dropped, and counted, when the queue is full.
+    /// Dropped, and counted, when the reader is stuck and the queue is full.
     Droppable,
     /// Never dropped (an `end` and the warning before it): held aside when the
     /// queue is full, replacing an older held group (which is counted dropped).
     Always,
 }
 
-#[derive(Default)]
 struct State {
-    chunks: VecDeque<Vec<u8>>,
-    bytes: usize,
-    /// Chunks flushed by a renderer that the reporter has not committed yet.
-    staged: Vec<Vec<u8>>,
+    /// What the renderers flushed since the last commit, and how many events.
+    staged: Vec<u8>,
+    staged_events: u64,
+    /// Committed lines not yet handed to the writer.
+    batch: Vec<u8>,
+    /// Handed to the writer, not taken by it yet.
+    outgoing: Vec<u8>,
+    /// Taken by the writer and not written yet.
+    writing: usize,
+    /// The writer's last buffer, emptied, for the next batch.
+    spare: Vec<u8>,
+    /// The latest must-deliver group (an `end` and the warning before it) that
+    /// did not fit; replaced by the next one (the older is counted as dropped).
+    held: Vec<u8>,
+    held_events: u64,
     dropped: u64,
     /// stdout failed (EPIPE: the reader is gone); nothing more is written.
     closed: bool,
     /// Bytes written so far, to tell progress from a stall.
     written: u64,
-    /// The latest must-deliver group (an `end` and the warning before it) that
-    /// did not fit; replaced by the next one (the older is counted as dropped).
-    held: Vec<Vec<u8>>,
+    /// The last time the writer wrote or took up work.
+    progress_at: Instant,
+    /// The reader was taken as stuck: no waiting until the queue is half empty.
+    stuck: bool,
+    /// The writer waits for a hand-off (it needs a wake-up).
+    writer_idle: bool,
+    /// The reporter waits for room (it needs a wake-up at each write).
+    producer_waiting: bool,
 }
 
 impl State {
-    fn push(&mut self, chunk: Vec<u8>) {
-        self.bytes = self.bytes.saturating_add(chunk.len());
-        self.chunks.push_back(chunk);
+    fn new() -> State {
+        State {
+            staged: Vec::new(),
+            staged_events: 0,
+            batch: Vec::new(),
+            outgoing: Vec::new(),
+            writing: 0,
+            spare: Vec::new(),
+            held: Vec::new(),
+            held_events: 0,
+            dropped: 0,
+            closed: false,
+            written: 0,
+            progress_at: Instant::now(),
+            stuck: false,
+            writer_idle: false,
+            producer_waiting: false,
+        }
     }
 
-    fn held_bytes(&self) -> usize {
-        self.held.iter().map(Vec::len).sum()
+    /// Bytes committed and not written yet.
+    fn queued(&self) -> usize {
+        self.batch.len() + self.outgoing.len() + self.writing
     }
 
     fn fits(&self, extra: usize) -> bool {
-        self.bytes
-            .saturating_add(self.held_bytes())
+        self.queued()
+            .saturating_add(self.held.len())
             .saturating_add(extra)
             <= MAX_QUEUED
     }
 
     /// Queues the held group (order kept: it came before what follows).
     fn release_held(&mut self) {
-        for chunk in std::mem::take(&mut self.held) {
-            self.push(chunk);
-        }
+        self.batch.extend_from_slice(&self.held);
+        self.held.clear();
+        self.held_events = 0;
     }
 
-    /// Queues what the renderers flushed for one event, as `delivery` says. A
-    /// held group goes first once there is room for it.
-    fn commit(&mut self, delivery: Delivery) {
-        for chunk in std::mem::take(&mut self.staged) {
-            if !self.held.is_empty() && self.fits(0) {
-                self.release_held();
-            }
-            if self.held.is_empty() && self.fits(chunk.len()) {
-                self.push(chunk);
-            } else if delivery == Delivery::Always {
-                self.held.push(chunk);
-            } else {
-                self.dropped = self.dropped.saturating_add(1);
-            }
+    /// Places what the renderers flushed for one event: queued when it fits
+    /// (a held group first, once there is room for it); otherwise, when
+    /// `give_up`, held or dropped as `delivery` says. `false`: no room yet.
+    fn place(&mut self, delivery: Delivery, give_up: bool) -> bool {
+        if self.staged.is_empty() {
+            return true;
         }
+        if !self.held.is_empty() && self.fits(0) {
+            self.release_held();
+        }
+        if self.held.is_empty() && self.fits(self.staged.len()) {
+            self.batch.extend_from_slice(&self.staged);
+        } else if !give_up {
+            return false;
+        } else if delivery == Delivery::Always {
+            self.held.extend_from_slice(&self.staged);
+            self.held_events = self.held_events.saturating_add(self.staged_events);
+        } else {
+            self.dropped = self.dropped.saturating_add(self.staged_events);
+        }
+        self.staged.clear();
+        self.staged_events = 0;
+        true
+    }
+
+    /// Gives the batch to the writer; `true` when the writer must be woken.
+    fn hand_off(&mut self) -> bool {
+        if self.batch.is_empty() || self.closed {
+            return false;
+        }
+        if self.outgoing.is_empty() {
+            std::mem::swap(&mut self.outgoing, &mut self.batch);
+            std::mem::swap(&mut self.batch, &mut self.spare);
+        } else {
+            self.outgoing.extend_from_slice(&self.batch);
+            self.batch.clear();
+        }
+        if self.writer_idle {
+            // The stall clock starts when the writer has work.
+            self.progress_at = Instant::now();
+        }
+        self.writer_idle
     }
 
     /// The events dropped since the last call, for the warning before the next
@@ -102,9 +179,10 @@ impl State {
     /// before a droppable one, only once the queue is under half full.
     fn take_dropped(&mut self, delivery: Delivery) -> Option<u64> {
         if delivery == Delivery::Always {
-            let stale = std::mem::take(&mut self.held).len() as u64;
-            self.dropped = self.dropped.saturating_add(stale);
-        } else if self.bytes > MAX_QUEUED / 2 {
+            self.dropped = self.dropped.saturating_add(self.held_events);
+            self.held.clear();
+            self.held_events = 0;
+        } else if self.queued() > MAX_QUEUED / 2 {
             return None;
         }
         (self.dropped != 0).then(|| std::mem::take(&mut self.dropped))
@@ -113,8 +191,15 @@ impl State {
 
 struct Shared {
     state: Mutex<State>,
-    /// Signalled when a chunk is queued and when one is written.
+    /// Signalled at a hand-off the idle writer must see, and at each write
+    /// while the reporter waits for room.
     changed: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> Option<MutexGuard<'_, State>> {
+        self.state.lock().ok()
+    }
 }
 
 /// The one stdout queue of the process, started by [`init`]; `None` inside when
@@ -132,7 +217,7 @@ fn queue() -> Option<&'static Arc<Shared>> {
 
 fn start() -> Option<Arc<Shared>> {
     let shared = Arc::new(Shared {
-        state: Mutex::new(State::default()),
+        state: Mutex::new(State::new()),
         changed: Condvar::new(),
     });
     let theirs = Arc::clone(&shared);
@@ -144,46 +229,92 @@ fn start() -> Option<Arc<Shared>> {
         .map(|_| shared)
 }
 
+/// Hands the lines committed since the last hand-off to the writer: the event
+/// loop calls this before it waits, so each wake-up's events go out together.
+pub fn hand_off() {
+    if let Some(shared) = QUEUE.get().and_then(Option::as_ref)
+        && let Some(mut st) = shared.lock()
+        && st.hand_off()
+    {
+        shared.changed.notify_all();
+    }
+}
+
+/// Where a piece of `buf` from `from` may end: at most [`WRITE_PIECE`] on, at a
+/// line's end when there is one (stdout's line buffer then copies nothing).
+fn piece_end(buf: &[u8], from: usize) -> usize {
+    let limit = buf.len().min(from.saturating_add(WRITE_PIECE));
+    if limit == buf.len() {
+        return limit;
+    }
+    match buf[from..limit].iter().rposition(|&b| b == b'\n') {
+        Some(i) => from + i + 1,
+        None => limit,
+    }
+}
+
 /// The writer thread: blocks in write(2) so the event loop does not have to.
 fn write_out(shared: &Shared) {
-    let mut out = std::io::stdout();
+    let mut out = std::io::stdout().lock();
     loop {
-        let chunk = {
-            let Ok(mut st) = shared.state.lock() else {
+        let mut buf = {
+            let Some(mut st) = shared.lock() else {
                 return;
             };
-            while st.chunks.is_empty() {
+            while st.outgoing.is_empty() {
+                st.writer_idle = true;
                 st = match shared.changed.wait(st) {
                     Ok(st) => st,
                     Err(_) => return,
                 };
             }
-            st.chunks.pop_front()
+            st.writer_idle = false;
+            st.progress_at = Instant::now();
+            let buf = std::mem::take(&mut st.outgoing);
+            st.writing = buf.len();
+            buf
         };
-        let Some(chunk) = chunk else { continue };
-        let result = out.write_all(&chunk).and_then(|_| out.flush());
-        let Ok(mut st) = shared.state.lock() else {
-            return;
-        };
-        st.bytes = st.bytes.saturating_sub(chunk.len());
-        st.written = st.written.saturating_add(chunk.len() as u64);
-        if result.is_err() {
-            // EPIPE or a full device: the reporter sees `closed` at its next
-            // event and ends the run as the direct write did.
-            st.closed = true;
-            st.chunks.clear();
-            st.staged.clear();
-            st.bytes = 0;
+        let mut from = 0;
+        while from < buf.len() {
+            let to = piece_end(&buf, from);
+            let result = out.write_all(&buf[from..to]).and_then(|_| out.flush());
+            let Some(mut st) = shared.lock() else {
+                return;
+            };
+            let n = to - from;
+            from = to;
+            st.writing = st.writing.saturating_sub(n);
+            st.written = st.written.saturating_add(n as u64);
+            st.progress_at = Instant::now();
+            if st.queued() <= MAX_QUEUED / 2 {
+                st.stuck = false;
+            }
+            if result.is_err() {
+                // EPIPE or a full device: the reporter sees `closed` at its next
+                // event and ends the run as the direct write did.
+                st.closed = true;
+                st.writing = 0;
+                st.batch.clear();
+                st.outgoing.clear();
+                st.staged.clear();
+                shared.changed.notify_all();
+                return;
+            }
+            if st.producer_waiting || from == buf.len() {
+                shared.changed.notify_all();
+            }
         }
-        shared.changed.notify_all();
-        if st.closed {
-            return;
+        buf.clear();
+        if let Some(mut st) = shared.lock()
+            && st.spare.capacity() < buf.capacity()
+        {
+            st.spare = buf;
         }
     }
 }
 
 /// The writer the renderers get: bytes collect until `flush`, which stages them
-/// as one chunk for the reporter to commit (renderers flush once per event).
+/// for the reporter to commit (renderers flush once per event).
 pub struct Stdout {
     buf: Vec<u8>,
     shared: Arc<Shared>,
@@ -206,21 +337,32 @@ impl Write for Stdout {
         Ok(bytes.len())
     }
 
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.buf.extend_from_slice(bytes);
+        Ok(())
+    }
+
     fn flush(&mut self) -> std::io::Result<()> {
-        let chunk = std::mem::take(&mut self.buf);
         let mut st = self
             .shared
-            .state
             .lock()
-            .map_err(|_| std::io::Error::other("the stdout queue is poisoned"))?;
+            .ok_or_else(|| std::io::Error::other("the stdout queue is poisoned"))?;
         if st.closed {
+            self.buf.clear();
             return Err(std::io::ErrorKind::BrokenPipe.into());
         }
-        if !chunk.is_empty() {
-            st.staged.push(chunk);
+        if !self.buf.is_empty() {
+            st.staged.extend_from_slice(&self.buf);
+            st.staged_events = st.staged_events.saturating_add(1);
+            self.buf.clear();
         }
         Ok(())
     }
+}
+
+/// A signal that ends the run arrived (and the loop has not taken it yet).
+fn signal_arrived() -> bool {
+    Signals::installed().is_some_and(|s| s.arrived())
 }
 
 /// The reporter's handle on the stdout queue: after each event it commits what
@@ -240,12 +382,33 @@ impl Output {
         }
     }
 
-    /// Queues the lines the sink flushed for one event.
+    /// Queues the lines the sink flushed for one event. When they do not fit,
+    /// waits for room while the writer makes progress (in steps, ending at a
+    /// signal); a stuck reader's events are held or dropped as `delivery` says.
     pub fn commit(&self, delivery: Delivery) {
-        if let Some(shared) = &self.shared
-            && let Ok(mut st) = shared.state.lock()
-        {
-            st.commit(delivery);
+        let Some(shared) = &self.shared else { return };
+        let Some(mut st) = shared.lock() else { return };
+        loop {
+            let give_up = st.closed || st.stuck;
+            if st.place(delivery, give_up) {
+                break;
+            }
+            // No room: the writer gets what is batched, and the reader a moment.
+            if st.hand_off() {
+                shared.changed.notify_all();
+            }
+            if st.progress_at.elapsed() >= STUCK_AFTER || signal_arrived() {
+                st.stuck = true;
+                continue;
+            }
+            st.producer_waiting = true;
+            st = match shared.changed.wait_timeout(st, WAIT_STEP) {
+                Ok((st, _)) => st,
+                Err(_) => return,
+            };
+            st.producer_waiting = false;
+        }
+        if (st.batch.len() >= HAND_OFF_AT || delivery == Delivery::Always) && st.hand_off() {
             shared.changed.notify_all();
         }
     }
@@ -254,12 +417,7 @@ impl Output {
     /// so (under half full) or before an `Always` event in any case; `None` when
     /// there is nothing to say yet.
     pub fn take_dropped(&self, delivery: Delivery) -> Option<u64> {
-        self.shared
-            .as_ref()?
-            .state
-            .lock()
-            .ok()?
-            .take_dropped(delivery)
+        self.shared.as_ref()?.lock()?.take_dropped(delivery)
     }
 }
 
@@ -272,20 +430,22 @@ pub fn drain(ended_by_signal: bool, mut signal_arrived: impl FnMut() -> bool) {
     let Some(shared) = QUEUE.get().and_then(Option::as_ref) else {
         return;
     };
-    let Ok(mut st) = shared.state.lock() else {
+    let Some(mut st) = shared.lock() else {
         return;
     };
     // Lines of an event the reporter did not get to commit are its last ones;
     // they follow a held group, which goes out now whatever the queue holds.
-    st.commit(Delivery::Always);
     st.release_held();
+    let staged = std::mem::take(&mut st.staged);
+    st.batch.extend_from_slice(&staged);
+    st.hand_off();
     shared.changed.notify_all();
     let mut signalled = ended_by_signal;
     let mut progress_at = Instant::now();
     let mut written = st.written;
-    // A chunk being written has left the queue but not the process: wait for
+    // A piece being written has left the queue but not the process: wait for
     // the writer to account for it too.
-    while !st.closed && (st.bytes > 0 || !st.chunks.is_empty()) {
+    while !st.closed && st.queued() > 0 {
         st = match shared.changed.wait_timeout(st, Duration::from_millis(20)) {
             Ok((st, _)) => st,
             Err(_) => return,
@@ -306,34 +466,64 @@ mod tests {
     use super::*;
 
     fn stage(st: &mut State, len: usize) {
-        st.staged.push(vec![b'x'; len]);
+        st.staged.extend(std::iter::repeat_n(b'x', len));
+        st.staged_events += 1;
+    }
+
+    /// As the writer: takes what was handed off and writes it all.
+    fn write_all(st: &mut State) -> usize {
+        st.hand_off();
+        let n = st.outgoing.len();
+        st.outgoing.clear();
+        n
     }
 
     #[test]
-    fn staged_lines_wait_for_the_commit() {
-        let mut st = State::default();
+    fn staged_lines_wait_for_the_commit_and_the_batch_for_the_hand_off() {
+        let mut st = State::new();
         stage(&mut st, 10);
-        assert!(st.chunks.is_empty());
-        st.commit(Delivery::Droppable);
-        assert_eq!((st.chunks.len(), st.bytes), (1, 10));
-        assert!(st.staged.is_empty());
+        assert!(st.batch.is_empty());
+        assert!(st.place(Delivery::Droppable, false));
+        stage(&mut st, 5);
+        assert!(st.place(Delivery::Droppable, false));
+        assert_eq!((st.batch.len(), st.queued()), (15, 15));
+        assert!(st.staged.is_empty() && st.outgoing.is_empty());
+        st.writer_idle = true;
+        // One hand-off for both events, and one wake-up of the writer.
+        assert!(st.hand_off());
+        assert_eq!((st.batch.len(), st.outgoing.len()), (0, 15));
+        assert!(!st.hand_off());
     }
 
     #[test]
-    fn a_full_queue_drops_droppable_events_and_holds_the_end() {
-        let mut st = State::default();
+    fn no_room_waits_unless_the_reader_is_stuck() {
+        let mut st = State::new();
         stage(&mut st, MAX_QUEUED);
-        st.commit(Delivery::Droppable);
+        assert!(st.place(Delivery::Droppable, false));
         stage(&mut st, 1);
-        st.commit(Delivery::Droppable);
+        // Not given up: the event stays staged for the next try, nothing dropped.
+        assert!(!st.place(Delivery::Droppable, false));
+        assert_eq!((st.staged.len(), st.dropped), (1, 0));
+        write_all(&mut st);
+        assert!(st.place(Delivery::Droppable, false));
+        assert_eq!((st.batch.len(), st.dropped), (1, 0));
+    }
+
+    #[test]
+    fn a_stuck_reader_drops_droppable_events_and_holds_the_end() {
+        let mut st = State::new();
+        stage(&mut st, MAX_QUEUED);
+        st.place(Delivery::Droppable, true);
+        stage(&mut st, 1);
+        st.place(Delivery::Droppable, true);
         assert_eq!(st.dropped, 1);
         // Not reported while the queue is over half full, except before an end.
         assert_eq!(st.take_dropped(Delivery::Droppable), None);
         assert_eq!(st.take_dropped(Delivery::Always), Some(1));
         stage(&mut st, 5);
         stage(&mut st, 7);
-        st.commit(Delivery::Always);
-        assert_eq!(st.held.len(), 2);
+        st.place(Delivery::Always, true);
+        assert_eq!((st.held.len(), st.held_events), (12, 2));
         assert_eq!(st.dropped, 0);
         // A later end supersedes the held one, which is counted as dropped.
         assert_eq!(st.take_dropped(Delivery::Always), Some(2));
@@ -342,19 +532,29 @@ mod tests {
 
     #[test]
     fn the_held_end_goes_first_once_there_is_room() {
-        let mut st = State::default();
+        let mut st = State::new();
         stage(&mut st, MAX_QUEUED);
-        st.commit(Delivery::Droppable);
+        st.place(Delivery::Droppable, true);
+        st.hand_off();
         stage(&mut st, 3);
-        st.commit(Delivery::Always);
-        // The writer takes the big chunk.
-        let big = st.chunks.pop_front().map_or(0, |c| c.len());
-        st.bytes -= big;
+        st.place(Delivery::Always, true);
+        assert_eq!(st.held.len(), 3);
+        // The writer takes the big hand-off.
+        st.outgoing.clear();
         stage(&mut st, 4);
-        st.commit(Delivery::Droppable);
-        let lens: Vec<usize> = st.chunks.iter().map(Vec::len).collect();
-        assert_eq!(lens, vec![3, 4]);
+        st.place(Delivery::Droppable, true);
+        assert_eq!(st.batch.len(), 7);
         assert!(st.held.is_empty());
         assert_eq!(st.dropped, 0);
+    }
+
+    #[test]
+    fn pieces_end_at_a_line_end_within_the_piece_size() {
+        let mut buf = vec![b'x'; 3 * WRITE_PIECE];
+        buf[WRITE_PIECE - 10] = b'\n';
+        assert_eq!(piece_end(&buf, 0), WRITE_PIECE - 9);
+        // No line end within a piece: the piece size.
+        assert_eq!(piece_end(&buf, WRITE_PIECE), 2 * WRITE_PIECE);
+        assert_eq!(piece_end(&buf, 2 * WRITE_PIECE + 5), 3 * WRITE_PIECE);
     }
 }

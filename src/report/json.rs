@@ -17,34 +17,59 @@ impl Json {
     }
 }
 
-/// One JSON line: the fields every event has, then the event's own.
+/// One JSON line: the fields every event has, then the event's own, in that
+/// order, serialized straight into the output (no value tree per event).
 #[derive(Serialize)]
 struct Wire<'a> {
     event: &'static str,
     t: f64,
-    time: String,
+    time: Rfc3339,
     conn: u64,
     #[serde(flatten)]
     fields: &'a EventKind,
 }
 
-/// The object for one event.
-pub fn to_value(event: &Event) -> Value {
-    let wire = Wire {
+/// A wall-clock time serialized as [`rfc3339`] text, written without a String.
+struct Rfc3339(std::time::SystemTime);
+
+impl Serialize for Rfc3339 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match in_range(self.0) {
+            Some(wall) => s.collect_str(&humantime::format_rfc3339_millis(wall)),
+            None => s.collect_str(&rfc3339(self.0)),
+        }
+    }
+}
+
+fn wire(event: &Event) -> Wire<'_> {
+    Wire {
         event: event.kind.name(),
         t: secs_value(event.at),
-        time: rfc3339(event.wall),
+        time: Rfc3339(event.wall),
         conn: event.conn,
         fields: &event.kind,
-    };
-    serde_json::to_value(wire).unwrap_or(Value::Null)
+    }
+}
+
+/// The object for one event.
+pub fn to_value(event: &Event) -> Value {
+    serde_json::to_value(wire(event)).unwrap_or(Value::Null)
+}
+
+/// 9999-12-31T23:59:59 in seconds since the epoch; its fraction still formats.
+const LAST_S: u64 = 253_402_300_799;
+
+/// The wall clock, when humantime can format it (1970..=9999).
+fn in_range(wall: std::time::SystemTime) -> Option<std::time::SystemTime> {
+    wall.duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .filter(|since| since.as_secs() <= LAST_S)
+        .map(|_| wall)
 }
 
 /// RFC 3339 with milliseconds; a wall clock outside 1970..=9999 (which humantime
 /// cannot format) is written as the Unix epoch offset instead of panicking.
 pub fn rfc3339(wall: std::time::SystemTime) -> String {
-    // 9999-12-31T23:59:59 in seconds since the epoch; its fraction still formats.
-    const LAST_S: u64 = 253_402_300_799;
     match wall.duration_since(std::time::UNIX_EPOCH) {
         Ok(since) if since.as_secs() <= LAST_S => {
             humantime::format_rfc3339_millis(wall).to_string()
@@ -56,8 +81,8 @@ pub fn rfc3339(wall: std::time::SystemTime) -> String {
 
 impl Sink for Json {
     fn emit(&mut self, event: &Event) -> std::io::Result<()> {
-        let line = to_value(event).to_string();
-        writeln!(self.out, "{line}")?;
+        serde_json::to_writer(&mut self.out, &wire(event))?;
+        self.out.write_all(b"\n")?;
         self.out.flush()
     }
 }
