@@ -26,6 +26,7 @@
 //! before the run clock; nothing here is switched per event.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -191,6 +192,9 @@ impl State {
 
 struct Shared {
     state: Mutex<State>,
+    /// Something was dropped or held since the reporter last asked: only then
+    /// does [`Output::take_dropped`] take the lock (it is asked at every event).
+    attention: AtomicBool,
     /// Signalled at a hand-off the idle writer must see, and at each write
     /// while the reporter waits for room.
     changed: Condvar,
@@ -218,6 +222,7 @@ fn queue() -> Option<&'static Arc<Shared>> {
 fn start() -> Option<Arc<Shared>> {
     let shared = Arc::new(Shared {
         state: Mutex::new(State::new()),
+        attention: AtomicBool::new(false),
         changed: Condvar::new(),
     });
     let theirs = Arc::clone(&shared);
@@ -408,6 +413,9 @@ impl Output {
             };
             st.producer_waiting = false;
         }
+        if st.dropped != 0 || !st.held.is_empty() {
+            shared.attention.store(true, Ordering::Relaxed);
+        }
         if (st.batch.len() >= HAND_OFF_AT || delivery == Delivery::Always) && st.hand_off() {
             shared.changed.notify_all();
         }
@@ -417,7 +425,16 @@ impl Output {
     /// so (under half full) or before an `Always` event in any case; `None` when
     /// there is nothing to say yet.
     pub fn take_dropped(&self, delivery: Delivery) -> Option<u64> {
-        self.shared.as_ref()?.lock()?.take_dropped(delivery)
+        let shared = self.shared.as_ref()?;
+        if !shared.attention.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut st = shared.lock()?;
+        let dropped = st.take_dropped(delivery);
+        shared
+            .attention
+            .store(st.dropped != 0 || !st.held.is_empty(), Ordering::Relaxed);
+        dropped
     }
 }
 
