@@ -6,11 +6,12 @@
 //! a bounded reorder window puts segments in time order (captures from several
 //! CPUs or interfaces are not), [`conn`] reconstructs connections and classifies
 //! segments, [`infer`] reads settings off the timing, [`timeline`] tells each
-//! connection as events. Memory is bounded: the reorder window, at most
+//! connection as events and `end` reads its end off the wire. Memory is bounded: the reorder window, at most
 //! `conn::MAX_CONNS` connections of at most `conn::MAX_OBS` observations each.
 
 pub mod conn;
 pub mod decode;
+mod end;
 pub mod file;
 pub mod infer;
 pub mod sniff;

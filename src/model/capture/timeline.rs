@@ -8,8 +8,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::conn::{Conn, Obs};
+use super::end;
 use super::infer::{self, Run, Value};
-use crate::model::event::{Bound, Certainty, EndFacts, Event, EventKind, Outcome, Path};
+use crate::model::event::{EndFacts, Event, EventKind, Outcome, Path};
 use crate::model::predict::Effective;
 use crate::model::settings::{Source, Sources};
 
@@ -46,24 +47,24 @@ pub fn local_side(conn: &Conn) -> usize {
     (retries[1] > retries[0]) as usize
 }
 
-fn secs(d: Duration) -> f64 {
+pub(super) fn secs(d: Duration) -> f64 {
     crate::model::event::secs_value(d)
 }
 
-fn t(d: Duration) -> String {
+pub(super) fn t(d: Duration) -> String {
     format!("{:.3}s", d.as_secs_f64())
 }
 
 /// The inferred settings of a connection's prober.
 #[derive(Debug, Clone, Default)]
-struct Settings {
-    idle: Option<Value>,
-    intvl: Option<Value>,
+pub(super) struct Settings {
+    pub(super) idle: Option<Value>,
+    pub(super) intvl: Option<Value>,
     /// Unanswered probes before the prober's own end, and whether exact.
-    cnt: Option<(u32, bool, String)>,
-    one_byte: Option<bool>,
+    pub(super) cnt: Option<(u32, bool, String)>,
+    pub(super) one_byte: Option<bool>,
     /// What ended a busy or zero-window connection: unanswered tries, evidence.
-    retries: Option<(u32, String)>,
+    pub(super) retries: Option<(u32, String)>,
 }
 
 /// Explains one connection; `start` is the capture's first frame, `end` its last.
@@ -276,7 +277,6 @@ fn config(s: &Settings) -> crate::model::event::ConfigFacts {
         facts.explain = "not every setting shows on the wire: no prediction".into();
     }
     facts.predicted_busy_detect_s = None;
-    facts.warnings.retain(|w| !w.contains("cnt"));
     facts.warnings.push(
         "inferred from the capture's timing (see the inferred lines): a user timeout \
          and the retransmission budget show only when they end the connection"
@@ -426,7 +426,7 @@ fn replay(
             Obs::Rst { side } => {
                 return (
                     at,
-                    rst_end(
+                    end::rst_end(
                         conn,
                         local,
                         side,
@@ -475,7 +475,7 @@ fn replay(
             prev_probe = None;
         }
     }
-    silent_end(
+    end::silent_end(
         conn,
         local,
         contact,
@@ -494,204 +494,6 @@ fn note_retry(last: &mut Option<Duration>, gap: &mut Option<Duration>, at: Durat
         *gap = Some(at.saturating_sub(l));
     }
     *last = Some(at);
-}
-
-#[allow(clippy::too_many_arguments)]
-fn rst_end(
-    conn: &Conn,
-    local: usize,
-    side: usize,
-    at: Duration,
-    contact: Duration,
-    probes: u32,
-    retries: u32,
-    settings: &mut Settings,
-    runs: &[Run],
-) -> EndFacts {
-    let (la, pa) = (conn.addrs[local], conn.addrs[1 - local]);
-    let detect = at.saturating_sub(contact);
-    let mut e = if side == local && probes > 0 {
-        let last = runs.last().map(|r| r.probes.len() as u32).unwrap_or(probes);
-        settings.cnt = Some((
-            last,
-            true,
-            format!(
-                "{last} unanswered probe(s), then {la}'s RST {} after the last contact: \
-                 a TCP_USER_TIMEOUT between {} and {} would end it the same way, the wire \
-                 cannot tell the two apart",
-                t(detect),
-                t(runs
-                    .last()
-                    .and_then(|r| r.probes.last())
-                    .map(|p| p.0.saturating_sub(contact))
-                    .unwrap_or_default()),
-                t(detect)
-            ),
-        ));
-        let mut e = EndFacts::new(
-            Outcome::Timeout,
-            Some("ETIMEDOUT".into()),
-            format!(
-                "{la} gave up after {probes} unanswered keepalive probe(s) and reset the connection"
-            ),
-            Some(secs(detect)),
-            None,
-        );
-        e.bound = Some(Bound::KeepaliveCount);
-        e.path = Some(Path::Idle);
-        e
-    } else if side == local && retries > 0 {
-        let mut e = EndFacts::new(
-            Outcome::Timeout,
-            Some("ETIMEDOUT".into()),
-            format!(
-                "{la} gave up after {retries} unanswered retransmission(s) or window probe(s) and reset the connection"
-            ),
-            Some(secs(detect)),
-            None,
-        );
-        e.path = Some(Path::Busy);
-        e
-    } else if side == local {
-        EndFacts::new(
-            Outcome::Reset,
-            None,
-            format!(
-                "{la} reset the connection itself (its application aborted): no dead peer was detected"
-            ),
-            None,
-            None,
-        )
-    } else {
-        let answer = if probes > 0 {
-            format!(
-                " in answer to keepalive probe {probes}: the peer no longer knows the connection (rebooted?)"
-            )
-        } else {
-            String::new()
-        };
-        let mut e = EndFacts::new(
-            Outcome::Reset,
-            Some("ECONNRESET".into()),
-            format!("{pa} reset the connection{answer}"),
-            Some(secs(detect)),
-            None,
-        );
-        if probes > 0 {
-            e.path = Some(Path::Idle);
-        }
-        e
-    };
-    e.inferred = Some(true);
-    e.evidence = Some(format!(
-        "RST from {}, {} after the last contact",
-        if side == local { la } else { pa },
-        t(detect)
-    ));
-    e
-}
-
-#[allow(clippy::too_many_arguments)]
-fn silent_end(
-    conn: &Conn,
-    local: usize,
-    contact: Duration,
-    probes: u32,
-    last_retry: Option<Duration>,
-    retry_gap: Option<Duration>,
-    retries: u32,
-    retrans: u32,
-    settings: &mut Settings,
-    capture_end: Duration,
-) -> (Duration, EndFacts) {
-    let la = conn.addrs[local];
-    if probes > 0 {
-        settings.cnt = Some((
-            probes,
-            false,
-            format!(
-                "{probes} unanswered probe(s) and no RST before the capture ends, {} after \
-                 the last contact",
-                t(capture_end.saturating_sub(contact))
-            ),
-        ));
-    }
-    if retries + retrans > 0 {
-        // Linux gives up on retransmissions and window probes without sending
-        // anything: at the timer firing after the last one, a backed-off gap later.
-        let last = last_retry.unwrap_or(contact);
-        let gap = retry_gap.unwrap_or_default();
-        let gives_up = last + gap;
-        let tries = if retries > 0 { retries } else { retrans };
-        settings.retries = Some((
-            tries,
-            format!(
-                "{tries} unanswered {} in a row, then silence: Linux's tcp_retries2 = {tries} \
-                 (the default is 15), or a user timeout between {} and {} since the last contact",
-                if retries > 0 {
-                    "window probes"
-                } else {
-                    "retransmissions"
-                },
-                t(last.saturating_sub(contact)),
-                t(gives_up.saturating_sub(contact))
-            ),
-        ));
-        let mut e = EndFacts::new(
-            Outcome::Timeout,
-            Some("ETIMEDOUT".into()),
-            format!(
-                "{la} sent {} unanswered retransmission(s)/window probe(s) and nothing after: \
-                 it gave up silently (as Linux does) between {} and {} after the last contact: \
-                 at the next timer firing if a retry count (tcp_retries2) ended it, earlier if a \
-                 user timeout did",
-                retries + retrans,
-                t(last.saturating_sub(contact)),
-                t(gives_up.saturating_sub(contact))
-            ),
-            Some(secs(gives_up.saturating_sub(contact))),
-            None,
-        );
-        e.certainty = Some(Certainty::Likely);
-        e.inferred = Some(true);
-        e.path = Some(if retries > 0 {
-            Path::ZeroWindow
-        } else {
-            Path::Busy
-        });
-        e.evidence = Some(format!(
-            "the last unanswered one {} after the last contact, gaps backing off to {}; the \
-             capture ends {} after the last one{}",
-            t(last.saturating_sub(contact)),
-            t(gap),
-            t(capture_end.saturating_sub(last)),
-            if capture_end < gives_up {
-                ": before that time, so if the capture stopped early the connection may have lived on"
-            } else {
-                ""
-            }
-        ));
-        return (gives_up.max(last), e);
-    }
-    let mut e = EndFacts::new(
-        Outcome::Alive,
-        None,
-        format!(
-            "still open when the capture ends, {} after the last contact",
-            t(capture_end.saturating_sub(contact))
-        ),
-        None,
-        None,
-    );
-    e.inferred = Some(true);
-    e.evidence = Some(if probes > 0 {
-        format!(
-            "{probes} unanswered keepalive probe(s) at the end: the capture stops before the prober's verdict"
-        )
-    } else {
-        "no RST or FIN in the capture".into()
-    });
-    (capture_end.max(conn.last), e)
 }
 
 /// The first window probe of `local` after `since`, if one came.
