@@ -407,3 +407,115 @@ fn metrics_endpoint_closes_silent_and_slow_clients() {
         );
     }
 }
+
+/// A Python process holding `pairs` loopback connections (both ends: twice as
+/// many established sockets), keepalive off; prints its listening port. Ends when
+/// its stdin closes (or it is killed on drop).
+fn many_sockets(pairs: usize) -> (common::Reaped, u16) {
+    const OWNER: &str = r#"
+import resource, socket, sys
+n = int(sys.argv[1])
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 2 * n + 100), hard))
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(4096)
+keep = []
+for _ in range(n):
+    c = socket.create_connection(l.getsockname()); a, _ = l.accept(); keep += [c, a]
+print(l.getsockname()[1], flush=True)
+sys.stdin.read()
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", OWNER, &pairs.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start python3");
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).expect("owner's port");
+    let port = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("owner said {line:?}"));
+    (common::Reaped(child), port)
+}
+
+/// "… of N socket(s) …" in a tune end message.
+fn total_in(message: &str) -> usize {
+    message
+        .split(" of ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no total in {message:?}"))
+}
+
+/// Item 9: SIGINT or SIGTERM during `tune` of 3,000 sockets killed it with no end
+/// line, and the `tuned` lines printed lagged far behind the sockets changed. Now
+/// the signal is answered between two sockets, every socket reached has its line,
+/// and the end says how many were changed and how many not: a dry run afterwards
+/// finds exactly the untouched ones still to change.
+#[test]
+fn a_signal_during_tune_ends_it_with_a_truthful_end() {
+    let (owner, port) = many_sockets(1500);
+    let pid = owner.0.id().to_string();
+    let port = port.to_string();
+    for (sig, idle) in [(libc::SIGINT, "100"), (libc::SIGTERM, "200")] {
+        let mut tune = Proc::spawn(&[
+            "tune", "--pid", &pid, "--port", &port, "--idle", idle, "--json",
+        ]);
+        let first = tune.next_event(Duration::from_secs(60), "the first tuned event");
+        assert_eq!(first["event"], "tuned", "{first}");
+        tune.signal(sig);
+        let (rest, status) = tune.finish(Duration::from_secs(10));
+        let events = parse_all(&rest);
+        let end = end_of(&events);
+        let message = end["message"].as_str().expect("message");
+        let want = 128 + sig;
+        assert_eq!(
+            (status.code(), end["exit_code"].as_i64()),
+            (Some(want), Some(want.into())),
+            "{message}"
+        );
+        // "interrupted by SIG… after R of N socket(s): changed C; …; F could not
+        // be changed; U not touched"
+        let reached: usize = message
+            .split(" after ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no count reached in {message:?}"));
+        let total = total_in(message);
+        let printed = 1 + events.iter().filter(|e| e["event"] == "tuned").count();
+        assert_eq!(printed, reached, "{message}");
+        assert!(reached < total, "{message}");
+        assert!(
+            message.contains(&format!(
+                "changed {reached}; 0 already as asked; 0 could not be changed; {} not touched",
+                total - reached
+            )),
+            "{message}"
+        );
+        // What the sockets hold now agrees: the untouched ones are still to change.
+        let (code, after, _) = common::run_json(&[
+            "tune",
+            "--pid",
+            &pid,
+            "--port",
+            &port,
+            "--idle",
+            idle,
+            "--dry-run",
+            "--json",
+        ]);
+        let dry = end_of(&after)["message"].as_str().unwrap_or("").to_string();
+        assert_eq!(code, 0, "{dry}");
+        assert!(
+            dry.starts_with(&format!(
+                "would change {} of {total} socket(s)",
+                total - reached
+            )),
+            "after {message:?}: {dry}"
+        );
+    }
+}

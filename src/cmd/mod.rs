@@ -10,8 +10,6 @@ pub mod lab;
 pub mod listen;
 pub mod man;
 pub mod plan;
-#[cfg_attr(target_os = "linux", path = "tune.rs")]
-#[cfg_attr(not(target_os = "linux"), path = "tune_unsupported.rs")]
 pub mod tune;
 pub mod watch;
 
@@ -59,11 +57,7 @@ pub fn run(config: Config) -> Result<Finished, RunError> {
             });
         }
         Config::Plan(cfg) => return plan::run(&cfg),
-        Config::Tune(cfg) => {
-            let run = crate::config::RunConfig::once(cfg.format);
-            let mut rep = Reporter::for_run(clock, &run, true);
-            tune::run(&cfg, &mut rep)?
-        }
+        Config::Tune(cfg) => tune::run(&cfg, clock)?,
         Config::IdleLimit(cfg) => {
             let signals = Signals::install()?;
             let mut rep = Reporter::for_run(clock, &cfg.run, false);

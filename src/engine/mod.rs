@@ -4,7 +4,7 @@
 //! never blocks it ([`output`]), dialing and following a target ([`connection`]),
 //! the reconnecting monitor ([`monitor`]), the listening side ([`listener`]), the
 //! driver of one monitored connection ([`session::Session`]), `watch`'s loop over
-//! other processes' connections ([`watch`]), the lab's scenario runner ([`lab`])
+//! other processes' connections ([`watch`]), `tune`'s changes to them ([`tune`]), the lab's scenario runner ([`lab`])
 //! and the `idle-limit` measurement ([`idle_limit`]).
 
 pub mod capture;
@@ -17,4 +17,7 @@ pub mod monitor;
 pub mod output;
 pub mod run;
 pub mod session;
+#[cfg_attr(target_os = "linux", path = "tune.rs")]
+#[cfg_attr(not(target_os = "linux"), path = "tune_unsupported.rs")]
+pub mod tune;
 pub mod watch;

@@ -57,6 +57,34 @@ pub fn socket_inodes(pid: u32) -> Result<HashSet<u32>, ProcError> {
     Ok(out)
 }
 
+/// The socket inodes one process holds, each with the descriptor number it is
+/// held under (the lowest, when it is held under several): one read of
+/// `/proc/PID/fd` for all of them, so that `tune` opens each socket without
+/// searching the directory again.
+pub fn socket_fds(pid: u32) -> Result<HashMap<u32, i32>, ProcError> {
+    let mut out: HashMap<u32, i32> = HashMap::new();
+    let dir = format!("/proc/{pid}/fd");
+    let entries = fs::read_dir(&dir).map_err(|e| match e.kind() {
+        ErrorKind::NotFound => ProcError::NoSuchProcess(pid),
+        ErrorKind::PermissionDenied => ProcError::NeedsPrivilege(pid),
+        _ => ProcError::Io { pid, source: e },
+    })?;
+    for entry in entries.flatten() {
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if let Some(inode) = socket_inode_of(&entry.path()) {
+            let held = out.entry(inode).or_insert(fd);
+            *held = (*held).min(fd);
+        }
+    }
+    Ok(out)
+}
+
 /// The process's descendants (children, their children, ...), from the parent
 /// PIDs in `/proc/*/stat`: services keep their connections in worker processes
 /// (nginx, PostgreSQL, sshd), so `--pid` of the main process means all of them.
