@@ -13,6 +13,9 @@
 # --nat-loose sets tcp_loose 1: an outbound packet of a forgotten flow is picked up
 # as new (the mapping comes back), so only the inbound direction dies.
 # nat-limit runs `tcpalive idle-limit` (with the remaining options) instead of connect.
+# proxy-limit does the same through a TCP proxy in the router namespace (--proxy
+# haproxy: `mode tcp`, `timeout client/server`; nginx: stream `proxy_timeout`;
+# socat: `-T`), each closing flows idle for --proxy-timeout seconds (default 6).
 #
 # Every run makes its own namespaces (tca-<abbrev>-<slot>-{c,r,s}), veth pairs and a
 # /29 out of 198.18.0.0/15 (RFC 2544 benchmarking range), allocated from a lock
@@ -104,6 +107,7 @@ cable-pull-direct|cd|direct|timeout||cable pull on a direct veth pair: the local
 nat-drop|nd|nat|timeout|--idle 12 --intvl 1 --cnt 2|NAT router forgets idle flows after --ct-timeout (8 s): keepalive idle 12 s is too late, its first probe is dropped (--nat-reset: answered with RST)
 nat-kept|nk|nat|alive|--idle 5 --intvl 1 --cnt 2 --for 20|NAT router forgets idle flows after --ct-timeout (8 s): keepalive idle 5 s refreshes the flow in time
 nat-limit|nl|nat|alive||idle-limit through the NAT router: finds --ct-timeout within +-1 s (args go to idle-limit, not connect)
+proxy-limit|pl|router|alive||idle-limit through a TCP proxy in the router (--proxy haproxy, nginx or socat; --proxy-timeout S, default 6): finds its idle timeout, drop mode closed
 zero-window-uto|zu|switch|timeout|--send-every 50ms --send-size 65536 --user-timeout 4s|peer stops reading (listen --no-read --rcvbuf 4096) but its kernel answers every window probe: the user timeout ends it 4 s after the first window probe
 zero-window-pull|zp|switch|timeout|--send-every 50ms --send-size 65536|peer stops reading, then its cable is pulled: tcp_retries2 (2 in the client namespace) unanswered window probes end it
 ka-intvl|ki|switch|timeout|--idle 1 --intvl 2 --cnt 2|intvl longer than idle: the probe after an answered one comes intvl after it, not idle after the answer; cable pulled after the first answer
@@ -164,6 +168,9 @@ MAX_WAIT=60
 CT_TIMEOUT=8
 NAT_RESET=0
 NAT_LOOSE=0
+PROXY=socat
+PROXY_TIMEOUT=6
+PROXY_PID=''
 MAX_WAIT_GIVEN=0
 USER_ARGS=()
 while [ $# -gt 0 ]; do
@@ -176,6 +183,8 @@ while [ $# -gt 0 ]; do
         --ct-timeout) [ $# -ge 2 ] || usage; CT_TIMEOUT=$2; shift 2 ;;
         --nat-reset) NAT_RESET=1; shift ;;
         --nat-loose) NAT_LOOSE=1; shift ;;
+        --proxy) [ $# -ge 2 ] || usage; PROXY=$2; shift 2 ;;
+        --proxy-timeout) [ $# -ge 2 ] || usage; PROXY_TIMEOUT=$2; shift 2 ;;
         *) USER_ARGS+=("$1"); shift ;;
     esac
 done
@@ -193,7 +202,7 @@ add_default() {  # add_default FLAG [VALUE]
 # nat-* scenarios bring their own keepalive (nat-limit runs idle-limit instead); a
 # default the scenario sets itself is left out (clap rejects repeated flags)
 case $SCENARIO in
-    nat-*) ;;
+    nat-*|proxy-*) ;;
     *) for flag in --idle --intvl --cnt; do
            case $flag in --idle|--intvl) value=1 ;; *) value=3 ;; esac
            scen_has "$flag" || add_default "$flag" "$value"
@@ -218,6 +227,16 @@ fi
 if [ "$TOPO" = nat ]; then
     command -v nft >/dev/null || unavailable "needs nft from nftables for the NAT router (apt-get install nftables)"
     case $CT_TIMEOUT in ''|*[!0-9]*) echo "lab: --ct-timeout takes whole seconds" >&2; exit $EXIT_USAGE ;; esac
+fi
+if [ "$SCENARIO" = proxy-limit ]; then
+    case $PROXY_TIMEOUT in ''|*[!0-9]*) echo "lab: --proxy-timeout takes whole seconds" >&2; exit $EXIT_USAGE ;; esac
+    case $PROXY in
+        haproxy) command -v haproxy >/dev/null || unavailable "needs haproxy (apt-get install haproxy)" ;;
+        nginx) command -v nginx >/dev/null && ls /usr/lib/nginx/modules/ngx_stream_module.so >/dev/null 2>&1 \
+                   || unavailable "needs nginx with the stream module (apt-get install nginx-light libnginx-mod-stream)" ;;
+        socat) command -v socat >/dev/null || unavailable "needs socat (apt-get install socat)" ;;
+        *) echo "lab: --proxy takes haproxy, nginx or socat" >&2; exit $EXIT_USAGE ;;
+    esac
 fi
 if [ "$SCENARIO" = reboot ]; then
     command -v ss >/dev/null || unavailable "needs 'ss' from iproute2 to kill the peer's socket (reboot scenario)"
@@ -254,6 +273,7 @@ cleanup() {
     stop_pid "$TCPDUMP_PID" INT
     stop_pid "$TCPDUMP_S_PID" INT
     stop_pid "$CONNECT_PID" TERM
+    stop_pid "$PROXY_PID" TERM
     stop_pid "$LISTEN_PID" TERM
     for ns in "${NAMESPACES[@]+"${NAMESPACES[@]}"}"; do
         # anything still running inside our own namespaces is ours
@@ -456,7 +476,7 @@ LISTEN_ARGS=(--once --json)
 # the monitor reconnects, so its listener must accept more than one connection
 [ "$SCENARIO" = reconnect ] && LISTEN_ARGS=(--json)
 # idle-limit opens many test flows at once
-[ "$SCENARIO" = nat-limit ] && LISTEN_ARGS=(--json)
+case $SCENARIO in nat-limit|proxy-limit) LISTEN_ARGS=(--json) ;; esac
 RESET_AFTER=''
 if [ "$SCENARIO" = aborts ]; then RESET_AFTER=1.5s; LISTEN_ARGS+=(--reset-after "$RESET_AFTER"); fi
 # a peer whose application stopped reading: its 4 KiB receive buffer fills at once
@@ -482,10 +502,55 @@ LISTEN_PID=$!
 wait_event "$WORK/listen.jsonl" listening 5 "$LISTEN_PID" \
     || die "listener did not report 'listening': $(tail -3 "$WORK/listen.err")"
 
-if [ "$SCENARIO" = nat-limit ]; then
+# proxy-limit: the proxy listens on the router's client-side address and forwards
+# to the listener; every one closes a flow idle for PROXY_TIMEOUT s.
+TARGET=$S_ADDR:$PORT
+if [ "$SCENARIO" = proxy-limit ]; then
+    TARGET=$RC_ADDR:$PORT
+    case $PROXY in
+        haproxy)
+            cat > "$WORK/haproxy.cfg" <<CFG
+global
+    maxconn 4096
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client ${PROXY_TIMEOUT}s
+    timeout server ${PROXY_TIMEOUT}s
+listen idle
+    bind $RC_ADDR:$PORT
+    server s1 $S_ADDR:$PORT
+CFG
+            ip netns exec "$NS_R" haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/proxy.log" 2>&1 & ;;
+        nginx)
+            cat > "$WORK/nginx.conf" <<CFG
+load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+daemon off;
+master_process off;
+pid $WORK/nginx.pid;
+error_log $WORK/proxy.log;
+events { worker_connections 4096; }
+stream { server { listen $RC_ADDR:$PORT; proxy_pass $S_ADDR:$PORT; proxy_timeout ${PROXY_TIMEOUT}s; } }
+CFG
+            ip netns exec "$NS_R" nginx -p "$WORK" -e "$WORK/proxy.log" -c "$WORK/nginx.conf" >>"$WORK/proxy.log" 2>&1 & ;;
+        socat)
+            ip netns exec "$NS_R" socat -T "$PROXY_TIMEOUT" "TCP-LISTEN:$PORT,bind=$RC_ADDR,fork,reuseaddr,backlog=1024" \
+                "TCP:$S_ADDR:$PORT" >"$WORK/proxy.log" 2>&1 & ;;
+    esac
+    PROXY_PID=$!
+    for i in $(seq 250); do
+        ip netns exec "$NS_R" ss -Hltn "( sport = :$PORT )" | grep -q . && break
+        kill -0 "$PROXY_PID" 2>/dev/null || break
+        sleep 0.02
+    done
+    ip netns exec "$NS_R" ss -Hltn "( sport = :$PORT )" | grep -q . || die "$PROXY did not start: $(tail -3 "$WORK/proxy.log")"
+    CT_TIMEOUT=$PROXY_TIMEOUT
+fi
+
+if [ "$SCENARIO" = nat-limit ] || [ "$SCENARIO" = proxy-limit ]; then
     [ "$MAX_WAIT_GIVEN" = 1 ] || MAX_WAIT=300
     log "idle-limit ${USER_ARGS[*]+"${USER_ARGS[*]}"} (conntrack timeout ${CT_TIMEOUT}s, $([ "$NAT_RESET" = 1 ] && echo reset || echo drop))"
-    ip netns exec "$NS_C" "$BIN" idle-limit "$S_ADDR:$PORT" --json "${USER_ARGS[@]+"${USER_ARGS[@]}"}" \
+    ip netns exec "$NS_C" "$BIN" idle-limit "$TARGET" --json "${USER_ARGS[@]+"${USER_ARGS[@]}"}" \
         >"$WORK/idle-limit.jsonl" 2>"$WORK/idle-limit.err" &
     CONNECT_PID=$!
     if ! wait_exit "$CONNECT_PID" "$MAX_WAIT"; then
@@ -493,25 +558,32 @@ if [ "$SCENARIO" = nat-limit ]; then
         stop_pid "$CONNECT_PID" INT; wait "$CONNECT_PID" 2>/dev/null; WAIT_RC=$?
     fi
     echo "$WAIT_RC" > "$WORK/idle-limit.exit"; IL_RC=$WAIT_RC; CONNECT_PID=''
+    # The listener owns the test flows too: once the run is over none of them may
+    # be left on it (behind a NAT that forgot them the client's close never
+    # arrives; DONE and the control flow's end close them). Counted 2 s after.
+    sleep 2
+    ORPHANS=$(ip netns exec "$NS_S" ss -Htan "( sport = :$PORT )" | grep -cv -e '^LISTEN' -e '^TIME-WAIT')
     stop_pid "$LISTEN_PID" TERM; LISTEN_PID=''
-    # pass: the limit found is the configured conntrack timeout within +-1 s
-    jq -n -R -c --arg ct "$CT_TIMEOUT" --arg reset "$NAT_RESET" --arg rc "$IL_RC" "$JQ_LIB"'
-        ($ct | tonumber) as $ct | ($rc | tonumber? // 0) as $rc
+    # pass: the limit found is the configured timeout within +-1 s, nothing left
+    jq -n -R -c --arg ct "$CT_TIMEOUT" --arg reset "$NAT_RESET" --arg rc "$IL_RC" --arg orphans "$ORPHANS" \
+        --arg scen "$SCENARIO" --arg proxy "$PROXY" "$JQ_LIB"'
+        ($ct | tonumber) as $ct | ($rc | tonumber? // 0) as $rc | ($orphans | tonumber) as $orphans
         | ([events | select(.event == "end")] | last) as $end_ev
-        | if $end_ev == null then {scenario: "nat-limit", pass: false, reason: "no end line", exit_code: $rc}
+        | if $end_ev == null then {scenario: $scen, pass: false, reason: "no end line", exit_code: $rc, orphans: $orphans}
           else $end_ev.idle_limit_s as $limit
-            | {scenario: "nat-limit",
-               pass: (($limit | type) == "number" and $limit - $ct <= 1 and $ct - $limit <= 1),
+            | {scenario: $scen, proxy: (if $scen == "proxy-limit" then $proxy else null end),
+               orphans: $orphans, drops: $end_ev.drops,
+               pass: (($limit | type) == "number" and $limit - $ct <= 1 and $ct - $limit <= 1 and $orphans == 0),
                ct_timeout_s: $ct, nat_reset: ($reset == "1"),
                idle_limit_s: $limit, resolution_s: $end_ev.resolution_s,
                direction: $end_ev.direction, drop_mode: $end_ev.drop_mode,
                exit_code: $rc, wall_s: $end_ev.t, flows: $end_ev.flows}
           end' "$WORK/idle-limit.jsonl" > "$WORK/verdict.json" || die "cannot read $WORK/idle-limit.jsonl with jq"
-    { echo "== idle-limit ($NS_C -> $S_ADDR:$PORT via NAT $NS_R)"; jq -n -R -r "$JQ_LIB timeline" "$WORK/idle-limit.jsonl"; sed 's/^/  stderr: /' "$WORK/idle-limit.err" | head -20; echo "  exit code: $IL_RC"; }
+    { echo "== idle-limit ($NS_C -> $TARGET via $([ "$SCENARIO" = proxy-limit ] && echo "$PROXY in" || echo NAT) $NS_R)"; jq -n -R -r "$JQ_LIB timeline" "$WORK/idle-limit.jsonl"; sed 's/^/  stderr: /' "$WORK/idle-limit.err" | head -20; echo "  exit code: $IL_RC"; }
     jq -r 'def f(k): if has(k) then .[k] | tostring else "" end;
-        "\(if .pass == true then "PASS" else "FAIL" end) nat-limit: idle limit \(f("idle_limit_s"))s +-\(f("resolution_s"))s"
+        "\(if .pass == true then "PASS" else "FAIL" end) \(f("scenario")): idle limit \(f("idle_limit_s"))s +-\(f("resolution_s"))s"
         + " (configured \(f("ct_timeout_s"))s), direction \(f("direction")), drop mode \(f("drop_mode")),"
-        + " exit \(f("exit_code")), \(f("wall_s"))s, \(f("flows")) flows"' "$WORK/verdict.json"
+        + " exit \(f("exit_code")), \(f("wall_s"))s, \(f("flows")) flows, \(f("orphans")) left on the listener"' "$WORK/verdict.json"
     [ -n "$OUT" ] && log "results in $WORK"
     passed || exit $EXIT_FAIL
     exit 0

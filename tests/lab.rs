@@ -90,7 +90,7 @@ fn run_lab(scenario: &str, args: &[&str]) -> Option<LabRun> {
         .unwrap_or_else(|e| panic!("{scenario}: verdict.json is not JSON ({e}): {verdict_text}"));
     // nat-limit runs idle-limit instead of connect
     let output = match scenario {
-        "nat-limit" => "idle-limit.jsonl",
+        "nat-limit" | "proxy-limit" => "idle-limit.jsonl",
         _ => "connect.jsonl",
     };
     let connect = read_jsonl(&dir.join(output));
@@ -583,10 +583,14 @@ fn assert_idle_limit(run: &LabRun, ct: f64, mode: &str, direction: &str) {
         wall <= 2.2 * ct,
         "measured in {wall}s for a {ct}s limit: {end}"
     );
-    let rec = f(end, "recommended_idle_s") + f(end, "recommended_intvl_s");
+    // behind a proxy the recommendation is data (heartbeats), else keepalive
+    let rec = match end["recommended_heartbeat_s"].as_f64() {
+        Some(every) => every,
+        None => f(end, "recommended_idle_s") + f(end, "recommended_intvl_s"),
+    };
     assert!(
         rec < limit - resolution,
-        "recommended idle + intvl {rec}s is not below {limit}s - {resolution}s"
+        "recommended refresh {rec}s is not below {limit}s - {resolution}s"
     );
     // every check below the bracket survived, every one at or above its top failed
     for c in events(run, "idle-check").filter(|c| c["round"] != 0) {
@@ -607,7 +611,63 @@ fn assert_idle_limit(run: &LabRun, ct: f64, mode: &str, direction: &str) {
             events(run, "idle-check").any(|c| c["direction"] == d && c["result"] == "dropped"),
             "no dropped {d} check"
         );
+        // each direction's drop, from both ends' views, was the path's
+        let drop = &end["drops"][d];
+        assert_eq!(drop["mode"], mode, "{d}: {end}");
+        assert_eq!(drop["by"], "path", "{d}: {end}");
     }
+    // the listener was left with none of the run's flows (counted 2 s after)
+    assert_eq!(run.verdict["orphans"], 0, "{}", run.verdict);
+}
+
+/// `idle-limit` through real TCP proxies between the ends (haproxy `mode tcp`
+/// with `timeout client/server`, nginx stream `proxy_timeout`, `socat -T`), each
+/// closing flows idle for 6 s: the limit within +-1 s, drop mode `closed` by the
+/// path in both directions (both ends saw a FIN), exit 0 (before: `eof`, exit 4,
+/// "the listener closed test flow"). `--verify` behind a proxy sends data (keepalive
+/// cannot keep a proxy's flow): every 3 s (the recommendation) it survives, every
+/// 8 s it is closed (exit 4).
+#[test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "lab: needs root and network namespaces (cargo test --features lab)"
+)]
+fn lab_idle_limit_finds_proxy_timeouts() {
+    let common = ["--max", "10", "--parallel", "40", "--verify"];
+    let with = |proxy: &'static str, extra: &'static [&'static str]| -> Vec<&'static str> {
+        let mut v = vec!["--proxy", proxy];
+        v.extend(common);
+        v.extend(extra);
+        v
+    };
+    let args = [
+        with("haproxy", &[]),
+        with("nginx", &[]),
+        with("socat", &[]),
+        with("socat", &["--idle", "8"]),
+    ];
+    let runs = run_labs_parallel(&[
+        ("proxy-limit", &args[0]),
+        ("proxy-limit", &args[1]),
+        ("proxy-limit", &args[2]),
+        ("proxy-limit", &args[3]),
+    ]);
+    for run in &runs[..3] {
+        assert_eq!(run.code, 0, "lab verdict: {}", run.verdict);
+        let end = end(run);
+        assert_eq!(end["exit_code"], 0, "{end}");
+        assert_eq!(end["outcome"], "limit-found", "{end}");
+        assert_idle_limit(run, 6.0, "closed", "both");
+        for d in ["out", "in"] {
+            assert_eq!(end["drops"][d]["client_saw"], "fin", "{end}");
+        }
+        assert_eq!(end["verified"], true, "{end}");
+        assert_eq!(end["recommended_idle_s"], Value::Null, "{end}");
+        assert!(end["recommended_heartbeat_s"].as_u64().is_some(), "{end}");
+    }
+    let above = end(&runs[3]);
+    assert_eq!(above["exit_code"], 4, "{above}");
+    assert_eq!(above["verified"], false, "{above}");
 }
 
 /// `idle-limit` through a NAT router whose conntrack forgets idle flows: both

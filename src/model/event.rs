@@ -214,6 +214,10 @@ pub struct IdleLimitFacts {
     pub recommended_idle_s: Option<u32>,
     pub recommended_intvl_s: Option<u32>,
     pub recommended_cnt: Option<u32>,
+    /// Behind a proxy (drop mode "closed"): application data at least this often
+    /// keeps the flows (keepalive cannot; the `recommended_*` keepalive is null).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recommended_heartbeat_s: Option<u32>,
     /// Dead-peer detection with the recommended keepalive (predict.rs).
     pub recommended_detect_s: Option<f64>,
     /// The `plan --path` presets whose published default the limit matches

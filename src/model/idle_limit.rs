@@ -365,6 +365,18 @@ pub struct VerifyPlan {
     pub keepalive: KeepaliveRequest,
     pub idle_s: u32,
     pub hold: Duration,
+    /// Behind a proxy (flows closed with a FIN) keepalive cannot help: its
+    /// probes carry no data, the proxy's kernel answers them and its idle timer
+    /// runs on. The flow then sends application data (`PING`) this often
+    /// instead, keepalive off.
+    pub refresh: Option<Duration>,
+}
+
+/// Whether only application data keeps the path's flows: a FIN from the path is
+/// a proxy's idle timeout (it terminates TCP; keepalive probes never reach it as
+/// activity). A NAT or firewall forgets silently, or resets.
+pub fn needs_data(mode: Option<DropMode>) -> bool {
+    mode == Some(DropMode::Closed)
 }
 
 /// `--verify`'s flow for a limit whose upper edge is `limit_hi`: the user's
@@ -377,21 +389,24 @@ pub fn verify_plan(
     cnt: Option<u32>,
     recommended: Option<Effective>,
     limit_hi: Duration,
+    mode: Option<DropMode>,
 ) -> Option<VerifyPlan> {
     let idle_s = idle_s.or(recommended.map(|r| r.idle_s))?;
     let intvl_s = intvl_s
         .or(recommended.map(|r| r.intvl_s))
         .unwrap_or_else(|| (idle_s / 2).max(1));
+    let idle = Duration::from_secs(idle_s.into());
     Some(VerifyPlan {
+        refresh: needs_data(mode).then_some(idle),
         keepalive: KeepaliveRequest {
-            enabled: true,
+            enabled: !needs_data(mode),
             idle_s: Some(idle_s),
             intvl_s: Some(intvl_s),
             cnt: cnt.or(Some(RECOMMENDED_CNT)),
             user_timeout: None,
         },
         idle_s,
-        hold: verify_hold(limit_hi, Duration::from_secs(idle_s.into())),
+        hold: verify_hold(limit_hi, idle),
     })
 }
 
@@ -634,10 +649,35 @@ mod tests {
     }
 
     #[test]
+    fn behind_a_proxy_verify_sends_data_instead_of_keepalive() {
+        let p = verify_plan(
+            None,
+            None,
+            None,
+            recommend(s(6.0)),
+            s(6.5),
+            Some(DropMode::Closed),
+        )
+        .expect("a recommendation");
+        assert!(!p.keepalive.enabled);
+        assert_eq!(p.refresh, Some(Duration::from_secs(p.idle_s.into())));
+        let nat = verify_plan(
+            None,
+            None,
+            None,
+            recommend(s(6.0)),
+            s(6.5),
+            Some(DropMode::Silent),
+        )
+        .expect("a recommendation");
+        assert!(nat.keepalive.enabled && nat.refresh.is_none());
+    }
+
+    #[test]
     fn verify_plan_takes_the_users_values_then_the_recommendation() {
         let rec = recommend(s(110.0));
         let hi = s(120.0);
-        let p = verify_plan(None, None, None, rec, hi).expect("a recommendation");
+        let p = verify_plan(None, None, None, rec, hi, None).expect("a recommendation");
         let r = rec.expect("110 s is recommendable");
         assert_eq!(p.idle_s, r.idle_s);
         assert_eq!(p.keepalive.intvl_s, Some(r.intvl_s));
@@ -647,18 +687,18 @@ mod tests {
             p.hold,
             verify_hold(hi, Duration::from_secs(r.idle_s.into()))
         );
-        let own = verify_plan(Some(9), None, Some(5), rec, hi).expect("--idle given");
+        let own = verify_plan(Some(9), None, Some(5), rec, hi, None).expect("--idle given");
         assert_eq!(
             (own.idle_s, own.keepalive.intvl_s, own.keepalive.cnt),
             (9, Some(r.intvl_s), Some(5))
         );
-        let alone = verify_plan(Some(9), None, None, None, hi).expect("--idle given");
+        let alone = verify_plan(Some(9), None, None, None, hi, None).expect("--idle given");
         assert_eq!(alone.keepalive.intvl_s, Some(4), "half the idle");
         assert_eq!(
-            verify_plan(Some(1), None, None, None, hi).and_then(|p| p.keepalive.intvl_s),
+            verify_plan(Some(1), None, None, None, hi, None).and_then(|p| p.keepalive.intvl_s),
             Some(1),
             "at least 1 s"
         );
-        assert_eq!(verify_plan(None, Some(3), None, None, hi), None);
+        assert_eq!(verify_plan(None, Some(3), None, None, hi, None), None);
     }
 }

@@ -191,6 +191,7 @@ fn idle_limit_end() -> EndFacts {
         recommended_idle_s: Some(6),
         recommended_intvl_s: Some(3),
         recommended_cnt: Some(3),
+        recommended_heartbeat_s: None,
         recommended_detect_s: Some(15.0),
         matches_paths: Vec::new(),
         below_rfc5382: Some(true),

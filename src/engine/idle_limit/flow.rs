@@ -55,12 +55,16 @@ pub(super) struct Flow {
     pub(super) lines: LineReader,
     /// The run (its control flow) this flow belongs to.
     pub(super) run: u64,
+    /// `--verify` behind a proxy: send a `PING` this often while idle, and when
+    /// the next one is due.
+    pub(super) refresh: Option<Duration>,
+    next_refresh: Option<Duration>,
 }
 
 /// A PING on an `in` flow may come this much before the idle time it was asked
 /// to wait (plus the set-up round trip): the two ends' clocks tick alike, only
 /// the one-way delays differ. Earlier is a listener that does not wait.
-const EARLY_PING: Duration = Duration::from_millis(100);
+const EARLY_PING: Duration = Duration::from_millis(250);
 
 /// What a step of a flow came to.
 pub(super) enum Step {
@@ -130,6 +134,8 @@ impl Flow {
             path_rtt: None,
             lines: LineReader::default(),
             run,
+            refresh: None,
+            next_refresh: None,
         }))
     }
 
@@ -146,7 +152,25 @@ impl Flow {
         model::check_timeout(self.path_rtt.unwrap_or(self.rtt))
     }
 
+    /// The refresh `PING`s carry their own seq, so their `PONG`s never answer
+    /// the check.
+    fn refresh_seq(&self) -> u64 {
+        u64::MAX - self.id
+    }
+
     pub(super) fn deadline(&self) -> Duration {
+        let check = self.check_deadline();
+        match (self.phase_is_idle(), self.next_refresh) {
+            (true, Some(r)) => r.min(check),
+            _ => check,
+        }
+    }
+
+    fn phase_is_idle(&self) -> bool {
+        matches!(self.phase, Phase::Idle { .. })
+    }
+
+    fn check_deadline(&self) -> Duration {
         match self.phase {
             Phase::Connecting { deadline } | Phase::Holding { deadline, .. } => deadline,
             Phase::Idle { since } => match self.dir {
@@ -293,6 +317,12 @@ impl Flow {
             (Phase::Holding { sent, .. }, Message::Held(seq)) if seq == id => {
                 self.rtt = now.saturating_sub(*sent);
                 self.phase = Phase::Idle { since: now };
+                self.next_refresh = self.refresh.map(|r| now.saturating_add(r));
+                None
+            }
+            (Phase::Idle { .. } | Phase::Checking { .. }, Message::Pong(seq))
+                if self.refresh.is_some() && seq == self.refresh_seq() =>
+            {
                 None
             }
             (Phase::Holding { .. }, Message::Refused(seq)) if seq == id => Some(fatal(
@@ -318,10 +348,12 @@ impl Flow {
                 if seq == id && self.dir == Direction::In =>
             {
                 let waited = now.saturating_sub(*since);
+                // This flow's own set-up round trip, not the path's best: a HELD
+                // that was slow to arrive (a loaded proxy) shortens the wait seen.
                 let earliest = self
                     .idle
                     .saturating_sub(EARLY_PING)
-                    .saturating_sub(self.path_rtt.unwrap_or(self.rtt));
+                    .saturating_sub(self.rtt.max(self.path_rtt.unwrap_or(self.rtt)));
                 if waited < earliest {
                     return Some(self.broken(
                         addr,
@@ -373,6 +405,18 @@ impl Flow {
                     self.id
                 ),
             ),
+            Phase::Idle { .. }
+                if self.next_refresh.is_some_and(|r| r <= now) && now < self.check_deadline() =>
+            {
+                self.next_refresh = self
+                    .refresh
+                    .zip(self.next_refresh)
+                    .map(|(every, at)| at.saturating_add(every));
+                if let Err(e) = self.write(&Message::Ping(self.refresh_seq()).encode(), sent) {
+                    return self.failed(now, &e, addr);
+                }
+                Step::Pending
+            }
             Phase::Idle { .. } => {
                 let follow_up = self.dir == Direction::In;
                 let timeout = self.check_timeout();

@@ -141,6 +141,8 @@ struct Measure {
     /// The shortest set-up round trip seen (see [`Flow::path_rtt`]).
     min_rtt: Option<Duration>,
     control: Box<Control>,
+    /// `--verify` behind a proxy: the flow sends data this often (model::VerifyPlan).
+    refresh: Option<Duration>,
 }
 
 impl Measure {
@@ -277,7 +279,10 @@ fn run_round(
             cfg.connect_timeout,
         )?;
         let flow = match opened {
-            Ok(f) => f,
+            Ok(mut f) => {
+                f.refresh = m.refresh;
+                f
+            }
             Err(end) => {
                 close_all(flows, lp);
                 return Ok(RoundEnd::Stopped(end));
@@ -299,7 +304,7 @@ fn run_round(
         let mut i = 0;
         while i < flows.len() {
             let hi = shortest_failure.get(&flows[i].dir);
-            if keepalive.is_none() && hi.is_some_and(|&h| flows[i].idle >= h) {
+            if round > 0 && hi.is_some_and(|&h| flows[i].idle >= h) {
                 let f = flows.swap_remove(i);
                 m.control.done(f.id);
                 f.close(lp, true);
@@ -508,6 +513,7 @@ pub fn run(
         progress: Progress::new(),
         min_rtt: None,
         control,
+        refresh: None,
     };
     let budget = cfg.parallel / cfg.directions.len();
     let mut plan: Vec<(Direction, Duration)> = cfg
@@ -585,7 +591,8 @@ pub fn run(
                 facts.verified = Some(check == Check::Survived);
                 facts.verify_idle_s = Some(idle_s);
                 facts.verify_hold_s = Some(secs_value(hold));
-                let (verified, text) = summary::verified(check, idle_s, hold, reached);
+                let data = m.refresh.is_some() || model::needs_data(verdict.drop_mode);
+                let (verified, text) = summary::verified(check, idle_s, hold, reached, data);
                 outcome = verified;
                 message.push_str(&text);
             }

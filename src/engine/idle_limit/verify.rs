@@ -44,12 +44,14 @@ pub(super) fn verify(
         vcfg.cnt,
         v.recommended,
         t.saturating_add(r),
+        v.drop_mode,
     ) else {
         return Ok(Verified::Skipped(
             "the limit is too short for a recommendation: give --idle".to_string(),
         ));
     };
     let (keepalive, idle_s, hold) = (plan.keepalive, plan.idle_s, plan.hold);
+    m.refresh = plan.refresh;
     let check_dir = if dir == "in" {
         Direction::In
     } else {
@@ -66,6 +68,7 @@ pub(super) fn verify(
         rep,
         lp,
     )?;
+    m.refresh = None;
     let result = m.records.iter().rfind(|r| r.round == 0).map(|r| {
         let check = match m.classify(r) {
             Some((mode, _)) => Check::Dropped(mode),

@@ -29,7 +29,9 @@ pub fn directions_name(directions: &[Direction]) -> &'static str {
 
 /// The `end`'s facts of a verdict (`--verify`'s are filled in by its check).
 pub fn facts(v: &Verdict, directions: &[Direction], max: Duration, c: Counts) -> IdleLimitFacts {
-    let rec = v.recommended;
+    // Behind a proxy only data keeps a flow: no keepalive to recommend.
+    let data = super::needs_data(v.drop_mode);
+    let rec = v.recommended.filter(|_| !data);
     let known = v.limit.map(|(t, r)| presets::compare_measured(t, r));
     IdleLimitFacts {
         idle_limit_s: v.limit.map(|(t, _)| secs_value(t)),
@@ -40,6 +42,7 @@ pub fn facts(v: &Verdict, directions: &[Direction], max: Duration, c: Counts) ->
         recommended_idle_s: rec.map(|r| r.idle_s),
         recommended_intvl_s: rec.map(|r| r.intvl_s),
         recommended_cnt: rec.map(|r| r.cnt),
+        recommended_heartbeat_s: v.recommended.filter(|_| data).map(|r| r.idle_s),
         recommended_detect_s: rec
             .and_then(|r| r.idle_schedule())
             .map(|s| secs_value(s.detect_after)),
@@ -86,6 +89,14 @@ pub fn summary(v: &Verdict, directions: &[Direction], max: Duration, c: Counts) 
         text.push_str(&format!("; {known}"));
     }
     match (v.limit, v.recommended) {
+        (Some(_), Some(r)) if super::needs_data(v.drop_mode) => {
+            text.push_str(&format!(
+                "; the path closed the flows with a FIN, so it is a proxy: keepalive probes \
+                 carry no data and do not keep its flows, send application data at least \
+                 every {}s (tcpalive connect --heartbeat {}s)",
+                r.idle_s, r.idle_s
+            ));
+        }
         (Some(_), Some(r)) => {
             let detect = r
                 .idle_schedule()
@@ -115,7 +126,33 @@ pub fn summary(v: &Verdict, directions: &[Direction], max: Duration, c: Counts) 
 /// held idle `hold`, that `reached` that long: the run's outcome (alive when it
 /// survived: the limit was found and the keepalive beats it) and the sentence
 /// appended to the summary.
-pub fn verified(check: Check, idle_s: u32, hold: Duration, reached: Duration) -> (Outcome, String) {
+pub fn verified(
+    check: Check,
+    idle_s: u32,
+    hold: Duration,
+    reached: Duration,
+    data: bool,
+) -> (Outcome, String) {
+    let (check, what) = (
+        check,
+        match data {
+            true => format!("data every {idle_s}s (keepalive off: a proxy ignores it)"),
+            false => format!("keepalive idle {idle_s}s"),
+        },
+    );
+    let (outcome, text) = verified_text(check, idle_s, hold, reached);
+    (
+        outcome,
+        text.replace(&format!("keepalive idle {idle_s}s"), &what),
+    )
+}
+
+fn verified_text(
+    check: Check,
+    idle_s: u32,
+    hold: Duration,
+    reached: Duration,
+) -> (Outcome, String) {
     match check {
         Check::Survived => (
             Outcome::LimitFound,
@@ -254,13 +291,25 @@ mod tests {
 
     #[test]
     fn verify_outcome_follows_the_check() {
-        let (o, text) = verified(Check::Survived, 50, s(130.0), s(130.0));
+        let (o, text) = verified(Check::Survived, 50, s(130.0), s(130.0), false);
         assert_eq!(o, Outcome::LimitFound);
         assert!(text.contains("survived 130s idle"), "{text}");
-        let (o, text) = verified(Check::Dropped(DropMode::Reset), 50, s(130.0), s(80.0));
+        let (o, text) = verified(
+            Check::Dropped(DropMode::Reset),
+            50,
+            s(130.0),
+            s(80.0),
+            false,
+        );
         assert_eq!(o, Outcome::Reset);
         assert!(text.contains("DROPPED (reset) after 80s idle"), "{text}");
-        let (o, _) = verified(Check::Dropped(DropMode::Silent), 50, s(130.0), s(80.0));
+        let (o, _) = verified(
+            Check::Dropped(DropMode::Silent),
+            50,
+            s(130.0),
+            s(80.0),
+            false,
+        );
         assert_eq!(o, Outcome::Timeout);
     }
 
