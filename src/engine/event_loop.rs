@@ -79,9 +79,13 @@ impl Signals {
             return Ok(Signals { handlers });
         }
         let handlers = Handlers::register()?;
-        Ok(Signals {
+        let signals = Signals {
             handlers: INSTALLED.get_or_init(|| handlers),
-        })
+        };
+        crate::engine::output::set_signal_check(|| {
+            Signals::installed().is_some_and(|s| s.arrived())
+        });
+        Ok(signals)
     }
 
     /// The handlers, when this process installed them: a command that did not

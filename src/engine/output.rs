@@ -30,8 +30,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::engine::event_loop::Signals;
-
 /// The most output held for a slow or absent reader.
 pub const MAX_QUEUED: usize = 1 << 20;
 /// With the queue full, the reader is taken as stuck once the writer wrote
@@ -365,9 +363,19 @@ impl Write for Stdout {
     }
 }
 
-/// A signal that ends the run arrived (and the loop has not taken it yet).
+/// How the queue asks whether a signal that ends the run arrived (and the loop
+/// has not taken it yet): set once, by the signal handlers' owner when it installs
+/// them (`event_loop::Signals::install`), so this module needs nothing above it
+/// and no flag is toggled per event.
+static SIGNAL_CHECK: OnceLock<fn() -> bool> = OnceLock::new();
+
+/// Tells the queue how to see an arrived signal (the first call wins).
+pub fn set_signal_check(arrived: fn() -> bool) {
+    let _ = SIGNAL_CHECK.set(arrived);
+}
+
 fn signal_arrived() -> bool {
-    Signals::installed().is_some_and(|s| s.arrived())
+    SIGNAL_CHECK.get().is_some_and(|arrived| arrived())
 }
 
 /// The reporter's handle on the stdout queue: after each event it commits what

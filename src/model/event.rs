@@ -12,7 +12,6 @@ use crate::model::outcome::Exit;
 pub use crate::model::outcome::Outcome;
 pub use crate::model::schedule::{Bound, Path};
 use crate::model::settings::Sources;
-pub use crate::model::verdict::Certainty;
 
 /// One fact on a connection's timeline. `conn` is 0 for events about the whole run
 /// (the listening socket), 1 for `connect`, and the accept order for `listen`.
@@ -55,6 +54,27 @@ pub struct ConfigFacts {
     /// were (what the kernel showed that the settings held could not explain).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changed: Option<String>,
+}
+
+/// How sure an end inferred from outside is (serialized as its [`Certainty::name`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Certainty {
+    /// The evidence admits one end only.
+    Certain,
+    /// One end fits the evidence far better; the alternative is named.
+    Likely,
+    Ambiguous,
+}
+
+impl Certainty {
+    pub fn name(self) -> &'static str {
+        match self {
+            Certainty::Certain => "certain",
+            Certainty::Likely => "likely",
+            Certainty::Ambiguous => "ambiguous",
+        }
+    }
 }
 
 /// How a command finished: a run that ended with its [`EndFacts`] (a connection's

@@ -19,6 +19,7 @@
 //!   once (CLOSE is not hashed) but is destroyed only when its owner closes it.
 //! - An owner's abort (SO_LINGER 0) zeroes the counters and the peer port.
 
+pub use crate::model::event::Certainty;
 use crate::model::event::Outcome;
 use crate::model::infer::{Knowledge, Source};
 use crate::model::sample::{
@@ -62,27 +63,6 @@ pub struct Evidence {
     /// (with the probes seen) make the kernel give up: its leaving is the kernel's
     /// doing, whatever the owner did with it after.
     pub left_when_due: bool,
-}
-
-/// How sure an end inferred from outside is (serialized as its [`Certainty::name`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Certainty {
-    /// The evidence admits one end only.
-    Certain,
-    /// One end fits the evidence far better; the alternative is named.
-    Likely,
-    Ambiguous,
-}
-
-impl Certainty {
-    pub fn name(self) -> &'static str {
-        match self {
-            Certainty::Certain => "certain",
-            Certainty::Likely => "likely",
-            Certainty::Ambiguous => "ambiguous",
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
