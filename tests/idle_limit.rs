@@ -281,3 +281,82 @@ fn a_lying_listener_never_yields_a_limit() {
         );
     }
 }
+
+/// A flood of HOLD lines on a held test flow costs the listener nothing: one
+/// HOLD per connection is served (one `config` event), the rest are skipped, and
+/// another client's PINGs stay answered at once. Before, each HOLD line became a
+/// ~550-byte `config` event (14.5 MB of input gave 399 MB of output) and PONGs to
+/// other clients came seconds late.
+#[test]
+fn a_hold_flood_does_not_stall_listen() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpStream;
+    use std::time::Instant;
+    let l = common::Proc::spawn(&["listen", "127.0.0.1:0", "--json"]);
+    let addr = common::listening_addr(&l);
+    let line = |r: &mut BufReader<TcpStream>| {
+        let mut s = String::new();
+        r.read_line(&mut s).expect("read a line");
+        s
+    };
+    let mut control = TcpStream::connect(addr).expect("control");
+    // a listener that does not answer fails the test instead of hanging it
+    control
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    control.write_all(b"WATCH 42\n").expect("WATCH");
+    let mut control_in = BufReader::new(control.try_clone().expect("clone"));
+    assert_eq!(line(&mut control_in), "WATCHING 42\n");
+    let mut flood = TcpStream::connect(addr).expect("flood");
+    flood
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    flood.write_all(b"HOLD 1 0 0 42\n").expect("HOLD");
+    assert_eq!(
+        line(&mut BufReader::new(flood.try_clone().expect("clone"))),
+        "HELD 1\n"
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flooding = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let chunk = b"HOLD 1 0 0 42\n".repeat(4096);
+            let mut sent = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match flood.write(&chunk) {
+                    Ok(n) => sent += n,
+                    Err(_) => break,
+                }
+            }
+            sent
+        })
+    };
+    let mut worst = Duration::ZERO;
+    let started = Instant::now();
+    let mut seq = 0;
+    while started.elapsed() < Duration::from_secs(3) {
+        seq += 1;
+        let sent = Instant::now();
+        control
+            .write_all(format!("PING {seq}\n").as_bytes())
+            .expect("PING");
+        assert_eq!(line(&mut control_in), format!("PONG {seq}\n"));
+        worst = worst.max(sent.elapsed());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let bytes = flooding.join().expect("flood thread");
+    assert!(bytes > 1_000_000, "the flood sent only {bytes} bytes");
+    assert!(worst < Duration::from_millis(300), "a PONG took {worst:?}");
+    let mut events = Vec::new();
+    while let Some(ev) = l.recv(Duration::from_millis(300)) {
+        events.push(ev);
+    }
+    // connected/config/idle/prediction per connection, one more config for the
+    // HOLD: a handful, not one per HOLD line
+    assert!(
+        events.len() < 40,
+        "{} events for {bytes} bytes of HOLD",
+        events.len()
+    );
+}
