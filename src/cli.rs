@@ -204,6 +204,11 @@ pub struct RunArgs {
     /// Print only the final `end` line.
     #[arg(long)]
     pub quiet: bool,
+    /// Show every event in full: the probe window, each restated prediction with
+    /// the timer wheel's allowance, every idle-start (the default shows one line per
+    /// probe cycle and a prediction only when it changes).
+    #[arg(short, long, conflicts_with = "quiet")]
+    pub verbose: bool,
     /// Time column: rel (since start) or abs (wall clock, UTC).
     #[arg(long, value_name = "rel|abs", default_value = "rel", value_parser = Suggest(timestamp_names), hide_possible_values = true)]
     pub timestamps: String,
@@ -331,6 +336,9 @@ pub struct DemoArgs {
     /// Write the timeline as JSON Lines on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Show every event in full (see `connect --verbose`).
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Args)]

@@ -162,6 +162,7 @@ impl LabConfig {
                 for_: None,
                 json: args.json,
                 quiet: false,
+                verbose: args.verbose,
                 timestamps: "rel".to_string(),
                 expect: Some("timeout".to_string()),
                 within: Some(DEMO_WITHIN.to_string()),
@@ -182,7 +183,11 @@ mod tests {
 
     #[test]
     fn the_demo_is_a_cable_pull_with_an_expectation() {
-        let cfg = LabConfig::demo(&DemoArgs { json: false }).expect("valid");
+        let cfg = LabConfig::demo(&DemoArgs {
+            json: false,
+            verbose: false,
+        })
+        .expect("valid");
         assert_eq!(cfg.scenario.name, "cable-pull");
         assert!(cfg.connect.run.expect.is_set());
         assert_eq!(cfg.connect.keepalive.idle_s, Some(1));
@@ -209,6 +214,7 @@ mod tests {
                 for_: None,
                 json: false,
                 quiet: false,
+                verbose: false,
                 timestamps: "rel".to_string(),
                 expect: None,
                 within: None,

@@ -26,6 +26,8 @@ pub struct RunConfig {
     pub run_for: Option<Duration>,
     pub format: Format,
     pub quiet: bool,
+    /// `--verbose`: every event in full in the human view.
+    pub verbose: bool,
     pub timestamps: Timestamps,
     pub expect: Expectation,
 }
@@ -36,6 +38,7 @@ impl RunConfig {
             run_for: None,
             format,
             quiet: false,
+            verbose: false,
             timestamps: Timestamps::Relative,
             expect: Expectation::default(),
         }
@@ -54,6 +57,7 @@ impl RunConfig {
                 Format::Human
             },
             quiet: args.quiet,
+            verbose: args.verbose,
             timestamps: validate_timestamps(&args.timestamps)?,
             expect: Expectation {
                 outcome: args.expect.as_deref().map(validate_expect).transpose()?,

@@ -183,6 +183,11 @@ pub struct Prediction {
     pub probes: u32,
     /// One line: why this time.
     pub explain: String,
+    /// The same path, bound and detection time as the prediction before it, only
+    /// counted from a newer last contact (the default human view does not restate
+    /// it). Not in the JSON, whose readers have every prediction.
+    #[serde(skip)]
+    pub restated: bool,
 }
 
 impl Prediction {
@@ -400,6 +405,11 @@ pub enum EventKind {
         n: u32,
         #[serde(serialize_with = "secs")]
         due: Duration,
+        /// The sample that saw it go out also saw its answer (the `probe-acked`
+        /// that follows says both, so the default human view shows only that).
+        /// Not in the JSON: the `probe-acked` event is there.
+        #[serde(skip)]
+        answered: bool,
     },
     ProbeAcked {
         n: u32,

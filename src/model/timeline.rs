@@ -236,7 +236,11 @@ impl Timeline {
                 due: run(due),
                 dead_at: dead_at.map(run),
             },
-            EventKind::Probe { n, due } => EventKind::Probe { n, due: run(due) },
+            EventKind::Probe { n, due, answered } => EventKind::Probe {
+                n,
+                due: run(due),
+                answered,
+            },
             EventKind::ZeroWindow { unsent, probe_due } => EventKind::ZeroWindow {
                 unsent,
                 probe_due: run(probe_due),
@@ -303,7 +307,11 @@ impl Timeline {
     fn probe_sent(&mut self, n: u32, now: Duration, out: &mut Vec<EventKind>) {
         let due = self.ka.next_probe(&self.eff);
         let armed_at = self.ka.next_probe_armed_at(&self.eff);
-        out.push(EventKind::Probe { n, due });
+        out.push(EventKind::Probe {
+            n,
+            due,
+            answered: false,
+        });
         self.late_warning("probe", n, due, armed_at, out);
         // The kernel re-armed the timer intvl from the moment the probe went out:
         // taken as when we saw it (the observer samples just after the due time,
@@ -522,6 +530,7 @@ impl Timeline {
                 out.push(EventKind::Probe {
                     n: self.probes_seen + 1,
                     due: contact,
+                    answered: true,
                 });
                 out.push(EventKind::ProbeAcked {
                     n: self.probes_seen + 1,
@@ -535,11 +544,22 @@ impl Timeline {
         // Probes whose due time passed before the answer arrived were sent, even if
         // no sample caught them while they were out.
         let mut sent = self.probes_seen;
+        let first_new = out.len();
         while contact.saturating_add(slack) >= self.ka.next_probe(&self.eff)
             && sent < u8::MAX as u32
         {
             sent += 1;
             self.probe_sent(sent, contact, out);
+        }
+        // The last probe out is the one answered (the others' answers were lost);
+        // seen out and answered in one sample, its answer's line says both.
+        if let Some(EventKind::Probe { n, answered, .. }) = out[first_new..]
+            .iter_mut()
+            .rev()
+            .find(|k| matches!(k, EventKind::Probe { .. }))
+            && *n == sent
+        {
+            *answered = true;
         }
         out.push(EventKind::ProbeAcked { n: sent });
     }
@@ -778,6 +798,7 @@ impl Timeline {
                 bound: f.bound,
                 probes: f.probes.len() as u32,
                 explain,
+                restated: false,
             };
         }
         if let Some(start) = self.busy_since() {
@@ -798,6 +819,7 @@ impl Timeline {
                      after the first one",
                     secs_text(self.busy_detect_after)
                 ),
+                restated: false,
             };
         }
         let f = schedule::keepalive(&self.eff, self.ka, self.params.wheel);
@@ -838,6 +860,7 @@ impl Timeline {
             bound: f.bound,
             probes: f.probes.len() as u32,
             explain,
+            restated: false,
         }
     }
 
@@ -857,6 +880,17 @@ impl Timeline {
         let changed = self.shown.as_ref().is_none_or(|old| {
             old.path != p.path || outside(old) || old.since.abs_diff(p.since) > CONTACT_JITTER
         });
+        // News for a reader is a new path, bound, probe count or detection time;
+        // the same promise counted from a newer contact is a restatement.
+        let restated = self.shown.as_ref().is_some_and(|old| {
+            let detect_moved = match (old.detect_s, p.detect_s) {
+                (Some(a), Some(b)) => (a - b).abs() > PREDICTION_MOVE.as_secs_f64(),
+                (None, None) => false,
+                _ => true,
+            };
+            old.path == p.path && old.bound == p.bound && old.probes == p.probes && !detect_moved
+        });
+        let p = Prediction { restated, ..p };
         if contact || self.at_contact.is_none() {
             self.at_contact = Some(p.clone());
         }

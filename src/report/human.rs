@@ -1,4 +1,11 @@
-//! Human renderer: one line per event, time first, then the event and its facts.
+//! Human renderer: time first, then the event and its facts.
+//!
+//! By default it shows what an operator follows at a glance: the head (connected,
+//! settings with provenance, the prediction), one line per probe cycle, a
+//! prediction only when the core says it is news (`Prediction::restated`), the
+//! fault and the end against the prediction, no line wider than [`WIDTH`]
+//! columns (longer ones wrap under the text column). `--verbose` shows every
+//! event in full, one line each, as the core explains it.
 
 use std::io::{IsTerminal, Write};
 
@@ -14,7 +21,12 @@ pub struct Human {
     timestamps: Timestamps,
     tag_conns: bool,
     color: bool,
+    verbose: bool,
 }
+
+/// The widest line the default view prints (a terminal split in two still fits
+/// it); `--verbose` lines are not wrapped.
+pub const WIDTH: usize = 160;
 
 /// The environment that decides colour, read once per renderer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -67,6 +79,12 @@ impl Human {
         Human::with_color(out, timestamps, tag_conns, color)
     }
 
+    /// `--verbose`: every event in full.
+    pub fn verbose(mut self, verbose: bool) -> Human {
+        self.verbose = verbose;
+        self
+    }
+
     pub fn with_color(
         out: Box<dyn Write>,
         timestamps: Timestamps,
@@ -78,6 +96,7 @@ impl Human {
             timestamps,
             tag_conns,
             color,
+            verbose: false,
         }
     }
 
@@ -391,6 +410,76 @@ fn prediction_line(p: &Prediction, clock: LineClock) -> String {
     }
 }
 
+/// The default view of an event: `None` to show it as `--verbose` does, else its
+/// lines (none: a detail the lines around it already say).
+fn brief(kind: &EventKind, clock: LineClock) -> Option<Vec<(&'static str, String)>> {
+    let one = |text: String| Some(vec![(kind.name(), text)]);
+    match kind {
+        // The answers and the prediction say when contact was last made and when
+        // the probes are due.
+        EventKind::Idle { .. } | EventKind::ProbeWindow { .. } => Some(Vec::new()),
+        EventKind::Probe { answered: true, .. } => Some(Vec::new()),
+        EventKind::Probe { n: 1, .. } => one("#1 sent".to_string()),
+        EventKind::Probe { n, .. } => one(format!("#{n} sent, #{} unanswered", n - 1)),
+        EventKind::Prediction(p) if p.restated => Some(Vec::new()),
+        EventKind::Prediction(p) => one(match (p.dead_at, p.detect_s()) {
+            (Some(dead), Some(detect)) => format!(
+                "{} path: dead at {} ({detect:.3}s after the last contact, up to {:.3}s later) \
+                 if the peer answers nothing more",
+                p.path.name(),
+                clock.at(dead),
+                p.late_by_up_to.as_secs_f64()
+            ),
+            _ => format!("{} path: {}", p.path.name(), p.explain),
+        }),
+        EventKind::Connecting {
+            peer,
+            deadline,
+            bound,
+            ..
+        } => one(format!(
+            "SYN sent to {peer}; gives up at {} ({})",
+            clock.at(*deadline),
+            bound_text(*bound)
+        )),
+        EventKind::End(e) => one(end_line_brief(e)),
+        _ => None,
+    }
+}
+
+/// The end in short: a message that is only the errno's text ("Connection timed
+/// out") is left out, the errno names it; one that says more stays.
+fn end_line_brief(e: &EndFacts) -> String {
+    let bare = !e.message.contains([';', ':', '(']);
+    if e.errno.is_some() && e.evidence.is_none() && bare {
+        end_line(&EndFacts {
+            message: String::new(),
+            ..e.clone()
+        })
+    } else {
+        end_line(e)
+    }
+}
+
+/// Splits `text` at spaces into pieces of at most `width` characters (a word
+/// longer than that stays whole).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let len = line.chars().count();
+        if len > 0 && len + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    lines.push(line);
+    lines
+}
+
 /// The event's name and facts as text lines (most events are one line).
 fn describe(kind: &EventKind, clock: LineClock) -> Vec<(&'static str, String)> {
     let one = |text: String| vec![(kind.name(), text)];
@@ -413,7 +502,7 @@ fn describe(kind: &EventKind, clock: LineClock) -> Vec<(&'static str, String)> {
             ),
             None => format!("first probe due at {}", clock.at(*due)),
         }),
-        EventKind::Probe { n, due } => one(format!("#{n} sent (due at {})", clock.at(*due))),
+        EventKind::Probe { n, due, .. } => one(format!("#{n} sent (due at {})", clock.at(*due))),
         EventKind::ProbeAcked { n } => one(format!("#{n} answered: the peer is alive")),
         EventKind::Retransmit { n, unacked } => one(format!(
             "#{n}, {unacked} segment(s) unacknowledged: keepalive is suspended while data is in flight"
@@ -601,17 +690,35 @@ impl Sink for Human {
             Timestamps::Relative => LineClock::Relative,
             Timestamps::Absolute => LineClock::Wall(event.wall.checked_sub(event.at)),
         };
-        for (name, text) in describe(&event.kind, clock) {
-            if self.color {
-                // Pad first, then colour, so the columns line up as in plain output.
-                let padded = format!("{name:<12}");
-                let name = match name_color(&event.kind, name) {
-                    Some(c) => format!("{c}{padded}{RESET}"),
-                    None => padded,
-                };
-                writeln!(self.out, "{DIM}{stamp}{RESET} {tag}{name} {text}")?;
+        let lines = match (self.verbose, brief(&event.kind, clock)) {
+            (false, Some(lines)) => lines,
+            _ => describe(&event.kind, clock),
+        };
+        if lines.is_empty() {
+            return Ok(());
+        }
+        // The text column: stamp, space, tag, 12-column name, space.
+        let indent = stamp.chars().count() + 1 + tag.chars().count() + 13;
+        for (name, text) in lines {
+            let pieces = if self.verbose {
+                vec![text]
             } else {
-                writeln!(self.out, "{stamp} {tag}{name:<12} {text}")?;
+                wrap(&text, WIDTH.saturating_sub(indent).max(40))
+            };
+            for (i, text) in pieces.iter().enumerate() {
+                if i > 0 {
+                    writeln!(self.out, "{:indent$}{text}", "")?;
+                } else if self.color {
+                    // Pad first, then colour, so the columns line up as in plain output.
+                    let padded = format!("{name:<12}");
+                    let name = match name_color(&event.kind, name) {
+                        Some(c) => format!("{c}{padded}{RESET}"),
+                        None => padded,
+                    };
+                    writeln!(self.out, "{DIM}{stamp}{RESET} {tag}{name} {text}")?;
+                } else {
+                    writeln!(self.out, "{stamp} {tag}{name:<12} {text}")?;
+                }
             }
         }
         self.out.flush()
@@ -626,8 +733,13 @@ mod tests {
     use crate::report::test_output::Shared;
 
     fn render(color: bool, kind: EventKind) -> String {
+        render_view(color, true, kind)
+    }
+
+    fn render_view(color: bool, verbose: bool, kind: EventKind) -> String {
         let buf = Shared::default();
-        let mut h = Human::with_color(Box::new(buf.clone()), Timestamps::Relative, true, color);
+        let mut h = Human::with_color(Box::new(buf.clone()), Timestamps::Relative, true, color)
+            .verbose(verbose);
         let event = Event {
             at: Duration::from_millis(1500),
             wall: std::time::UNIX_EPOCH,
@@ -674,7 +786,8 @@ mod tests {
                 false,
                 EventKind::Probe {
                     n: 2,
-                    due: Duration::from_millis(1480)
+                    due: Duration::from_millis(1480),
+                    answered: false,
                 }
             ),
             "  +1.500s [3] probe        #2 sent (due at +1.480s)\n"
@@ -693,6 +806,7 @@ mod tests {
             EventKind::Probe {
                 n: 2,
                 due: Duration::from_secs(2),
+                answered: false,
             },
             EventKind::End(sample_end()),
             EventKind::Idle {
@@ -732,6 +846,70 @@ mod tests {
             Some(4.012),
             Some(4.0),
         )
+    }
+
+    #[test]
+    fn the_default_view_is_one_line_per_probe_cycle() {
+        let probe = |n, answered| EventKind::Probe {
+            n,
+            due: Duration::from_secs(1),
+            answered,
+        };
+        // Seen out and answered in one sample: the answer's line says both.
+        assert_eq!(render_view(false, false, probe(1, true)), "");
+        assert_eq!(
+            render_view(false, false, EventKind::ProbeAcked { n: 1 }),
+            "  +1.500s [3] probe-acked  #1 answered: the peer is alive\n"
+        );
+        assert_eq!(
+            render_view(false, false, probe(2, false)),
+            "  +1.500s [3] probe        #2 sent, #1 unanswered\n"
+        );
+        for detail in [
+            EventKind::Idle {
+                since: Duration::ZERO,
+            },
+            EventKind::ProbeWindow {
+                due: Duration::ZERO,
+                dead_at: None,
+            },
+        ] {
+            assert_eq!(render_view(false, false, detail.clone()), "");
+            assert_ne!(render_view(false, true, detail), "");
+        }
+        // --verbose: the probe in full even when answered in the same sample.
+        assert_eq!(
+            render_view(false, true, probe(1, true)),
+            "  +1.500s [3] probe        #1 sent (due at +1.000s)\n"
+        );
+    }
+
+    #[test]
+    fn long_default_lines_wrap_under_the_text_column() {
+        let long = "word ".repeat(60);
+        let text = render_view(
+            false,
+            false,
+            EventKind::Warning {
+                message: long.trim().to_string(),
+            },
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines.len() >= 2, "{text}");
+        for line in &lines {
+            assert!(line.chars().count() <= WIDTH, "{line}");
+        }
+        assert!(lines[1].starts_with(&" ".repeat(26)), "{:?}", lines[1]);
+        assert_eq!(
+            lines
+                .iter()
+                .map(|l| l.split_whitespace().filter(|w| *w == "word").count())
+                .sum::<usize>(),
+            60
+        );
+        // --verbose does not wrap.
+        let verbose = render_view(false, true, EventKind::Warning { message: long });
+        assert_eq!(verbose.lines().count(), 1);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::model::event::{Event, EventKind, Sink};
 pub fn sink_for(run: &RunConfig, tag_conns: bool, out: Box<dyn Write>) -> Box<dyn Sink> {
     let sink: Box<dyn Sink> = match run.format {
         Format::Json => Box::new(Json::new(out)),
-        Format::Human => Box::new(Human::new(out, run.timestamps, tag_conns)),
+        Format::Human => Box::new(Human::new(out, run.timestamps, tag_conns).verbose(run.verbose)),
     };
     if run.quiet {
         Box::new(OnlyEnd(sink))
@@ -126,13 +126,30 @@ mod snapshot_tests {
         assert_eq!(names.len(), KINDS, "{names:?}");
     }
 
+    /// `--verbose`: every event in full, one line each.
     #[test]
     fn human_renders_every_event_kind() {
+        let buf = Shared::default();
+        let text = render(
+            Human::with_color(Box::new(buf.clone()), Timestamps::Relative, true, false)
+                .verbose(true),
+            &buf,
+        );
+        insta::assert_snapshot!(text);
+    }
+
+    /// The default view: details the core marks as such left out, short forms,
+    /// no line wider than 160 columns.
+    #[test]
+    fn human_default_view_of_every_event_kind() {
         let buf = Shared::default();
         let text = render(
             Human::with_color(Box::new(buf.clone()), Timestamps::Relative, true, false),
             &buf,
         );
+        for line in text.lines() {
+            assert!(line.chars().count() <= human::WIDTH, "{line}");
+        }
         insta::assert_snapshot!(text);
     }
 
@@ -150,7 +167,8 @@ mod snapshot_tests {
     fn absolute_timestamps_put_every_time_on_the_wall_clock() {
         let buf = Shared::default();
         let text = render(
-            Human::with_color(Box::new(buf.clone()), Timestamps::Absolute, false, false),
+            Human::with_color(Box::new(buf.clone()), Timestamps::Absolute, false, false)
+                .verbose(true),
             &buf,
         );
         for line in text.lines() {
@@ -162,7 +180,8 @@ mod snapshot_tests {
         }
         let buf = Shared::default();
         let rel = render(
-            Human::with_color(Box::new(buf.clone()), Timestamps::Relative, false, false),
+            Human::with_color(Box::new(buf.clone()), Timestamps::Relative, false, false)
+                .verbose(true),
             &buf,
         );
         assert!(rel.contains("last contact with the peer at +"), "{rel}");

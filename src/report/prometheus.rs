@@ -590,6 +590,7 @@ mod tests {
             EventKind::Probe {
                 n: 1,
                 due: Duration::ZERO,
+                answered: false,
             },
         ));
         x.observe(&event(
@@ -597,6 +598,7 @@ mod tests {
             EventKind::Probe {
                 n: 2,
                 due: Duration::ZERO,
+                answered: false,
             },
         ));
         let text = x.openmetrics();
@@ -662,7 +664,11 @@ mod tests {
         x.observe(&event(1, config(true, Some(20.0))));
         for n in [1, 2] {
             let due = Duration::ZERO;
-            x.observe(&event(1, EventKind::Probe { n, due }));
+            x.observe(&event(1, EventKind::Probe {
+                n,
+                due,
+                answered: false,
+            }));
         }
         x.observe(&event(1, end(Outcome::Timeout, true)));
         x.observe(&event(
@@ -796,7 +802,14 @@ mod tests {
                 x.observe(&event(id, w));
                 for n in [1, 2] {
                     let due = Duration::ZERO;
-                    x.observe(&event(id, EventKind::Probe { n, due }));
+                    x.observe(&event(
+                        id,
+                        EventKind::Probe {
+                            n,
+                            due,
+                            answered: false,
+                        },
+                    ));
                 }
             }
         }
@@ -844,6 +857,7 @@ mod tests {
             EventKind::Probe {
                 n: 1,
                 due: Duration::ZERO,
+                answered: false,
             },
         ));
         let text = x.text();

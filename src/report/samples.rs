@@ -234,6 +234,17 @@ pub fn one_of_each() -> Vec<Event> {
         EventKind::Probe {
             n: 1,
             due: ms(5012),
+            answered: false,
+        },
+        EventKind::Probe {
+            n: 2,
+            due: ms(6012),
+            answered: false,
+        },
+        EventKind::Probe {
+            n: 1,
+            due: ms(8012),
+            answered: true,
         },
         EventKind::ProbeAcked { n: 1 },
         EventKind::Retransmit { n: 2, unacked: 1 },
@@ -249,6 +260,23 @@ pub fn one_of_each() -> Vec<Event> {
                 explain: "1 keepalive probe(s) from 11.000s after the last contact, every 11s, then the user timeout \
                           (5000ms since the last contact) ends it at a firing"
                     .into(),
+                restated: false,
+            }
+            .with_detect(),
+        ),
+        EventKind::Prediction(
+            Prediction {
+                path: Path::Idle,
+                since: ms(2020),
+                dead_at: Some(ms(24_020)),
+                detect_s: None,
+                late_by_up_to: ms(520),
+                bound: Bound::UserTimeout,
+                probes: 1,
+                explain: "1 keepalive probe(s) from 11.000s after the last contact, every 11s, then the user timeout \
+                          (5000ms since the last contact) ends it at a firing"
+                    .into(),
+                restated: true,
             }
             .with_detect(),
         ),
@@ -264,6 +292,7 @@ pub fn one_of_each() -> Vec<Event> {
                 explain: "the peer stopped reading: the user timeout (4000ms) ends it, counted \
                           from the first window probe 3.034s before the last contact, answered or not"
                     .into(),
+                restated: false,
             }
             .with_detect(),
         ),

@@ -349,6 +349,7 @@ fn replay(
                     EventKind::Probe {
                         n: probe_n,
                         due: rel(due),
+                        answered: false,
                     },
                 ));
                 prev_probe = Some(at);

@@ -61,9 +61,25 @@ fn unanswered_probes_then_schedule_moves_by_intvl() {
         ev,
         vec![EventKind::Probe {
             n: 2,
-            due: ms(2005)
+            due: ms(2005),
+            answered: false,
         }]
     );
+}
+
+#[test]
+fn a_new_bound_or_path_is_news_not_a_restatement() {
+    let mut t = timeline();
+    // Data in flight: the busy path, a different promise.
+    t.note_send(ms(500));
+    let mut s = at(600, 0, 0);
+    s.unacked = 1;
+    let ev = t.observe(ms(600), &s);
+    let p = ev.iter().find_map(|k| match k {
+        EventKind::Prediction(p) => Some(p),
+        _ => None,
+    });
+    assert!(p.is_some_and(|p| p.path == crate::model::schedule::Path::Busy && !p.restated), "{ev:?}");
 }
 
 #[test]
@@ -76,6 +92,15 @@ fn answered_probe_restarts_idle() {
     );
     assert_eq!(ev[2], EventKind::ProbeAcked { n: 1 });
     assert_eq!(ev[3], EventKind::Idle { since: ms(1002) });
+    // Seen out and answered in one sample; the same promise from a newer contact.
+    assert!(
+        matches!(ev[1], EventKind::Probe { answered: true, .. }),
+        "{ev:?}"
+    );
+    assert!(
+        matches!(&ev[4], EventKind::Prediction(p) if p.restated),
+        "{ev:?}"
+    );
     // The timer stays where the probe left it (1 s after the probe, 2.000); that
     // firing finds 0.998 s of idle and re-arms for the rest: answer + idle.
     assert_eq!(t.next_wake(ms(1011)), Some(ms(2005)));
@@ -129,7 +154,8 @@ fn a_probe_known_from_the_timer_is_reported_before_idle_is_known() {
         ev[0],
         EventKind::Probe {
             n: 1,
-            due: ms(2745)
+            due: ms(2745),
+            answered: true,
         }
     );
 }
@@ -330,7 +356,8 @@ fn intvl_longer_than_idle_after_an_answered_probe() {
         ev[1],
         EventKind::Probe {
             n: 1,
-            due: ms(12_001)
+            due: ms(12_001),
+            answered: false,
         }
     );
     let dead = TcpSample {
@@ -590,7 +617,8 @@ fn probes_out_at_the_join_predate_it_and_are_never_late_probes() {
         ev[0],
         EventKind::Probe {
             n: 2,
-            due: ms(9_500)
+            due: ms(9_500),
+            answered: false,
         },
         "{ev:?}"
     );
