@@ -79,7 +79,10 @@ fn a_new_bound_or_path_is_news_not_a_restatement() {
         EventKind::Prediction(p) => Some(p),
         _ => None,
     });
-    assert!(p.is_some_and(|p| p.path == crate::model::schedule::Path::Busy && !p.restated), "{ev:?}");
+    assert!(
+        p.is_some_and(|p| p.path == crate::model::schedule::Path::Busy && !p.restated),
+        "{ev:?}"
+    );
 }
 
 #[test]
