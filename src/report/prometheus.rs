@@ -664,11 +664,14 @@ mod tests {
         x.observe(&event(1, config(true, Some(20.0))));
         for n in [1, 2] {
             let due = Duration::ZERO;
-            x.observe(&event(1, EventKind::Probe {
-                n,
-                due,
-                answered: false,
-            }));
+            x.observe(&event(
+                1,
+                EventKind::Probe {
+                    n,
+                    due,
+                    answered: false,
+                },
+            ));
         }
         x.observe(&event(1, end(Outcome::Timeout, true)));
         x.observe(&event(
