@@ -243,6 +243,18 @@ pub fn hand_off() {
     }
 }
 
+/// Whether every line committed so far is written (nothing batched, handed off,
+/// being written or held): a terminal's progress line on stderr may be drawn
+/// only then, or it lands in front of lines still on their way, unerased.
+pub fn settled() -> bool {
+    match QUEUE.get().and_then(Option::as_ref) {
+        Some(shared) => shared
+            .lock()
+            .is_none_or(|st| st.queued() == 0 && st.held.is_empty()),
+        None => true,
+    }
+}
+
 /// Where a piece of `buf` from `from` may end: at most [`WRITE_PIECE`] on, at a
 /// line's end when there is one (stdout's line buffer then copies nothing).
 fn piece_end(buf: &[u8], from: usize) -> usize {

@@ -38,6 +38,8 @@ const CHECK_SLACK: Duration = Duration::from_millis(500);
 const MAX_ROUNDS: u32 = 4;
 /// The progress line is redrawn this often on a terminal.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// While stdout still has lines to write, the progress line waits this long.
+const PROGRESS_RETRY: Duration = Duration::from_millis(50);
 
 /// At the end, how long to wait for the listener's report on an `in` failure
 /// (its own send's timeout is 1 s; the report then crosses the path).
@@ -101,6 +103,12 @@ impl Progress {
 
     fn show(&mut self, now: Duration, text: &str) {
         if !self.due(now) {
+            return;
+        }
+        // Timeline lines are written by stdout's writer thread: drawn before they
+        // are out, the progress line would stay in front of them, unerased.
+        if !crate::engine::output::settled() {
+            self.next = now.saturating_add(PROGRESS_RETRY);
             return;
         }
         self.next = now.saturating_add(PROGRESS_EVERY);
