@@ -319,6 +319,11 @@ pub struct WatchFacts {
     /// between the last contact and the join (no sample saw when), and are not
     /// reported again as `probe` events.
     pub probes_out: u32,
+    /// Seen within its first moments with keepalive off: its owner may still set
+    /// it up (sshd does ~100 ms after accept), so it is not judged until it is
+    /// `settle_s` old or keepalive goes on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settle_s: Option<f64>,
     /// This host's own conntrack entry of the connection, when it has one (and
     /// conntrack could be read: CAP_NET_ADMIN).
     pub conntrack: Option<ConntrackFacts>,

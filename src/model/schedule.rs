@@ -256,6 +256,34 @@ pub struct WindowProbes {
 /// The window-probe interval after a probe with backoff `backoff`
 /// (tcp_probe0_when), clamped to what is left of the user timeout
 /// (tcp_clamp_probe0_to_user_timeout).
+/// The busy path without a user timeout: when the kernel gives up, after the
+/// original send of the oldest unacknowledged segment. It checks tcp_retries2's
+/// budget (`budget`, tcp_model_timeout with a 200 ms base) only when the
+/// retransmission timer fires, and that timer runs on the socket's own RTO
+/// (`base`, before backoff; never below 200 ms, often above), doubling up to
+/// `rto_max`: the end is the first firing at or past the budget. Returns that
+/// firing's nominal time and how much later the timer wheel may make it (each
+/// firing may be late, and the next one is armed from it).
+pub fn busy_give_up(
+    base: Duration,
+    budget: Duration,
+    rto_max: Duration,
+    wheel: crate::model::wheel::Wheel,
+) -> (Duration, Duration) {
+    let base = base.max(RTO_MIN);
+    let (mut at, mut late, mut interval) = (Duration::ZERO, Duration::ZERO, base);
+    // tcp_retries2 is at most 255 in practice; the loop ends at the budget.
+    for _ in 0..1024 {
+        at = at.saturating_add(interval);
+        late = late.saturating_add(wheel.late_bound(interval));
+        if at >= budget {
+            break;
+        }
+        interval = interval.saturating_mul(2).min(rto_max);
+    }
+    (at, late)
+}
+
 pub fn window_probe_interval(
     base: Duration,
     backoff: u32,

@@ -74,9 +74,13 @@ pub struct Timeline {
     pending_in: u64,
     pending_out: u64,
     traffic_pending: bool,
+    /// Traffic was reported and the idle start it moved is not stated yet.
+    idle_unsaid: bool,
     last_traffic_report: Option<Duration>,
     in_flight: bool,
     rto: Duration,
+    /// tcpi_backoff: `rto` is the socket's RTO doubled this many times.
+    backoff: u32,
     /// Run time of the oldest send still unacknowledged, as far as we know.
     unacked_since: Option<Duration>,
     /// Run time of the first retransmission of the current episode: the kernel
@@ -131,9 +135,11 @@ impl Timeline {
             pending_in: 0,
             pending_out: 0,
             traffic_pending: false,
+            idle_unsaid: false,
             last_traffic_report: None,
             in_flight: false,
             rto: RTO_MIN,
+            backoff: 0,
             unacked_since: None,
             retrans_since: None,
             observed: false,
@@ -180,6 +186,14 @@ impl Timeline {
             .then_some(p.dead_at)
             .flatten()
             .map(|d| d.saturating_sub(self.offset))
+    }
+
+    /// The prediction in force, as an event, now stated (`watch` held it back while
+    /// a new connection's owner could still set keepalive up).
+    pub fn restate_prediction(&mut self) -> EventKind {
+        let p = self.prediction().with_detect();
+        self.shown = Some(p.clone());
+        self.to_run(EventKind::Prediction(p))
     }
 
     /// Run time of the last contact (0 when it precedes the run).
@@ -429,6 +443,7 @@ impl Timeline {
         if established {
             self.in_flight = s.unacked > 0;
             self.rto = Duration::from_micros(s.rto_us as u64);
+            self.backoff = u32::from(s.backoff);
             if s.unacked == 0 {
                 self.unacked_since = None;
             }
@@ -483,9 +498,14 @@ impl Timeline {
 
         self.retransmissions(now, s, &mut out);
         self.report_traffic(now, &mut out);
+        if self.idle_unsaid && !self.traffic_pending && !contact_moved {
+            self.restate_idle(now, &mut out);
+        }
         if !self.traffic_pending {
             let path_changed = was_zero != self.zw.is_some();
-            self.update_prediction(contact_moved || path_changed, &mut out);
+            // Traffic moves the prediction with the contact: not news by itself.
+            let relative = traffic && !path_changed;
+            self.update_prediction_as(contact_moved || path_changed, relative, &mut out);
         }
         out
     }
@@ -737,14 +757,26 @@ impl Timeline {
             bytes_in: self.pending_in,
             bytes_out: self.pending_out,
         });
-        out.push(EventKind::Idle {
-            since: self.last_contact,
-        });
         self.pending_in = 0;
         self.pending_out = 0;
         self.traffic_pending = false;
         self.last_traffic_report = Some(now);
-        self.update_prediction(true, out);
+        self.idle_unsaid = true;
+        self.restate_idle(now, out);
+    }
+
+    /// A busy connection's idle start moves with every packet: it is stated once
+    /// the connection has been quiet for a report period (not at every report),
+    /// with the prediction only when it says something new relative to it.
+    fn restate_idle(&mut self, now: Duration, out: &mut Vec<EventKind>) {
+        let quiet = now.saturating_sub(self.last_contact) >= TRAFFIC_REPORT_EVERY;
+        if self.idle_unsaid && quiet {
+            out.push(EventKind::Idle {
+                since: self.last_contact,
+            });
+            self.idle_unsaid = false;
+        }
+        self.update_prediction_as(true, true, out);
     }
 
     /// The busy path's start: the first retransmission, or before one is seen, the
@@ -754,6 +786,51 @@ impl Timeline {
             self.retrans_since.or(self.unacked_since)
         } else {
             None
+        }
+    }
+
+    /// The busy path bounded by tcp_retries2: the range the socket's own RTO and
+    /// backoff allow. The budget counts from the original send of the oldest
+    /// unacknowledged segment: known when this side wrote it, else no earlier than
+    /// one RTO before the first retransmission seen.
+    fn busy_prediction(&self, first_seen: Duration) -> Prediction {
+        let base =
+            Duration::from_nanos((self.rto.as_nanos() >> self.backoff.min(31)) as u64).max(RTO_MIN);
+        let (start_lo, start_hi) = match self.unacked_since {
+            Some(sent) => (sent, sent),
+            None => (first_seen.saturating_sub(base), first_seen),
+        };
+        let (after, late) = schedule::busy_give_up(
+            base,
+            self.busy_detect_after,
+            self.params.rto_max,
+            self.params.wheel,
+        );
+        let late_by_up_to = late.saturating_add(start_hi.saturating_sub(start_lo));
+        Prediction {
+            detect_s: None,
+            path: Path::Busy,
+            since: self.last_contact,
+            dead_at: Some(start_lo.saturating_add(after)),
+            late_by_up_to,
+            bound: Bound::Retries2,
+            probes: 0,
+            explain: format!(
+                "data in flight: keepalive is suspended; the kernel checks the tcp_retries2 \
+                 budget ({}, tcp_retries2 {}) only when the retransmission timer fires: with \
+                 this socket's RTO {} doubling, the firing {} after the first unacknowledged \
+                 send ends it, up to {:.3}s later (timer wheel{})",
+                secs_text(self.busy_detect_after),
+                self.params.retries2,
+                secs_text(base),
+                secs_text(after),
+                late_by_up_to.as_secs_f64(),
+                if start_hi > start_lo {
+                    ", and that send's time, known only from the first retransmission"
+                } else {
+                    ""
+                }
+            ),
         }
     }
 
@@ -800,6 +877,9 @@ impl Timeline {
                 explain,
                 restated: false,
             };
+        }
+        if let (Some(start), 0) = (self.busy_since(), uto_ms) {
+            return self.busy_prediction(start);
         }
         if let Some(start) = self.busy_since() {
             return Prediction {
@@ -867,7 +947,24 @@ impl Timeline {
     /// Emits the prediction when it changed; `contact` marks it as the one in
     /// force at the last contact.
     fn update_prediction(&mut self, contact: bool, out: &mut Vec<EventKind>) {
+        self.update_prediction_as(contact, false, out);
+    }
+
+    /// As [`Timeline::update_prediction`]; with `relative`, a prediction that
+    /// moved only with the last contact (the same time after it, the same path
+    /// and bound: what traffic does) is not news.
+    fn update_prediction_as(&mut self, contact: bool, relative: bool, out: &mut Vec<EventKind>) {
         let p = self.prediction().with_detect();
+        let same_after_contact = |old: &Prediction| {
+            let after = |q: &Prediction| q.dead_at.map(|d| d.saturating_sub(q.since));
+            old.path == p.path
+                && old.bound == p.bound
+                && match (after(old), after(&p)) {
+                    (Some(a), Some(b)) => a.abs_diff(b) <= old.late_by_up_to + PREDICTION_MOVE,
+                    (None, None) => true,
+                    _ => false,
+                }
+        };
         // Timers firing late within the wheel's bound do not change a prediction:
         // it already said "up to late_by_up_to later". Leaving that range does.
         let outside = |old: &Prediction| match (old.dead_at, p.dead_at) {
@@ -878,6 +975,9 @@ impl Timeline {
             _ => true,
         };
         let changed = self.shown.as_ref().is_none_or(|old| {
+            if relative {
+                return !same_after_contact(old);
+            }
             old.path != p.path || outside(old) || old.since.abs_diff(p.since) > CONTACT_JITTER
         });
         // News for a reader is a new path, bound, probe count or detection time;
@@ -896,6 +996,9 @@ impl Timeline {
         }
         if changed {
             out.push(EventKind::Prediction(p.clone()));
+            self.shown = Some(p);
+        } else if relative {
+            // The reader knows it: the same time after a contact the data line told.
             self.shown = Some(p);
         }
     }

@@ -325,6 +325,11 @@ fn watched_line(w: &WatchFacts) -> String {
     };
     let keepalive = match w.keepalive {
         Some(true) => "keepalive on".to_string(),
+        Some(false) if w.settle_s.is_some() => format!(
+            "keepalive off so far (a new connection: its owner may still set it up; judged \
+             when {:.1}s old)",
+            w.settle_s.unwrap_or_default()
+        ),
         Some(false) => "keepalive OFF".to_string(),
         None => "keepalive unknown".to_string(),
     };

@@ -474,6 +474,7 @@ mod tests {
             settings_unread_reason: None,
             last_contact_ago_s: 0.0,
             probes_out: 0,
+            settle_s: None,
             conntrack: None,
         })
     }

@@ -372,6 +372,7 @@ pub fn one_of_each() -> Vec<Event> {
             settings_unread_reason: None,
             last_contact_ago_s: 0.4,
             probes_out: 0,
+            settle_s: None,
             conntrack: Some(ConntrackFacts {
                 state: "ESTABLISHED",
                 timeout_s: 431_999,

@@ -243,3 +243,19 @@ fn model_timeout_matches_the_kernel() {
     assert_eq!(model_timeout(8, TIMEOUT_INIT, RTO_MAX), s(367.0));
     assert_eq!(model_timeout(15, RTO_MIN, RTO_MAX), ms(924_600));
 }
+
+#[test]
+fn the_busy_path_ends_at_the_first_rto_firing_past_the_budget() {
+    // The case: tcp_retries2 5 (budget 12.6 s), the socket's RTO 204 ms
+    // (not the 200 ms minimum), HZ=250; measured end 12.992 s after the send.
+    let wheel = crate::model::wheel::Wheel::new(Some(250));
+    let budget = crate::model::predict::retransmission_budget(5);
+    let (at, late) = busy_give_up(Duration::from_millis(204), budget, RTO_MAX, wheel);
+    assert_eq!(at, Duration::from_millis(204 * 63));
+    assert!(late > Duration::ZERO, "the wheel makes it later");
+    let real = Duration::from_millis(12_992);
+    assert!(at <= real && real <= at + late, "{at:?} + {late:?}");
+    // At the minimum RTO the firings meet the budget exactly.
+    let (at, _) = busy_give_up(RTO_MIN, budget, RTO_MAX, wheel);
+    assert_eq!(at, budget);
+}

@@ -272,7 +272,9 @@ fn traffic_is_coalesced() {
     let mut s = at(1500, 1400, 0);
     s.bytes_received = 10;
     let ev = t.observe(ms(1500), &s);
-    assert_eq!(names(&ev), ["data", "idle", "prediction"]);
+    // The idle start is stated once the connection is quiet, and the prediction
+    // (4 s after the last contact) did not change (item 8 of issue 21).
+    assert_eq!(names(&ev), ["data"]);
     let mut s = at(1700, 1650, 0);
     s.bytes_received = 30;
     assert!(t.observe(ms(1700), &s).is_empty());
@@ -285,6 +287,36 @@ fn traffic_is_coalesced() {
             bytes_out: 0
         }
     );
+    assert!(!names(&ev).contains(&"idle"), "quiet 0.85 s only: {ev:?}");
+    let ev = t.observe(ms(2700), &at(2700, 1650, 0));
+    assert!(ev.contains(&EventKind::Idle { since: ms(1650) }), "{ev:?}");
+}
+
+#[test]
+fn a_busy_connection_restates_idle_and_prediction_only_when_they_change() {
+    // Data every 200 ms for 5 s, sampled every 50 ms (watch --interval 50ms).
+    let mut t = timeline_with(2, 1, 2, 0);
+    let mut all = Vec::new();
+    let mut bytes = 0;
+    for k in 1..=100u64 {
+        let now = 1000 + k * 50;
+        let contact = now - now % 200;
+        if now % 200 == 0 {
+            bytes += 10;
+        }
+        let mut s = at(now, contact, 0);
+        s.bytes_received = bytes;
+        all.extend(t.observe(ms(now), &s));
+    }
+    let n = names(&all);
+    let count = |name: &str| n.iter().filter(|x| **x == name).count();
+    assert!(count("data") >= 4, "{n:?}");
+    assert_eq!(count("idle"), 1, "the first sample only: {all:?}");
+    assert!(count("prediction") <= 1, "{all:?}");
+    // Then it goes quiet: the idle start is stated once.
+    let ev = t.observe(ms(7300), &at(7300, 6000, 0));
+    assert_eq!(names(&ev), ["data", "idle"], "{ev:?}");
+    assert_eq!(ev[1], EventKind::Idle { since: ms(6000) });
 }
 
 #[test]

@@ -19,6 +19,10 @@ use crate::sys::procfs::Owner;
 use crate::sys::sockdiag::{DiagEntry, TCP_ESTABLISHED, TimerKind};
 use crate::sys::sysctl;
 
+/// A connection seen in its first moments with keepalive off is not judged
+/// until it is this old: its owner may still set keepalive up (sshd does about
+/// 100 ms after accept; the README's sample connections within milliseconds).
+const SETTLE: Duration = Duration::from_secs(1);
 /// Timer readings within this much (plus the dump's own duration) agree.
 const REREAD_TOLERANCE: Duration = Duration::from_millis(250);
 /// A contradiction that persists (the settings read again were the same) is read
@@ -64,6 +68,11 @@ pub(super) struct Conn {
     pub(super) gone_at: Option<Duration>,
     /// Run time of the last time the settings were read again.
     pub(super) last_reread: Option<Duration>,
+    /// Until when a new connection with keepalive off is not judged (its config,
+    /// prediction and warnings held back), see [`SETTLE`].
+    pub(super) settle_until: Option<Duration>,
+    /// A warning held back while it settles.
+    pub(super) held_warning: Option<String>,
 }
 
 impl Watch {
@@ -187,6 +196,7 @@ impl Watch {
             settings_unread_reason: unread_reason,
             last_contact_ago_s: e.info.map_or(0.0, |i| i.since_contact().as_secs_f64()),
             probes_out: 0,
+            settle_s: None,
             conntrack,
         }
     }
@@ -212,6 +222,12 @@ impl Watch {
             ),
         };
         know.first(keepalive_from_timer(e.timer));
+        // Not in the first dump: it appeared since the previous one (or waited in
+        // its listener's accept queue from when it was first seen there).
+        let settle_until = (self.generation > 1 && know.keepalive == Some(false)).then(|| {
+            let first_seen = self.unaccepted.get(&e.cookie).copied().unwrap_or(now);
+            first_seen.saturating_add(SETTLE)
+        });
         let ct = self.conntrack_of(rep, id, e, &know)?;
         let ct_warning = ct.as_ref().and_then(|c| {
             watch::conntrack_warning(
@@ -235,15 +251,25 @@ impl Watch {
         let first = e.info.map(|info| timeline.observe(now, &info));
         let mut watched = self.watched_facts(e, owner.as_ref(), &know, unread_reason, ct);
         watched.probes_out = timeline.probes_at_join();
+        watched.settle_s = settle_until.map(|_| SETTLE.as_secs_f64());
         rep.emit(id, EventKind::Watched(watched))?;
+        let mut held_warning = None;
         if let Some(message) = ct_warning {
-            rep.emit(id, EventKind::Warning { message })?;
+            if settle_until.is_some() {
+                held_warning = Some(message);
+            } else {
+                rep.emit(id, EventKind::Warning { message })?;
+            }
         }
-        let config_sent = know.keepalive.is_some();
+        let config_sent = know.keepalive.is_some() && settle_until.is_none();
         if config_sent {
             rep.emit(id, EventKind::Config(facts))?;
         }
-        if let Some(first) = first {
+        if let Some(mut first) = first {
+            if settle_until.is_some() {
+                // "Never detected" would be a judgement made too early.
+                first.retain(|k| !matches!(k, EventKind::Prediction(_)));
+            }
             rep.emit_all(id, first)?;
         }
         let mut conn = Conn {
@@ -259,6 +285,8 @@ impl Watch {
             clues: EndClues::default(),
             gone_at: None,
             last_reread: None,
+            settle_until,
+            held_warning,
         };
         if let Some(info) = &e.info {
             conn.clues.established(info, e.send_queue);
@@ -295,7 +323,19 @@ impl Watch {
             conn.know
                 .update_seen(timer_keepalive, &reading(&conn.last), &reading(e), dt)
         };
-        if changed || (!conn.config_sent && conn.know.keepalive.is_some()) {
+        let settling = conn.settle_until.is_some_and(|t| now < t)
+            && conn.know.keepalive == Some(false)
+            && !changed;
+        let mut restate = None;
+        if !settling && conn.settle_until.take().is_some() {
+            // Settled: what was held back is stated now (with keepalive switched
+            // on meanwhile, the new config says so and the prediction follows).
+            conn.config_sent = false;
+            if conn.know.keepalive == Some(false) {
+                restate = Some(conn.held_warning.take());
+            }
+        }
+        if !settling && (changed || (!conn.config_sent && conn.know.keepalive.is_some())) {
             // What is known changed: say so; the timeline keeps what it observed.
             let mut facts = watch::config_facts(&conn.know, self.retries2);
             conn.timeline
@@ -308,6 +348,12 @@ impl Watch {
             facts.changed = changed_why;
             rep.emit(conn.id, EventKind::Config(facts))?;
             conn.config_sent = true;
+        }
+        if let Some(held) = restate {
+            rep.emit(conn.id, conn.timeline.restate_prediction())?;
+            if let Some(message) = held {
+                rep.emit(conn.id, EventKind::Warning { message })?;
+            }
         }
         if let Some(info) = &e.info {
             conn.timeline.set_uncertainty(self.dump_uncertainty);
