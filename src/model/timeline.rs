@@ -815,6 +815,7 @@ impl Timeline {
             late_by_up_to,
             bound: Bound::Retries2,
             probes: 0,
+            restated: false,
             explain: format!(
                 "data in flight: keepalive is suspended; the kernel checks the tcp_retries2 \
                  budget ({}, tcp_retries2 {}) only when the retransmission timer fires: with \
