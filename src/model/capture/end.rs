@@ -6,8 +6,7 @@
 use std::time::Duration;
 
 use super::conn::Conn;
-use super::infer::Run;
-use super::timeline::{Settings, secs, t};
+use super::infer::{Run, Settings, secs, t};
 use crate::model::event::{Bound, Certainty, EndFacts, Outcome, Path};
 
 #[allow(clippy::too_many_arguments)]

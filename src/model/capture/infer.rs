@@ -268,3 +268,23 @@ mod tests {
         assert!(stack(None, None).1.contains("not enough evidence"));
     }
 }
+
+pub(super) fn secs(d: Duration) -> f64 {
+    crate::model::event::secs_value(d)
+}
+
+pub(super) fn t(d: Duration) -> String {
+    format!("{:.3}s", d.as_secs_f64())
+}
+
+/// The inferred settings of a connection's prober.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Settings {
+    pub(super) idle: Option<Value>,
+    pub(super) intvl: Option<Value>,
+    /// Unanswered probes before the prober's own end, and whether exact.
+    pub(super) cnt: Option<(u32, bool, String)>,
+    pub(super) one_byte: Option<bool>,
+    /// What ended a busy or zero-window connection: unanswered tries, evidence.
+    pub(super) retries: Option<(u32, String)>,
+}

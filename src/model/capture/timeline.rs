@@ -9,7 +9,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use super::conn::{Conn, Obs};
 use super::end;
-use super::infer::{self, Run, Value};
+use super::infer::{self, Run, Settings, Value};
 use crate::model::event::{EndFacts, Event, EventKind, Outcome, Path};
 use crate::model::predict::Effective;
 use crate::model::settings::{Source, Sources};
@@ -45,26 +45,6 @@ pub fn local_side(conn: &Conn) -> usize {
         return (probes[1] > probes[0]) as usize;
     }
     (retries[1] > retries[0]) as usize
-}
-
-pub(super) fn secs(d: Duration) -> f64 {
-    crate::model::event::secs_value(d)
-}
-
-pub(super) fn t(d: Duration) -> String {
-    format!("{:.3}s", d.as_secs_f64())
-}
-
-/// The inferred settings of a connection's prober.
-#[derive(Debug, Clone, Default)]
-pub(super) struct Settings {
-    pub(super) idle: Option<Value>,
-    pub(super) intvl: Option<Value>,
-    /// Unanswered probes before the prober's own end, and whether exact.
-    pub(super) cnt: Option<(u32, bool, String)>,
-    pub(super) one_byte: Option<bool>,
-    /// What ended a busy or zero-window connection: unanswered tries, evidence.
-    pub(super) retries: Option<(u32, String)>,
 }
 
 /// Explains one connection; `start` is the capture's first frame, `end` its last.
