@@ -82,6 +82,13 @@ sys.stdin.read()
 /// The descriptor limit a process may raise itself to (a container's hard limit
 /// can be far below the sockets needed: the holders split them).
 fn hard_nofile() -> u64 {
+    // Root may raise it (CAP_SYS_RESOURCE): then one holder does.
+    let want = libc::rlimit {
+        rlim_cur: SOCKETS as u64 + 1000,
+        rlim_max: SOCKETS as u64 + 1000,
+    };
+    // SAFETY: setrlimit reads the struct it is given; failing changes nothing.
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) };
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
