@@ -273,7 +273,7 @@ fn traffic_is_coalesced() {
     s.bytes_received = 10;
     let ev = t.observe(ms(1500), &s);
     // The idle start is stated once the connection is quiet, and the prediction
-    // (4 s after the last contact) did not change (item 8 of issue 21).
+    // (4 s after the last contact) did not change.
     assert_eq!(names(&ev), ["data"]);
     let mut s = at(1700, 1650, 0);
     s.bytes_received = 30;
