@@ -40,12 +40,15 @@ fn temp_dir(tag: &str) -> PathBuf {
 }
 
 /// Runs a lab scenario with tcpdump on the client side (`--pcap`).
-fn lab(scenario: &str, args: &[&str]) -> Lab {
-    // SAFETY: geteuid has no preconditions.
-    assert!(
-        unsafe { libc::geteuid() } == 0,
-        "lab scenario {scenario} cannot run: not root (network namespaces need root)"
-    );
+fn lab(scenario: &str, args: &[&str]) -> Option<Lab> {
+    if !common::is_root() {
+        common::lab_skipped(
+            "explain",
+            &format!("lab scenario {scenario}"),
+            "not root (network namespaces need root)",
+        );
+        return None;
+    }
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -85,11 +88,11 @@ fn lab(scenario: &str, args: &[&str]) -> Lab {
             dir.display()
         );
     }
-    Lab {
+    Some(Lab {
         dir: parent,
         run: dir,
         connect,
-    }
+    })
 }
 
 impl Lab {
@@ -214,7 +217,9 @@ fn assert_matches_live(lab: &Lab, events: &[Value], code: i32) {
     ignore = "lab: needs root and network namespaces (cargo test --features lab)"
 )]
 fn cable_pull_capture_matches_the_live_timeline_in_pcap_and_pcapng() {
-    let lab = lab("fidelity", &["--idle", "1", "--intvl", "1", "--cnt", "3"]);
+    let Some(lab) = lab("fidelity", &["--idle", "1", "--intvl", "1", "--cnt", "3"]) else {
+        return;
+    };
     let (code, events, stderr) = explain(&lab.capture(), &[]);
     assert!(stderr.is_empty(), "{stderr}");
     assert_matches_live(&lab, &events, code);
@@ -249,7 +254,9 @@ fn cable_pull_capture_matches_the_live_timeline_in_pcap_and_pcapng() {
     ignore = "lab: needs root and network namespaces (cargo test --features lab)"
 )]
 fn zero_window_persist_probes_are_never_keepalive_probes() {
-    let lab = lab("zero-window-pull", &[]);
+    let Some(lab) = lab("zero-window-pull", &[]) else {
+        return;
+    };
     let (code, events, _) = explain(&lab.capture(), &[]);
     assert!(
         find(&events, "probe").is_empty(),
@@ -503,7 +510,7 @@ fn conn_selects_and_several_connections_exit_with_the_worst() {
     ignore = "lab: needs root and network namespaces (cargo test --features lab)"
 )]
 fn reboot_abort_exit_and_intvl_longer_than_idle_match_the_live_run() {
-    let runs: Vec<(&str, Lab)> = std::thread::scope(|s| {
+    let runs: Vec<(&str, Option<Lab>)> = std::thread::scope(|s| {
         let handles: Vec<_> = ["reboot", "aborts", "exits", "ka-intvl"]
             .into_iter()
             .map(|name| (name, s.spawn(move || lab(name, &[]))))
@@ -513,6 +520,13 @@ fn reboot_abort_exit_and_intvl_longer_than_idle_match_the_live_run() {
             .map(|(name, h)| (name, h.join().expect("lab thread")))
             .collect()
     });
+    let Some(runs) = runs
+        .into_iter()
+        .map(|(name, lab)| lab.map(|lab| (name, lab)))
+        .collect::<Option<Vec<(&str, Lab)>>>()
+    else {
+        return;
+    };
     for (name, lab) in &runs {
         let (code, events, stderr) = explain(&lab.capture(), &[]);
         let live_end = lab.live("end");
@@ -548,7 +562,9 @@ fn reboot_abort_exit_and_intvl_longer_than_idle_match_the_live_run() {
     ignore = "lab: needs root and network namespaces (cargo test --features lab)"
 )]
 fn busy_path_detection_is_bounded_by_the_wire() {
-    let lab = lab("busy", &[]);
+    let Some(lab) = lab("busy", &[]) else {
+        return;
+    };
     let (code, events, _) = explain(&lab.capture(), &[]);
     let end = events.last().expect("end");
     let live_end = lab.live("end");

@@ -102,3 +102,23 @@ fn unknown_page_is_a_usage_error() {
         "{err}"
     );
 }
+
+/// `man --dir DIR` creates DIR (and its parents), as `install -d` would: the man1
+/// directory of a fresh prefix often does not exist yet.
+#[test]
+fn man_dir_creates_the_directory() {
+    let base = tempfile::tempdir().expect("temp dir");
+    let dir = base.path().join("share").join("man").join("man1");
+    let out = std::process::Command::new(common::bin())
+        .args(["man", "--dir"])
+        .arg(&dir)
+        .output()
+        .expect("run tcpalive man --dir");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.join("tcpalive.1").is_file());
+    assert!(dir.join("tcpalive-connect.1").is_file());
+}

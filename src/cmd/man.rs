@@ -27,6 +27,8 @@ pub fn run(cfg: &ManConfig) -> Result<Finished, RunError> {
 /// `man --dir DIR`: every page into DIR; the end message lists them.
 fn write_all(top: &clap::Command, dir: &std::path::Path) -> Result<Finished, RunError> {
     let pages = man::all_pages(top).map_err(RunError::io("generate the man pages"))?;
+    // As `install -d`: the man1 directory of a fresh prefix often does not exist.
+    std::fs::create_dir_all(dir).map_err(RunError::socket("create", dir.display()))?;
     let mut names = Vec::new();
     for (name, text) in pages {
         let path = dir.join(&name);

@@ -346,14 +346,15 @@ pub enum ManConfig {
     Dir(std::path::PathBuf),
 }
 
-/// `man PAGE` names a subcommand; `man --dir DIR` names a directory that exists.
+/// `man PAGE` names a subcommand; `man --dir DIR` names a directory, created
+/// when missing (as `install -d`), refused when something else is there.
 pub fn validate_man(args: &crate::cli::ManArgs) -> Result<ManConfig, ConfigError> {
     if let Some(dir) = &args.dir {
-        if !dir.is_dir() {
+        if dir.exists() && !dir.is_dir() {
             return Err(invalid(
                 "--dir",
                 &dir.to_string_lossy(),
-                "no such directory",
+                "exists and is not a directory",
             ));
         }
         return Ok(ManConfig::Dir(dir.clone()));

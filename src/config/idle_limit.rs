@@ -54,6 +54,19 @@ impl IdleLimitConfig {
                 "idle-limit ends by itself (bound it with --max)",
             ));
         }
+        for (flag, value) in [
+            ("--expect", &args.run.expect),
+            ("--within", &args.run.within),
+        ] {
+            if let Some(v) = value {
+                return Err(invalid(
+                    flag,
+                    v,
+                    "does not apply to idle-limit: it judges a connection's end, idle-limit \
+                     measures a path (its exit code says whether a limit was found)",
+                ));
+            }
+        }
         Ok(IdleLimitConfig {
             target: validate_endpoint("HOST:PORT", &args.target, false)?,
             max,
@@ -102,20 +115,19 @@ pub fn validate_direction(value: &str) -> Result<Vec<Direction>, ConfigError> {
     }
 }
 
-/// At least one flow per direction per round.
+/// At least two flows per direction per round; the range in the message is the
+/// rule (so `--parallel 0` and `--parallel 3` are refused with the same words).
 pub fn validate_parallel(value: &str, directions: usize) -> Result<usize, ConfigError> {
-    let n = validate_count("--parallel", value, 1, MAX_PARALLEL)? as usize;
-    if n < 2 * directions {
+    let least = 2 * directions as u64;
+    let n = validate_count("--parallel", value, 0, u64::MAX)?;
+    if !(least..=MAX_PARALLEL).contains(&n) {
         return Err(invalid(
             "--parallel",
             value,
-            format!(
-                "must be at least {} (two flows per direction)",
-                2 * directions
-            ),
+            format!("must be from {least} to {MAX_PARALLEL} (two flows per direction)"),
         ));
     }
-    Ok(n)
+    Ok(n as usize)
 }
 
 /// `--idle`/`--intvl`/`--cnt` only mean something with `--verify`.

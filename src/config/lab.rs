@@ -52,9 +52,55 @@ pub fn validate_scenario(value: &str) -> Result<&'static Scenario, ConfigError> 
     })
 }
 
+/// `lab list` only describes the scenarios: an option that would shape a run is
+/// refused, not silently ignored (`--json` is its one option).
+fn validate_list_takes_no_options(args: &LabArgs) -> Result<(), ConfigError> {
+    let k = &args.keepalive;
+    let h = &args.heartbeat;
+    let r = &args.run;
+    let given: [(&'static str, Option<&str>); 12] = [
+        ("--idle", k.idle.as_deref()),
+        ("--intvl", k.intvl.as_deref()),
+        ("--cnt", k.cnt.as_deref()),
+        ("--no-keepalive", k.no_keepalive.then_some("")),
+        ("--user-timeout", k.user_timeout.as_deref()),
+        ("--heartbeat", h.heartbeat.as_deref()),
+        ("--heartbeat-timeout", h.heartbeat_timeout.as_deref()),
+        ("--for", r.for_.as_deref()),
+        ("--expect", r.expect.as_deref()),
+        ("--within", r.within.as_deref()),
+        ("--fault-at", args.fault_at.as_deref()),
+        ("--both", args.both.then_some("")),
+    ];
+    let flags = [
+        ("--quiet", r.quiet),
+        ("--verbose", r.verbose),
+        ("--timestamps", r.timestamps != "rel"),
+    ];
+    let extra = given
+        .into_iter()
+        .filter_map(|(f, v)| v.map(|v| (f, v.to_string())))
+        .chain(
+            flags
+                .into_iter()
+                .filter(|(_, on)| *on)
+                .map(|(f, _)| (f, String::new())),
+        )
+        .next();
+    match extra {
+        Some((flag, value)) => Err(invalid(
+            flag,
+            &value,
+            "does not apply to lab list (it describes the scenarios; give a scenario to run one)",
+        )),
+        None => Ok(()),
+    }
+}
+
 impl LabCommand {
     pub fn from_args(args: &LabArgs) -> Result<LabCommand, ConfigError> {
         if args.scenario == "list" {
+            validate_list_takes_no_options(args)?;
             return Ok(LabCommand::List {
                 json: args.run.json,
             });
@@ -256,6 +302,16 @@ mod tests {
         let e = LabCommand::from_args(&args).expect_err("not a scenario");
         assert!(e.to_string().contains("invalid SCENARIO 'cable'"), "{e}");
         args.scenario = "list".to_string();
+        let e = LabCommand::from_args(&args).expect_err("list takes no --fault-at");
+        assert!(e.to_string().contains("does not apply to lab list"), "{e}");
+        args.fault_at = None;
+        args.keepalive = KeepaliveArgs {
+            idle: None,
+            intvl: None,
+            cnt: None,
+            no_keepalive: false,
+            user_timeout: None,
+        };
         assert_eq!(
             LabCommand::from_args(&args),
             Ok(LabCommand::List { json: false })

@@ -347,3 +347,24 @@ pub fn with_nofile(cmd: &mut Command, limit: u64) -> &mut Command {
         })
     }
 }
+
+/// A root-only lab test that cannot run here (not root, no `ip`): under
+/// TCPALIVE_REQUIRE_LAB=1 (.ci/run) a failure; otherwise reported as skipped
+/// with the command that runs it, and the test returns. A newcomer's
+/// `cargo test --release --features lab` then passes without root; the rootless
+/// lab tests (`tests/lab_scenarios.rs`, `demo`) still run.
+pub fn lab_skipped(test_file: &str, what: &str, why: &str) {
+    assert!(
+        std::env::var("TCPALIVE_REQUIRE_LAB").as_deref() != Ok("1"),
+        "{what} cannot run: {why} (TCPALIVE_REQUIRE_LAB=1)"
+    );
+    eprintln!(
+        "SKIPPED: {what}: {why}; run it as root: sudo -E cargo test --release --features lab --test {test_file}"
+    );
+}
+
+/// Whether this process is root (the network-namespace lab needs it).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
