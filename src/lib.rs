@@ -36,8 +36,13 @@ pub fn run(command: &cli::Command) -> u8 {
     // the timeline nothing; what needs a single-threaded process comes first.
     let result = cmd::prepare(&config).and_then(|()| {
         engine::output::init();
+        if !cmd::catches_signals(&config) {
+            engine::event_loop::release_signals();
+        }
         cmd::run(config)
     });
+    // Whatever happened, nothing stays held (a failed preparation included).
+    engine::event_loop::release_signals();
     // Queued timeline lines go out before the process exits (a signal cuts the
     // wait short when nobody reads them; a command that caught no signals is
     // ended by one anyway).
@@ -78,12 +83,21 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 /// printed its one line (or the help text), and the value is the exit code.
 pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<cli::Cli, u8> {
     use clap::Parser;
+    // Before anything else: a signal from now until the command installs its
+    // handlers waits for them (or for `release_signals`) instead of killing the
+    // process without its end line.
+    engine::event_loop::hold_signals();
     let args: Vec<std::ffi::OsString> = args.into_iter().collect();
     if let Err(line) = check_utf8(&args) {
+        engine::event_loop::release_signals();
         report::diagnostic(&line);
         return Err(Exit::Usage.code());
     }
-    cli::Cli::try_parse_from(args).map_err(usage_error)
+    cli::Cli::try_parse_from(args).map_err(|e| {
+        // Help, version and usage errors print and exit with the default actions.
+        engine::event_loop::release_signals();
+        usage_error(e)
+    })
 }
 
 /// Arguments must be UTF-8; the error names the flag the bad value was given to

@@ -519,3 +519,37 @@ fn a_signal_during_tune_ends_it_with_a_truthful_end() {
         );
     }
 }
+
+/// Item 13: a SIGINT in the first milliseconds of `idle-limit` (before its
+/// handlers were installed) killed it with no output. Now the ending signals are
+/// held from the first thing `main` does until the handlers are in place, then
+/// delivered to them. The test makes the earliest possible SIGINT exactly: the
+/// child is started with SIGINT already pending (blocked and raised just before
+/// the exec, both inherited by the new program), so it is there before `main`
+/// runs. Before the fix nothing released it and idle-limit ran on. (A signal
+/// while the loader maps the binary, with nothing blocked, cannot be caught by
+/// any program.)
+#[test]
+fn sigint_in_the_first_milliseconds_of_idle_limit_ends_it_with_output() {
+    use std::os::unix::process::CommandExt;
+    let (_listener, addr) = common::listen(&[]);
+    let mut cmd = Command::new(bin());
+    cmd.args(["idle-limit", &addr.to_string(), "--max", "1h", "--json"]);
+    // SAFETY: sigemptyset/sigaddset/sigprocmask/raise are async-signal-safe and
+    // touch only this (pre-exec) child.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGINT);
+            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            libc::raise(libc::SIGINT);
+            Ok(())
+        });
+    }
+    let mut p = Proc::spawn_with(&mut cmd);
+    let (rest, status) = p.finish(Duration::from_secs(10));
+    let events = parse_all(&rest);
+    assert_eq!(status.code(), Some(130), "{rest:?}");
+    assert_eq!(end_of(&events)["exit_code"], 130, "{rest:?}");
+}

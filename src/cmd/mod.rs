@@ -69,6 +69,21 @@ pub fn run(config: Config) -> Result<Finished, RunError> {
     Ok(Finished::Ended(Box::new(end)))
 }
 
+/// Whether the command installs the signal handlers ([`Signals::install`]) and
+/// ends with an `end` line on SIGINT/SIGTERM; the others keep the default actions.
+pub fn catches_signals(config: &Config) -> bool {
+    matches!(
+        config,
+        Config::Connect(_)
+            | Config::Listen(_)
+            | Config::Watch(_)
+            | Config::Lab(LabCommand::Run(_))
+            | Config::Demo(_)
+            | Config::Tune(_)
+            | Config::IdleLimit(_)
+    )
+}
+
 /// Writes generated text (completions) to stdout; a closed pipe ends
 /// quietly. The text is built in memory first: clap_complete panics on a failed write.
 fn print_generated(

@@ -70,9 +70,43 @@ static INSTALLED: OnceLock<Handlers> = OnceLock::new();
 /// Makes a second install wait for the first rather than register twice.
 static INSTALLING: Mutex<()> = Mutex::new(());
 
+/// Holds (blocks) the signals that end a run, in the calling thread and the
+/// threads it starts, from the first thing the process does until the command
+/// says whether it catches them: a SIGINT in the first milliseconds, before the
+/// handlers are installed, then waits for them instead of killing the process
+/// without its `end` line. [`Signals::install`] releases them once its handlers
+/// are in place (a held signal is delivered to them then); a command that catches
+/// none calls [`release_signals`] and keeps the default actions.
+pub fn hold_signals() {
+    set_mask(libc::SIG_BLOCK);
+}
+
+/// Releases what [`hold_signals`] held (a signal that arrived meanwhile is
+/// delivered now: to the handlers if installed, else with its default action).
+pub fn release_signals() {
+    set_mask(libc::SIG_UNBLOCK);
+}
+
+fn set_mask(how: libc::c_int) {
+    // SAFETY: an empty set is initialised by sigemptyset before use, and
+    // pthread_sigmask only changes the calling thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for (sig, _) in ENDING {
+            libc::sigaddset(&mut set, sig);
+        }
+        for sig in IGNORED {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
+    }
+}
+
 impl Signals {
     /// Catches the ending signals from now on (the first call in the process
-    /// installs the handlers; later ones return them).
+    /// installs the handlers; later ones return them), and releases the ones
+    /// [`hold_signals`] held.
     pub fn install() -> Result<Signals, RunError> {
         let _one_at_a_time = INSTALLING.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(handlers) = INSTALLED.get() {
@@ -85,6 +119,7 @@ impl Signals {
         crate::engine::output::set_signal_check(|| {
             Signals::installed().is_some_and(|s| s.arrived())
         });
+        release_signals();
         Ok(signals)
     }
 
