@@ -270,7 +270,10 @@ fn piece_end(buf: &[u8], from: usize) -> usize {
 
 /// The writer thread: blocks in write(2) so the event loop does not have to.
 fn write_out(shared: &Shared) {
-    let mut out = std::io::stdout().lock();
+    // stdout is locked per piece, never while waiting: text written directly
+    // (`report::print_all`: a plan, completions, a man page) would otherwise wait
+    // for a lock this thread never gives back.
+    let stdout = std::io::stdout();
     loop {
         let mut buf = {
             let Some(mut st) = shared.lock() else {
@@ -292,7 +295,10 @@ fn write_out(shared: &Shared) {
         let mut from = 0;
         while from < buf.len() {
             let to = piece_end(&buf, from);
-            let result = out.write_all(&buf[from..to]).and_then(|_| out.flush());
+            let result = {
+                let mut out = stdout.lock();
+                out.write_all(&buf[from..to]).and_then(|_| out.flush())
+            };
             let Some(mut st) = shared.lock() else {
                 return;
             };
