@@ -7,14 +7,19 @@
 //! watch inference, expectations); `sys` is the one platform boundary; `engine`
 //! runs connections (clock, reporter, signals, sessions); `report` renders events;
 //! `cmd` wires each subcommand. `main.rs` only parses, runs and exits.
+//!
+//! The public surface is the two stages and the run: [`parse`], [`run`], and the
+//! `cli` and `config` types (tests check argument vectors and manifests through
+//! them). Everything else is private to the crate, so the compiler names code that
+//! nothing uses.
 
 pub mod cli;
-pub mod cmd;
+mod cmd;
 pub mod config;
-pub mod engine;
-pub mod model;
-pub mod report;
-pub mod sys;
+mod engine;
+mod model;
+mod report;
+mod sys;
 
 use crate::config::Config;
 use crate::engine::run::RunError;

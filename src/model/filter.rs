@@ -89,6 +89,8 @@ impl PidInodes {
         self.held.len()
     }
 
+    /// Tests only.
+    #[cfg(test)]
     /// How many inodes are remembered as not the process's.
     pub fn not_held(&self) -> usize {
         self.not_held.len()

@@ -97,15 +97,6 @@ impl Saw {
             .into_iter()
             .find(|s| s.name() == name)
     }
-
-    /// How a failed read or write of the listener's test flow counts (errno).
-    pub fn from_errno(errno: Option<i32>) -> Saw {
-        match errno {
-            Some(libc::ECONNRESET | libc::EPIPE) => Saw::Rst,
-            Some(libc::ETIMEDOUT) => Saw::Timeout,
-            _ => Saw::Error,
-        }
-    }
 }
 
 impl Message {

@@ -237,6 +237,8 @@ impl Bracket {
         }
     }
 
+    /// Tests only.
+    #[cfg(test)]
     /// The limit's estimate (the bracket's midpoint) and its half-width.
     pub fn estimate(&self) -> Option<(Duration, Duration)> {
         let (hi, _) = self.hi?;

@@ -172,6 +172,8 @@ impl Knowledge {
         }
     }
 
+    /// Tests only.
+    #[cfg(test)]
     /// A later reading, `dt_ms` after `prev`. Returns whether anything changed.
     pub fn update(
         &mut self,

@@ -4,8 +4,6 @@
 //! every event and renderer says which (docs/ARCHITECTURE.md, invariant "Never
 //! confidently wrong").
 
-use std::time::Duration;
-
 use serde::Serialize;
 
 /// The settings the kernel holds for one socket, read back after applying. What
@@ -21,9 +19,13 @@ pub struct Effective {
 }
 
 impl Effective {
+    /// Tests only.
+    #[cfg(test)]
     /// Time from the last contact to the probe numbered `n` (1-based).
-    pub fn probe_due(&self, n: u32) -> Duration {
-        Duration::from_secs(self.idle_s as u64 + (n.saturating_sub(1)) as u64 * self.intvl_s as u64)
+    pub fn probe_due(&self, n: u32) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            self.idle_s as u64 + (n.saturating_sub(1)) as u64 * self.intvl_s as u64,
+        )
     }
 }
 

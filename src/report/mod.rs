@@ -49,15 +49,6 @@ impl Sink for Tee {
     }
 }
 
-/// Discards everything (the demo's listener side).
-pub struct Discard;
-
-impl Sink for Discard {
-    fn emit(&mut self, _event: &Event) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Text that is not a timeline (a plan, a scenario list, completions) to stdout,
 /// whole, flushed.
 pub fn print_all(text: &[u8]) -> std::io::Result<()> {

@@ -4,8 +4,7 @@
 //! implementation; `fallback/` keeps other Unix systems building, with no kernel
 //! samples (the timeline then shows the prediction and the outcome only).
 //!
-//! No other module names a `target_os`: callers use what this module exports, and
-//! [`CAN_WATCH`] says whether `watch` is possible.
+//! No other module names a `target_os`: callers use what this module exports.
 
 pub mod poller;
 

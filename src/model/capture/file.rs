@@ -39,9 +39,8 @@ pub struct Frame<'a> {
     pub ts: Duration,
     /// The link type (LINKTYPE_* number) of the frame's interface.
     pub linktype: i32,
-    /// The captured bytes (fewer than `orig_len` when the snap length cut it).
+    /// The captured bytes (fewer than the frame had when the snap length cut it).
     pub data: &'a [u8],
-    pub orig_len: u32,
 }
 
 /// Why a file could not be read as a capture at all.
@@ -137,7 +136,6 @@ pub fn read_frames<R: Read + Send>(
                             ts: Duration::new(b.ts_sec as u64, frac),
                             linktype,
                             data: b.data,
-                            orig_len: b.origlen,
                         });
                     }
                     PcapBlockOwned::NG(Block::SectionHeader(_)) => interfaces.clear(),
@@ -160,7 +158,6 @@ pub fn read_frames<R: Read + Send>(
                                     ts,
                                     linktype: i.linktype,
                                     data: epb.data,
-                                    orig_len: epb.origlen,
                                 });
                             }
                             _ => notes.skipped += 1,

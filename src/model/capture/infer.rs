@@ -26,11 +26,7 @@ pub struct Run {
     pub one_byte: bool,
 }
 
-impl Run {
-    pub fn unanswered_tail(&self) -> usize {
-        self.probes.iter().rev().take_while(|(_, a)| !a).count()
-    }
-}
+impl Run {}
 
 /// An inferred value with how it was measured.
 #[derive(Debug, Clone, PartialEq)]

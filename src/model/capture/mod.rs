@@ -63,10 +63,8 @@ impl ConnFilter {
 /// A whole capture explained.
 #[derive(Debug, Clone, Default)]
 pub struct Capture {
-    pub format: Option<&'static str>,
-    /// The first and last frame times (since the epoch).
+    /// The first frame's time (since the epoch).
     pub start: Duration,
-    pub end: Duration,
     pub conns: Vec<Explained>,
     /// What the reader wants known (truncation, skipped frames, reordering).
     pub notes: Vec<String>,
@@ -114,9 +112,7 @@ pub fn explain<R: Read + Send>(input: R) -> Result<Capture, FileError> {
     }
     let start = first.unwrap_or_default();
     let mut out = Capture {
-        format: notes.format,
         start,
-        end: last,
         frames: notes.frames,
         segments,
         ..Capture::default()

@@ -15,9 +15,6 @@ use crate::model::sample::TcpSample;
 
 pub use poller::Poller;
 
-/// `watch` needs Linux's sock_diag.
-pub const CAN_WATCH: bool = false;
-
 /// No kernel samples off Linux.
 pub fn sample(_fd: BorrowedFd<'_>) -> std::io::Result<Option<TcpSample>> {
     Ok(None)

@@ -22,10 +22,6 @@ pub fn open_socket(_pid: u32, _inode: u32) -> Result<OwnedFd, PidfdError> {
     Err(PidfdError::Unsupported)
 }
 
-pub fn read_settings(_pid: u32, _inode: u32) -> Result<Effective, PidfdError> {
-    Err(PidfdError::Unsupported)
-}
-
 pub fn open_socket_fd(_pid: u32, _fd: i32, _inode: u32) -> Result<OwnedFd, PidfdError> {
     Err(PidfdError::Unsupported)
 }

@@ -16,6 +16,3 @@ mod tcp_info;
 
 pub use poller::Poller;
 pub use tcp_info::{sample, sample_from_bytes};
-
-/// `watch` reads other processes' sockets through sock_diag.
-pub const CAN_WATCH: bool = true;

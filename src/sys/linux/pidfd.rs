@@ -137,16 +137,10 @@ pub fn open_socket_fd(pid: u32, fd: i32, inode: u32) -> Result<OwnedFd, PidfdErr
     Ok(dup)
 }
 
-/// Reads the keepalive settings and the user timeout of socket `inode` of process
-/// `pid`, exactly as the kernel holds them (the getters return the namespace's
-/// sysctl where the socket has no value of its own, which is what the kernel uses).
-/// Sets nothing; the duplicate is closed before this returns.
-pub fn read_settings(pid: u32, inode: u32) -> Result<Effective, PidfdError> {
-    let fd = fd_of(pid, inode)?;
-    read_settings_fd(pid, fd, inode)
-}
-
-/// As [`read_settings`] with the descriptor number known; if it no longer holds
+/// The settings of the socket `inode` that process `pid` holds as descriptor `fd`,
+/// exactly as the kernel holds them (the getters return the namespace's sysctl where
+/// the socket has no value of its own, which is what the kernel uses); sets nothing,
+/// and the duplicate is closed before this returns. If `fd` no longer holds
 /// `inode`, `/proc/PID/fd` is searched once.
 pub fn read_settings_fd(pid: u32, fd: i32, inode: u32) -> Result<Effective, PidfdError> {
     let dup = match open_socket_fd(pid, fd, inode) {
@@ -213,7 +207,8 @@ mod tests {
         sock.set_tcp_keepalive(&ka).expect("keepalive values");
         sock.set_tcp_user_timeout(Some(Duration::from_millis(7000)))
             .expect("user timeout");
-        let got = read_settings(std::process::id(), inode_of(&client)).expect("read");
+        let got = read_settings_fd(std::process::id(), client.as_raw_fd(), inode_of(&client))
+            .expect("read");
         assert_eq!(
             got,
             Effective {

@@ -44,10 +44,7 @@ const NLM_F_MULTI: u16 = 2;
 /// Netlink dumps come in skbs of at most 32 KiB; one receive takes one skb.
 const RECV_BUF: usize = 64 * 1024;
 
-pub use crate::model::sample::{
-    TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK,
-    TCP_TIME_WAIT,
-};
+pub use crate::model::sample::TCP_ESTABLISHED;
 
 /// The states a watch dumps: ESTABLISHED, plus the ones an established connection
 /// passes through when it closes, which tell who closed it.
@@ -59,23 +56,6 @@ pub fn watch_states() -> u32 {
         | StateFlags::LAST_ACK
         | StateFlags::CLOSING)
         .bits()
-}
-
-pub fn state_name(state: u8) -> &'static str {
-    match state {
-        1 => "ESTABLISHED",
-        2 => "SYN_SENT",
-        3 => "SYN_RECV",
-        4 => "FIN_WAIT1",
-        5 => "FIN_WAIT2",
-        6 => "TIME_WAIT",
-        7 => "CLOSE",
-        8 => "CLOSE_WAIT",
-        9 => "LAST_ACK",
-        10 => "LISTEN",
-        11 => "CLOSING",
-        _ => "UNKNOWN",
-    }
 }
 
 /// `idiag_timer`: which of the socket's timers is pending.
