@@ -252,6 +252,19 @@ impl Control {
         Ok(())
     }
 
+    /// One wake-up of the loop: reads the control flow if it is `ready`, then
+    /// acts on its deadline if that has come (the measurement and `--verify`
+    /// both step it so).
+    pub(super) fn step(&mut self, ready: bool, now: Duration) -> Result<(), Box<EndFacts>> {
+        if ready {
+            self.on_ready(now)?;
+        }
+        if self.deadline() <= now {
+            self.on_deadline(now)?;
+        }
+        Ok(())
+    }
+
     /// The control flow is readable.
     pub(super) fn on_ready(&mut self, now: Duration) -> Result<(), Box<EndFacts>> {
         self.read(now, |msg, _| {

@@ -354,18 +354,7 @@ fn run_round(
             Woke::Ready => lp.ready().iter().map(|r| r.token).collect(),
             _ => Vec::new(),
         };
-        let control = if ready.contains(&CONTROL) {
-            m.control.on_ready(now)
-        } else {
-            Ok(())
-        }
-        .and_then(|_| {
-            if m.control.deadline() <= now {
-                m.control.on_deadline(now)
-            } else {
-                Ok(())
-            }
-        });
+        let control = m.control.step(ready.contains(&CONTROL), now);
         if let Err(end) = control {
             close_all(flows, lp);
             return Ok(RoundEnd::Stopped(end));
@@ -643,18 +632,7 @@ fn await_reports(
             ))));
         }
         let ready = lp.is_ready(CONTROL);
-        let step = if ready {
-            m.control.on_ready(now)
-        } else {
-            Ok(())
-        }
-        .and_then(|_| {
-            if m.control.deadline() <= now {
-                m.control.on_deadline(now)
-            } else {
-                Ok(())
-            }
-        });
+        let step = m.control.step(ready, now);
         if let Err(end) = step {
             return Ok(Some(end));
         }
