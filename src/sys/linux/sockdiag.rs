@@ -1,6 +1,8 @@
 //! The kernel's sock_diag netlink interface (what `ss` uses): dumps of the TCP
-//! sockets of this network namespace with their timer and `TCP_INFO`, and the
-//! lookup of one socket by its four-tuple.
+//! sockets of this network namespace with their timer and `TCP_INFO`, the lookup
+//! of one socket by its four-tuple, and the exact look-up of one known socket by
+//! its four-tuple and cookie (a request without `NLM_F_DUMP`: the kernel finds
+//! the socket in its hash and answers with that one message, walking nothing).
 //!
 //! This module owns the wire format: the request is built with
 //! netlink-packet-sock-diag (plus an `INET_DIAG_REQ_BYTECODE` port filter the crate
@@ -99,6 +101,9 @@ pub struct DiagEntry {
     pub cookie: u64,
     pub send_queue: u32,
     pub recv_queue: u32,
+    /// `idiag_if`: the device the socket is bound to (0: none). An exact look-up
+    /// must name it, or the kernel's hash lookup misses a socket bound to one.
+    pub interface: u32,
     /// `INET_DIAG_INFO`; `None` for TIME_WAIT sockets, which carry none.
     pub info: Option<TcpSample>,
 }
@@ -201,6 +206,41 @@ impl SockDiag {
         }
     }
 
+    /// The socket `known` describes, read again by its exact identity: family,
+    /// four-tuple, bound device and cookie. `None` when it is gone: the kernel
+    /// has no socket with that four-tuple (ENOENT) or has another one, a new
+    /// connection that reused it (the cookie differs: ESTALE). Costs one hash
+    /// lookup in the kernel whatever the number of sockets (measured in
+    /// docs/performance.md, "watch").
+    pub fn lookup_exact(&mut self, known: &DiagEntry) -> Result<Option<DiagEntry>, SockDiagError> {
+        // The dump's addresses were made canonical; an AF_INET6 socket talking
+        // IPv4 is found by the IPv4-mapped form the kernel keeps.
+        let wire = |ip: IpAddr| match (known.family, ip) {
+            (AF_INET6, IpAddr::V4(v4)) => IpAddr::V6(v4.to_ipv6_mapped()),
+            (_, ip) => ip,
+        };
+        let socket_id = SocketId {
+            source_port: known.local.port(),
+            destination_port: known.peer.port(),
+            source_address: wire(known.local.ip()),
+            destination_address: wire(known.peer.ip()),
+            interface_id: known.interface,
+            cookie: known.cookie.to_ne_bytes(),
+        };
+        let request = self.request(known.family, u32::MAX, socket_id, false, None);
+        self.sock.send(&request, 0).map_err(SockDiagError::Send)?;
+        let mut found = None;
+        match self.receive(|e| found = Some(*e)) {
+            Ok(()) => Ok(found.filter(|e| e.cookie == known.cookie)),
+            Err(SockDiagError::Refused(e))
+                if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ESTALE)) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     fn request(
         &mut self,
         family: u8,
@@ -286,6 +326,14 @@ impl SockDiag {
             }
         }
     }
+}
+
+/// CPU time this thread has used (user and system: a dump's cost is mostly the
+/// kernel's walk, run in the caller's context). `watch` budgets its dumps by it,
+/// not by wall time, so a loaded host does not make a dump look dear.
+pub fn thread_cpu_time() -> Duration {
+    use nix::time::{ClockId, clock_gettime};
+    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).map_or(Duration::ZERO, Duration::from)
 }
 
 /// `SKNLGRP_INET_TCP_DESTROY` and `SKNLGRP_INET6_TCP_DESTROY`
@@ -431,6 +479,7 @@ fn parse_entry(payload: &[u8]) -> Result<Option<DiagEntry>, SockDiagError> {
         cookie: u64::from_ne_bytes(id.cookie),
         send_queue: header.send_queue,
         recv_queue: header.recv_queue,
+        interface: id.interface_id,
         info,
     }))
 }

@@ -171,6 +171,7 @@ mod tests {
             cookie: u64::from(inode),
             send_queue: 0,
             recv_queue: 0,
+            interface: 0,
             info: None,
         }
     }

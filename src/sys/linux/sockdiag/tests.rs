@@ -92,3 +92,78 @@ fn destroy_notification_carries_the_cookie_and_the_fin_counts() {
     // The server's FIN: bytes_received = data (0) + FIN.
     assert_eq!(info.bytes_received, 1, "{info:?}");
 }
+
+#[test]
+fn exact_lookup_finds_the_socket_by_cookie_and_not_a_stale_one() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let client = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let (server, _) = listener.accept().expect("accept");
+    let local = client.local_addr().expect("addr");
+    let mut diag = SockDiag::open().expect("sock_diag");
+    let mut mine = None;
+    diag.dump(AF_INET, watch_states(), Some(port), |e| {
+        if e.local == local {
+            mine = Some(*e)
+        }
+    })
+    .expect("dump");
+    let mine = mine.expect("client socket in the dump");
+    let again = diag.lookup_exact(&mine).expect("lookup").expect("found");
+    assert_eq!(again.cookie, mine.cookie);
+    assert_eq!(again.state, TCP_ESTABLISHED);
+    assert!(again.info.is_some(), "the look-up carries TCP_INFO");
+    // Another cookie on the same four-tuple is another socket: not this one.
+    let stale = DiagEntry {
+        cookie: mine.cookie ^ 1,
+        ..mine
+    };
+    assert_eq!(diag.lookup_exact(&stale).expect("lookup"), None);
+    // Gone entirely (both ends closed, the client's in TIME_WAIT is not it:
+    // TIME_WAIT sockets have their own cookie), or not in ESTABLISHED any more.
+    drop(client);
+    drop(server);
+    let after = diag.lookup_exact(&mine).expect("lookup");
+    assert!(
+        after.is_none_or(|e| e.state != TCP_ESTABLISHED),
+        "{after:?}"
+    );
+}
+
+#[test]
+fn exact_lookup_of_a_dual_stack_socket_talking_ipv4() {
+    // A listener on [::] accepts IPv4 as IPv4-mapped addresses; the dump shows
+    // them canonical (plain IPv4) and the look-up must map them back.
+    let Ok(listener) = TcpListener::bind("[::]:0") else {
+        eprintln!("SKIPPED: no IPv6 here");
+        return;
+    };
+    let port = listener.local_addr().expect("addr").port();
+    let _client = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let (server, _) = listener.accept().expect("accept");
+    let local = server.local_addr().expect("addr");
+    let mut diag = SockDiag::open().expect("sock_diag");
+    let mut mine = None;
+    diag.dump(AF_INET6, watch_states(), Some(port), |e| {
+        if e.local.port() == local.port() {
+            mine = Some(*e)
+        }
+    })
+    .expect("dump");
+    let mine = mine.expect("the accepted socket in the AF_INET6 dump");
+    assert!(mine.local.is_ipv4(), "canonical: {mine:?}");
+    let again = diag.lookup_exact(&mine).expect("lookup");
+    assert_eq!(again.map(|e| e.cookie), Some(mine.cookie));
+}
+
+#[test]
+fn thread_cpu_time_grows_with_work() {
+    let before = thread_cpu_time();
+    let mut x = 0u64;
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_millis(20) {
+        x = x.wrapping_add(std::hint::black_box(1));
+    }
+    assert!(x > 0);
+    assert!(thread_cpu_time() > before);
+}
