@@ -3,7 +3,7 @@
 //! turns kernel samples into events, the heartbeat protocol, what `watch` can infer
 //! from outside and decides about each connection it follows, and the `--expect`
 //! rules; the kernel timers replayed forward (schedule) and the timer wheel's
-//! lateness (wheel). Everything here is tested without sockets.
+//! lateness (wheel), and when `watch` reads each connection again (lookups). Everything here is tested without sockets.
 
 pub mod capture;
 pub mod event;
@@ -15,6 +15,7 @@ mod heartbeat_props;
 pub mod idle_limit;
 pub mod infer;
 pub mod lab;
+pub mod lookups;
 pub mod outages;
 pub mod outcome;
 pub mod plan;
