@@ -1,5 +1,6 @@
 //! The end of a followed connection: it left ESTABLISHED, vanished from the dump
-//! (its four-tuple is looked up, and it waits a little for its destroy
+//! or its own look-up found it gone (its four-tuple is looked up, and it waits a
+//! little for its destroy
 //! notification), or was destroyed (sock_diag's notification carries its final
 //! counters); the evidence collected is judged by [`verdict::judge`], including
 //! whether the owner still holds a socket that left the table.
@@ -7,7 +8,7 @@
 use std::time::Duration;
 
 use super::follow::Conn;
-use super::{RUN, Watch, diag_error};
+use super::{DESTROY_GRACE, RUN, Watch, diag_error};
 use crate::engine::run::{Reporter, RunError};
 use crate::model::event::{EventKind, Outcome};
 use crate::model::verdict::{self, Certainty, Destroyed, Evidence};
@@ -87,6 +88,8 @@ impl Watch {
         if conn.clues.decided() || self.destroy.is_none() || self.gave_up_when_due(cookie, now) {
             return self.judge(rep, cookie, None);
         }
+        self.awaiting
+            .push((now.saturating_add(DESTROY_GRACE), cookie));
         Ok(())
     }
 

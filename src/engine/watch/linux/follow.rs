@@ -1,14 +1,17 @@
 //! One followed connection: joining the watch (its owner, its settings read
 //! exactly through pidfd_getfd where permitted, else the [`Knowledge`] inferred
-//! from its timer), and each dump's update of what is known and of its
-//! [`Timeline`]. A duplicate descriptor is closed at once.
+//! from its timer), each reading's update (a dump's or its own look-up's) of what
+//! is known and of its [`Timeline`], and when it is looked up next
+//! ([`Lookups`]). A duplicate descriptor is closed at once.
 
+use std::cmp::Reverse;
 use std::time::Duration;
 
 use super::Watch;
 use crate::engine::run::{Reporter, RunError};
 use crate::model::event::{ConntrackFacts, EventKind, WatchFacts};
 use crate::model::infer::{self, Knowledge, TimerReading};
+use crate::model::lookups::{DUE_SLACK, Lookups, Pending};
 use crate::model::predict::Effective;
 use crate::model::schedule::KernelParams;
 use crate::model::timeline::Timeline;
@@ -50,6 +53,17 @@ fn keepalive_from_timer(t: TimerKind) -> Option<bool> {
     }
 }
 
+/// The timer a reading shows, for the look-up schedule.
+fn pending(t: TimerKind) -> Pending {
+    match t {
+        TimerKind::None => Pending::None,
+        TimerKind::KeepAlive => Pending::Keepalive,
+        TimerKind::ZeroWindow => Pending::ZeroWindow,
+        TimerKind::Retransmit => Pending::Retransmit,
+        TimerKind::TimeWait => Pending::Other,
+    }
+}
+
 /// One watched connection.
 pub(super) struct Conn {
     pub(super) id: u64,
@@ -73,6 +87,10 @@ pub(super) struct Conn {
     pub(super) settle_until: Option<Duration>,
     /// A warning held back while it settles.
     pub(super) held_warning: Option<String>,
+    /// What its readings said of its pending timer, and the run time of its next
+    /// own look-up (`None`: the next discovery dump reads it).
+    pub(super) lookups: Lookups,
+    pub(super) next_lookup: Option<Duration>,
 }
 
 impl Watch {
@@ -287,11 +305,14 @@ impl Watch {
             last_reread: None,
             settle_until,
             held_warning,
+            lookups: Lookups::new(self.wheel),
+            next_lookup: None,
         };
         if let Some(info) = &e.info {
             conn.clues.established(info, e.send_queue);
         }
         hidden_timer_warning(rep, &mut conn, e, self.retries2)?;
+        self.schedule(&mut conn, e, now);
         self.conns.insert(e.cookie, conn);
         Ok(())
     }
@@ -368,8 +389,28 @@ impl Watch {
         hidden_timer_warning(rep, &mut conn, e, retries2)?;
         conn.last = *e;
         conn.last_at = now;
+        self.schedule(&mut conn, e, now);
         self.conns.insert(e.cookie, conn);
         Ok(())
+    }
+
+    /// After a reading at `now`: when the connection is looked up next, by its
+    /// timer, the end of its settling or its predicted give-up.
+    fn schedule(&mut self, conn: &mut Conn, e: &DiagEntry, now: Duration) {
+        conn.lookups.seen(now, pending(e.timer), e.expires);
+        let gives_up = conn
+            .timeline
+            .gives_up_at()
+            .map(|t| t.saturating_add(DUE_SLACK));
+        let next = conn
+            .lookups
+            .next(now, self.interval, &[conn.settle_until, gives_up]);
+        if next != conn.next_lookup {
+            if let Some(t) = next {
+                self.due.push(Reverse((t, e.cookie)));
+            }
+            conn.next_lookup = next;
+        }
     }
 }
 

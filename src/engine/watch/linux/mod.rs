@@ -1,20 +1,27 @@
 //! `watch` on Linux: the loop that follows established TCP connections other
 //! processes own, observed from outside through sock_diag.
 //!
-//! Every `--interval` one dump of the socket table (filtered by state and port in
-//! the kernel) is matched against the watch: new ESTABLISHED connections that pass
+//! Discovery: a dump of the socket table (filtered by state and port in the
+//! kernel) is matched against the watch: new ESTABLISHED connections that pass
 //! the filters ([`filter`]) join it and known ones feed their [`Timeline`]
 //! ([`follow`]); ones that left ESTABLISHED or vanished end with the verdict of
-//! [`verdict::judge`] ([`end`]). This module owns the [`Watch`] state those steps
-//! share, the cadence of the dumps, `--dump-once`, and the run's end. Sockets are
-//! only read, never changed. Event times are the times of the dumps (or of a
-//! destroy notification), so they are late by up to one interval.
+//! [`verdict::judge`] ([`end`]). A dump walks every socket, so it runs every
+//! `--interval` only while that costs under 1 % of a core, else at the period the
+//! budget allows ([`lookups::discovery_period`], measured in this thread's CPU
+//! time, said in a run warning with the join latency it implies). Between dumps
+//! each connection is looked up by itself (an exact sock_diag request) when its
+//! own timers say something can happen ([`lookups::Lookups`]), and ends arrive as
+//! destroy notifications. This module owns the [`Watch`] state those steps share,
+//! the cadence of dumps and look-ups, `--dump-once`, and the run's end. Sockets
+//! are only read, never changed. Event times are the times of the reading (dump,
+//! look-up or destroy notification) that showed them: never early.
 
 mod end;
 mod filter;
 mod follow;
 
-use std::collections::{HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use super::WatchOptions;
@@ -23,11 +30,14 @@ use crate::engine::event_loop::{EventLoop, Signals, Woke};
 use crate::engine::run::{Reporter, RunError, stop_message};
 use crate::model::event::{EndFacts, EventKind, Outcome};
 use crate::model::expect::Tally;
+use crate::model::lookups;
 use crate::model::predict::Effective;
+use crate::model::wheel::Wheel;
 use crate::sys::conntrack::{self, Conntrack};
 use crate::sys::procfs::Owners;
 use crate::sys::sockdiag::{
-    DestroyListener, DiagEntry, SockDiag, SockDiagError, TCP_ESTABLISHED, watch_states,
+    DestroyListener, DiagEntry, SockDiag, SockDiagError, TCP_ESTABLISHED, thread_cpu_time,
+    watch_states,
 };
 use crate::sys::sysctl;
 
@@ -88,6 +98,18 @@ struct Watch {
     /// nf_conntrack_tcp_timeout_established and nf_conntrack_tcp_loose, read once.
     ct_established: Option<Duration>,
     ct_loose: Option<u32>,
+    /// `--interval`: the shortest discovery period, and how often a connection
+    /// whose retransmission timer is re-armed by traffic is looked up.
+    interval: Duration,
+    wheel: Wheel,
+    /// Connections' next own look-ups, earliest first; an entry whose time is no
+    /// longer its connection's `next_lookup` is stale and skipped.
+    due: BinaryHeap<Reverse<(Duration, u64)>>,
+    /// Connections that left the table, waiting for their destroy notification
+    /// until the run time given.
+    awaiting: Vec<(Duration, u64)>,
+    /// The discovery period last stated in a run warning.
+    said_period: Option<Duration>,
 }
 
 pub fn run(
@@ -124,6 +146,11 @@ pub fn run(
         conntrack: None,
         ct_established: conntrack::established_timeout(),
         ct_loose: conntrack::tcp_loose(),
+        interval: options.interval,
+        wheel: sysctl::kernel_params().wheel,
+        due: BinaryHeap::new(),
+        awaiting: Vec::new(),
+        said_period: None,
     };
     if options.dump_once {
         return w.dump_once(rep);
@@ -137,8 +164,9 @@ pub fn run(
             RUN,
             EventKind::Warning {
                 message: format!(
-                    "no destroy notifications ({e}): a connection that ends between two dumps \
-                     may be judged ambiguous"
+                    "no destroy notifications ({e}): ends are found by polling, at a \
+                     connection's next look-up or the next dump, and one that ends between two \
+                     readings may be judged ambiguous"
                 ),
             },
         )?,
@@ -165,18 +193,23 @@ pub fn run(
             w.destroyed(rep, now)?;
         }
         if now >= next_pass {
-            w.pass(rep)?;
+            let (dumped, cost) = w.pass(rep)?;
             if first_pass {
                 first_pass = false;
                 w.nothing_matched_note(rep, options)?;
             }
-            // A fixed cadence; a pass that overran starts the next one at once
-            // rather than queueing several.
-            next_pass = next_pass
-                .saturating_add(options.interval)
-                .max(rep.clock.now());
+            let period = lookups::discovery_period(options.interval, cost);
+            w.discovery_note(rep, dumped, cost, period)?;
+            // A pass that overran starts the next one at once rather than
+            // queueing several.
+            next_pass = next_pass.saturating_add(period).max(rep.clock.now());
         }
-        let wake = [Some(next_pass), stop_at].into_iter().flatten().min();
+        w.look_up_due(rep)?;
+        w.judge_overdue(rep)?;
+        let wake = [Some(next_pass), stop_at, w.next_wake()]
+            .into_iter()
+            .flatten()
+            .min();
         woke = lp.wait(&rep.clock, wake)?;
     }
 }
@@ -227,16 +260,21 @@ impl Watch {
         Ok(end)
     }
 
-    fn pass(&mut self, rep: &mut Reporter) -> Result<(), RunError> {
+    /// One discovery dump and its matching. Returns how many sockets it dumped
+    /// and the CPU time the dump and the updates of known connections took (the
+    /// part that grows with the socket count; joins are events, not counted).
+    fn pass(&mut self, rep: &mut Reporter) -> Result<(usize, Duration), RunError> {
         // The kernel reads its counters somewhere between these two times; on a
         // loaded host they can be far apart. Contacts are placed from the time
         // before the dump: an estimate that is early is never taken for a new
         // contact (only a later one is), so a slow dump cannot invent contacts
         // or hide probe answers. A socket that is gone is stamped with the time
         // after: it may have gone just before the kernel looked, so never early.
+        let cpu = thread_cpu_time();
         let before = rep.clock.now();
-        self.collect()?;
+        let dumped = self.collect()?;
         let after = rep.clock.now();
+        let mut cost = thread_cpu_time().saturating_sub(cpu);
         self.dump_uncertainty = after.saturating_sub(before);
         let now = before;
         let in_dump: HashSet<u64> = self.batch.iter().map(|e| e.cookie).collect();
@@ -256,6 +294,7 @@ impl Watch {
             }
             self.owners.refresh_if_needed();
         }
+        let cpu = thread_cpu_time();
         let batch = std::mem::take(&mut self.batch);
         for e in &batch {
             if self.conns.contains_key(&e.cookie) {
@@ -263,6 +302,7 @@ impl Watch {
             }
         }
         self.batch = batch;
+        cost = cost.saturating_add(thread_cpu_time().saturating_sub(cpu));
         let fresh = std::mem::take(&mut self.fresh);
         for e in &fresh {
             self.join(rep, now, e)?;
@@ -277,22 +317,119 @@ impl Watch {
         for cookie in gone {
             self.vanished(rep, after, cookie)?;
         }
-        // Destroy notifications that may have come meanwhile, then the ones that
-        // waited long enough for theirs.
+        // Destroy notifications that may have come meanwhile.
         self.destroyed(rep, after)?;
-        let overdue: Vec<u64> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| {
-                c.gone_at
-                    .is_some_and(|t| after >= t.saturating_add(DESTROY_GRACE))
-            })
-            .map(|(k, _)| *k)
-            .collect();
-        for cookie in overdue {
-            self.judge(rep, cookie, None)?;
+        Ok((dumped, cost))
+    }
+
+    /// Looks up every connection whose own look-up is due: its reading updates
+    /// it as a dump's would; not found (gone, or its four-tuple now another
+    /// socket's) it vanished.
+    fn look_up_due(&mut self, rep: &mut Reporter) -> Result<(), RunError> {
+        loop {
+            let now = rep.clock.now();
+            let Some(&Reverse((t, cookie))) = self.due.peek() else {
+                return Ok(());
+            };
+            if t > now {
+                return Ok(());
+            }
+            self.due.pop();
+            let Some(conn) = self.conns.get_mut(&cookie) else {
+                continue;
+            };
+            if conn.next_lookup != Some(t) || conn.gone_at.is_some() {
+                continue;
+            }
+            conn.next_lookup = None;
+            let known = conn.last;
+            let found = self
+                .diag
+                .lookup_exact(&known)
+                .map_err(diag_error("look a watched connection up (sock_diag)"))?;
+            let after = rep.clock.now();
+            self.dump_uncertainty = after.saturating_sub(now);
+            match found {
+                Some(e)
+                    if 1u32
+                        .checked_shl(e.state.into())
+                        .is_some_and(|bit| watch_states() & bit != 0) =>
+                {
+                    self.update(rep, now, &e)?
+                }
+                // TIME_WAIT keeps the cookie; the end looks the four-tuple up.
+                _ => self.vanished(rep, after, cookie)?,
+            }
+        }
+    }
+
+    /// Connections that waited long enough for their destroy notification are
+    /// judged without one.
+    fn judge_overdue(&mut self, rep: &mut Reporter) -> Result<(), RunError> {
+        let now = rep.clock.now();
+        if self.awaiting.iter().all(|&(t, _)| t > now) {
+            return Ok(());
+        }
+        let (overdue, waiting): (Vec<_>, Vec<_>) =
+            self.awaiting.drain(..).partition(|&(t, _)| t <= now);
+        self.awaiting = waiting;
+        for (_, cookie) in overdue {
+            if self.conns.get(&cookie).is_some_and(|c| c.gone_at.is_some()) {
+                self.judge(rep, cookie, None)?;
+            }
         }
         Ok(())
+    }
+
+    /// The earliest own look-up or end of a wait for a destroy notification.
+    fn next_wake(&mut self) -> Option<Duration> {
+        // Stale entries at the top would wake the loop for nothing.
+        while let Some(&Reverse((t, cookie))) = self.due.peek() {
+            if self
+                .conns
+                .get(&cookie)
+                .is_some_and(|c| c.next_lookup == Some(t) && c.gone_at.is_none())
+            {
+                break;
+            }
+            self.due.pop();
+        }
+        let lookup = self.due.peek().map(|&Reverse((t, _))| t);
+        let awaiting = self.awaiting.iter().map(|&(t, _)| t).min();
+        lookup.into_iter().chain(awaiting).min()
+    }
+
+    /// Says, in a run warning, when the socket table is too large to dump every
+    /// `--interval` within the budget: how often it is dumped instead and how
+    /// soon a new connection joins. Said again when that changes twofold.
+    fn discovery_note(
+        &mut self,
+        rep: &mut Reporter,
+        dumped: usize,
+        cost: Duration,
+        period: Duration,
+    ) -> Result<(), RunError> {
+        let changed = self
+            .said_period
+            .is_none_or(|s| period > s.saturating_mul(2) || period.saturating_mul(2) < s);
+        if period <= self.interval || !changed {
+            return Ok(());
+        }
+        self.said_period = Some(period);
+        let join = lookups::join_latency(period, self.dump_uncertainty);
+        rep.emit(
+            RUN,
+            EventKind::Warning {
+                message: format!(
+                    "discovery: one dump of {dumped} sockets costs {:.1} ms of CPU, so the socket \
+                     table is dumped every {:.1} s (at most 1 % of a core): a connection opened now \
+                     joins within {:.1} s; watched ones are still read at each of their timers",
+                    cost.as_secs_f64() * 1e3,
+                    period.as_secs_f64(),
+                    join.as_secs_f64(),
+                ),
+            },
+        )
     }
 
     /// `--for` elapsed or a signal: connections waiting for their destroy
