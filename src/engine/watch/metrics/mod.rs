@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
+use hyper::body::Bytes;
+
 use crate::engine::run::RunError;
 use crate::model::event::{Event, EventKind, Sink};
 use crate::report::prometheus::{Exposition, Limits};
@@ -39,6 +41,31 @@ struct State {
     /// Bumped by every event; the file writer compares it with what it wrote.
     version: u64,
     finished: bool,
+    /// The last answer rendered in each format (text, OpenMetrics) and the
+    /// version it shows. The exposition is a function of the events alone (no
+    /// clock in it), so while no event arrives every scrape (and every request a
+    /// hostile client pipelines) shares one rendering instead of encoding and
+    /// sorting the registry again under the lock the watch loop also takes.
+    rendered: [Option<(u64, Bytes)>; 2],
+}
+
+impl State {
+    /// The exposition as served: OpenMetrics or the 0.0.4 text format.
+    fn rendered(&mut self, openmetrics: bool) -> Bytes {
+        let slot = usize::from(openmetrics);
+        if let Some((version, body)) = &self.rendered[slot]
+            && *version == self.version
+        {
+            return body.clone();
+        }
+        let body = Bytes::from(if openmetrics {
+            self.exposition.openmetrics()
+        } else {
+            self.exposition.text()
+        });
+        self.rendered[slot] = Some((self.version, body.clone()));
+        body
+    }
 }
 
 struct Shared {
@@ -99,6 +126,7 @@ pub fn start(target: &MetricsTarget) -> Result<MetricsSink, RunError> {
             exposition: Exposition::new(limits),
             version: 0,
             finished: false,
+            rendered: [None, None],
         }),
         changed: Condvar::new(),
         file: Mutex::new(()),
@@ -151,12 +179,29 @@ fn bind(host: &str, port: u16) -> Result<TcpListener, RunError> {
         .collect();
     let mut last = std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "no address");
     for addr in addrs {
-        match TcpListener::bind(addr) {
+        match listen_on(addr) {
             Ok(l) => return Ok(l),
             Err(e) => last = e,
         }
     }
     Err(RunError::socket("serve --metrics on", shown)(last))
+}
+
+/// A listening socket whose accept queue holds as many connections as the
+/// server serves. std's `TcpListener::bind` queues 128: when hundreds of clients
+/// connect at once (hostile ones reconnecting together after the head timeout
+/// closed them together), the kernel drops the SYNs that find the queue full,
+/// and a scraper among them waits a second for its SYN to be sent again
+/// (TcpExtListenDrops counted 6 for 1,000 clients connecting at once with 128).
+fn listen_on(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // As std does: a restarted watch can bind while the old one's connections
+    // are in TIME-WAIT.
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(http::MAX_CLIENTS).unwrap_or(i32::MAX))?;
+    Ok(socket.into())
 }
 
 fn write_on_change(shared: &Shared, path: &Path) {
