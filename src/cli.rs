@@ -86,11 +86,9 @@ pub fn man_page_names() -> Vec<&'static str> {
     ]
 }
 
-/// `lab` scenarios, and `list`.
+/// `lab` scenarios (`list` is a subcommand of its own).
 pub fn scenario_names() -> Vec<&'static str> {
-    let mut names = crate::model::lab::names();
-    names.push("list");
-    names
+    crate::model::lab::names()
 }
 
 /// Printed after `--help`: the exit-code table (generated from the one table in
@@ -193,11 +191,9 @@ pub struct HeartbeatArgs {
     pub heartbeat_timeout: Option<String>,
 }
 
+/// What a run prints: every command with a timeline has these.
 #[derive(Debug, Args)]
-pub struct RunArgs {
-    /// Stop after this long; the outcome is "alive" if the peer is still there.
-    #[arg(long = "for", value_name = "D", allow_hyphen_values = true)]
-    pub for_: Option<String>,
+pub struct OutputArgs {
     /// Write the timeline as JSON Lines on stdout.
     #[arg(long)]
     pub json: bool,
@@ -212,6 +208,11 @@ pub struct RunArgs {
     /// Time column: rel (since start) or abs (wall clock, UTC).
     #[arg(long, value_name = "rel|abs", default_value = "rel", value_parser = Suggest(timestamp_names), hide_possible_values = true)]
     pub timestamps: String,
+}
+
+/// The assertions on a connection's end (not `idle-limit`'s: it measures a path).
+#[derive(Debug, Args)]
+pub struct ExpectArgs {
     /// Exit 0 only if the connection ends this way (alive, eof, reset, timeout,
     /// unreachable, heartbeat-timeout, connect-failed, interrupted, error), else 9.
     #[arg(long, value_name = "OUTCOME", value_parser = Suggest(outcome_names), hide_possible_values = true)]
@@ -219,6 +220,19 @@ pub struct RunArgs {
     /// Exit 0 only if the detection latency is in MIN..MAX (either may be left out).
     #[arg(long, value_name = "MIN..MAX", allow_hyphen_values = true)]
     pub within: Option<String>,
+}
+
+/// The options of a command that follows connections to their end: how long,
+/// what it prints, and what the end is expected to be.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Stop after this long; the outcome is "alive" if the peer is still there.
+    #[arg(long = "for", value_name = "D", allow_hyphen_values = true)]
+    pub for_: Option<String>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub expect: ExpectArgs,
 }
 
 #[derive(Debug, Args)]
@@ -309,12 +323,22 @@ pub struct ListenArgs {
     pub rcvbuf: Option<String>,
 }
 
+/// `lab`: run a scenario (`lab SCENARIO [OPTIONS]`), or `lab list`. Options given
+/// before a subcommand make `list` a scenario name (refused unless it is alone),
+/// so none is silently ignored.
 #[derive(Debug, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    disable_help_subcommand = true
+)]
 pub struct LabArgs {
+    #[command(subcommand)]
+    pub list: Option<LabList>,
     /// The scenario to reproduce (cable-pull, flap, reboot, exits, aborts, hung,
-    /// not-reading, busy, alive), or `list` to describe them.
-    #[arg(value_name = "SCENARIO", value_parser = Suggest(scenario_names), hide_possible_values = true)]
-    pub scenario: String,
+    /// not-reading, busy, alive); `lab list` describes them.
+    #[arg(value_name = "SCENARIO", required = true, value_parser = Suggest(scenario_names), hide_possible_values = true)]
+    pub scenario: Option<String>,
     #[command(flatten)]
     pub keepalive: KeepaliveArgs,
     #[command(flatten)]
@@ -329,6 +353,17 @@ pub struct LabArgs {
     /// connection under test, 2 the peer's end of it).
     #[arg(long)]
     pub both: bool,
+}
+
+/// `lab list`: its one option is the format.
+#[derive(Debug, Subcommand)]
+pub enum LabList {
+    /// Describe the scenarios: what each reproduces, its fault and its defaults.
+    List {
+        /// One JSON object per scenario on stdout.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
@@ -496,7 +531,7 @@ pub struct IdleLimitArgs {
     )]
     pub connect_timeout: String,
     #[command(flatten)]
-    pub run: RunArgs,
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]

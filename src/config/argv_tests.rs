@@ -101,10 +101,15 @@ fn validate(args: &[&str]) -> Result<Config, String> {
 #[test_case(&["idle-limit", "h:1", "--resolution", "50ms"] => "invalid --resolution '50ms': must be at least 100ms".to_string() ; "idle_limit_resolution_50ms")]
 #[test_case(&["idle-limit", "h:1", "--max", "10s", "--resolution", "6s"] => "invalid --resolution '6s': must be at most half of --max".to_string() ; "idle_limit_resolution_over_half_max")]
 #[test_case(&["idle-limit", "h:1", "--direction", "up"] => "invalid --direction 'up': must be out, in or both".to_string() ; "idle_limit_direction_up")]
-#[test_case(&["lab", "list", "--idle", "3"] => "invalid --idle '3': does not apply to lab list (it describes the scenarios; give a scenario to run one)".to_string() ; "lab_list_refuses_idle")]
-#[test_case(&["lab", "list", "--both"] => "invalid --both '': does not apply to lab list (it describes the scenarios; give a scenario to run one)".to_string() ; "lab_list_refuses_both")]
-#[test_case(&["idle-limit", "h:1", "--expect", "timeout"] => "invalid --expect 'timeout': does not apply to idle-limit: it judges a connection's end, idle-limit measures a path (its exit code says whether a limit was found)".to_string() ; "idle_limit_refuses_expect")]
-#[test_case(&["idle-limit", "h:1", "--within", "1s..2s"] => "invalid --within '1s..2s': does not apply to idle-limit: it judges a connection's end, idle-limit measures a path (its exit code says whether a limit was found)".to_string() ; "idle_limit_refuses_within")]
+#[test_case(&["lab", "list", "--idle", "3"] => "unexpected argument '--idle' found (see --help)".to_string() ; "lab_list_refuses_idle")]
+#[test_case(&["lab", "--idle", "3", "list"] => "invalid --idle '3': does not apply to lab list (it describes the scenarios; give a scenario to run one)".to_string() ; "lab_list_refuses_idle_before_it")]
+#[test_case(&["lab", "list", "--for", "3s"] => "unexpected argument '--for' found (see --help)".to_string() ; "lab_list_refuses_for")]
+#[test_case(&["lab", "list", "cable-pull"] => "unexpected argument 'cable-pull' found (see --help)".to_string() ; "lab_list_takes_no_scenario")]
+#[test_case(&["lab"] => "the following required arguments were not provided: <SCENARIO> (see --help)".to_string() ; "lab_needs_a_scenario")]
+#[test_case(&["lab", "list", "--both"] => "unexpected argument '--both' found (see --help)".to_string() ; "lab_list_refuses_both")]
+#[test_case(&["lab", "--both", "list"] => "invalid --both '': does not apply to lab list (it describes the scenarios; give a scenario to run one)".to_string() ; "lab_list_refuses_both_before_it")]
+#[test_case(&["idle-limit", "h:1", "--expect", "timeout"] => "unexpected argument '--expect' found (see --help)".to_string() ; "idle_limit_refuses_expect")]
+#[test_case(&["idle-limit", "h:1", "--within", "1s..2s"] => "unexpected argument '--within' found (see --help)".to_string() ; "idle_limit_refuses_within")]
 #[test_case(&["idle-limit", "h:1", "--parallel", "3"] => "invalid --parallel '3': must be from 4 to 1000 (two flows per direction)".to_string() ; "idle_limit_parallel_3_both")]
 #[test_case(&["idle-limit", "h:1", "--parallel", "0"] => "invalid --parallel '0': must be from 4 to 1000 (two flows per direction)".to_string() ; "idle_limit_parallel_0_says_the_rule")]
 #[test_case(&["idle-limit", "h:1", "--direction", "out", "--parallel", "1"] => "invalid --parallel '1': must be from 2 to 1000 (two flows per direction)".to_string() ; "idle_limit_parallel_1_one_direction")]
@@ -113,7 +118,7 @@ fn validate(args: &[&str]) -> Result<Config, String> {
 #[test_case(&["idle-limit", "h:1", "--idle", "5"] => "invalid --idle '5': needs --verify".to_string() ; "idle_limit_idle_without_verify")]
 #[test_case(&["idle-limit", "h:1", "--verify", "--idle", "1.5s"] => "invalid --idle '1.5s': Linux keepalive takes whole seconds (e.g. 1s, 5s)".to_string() ; "idle_limit_verify_idle_fraction")]
 #[test_case(&["idle-limit", "h:1", "--verify", "--cnt", "0"] => "invalid --cnt '0': must be from 1 to 127".to_string() ; "idle_limit_verify_cnt_0")]
-#[test_case(&["idle-limit", "h:1", "--for", "10s"] => "invalid --for '10s': idle-limit ends by itself (bound it with --max)".to_string() ; "idle_limit_for")]
+#[test_case(&["idle-limit", "h:1", "--for", "10s"] => "unexpected argument '--for' found (see --help)".to_string() ; "idle_limit_for")]
 #[test_case(&["idle-limit", "h:0"] => "invalid HOST:PORT 'h:0': port 0 is out of range 1..=65535".to_string() ; "idle_limit_port_0")]
 fn rejected(args: &[&str]) -> String {
     validate(args).expect_err("should be rejected")
@@ -145,6 +150,11 @@ fn rejected(args: &[&str]) -> String {
 #[test_case(&["idle-limit", "h:1"] ; "idle limit defaults")]
 #[test_case(&["idle-limit", "h:1", "--direction", "in", "--parallel", "2", "--max", "2s", "--resolution", "1s"] ; "idle limit smallest")]
 #[test_case(&["idle-limit", "h:1", "--verify", "--idle", "7", "--intvl", "2", "--cnt", "3"] ; "idle limit verify")]
+#[test_case(&["idle-limit", "h:1", "--json", "--quiet", "--timestamps", "abs"] ; "idle limit output options")]
+#[test_case(&["lab", "list"] ; "lab list")]
+#[test_case(&["lab", "list", "--json"] ; "lab list json")]
+#[test_case(&["lab", "--json", "list"] ; "lab list json before it")]
+#[test_case(&["lab", "cable-pull", "--idle", "2", "--expect", "timeout", "--both"] ; "lab scenario with options")]
 fn accepted(args: &[&str]) {
     if let Err(e) = validate(args) {
         panic!("{args:?} rejected: {e}");
@@ -246,4 +256,45 @@ fn idle_limit_values_are_the_ones_given() {
         (Duration::from_secs(3600), Duration::from_secs(1))
     );
     assert!(d.verify.is_none());
+}
+
+/// The long options a subcommand offers (its `--help`, its man page and the
+/// completion scripts are all built from this definition).
+fn offered(path: &str) -> Vec<String> {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    for name in path.split(' ') {
+        cmd = cmd
+            .find_subcommand(name)
+            .unwrap_or_else(|| panic!("no subcommand {name} in {path}"))
+            .clone();
+    }
+    cmd.get_arguments()
+        .filter_map(|a| a.get_long())
+        .map(|l| format!("--{l}"))
+        .collect()
+}
+
+/// What a subcommand would refuse is not offered: `idle-limit` measures a path
+/// and ends by itself (no `--expect`, `--within`, `--for`); `lab list` only
+/// describes the scenarios (its one option is `--json`).
+#[test_case("idle-limit", &["--expect", "--within", "--for", "--no-keepalive", "--user-timeout", "--heartbeat"] ; "idle_limit")]
+#[test_case("lab list", &["--idle", "--intvl", "--cnt", "--no-keepalive", "--user-timeout", "--heartbeat", "--heartbeat-timeout", "--for", "--quiet", "--verbose", "--timestamps", "--expect", "--within", "--fault-at", "--both"] ; "lab_list")]
+#[test_case("demo", &["--for", "--expect", "--within", "--idle", "--quiet", "--timestamps"] ; "demo")]
+#[test_case("plan", &["--for", "--expect", "--within", "--quiet", "--verbose", "--timestamps"] ; "plan")]
+#[test_case("tune", &["--for", "--expect", "--within", "--quiet", "--verbose", "--timestamps", "--heartbeat"] ; "tune")]
+#[test_case("explain", &["--for", "--expect", "--within", "--idle", "--heartbeat"] ; "explain")]
+fn not_offered(path: &str, absent: &[&str]) {
+    let offered = offered(path);
+    for flag in absent {
+        assert!(
+            !offered.iter().any(|o| o == flag),
+            "{path} --help offers {flag}: {offered:?}"
+        );
+    }
+}
+
+#[test]
+fn lab_list_offers_only_json() {
+    assert_eq!(offered("lab list"), vec!["--json".to_string()]);
 }

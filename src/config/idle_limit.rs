@@ -46,27 +46,7 @@ impl IdleLimitConfig {
         let resolution = validate_resolution(&args.resolution, max)?;
         let directions = validate_direction(&args.direction)?;
         let parallel = validate_parallel(&args.parallel, directions.len())?;
-        let run = RunConfig::from_args(&args.run)?;
-        if let Some(d) = &args.run.for_ {
-            return Err(invalid(
-                "--for",
-                d,
-                "idle-limit ends by itself (bound it with --max)",
-            ));
-        }
-        for (flag, value) in [
-            ("--expect", &args.run.expect),
-            ("--within", &args.run.within),
-        ] {
-            if let Some(v) = value {
-                return Err(invalid(
-                    flag,
-                    v,
-                    "does not apply to idle-limit: it judges a connection's end, idle-limit \
-                     measures a path (its exit code says whether a limit was found)",
-                ));
-            }
-        }
+        let run = RunConfig::from_output(&args.output)?;
         Ok(IdleLimitConfig {
             target: validate_endpoint("HOST:PORT", &args.target, false)?,
             max,

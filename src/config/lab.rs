@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use crate::cli::{DemoArgs, HeartbeatArgs, KeepaliveArgs, LabArgs, RunArgs};
+use crate::cli::{
+    DemoArgs, ExpectArgs, HeartbeatArgs, KeepaliveArgs, LabArgs, LabList, OutputArgs, RunArgs,
+};
 use crate::config::{
     ConfigError, ConnectConfig, Endpoint, KeepaliveConfig, RunConfig, SendPlan, invalid,
     validate_heartbeat, validate_positive,
@@ -53,7 +55,9 @@ pub fn validate_scenario(value: &str) -> Result<&'static Scenario, ConfigError> 
 }
 
 /// `lab list` only describes the scenarios: an option that would shape a run is
-/// refused, not silently ignored (`--json` is its one option).
+/// refused, not silently ignored (`--json` is its one option). clap refuses them
+/// after `list` (the subcommand has only `--json`); given before it (`lab --idle 3
+/// list`), `list` arrives as the scenario and this refuses them.
 fn validate_list_takes_no_options(args: &LabArgs) -> Result<(), ConfigError> {
     let k = &args.keepalive;
     let h = &args.heartbeat;
@@ -67,15 +71,15 @@ fn validate_list_takes_no_options(args: &LabArgs) -> Result<(), ConfigError> {
         ("--heartbeat", h.heartbeat.as_deref()),
         ("--heartbeat-timeout", h.heartbeat_timeout.as_deref()),
         ("--for", r.for_.as_deref()),
-        ("--expect", r.expect.as_deref()),
-        ("--within", r.within.as_deref()),
+        ("--expect", r.expect.expect.as_deref()),
+        ("--within", r.expect.within.as_deref()),
         ("--fault-at", args.fault_at.as_deref()),
         ("--both", args.both.then_some("")),
     ];
     let flags = [
-        ("--quiet", r.quiet),
-        ("--verbose", r.verbose),
-        ("--timestamps", r.timestamps != "rel"),
+        ("--quiet", r.output.quiet),
+        ("--verbose", r.output.verbose),
+        ("--timestamps", r.output.timestamps != "rel"),
     ];
     let extra = given
         .into_iter()
@@ -99,10 +103,13 @@ fn validate_list_takes_no_options(args: &LabArgs) -> Result<(), ConfigError> {
 
 impl LabCommand {
     pub fn from_args(args: &LabArgs) -> Result<LabCommand, ConfigError> {
-        if args.scenario == "list" {
+        if let Some(LabList::List { json }) = &args.list {
+            return Ok(LabCommand::List { json: *json });
+        }
+        if args.scenario.as_deref() == Some("list") {
             validate_list_takes_no_options(args)?;
             return Ok(LabCommand::List {
-                json: args.run.json,
+                json: args.run.output.json,
             });
         }
         LabConfig::from_args(args).map(|c| LabCommand::Run(Box::new(c)))
@@ -112,7 +119,9 @@ impl LabCommand {
 impl LabConfig {
     /// A scenario run: the scenario's defaults fill what the flags leave open.
     pub fn from_args(args: &LabArgs) -> Result<LabConfig, ConfigError> {
-        let scenario = validate_scenario(&args.scenario)?;
+        // clap requires SCENARIO when there is no subcommand; an empty name is
+        // refused as any unknown one.
+        let scenario = validate_scenario(args.scenario.as_deref().unwrap_or_default())?;
         let mut keepalive = KeepaliveConfig::from_args(&args.keepalive)?;
         if keepalive.enabled {
             keepalive.idle_s.get_or_insert(DEFAULT_IDLE_S);
@@ -192,7 +201,8 @@ impl LabConfig {
     /// when the kernel did what the model predicts, and 9 when it did not.
     pub fn demo(args: &DemoArgs) -> Result<LabConfig, ConfigError> {
         LabConfig::from_args(&LabArgs {
-            scenario: "cable-pull".to_string(),
+            list: None,
+            scenario: Some("cable-pull".to_string()),
             keepalive: KeepaliveArgs {
                 idle: Some("1".to_string()),
                 intvl: Some("1".to_string()),
@@ -206,12 +216,16 @@ impl LabConfig {
             },
             run: RunArgs {
                 for_: None,
-                json: args.json,
-                quiet: false,
-                verbose: args.verbose,
-                timestamps: "rel".to_string(),
-                expect: Some("timeout".to_string()),
-                within: Some(DEMO_WITHIN.to_string()),
+                output: OutputArgs {
+                    json: args.json,
+                    quiet: false,
+                    verbose: args.verbose,
+                    timestamps: "rel".to_string(),
+                },
+                expect: ExpectArgs {
+                    expect: Some("timeout".to_string()),
+                    within: Some(DEMO_WITHIN.to_string()),
+                },
             },
             fault_at: None,
             both: false,
@@ -244,7 +258,8 @@ mod tests {
     #[test]
     fn scenario_defaults_fill_only_what_the_flags_leave_open() {
         let mut args = LabArgs {
-            scenario: "busy".to_string(),
+            list: None,
+            scenario: Some("busy".to_string()),
             keepalive: KeepaliveArgs {
                 idle: Some("2".to_string()),
                 intvl: None,
@@ -258,12 +273,16 @@ mod tests {
             },
             run: RunArgs {
                 for_: None,
-                json: false,
-                quiet: false,
-                verbose: false,
-                timestamps: "rel".to_string(),
-                expect: None,
-                within: None,
+                output: OutputArgs {
+                    json: false,
+                    quiet: false,
+                    verbose: false,
+                    timestamps: "rel".to_string(),
+                },
+                expect: ExpectArgs {
+                    expect: None,
+                    within: None,
+                },
             },
             fault_at: None,
             both: false,
@@ -277,7 +296,7 @@ mod tests {
         );
         assert!(cfg.send_at_fault.is_some());
         args.keepalive.user_timeout = Some("500ms".to_string());
-        args.scenario = "hung".to_string();
+        args.scenario = Some("hung".to_string());
         let cfg = LabConfig::from_args(&args).expect("valid");
         assert_eq!(
             cfg.connect.keepalive.user_timeout,
@@ -287,7 +306,7 @@ mod tests {
             cfg.connect.heartbeat.map(|h| h.every),
             Some(Duration::from_secs(1))
         );
-        args.scenario = "cable-pull".to_string();
+        args.scenario = Some("cable-pull".to_string());
         args.heartbeat.heartbeat = Some("500ms".to_string());
         let cfg = LabConfig::from_args(&args).expect("valid");
         assert_eq!(cfg.trigger, Trigger::FirstHeartbeatReply);
@@ -298,10 +317,10 @@ mod tests {
         assert!(e.to_string().contains("give --fault-at"), "{e}");
         args.fault_at = Some("2s".to_string());
         assert!(LabConfig::from_args(&args).is_ok());
-        args.scenario = "cable".to_string();
+        args.scenario = Some("cable".to_string());
         let e = LabCommand::from_args(&args).expect_err("not a scenario");
         assert!(e.to_string().contains("invalid SCENARIO 'cable'"), "{e}");
-        args.scenario = "list".to_string();
+        args.scenario = Some("list".to_string());
         let e = LabCommand::from_args(&args).expect_err("list takes no --fault-at");
         assert!(e.to_string().contains("does not apply to lab list"), "{e}");
         args.fault_at = None;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::duration::{parse_duration, validate_positive};
 use super::{ConfigError, invalid};
-use crate::cli::RunArgs;
+use crate::cli::{OutputArgs, RunArgs};
 use crate::model::event::Outcome;
 use crate::model::expect::Expectation;
 
@@ -51,6 +51,24 @@ impl RunConfig {
                 .as_deref()
                 .map(|v| validate_positive("--for", v))
                 .transpose()?,
+            expect: Expectation {
+                outcome: args
+                    .expect
+                    .expect
+                    .as_deref()
+                    .map(validate_expect)
+                    .transpose()?,
+                ..validate_within(args.expect.within.as_deref())?
+            },
+            ..RunConfig::from_output(&args.output)?
+        })
+    }
+
+    /// A command that ends by itself and judges no connection's end (`idle-limit`):
+    /// only what it prints.
+    pub fn from_output(args: &OutputArgs) -> Result<Self, ConfigError> {
+        Ok(RunConfig {
+            run_for: None,
             format: if args.json {
                 Format::Json
             } else {
@@ -59,10 +77,7 @@ impl RunConfig {
             quiet: args.quiet,
             verbose: args.verbose,
             timestamps: validate_timestamps(&args.timestamps)?,
-            expect: Expectation {
-                outcome: args.expect.as_deref().map(validate_expect).transpose()?,
-                ..validate_within(args.within.as_deref())?
-            },
+            expect: Expectation::default(),
         })
     }
 }
