@@ -34,20 +34,39 @@ pub fn run(command: &cli::Command) -> u8 {
         Ok(config) => config,
         Err(e) => {
             report::diagnostic(&e);
+            if config::timeline_json(command) {
+                usage_end(e.to_string());
+            }
             return Exit::Usage.code();
         }
     };
+    let json = config.timeline_format() == Some(config::Format::Json);
     // The stdout writer starts before the run clock does, so its thread costs
     // the timeline nothing; what needs a single-threaded process comes first.
+    let mut clock = engine::run::Clock::start();
     let result = cmd::prepare(&config).and_then(|()| {
         engine::output::init();
         if !cmd::catches_signals(&config) {
             engine::event_loop::release_signals();
         }
-        cmd::run(config)
+        clock = engine::run::Clock::start();
+        cmd::run(config, clock)
     });
     // Whatever happened, nothing stays held (a failed preparation included).
     engine::event_loop::release_signals();
+    // A JSON timeline ends with an `end` line also when tcpalive itself failed,
+    // before the run started (port in use, no lab) or during it; stderr still
+    // gets the one line below.
+    let failure = match &result {
+        Err(RunError::OutputClosed) | Ok(_) => None,
+        Err(e) => Some(error_chain(e)),
+    };
+    if json && let (Some(message), Err(e)) = (&failure, &result) {
+        let run = config::RunConfig::once(config::Format::Json);
+        let mut rep = engine::run::Reporter::for_run(clock, &run, false);
+        // A stdout that cannot take it has nobody to tell but stderr, below.
+        let _ = rep.error_end(e, message.clone());
+    }
     // Queued timeline lines go out before the process exits (a signal cuts the
     // wait short when nobody reads them; a command that caught no signals is
     // ended by one anyway).
@@ -65,11 +84,31 @@ pub fn run(command: &cli::Command) -> u8 {
             end.exit_code
         }
         Err(RunError::OutputClosed) => Exit::OutputClosed.code(),
-        Err(e) => {
-            report::diagnostic(&error_chain(&e));
+        Err(_) => {
+            report::diagnostic(&failure.unwrap_or_default());
             Exit::Error.code()
         }
     }
+}
+
+/// A JSON timeline refused before it started (a value the command line parser
+/// took but validation did not: `--pid` of no process): its one `end`, outcome
+/// `error` with the usage exit code, straight to stdout (nothing else was
+/// written, and no writer thread runs yet).
+fn usage_end(message: String) {
+    let mut facts =
+        model::event::EndFacts::new(model::event::Outcome::Error, None, message, None, None);
+    facts.exit_code = Exit::Usage.code();
+    let run = config::RunConfig::once(config::Format::Json);
+    let mut sink = report::sink_for(&run, false, Box::new(std::io::stdout()));
+    let event = model::event::Event {
+        at: std::time::Duration::ZERO,
+        wall: std::time::SystemTime::now(),
+        conn: 0,
+        kind: model::event::EventKind::End(facts),
+    };
+    // A stdout that cannot take it: the stderr line already said it all.
+    let _ = sink.emit(&event);
 }
 
 /// An error and its causes on one line ("cannot bind 1.2.3.4:80: Address in use").

@@ -418,7 +418,17 @@ fn a_file_that_is_not_a_capture_exits_2_with_what_it_looks_like() {
         std::fs::write(&path, bytes).expect("write");
         let (code, events, stderr) = explain(&path, &[]);
         assert_eq!(code, 2, "{name}: {stderr}");
-        assert!(events.is_empty(), "{events:?}");
+        // --json: the timeline's one line is its end (outcome error, exit 2).
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(
+            (
+                &events[0]["event"],
+                &events[0]["outcome"],
+                &events[0]["exit_code"]
+            ),
+            (&"end".into(), &"error".into(), &2.into()),
+            "{events:?}"
+        );
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(
             stderr.contains("not a pcap or pcapng capture") && stderr.contains(looks),

@@ -16,7 +16,7 @@ use crate::report;
 pub fn run(cfg: &ExplainConfig) -> Result<EndFacts, RunError> {
     let capture = match crate::engine::capture::read(&cfg.capture) {
         Ok(c) => c,
-        Err(e) => return Ok(refused(&e)),
+        Err(e) => return refused(cfg, &e),
     };
     let selected: Vec<&Explained> = capture
         .conns
@@ -42,7 +42,7 @@ pub fn run(cfg: &ExplainConfig) -> Result<EndFacts, RunError> {
                 capture.segments
             ),
         };
-        return Ok(refused(&why));
+        return refused(cfg, &why);
     }
     let mut run = RunConfig::once(cfg.format);
     run.quiet = cfg.quiet;
@@ -76,7 +76,7 @@ pub fn run(cfg: &ExplainConfig) -> Result<EndFacts, RunError> {
         }
     }
     let Some(worst) = capture::worst(&selected) else {
-        return Ok(refused(&"no connection selected"));
+        return refused(cfg, &"no connection selected");
     };
     if selected.len() > 1 {
         report::diagnostic(&format!(
@@ -103,10 +103,28 @@ fn listing(conns: &[Explained]) -> String {
     parts.join(", ")
 }
 
-/// A capture that cannot be explained: its one line, and exit 2.
-fn refused(why: &dyn std::fmt::Display) -> EndFacts {
+/// A capture that cannot be explained (missing, not a capture, no connection
+/// `--conn` selects): the stderr line, and with `--json` the timeline's one
+/// `end` (outcome error, the usage exit code).
+fn refused(cfg: &ExplainConfig, why: &dyn std::fmt::Display) -> Result<EndFacts, RunError> {
     report::diagnostic(why);
     let mut end = EndFacts::new(Outcome::Error, None, why.to_string(), None, None);
     end.exit_code = Exit::Usage.code();
-    end
+    if cfg.format == crate::config::Format::Json {
+        let mut sink = report::sink_for(
+            &RunConfig::once(cfg.format),
+            false,
+            crate::engine::output::stdout(),
+        );
+        let event = Event {
+            at: Duration::ZERO,
+            wall: std::time::SystemTime::now(),
+            conn: 0,
+            kind: EventKind::End(end.clone()),
+        };
+        sink.emit(&event)
+            .map_err(RunError::output("write the timeline"))?;
+        Output::current().commit(Delivery::Always);
+    }
+    Ok(end)
 }

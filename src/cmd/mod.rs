@@ -33,8 +33,7 @@ pub fn prepare(config: &Config) -> Result<(), RunError> {
 
 /// Runs a validated command line to its final `end`, whose exit code (the
 /// outcome's, or the `--expect` verdict's) is the process's.
-pub fn run(config: Config) -> Result<Finished, RunError> {
-    let clock = Clock::start();
+pub fn run(config: Config, clock: Clock) -> Result<Finished, RunError> {
     let end = match config {
         Config::Connect(cfg) => {
             let signals = Signals::install()?;

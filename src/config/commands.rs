@@ -377,6 +377,25 @@ pub fn validate_man(args: &crate::cli::ManArgs) -> Result<ManConfig, ConfigError
     }
 }
 
+/// Whether the command line asks for a JSON timeline (`--json` on a command
+/// that follows connections; `plan --json` and `lab list --json` print a
+/// document, not a timeline): its refusal ends in a JSON `end` too.
+pub fn timeline_json(command: &Command) -> bool {
+    match command {
+        Command::Connect(a) => a.run.output.json,
+        Command::Listen(a) => a.run.output.json,
+        Command::Watch(a) => a.run.output.json,
+        Command::Lab(a) => {
+            a.list.is_none() && a.scenario.as_deref() != Some("list") && a.run.output.json
+        }
+        Command::Demo(a) => a.json,
+        Command::Tune(a) => a.json,
+        Command::IdleLimit(a) => a.output.json,
+        Command::Explain(a) => a.json,
+        Command::Plan(_) | Command::Completions(_) | Command::Man(_) => false,
+    }
+}
+
 /// A whole command line, validated: what `cmd::run` runs.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Config {
@@ -394,6 +413,24 @@ pub enum Config {
 }
 
 impl Config {
+    /// The format of the command's timeline, for a command that has one (a failure
+    /// of tcpalive's own ends a JSON timeline with an `end` too).
+    pub fn timeline_format(&self) -> Option<super::Format> {
+        match self {
+            Config::Connect(c) => Some(c.run.format),
+            Config::Listen(c) => Some(c.run.format),
+            Config::Watch(c) => Some(c.run.format),
+            Config::Lab(super::LabCommand::Run(c)) | Config::Demo(c) => Some(c.connect.run.format),
+            Config::Tune(c) => Some(c.format),
+            Config::IdleLimit(c) => Some(c.run.format),
+            Config::Explain(c) => Some(c.format),
+            Config::Lab(super::LabCommand::List { .. })
+            | Config::Completions(_)
+            | Config::Man(_)
+            | Config::Plan(_) => None,
+        }
+    }
+
     pub fn from_command(command: &Command) -> Result<Config, ConfigError> {
         Ok(match command {
             Command::Connect(args) => Config::Connect(ConnectConfig::from_args(args)?),

@@ -35,6 +35,15 @@ pub enum RunError {
 }
 
 impl RunError {
+    /// The errno behind the failure, when the system gave one.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            RunError::Socket { source, .. } | RunError::Io { source, .. } => source.raw_os_error(),
+            RunError::Namespace(e) => Some(e.errno as i32),
+            RunError::OutputClosed => None,
+        }
+    }
+
     pub fn io(op: &'static str) -> impl FnOnce(std::io::Error) -> RunError {
         move |source| RunError::Io { op, source }
     }
@@ -120,6 +129,19 @@ impl Reporter {
             crate::report::sink_for(run, tag_conns, crate::engine::output::stdout()),
             run.expect.clone(),
         )
+    }
+
+    /// The run's `end` when tcpalive itself failed (cannot bind, no lab, an I/O
+    /// error of its own), before or during the run: outcome `error`, exit 1, the
+    /// message of the stderr line. Not judged against `--expect`: the connection's
+    /// end was never seen.
+    pub fn error_end(&mut self, e: &RunError, message: String) -> Result<(), RunError> {
+        let errno = e
+            .errno()
+            .filter(|&n| n != 0)
+            .map(crate::model::outcome::errno_name);
+        let facts = EndFacts::new(Outcome::Error, errno, message, None, None);
+        self.emit(0, EventKind::End(facts))
     }
 
     /// Judges a connection's `end` against the expectation, emits it, returns it.
