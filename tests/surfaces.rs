@@ -553,3 +553,467 @@ fn sigint_in_the_first_milliseconds_of_idle_limit_ends_it_with_output() {
     assert_eq!(status.code(), Some(130), "{rest:?}");
     assert_eq!(end_of(&events)["exit_code"], 130, "{rest:?}");
 }
+
+/// Roles for the odd-owner tests (items 5-8), one Python program: each prints
+/// one line ("PID PORT ..."), then waits for commands on stdin.
+/// - `pair [IDLE]`: a listener and one connection to it, both ends held; the
+///   client end gets keepalive with TCP_KEEPIDLE IDLE when given.
+/// - `zombie`: as `pair`, then the main thread exits (SYS_exit, not
+///   exit_group): a worker thread holds the sockets of a zombie leader.
+/// - `nodump`: as `pair`, then prctl(PR_SET_DUMPABLE, 0).
+/// - `receiver NAME`: receives sockets (SCM_RIGHTS) on the abstract unix
+///   socket NAME and holds them.
+/// - `sender NAME PORT`: connects to 127.0.0.1:PORT; on "go" passes the
+///   connection to NAME's receiver and closes its own copy.
+/// - `inflight PORT`: connects to 127.0.0.1:PORT, sends the connection over a
+///   socketpair of its own that it never reads, and closes its copy: the socket
+///   is in no process's descriptor table.
+const OWNERS: &str = r#"
+import ctypes, os, socket, sys, threading, time
+libc = ctypes.CDLL(None, use_errno=True)
+role = sys.argv[1]
+def pair(idle=None):
+    l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen()
+    c = socket.create_connection(l.getsockname()); a, _ = l.accept()
+    if idle:
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, int(idle))
+    return [l, c, a]
+def say(*words):
+    print(*words, flush=True)
+keep = []
+if role == "pair":
+    keep = pair(sys.argv[2] if len(sys.argv) > 2 else None)
+    say(os.getpid(), keep[0].getsockname()[1])
+elif role == "zombie":
+    keep = pair(); ready = threading.Event()
+    def worker():
+        ready.wait()
+        while ") Z " not in open(f"/proc/{os.getpid()}/stat").read():
+            time.sleep(0.01)
+        say(os.getpid(), keep[0].getsockname()[1], threading.get_native_id())
+        sys.stdin.read(); os._exit(0)
+    threading.Thread(target=worker).start()
+    ready.set()
+    libc.syscall(60, 0)
+elif role == "nodump":
+    keep = pair()
+    libc.prctl(4, 0, 0, 0, 0)
+    say(os.getpid(), keep[0].getsockname()[1])
+elif role == "receiver":
+    u = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); u.bind("\0" + sys.argv[2])
+    say(os.getpid(), 0)
+    while True:
+        _, fds, _, _ = socket.recv_fds(u, 16, 4)
+        keep += [socket.socket(fileno=fd) for fd in fds]
+        say("received", len(fds))
+elif role == "sender":
+    c = socket.create_connection(("127.0.0.1", int(sys.argv[3])))
+    say(os.getpid(), c.getsockname()[1])
+    sys.stdin.readline()
+    u = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); u.connect("\0" + sys.argv[2])
+    socket.send_fds(u, [b"x"], [c.fileno()])
+    c.close()
+    say("passed")
+elif role == "inflight":
+    c = socket.create_connection(("127.0.0.1", int(sys.argv[2])))
+    s1, s2 = socket.socketpair()
+    socket.send_fds(s1, [b"x"], [c.fileno()])
+    port = c.getsockname()[1]; c.close()
+    keep = [s1, s2]
+    say(os.getpid(), port)
+sys.stdin.read()
+"#;
+
+const PYTHON: &str = "/usr/bin/python3";
+
+/// A Python process in `role` (see [`OWNERS`]), optionally inside a network
+/// namespace and as another user, with its first line split into words. Killed
+/// on drop; commands go to its stdin.
+struct Owner {
+    child: common::Reaped,
+    out: std::io::BufReader<std::process::ChildStdout>,
+    words: Vec<String>,
+}
+
+impl Owner {
+    fn start(prefix: &[&str], role: &[&str]) -> Owner {
+        let mut argv: Vec<&str> = prefix.to_vec();
+        // The system's Python: another user may not reach a per-user install.
+        argv.extend([PYTHON, "-c", OWNERS]);
+        argv.extend(role);
+        let mut child = Command::new(argv[0])
+            .args(&argv[1..])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start python3");
+        let out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut o = Owner {
+            child: common::Reaped(child),
+            out,
+            words: Vec::new(),
+        };
+        o.words = o.line().split_whitespace().map(str::to_string).collect();
+        assert!(o.words.len() >= 2, "owner {role:?} said {:?}", o.words);
+        o
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut self.out, &mut line).expect("owner's line");
+        line
+    }
+
+    fn pid(&self) -> &str {
+        &self.words[0]
+    }
+
+    fn port(&self) -> &str {
+        &self.words[1]
+    }
+
+    fn tell(&mut self, what: &str) {
+        let stdin = self.child.0.stdin.as_mut().expect("stdin");
+        writeln!(stdin, "{what}").expect("write to owner");
+    }
+}
+
+/// A network namespace of this test's own (unique name, removed on drop, also
+/// when the test fails), or why there cannot be one.
+fn lab_namespace(tag: &str) -> Option<common::netns::Pair> {
+    match common::netns::Pair::new(tag) {
+        Ok(pair) => Some(pair),
+        Err(why) => {
+            common::lab_skipped("surfaces", tag, &why);
+            None
+        }
+    }
+}
+
+/// Root, or the test is reported skipped (false).
+fn root_or_skip(what: &str) -> bool {
+    if !common::is_root() {
+        common::lab_skipped("surfaces", what, "not root");
+        return false;
+    }
+    true
+}
+
+/// `watch --json ARGS --interval 100ms`, run until `--for` ends it: its events.
+fn watch_for(args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["watch", "--json", "--interval", "100ms"];
+    all.extend_from_slice(args);
+    let (code, events, err) = common::run_json(&all);
+    assert_eq!(code, 0, "watch {args:?}: {err}");
+    events
+}
+
+fn watched(events: &[Value]) -> Vec<&Value> {
+    events.iter().filter(|e| e["event"] == "watched").collect()
+}
+
+/// Item 5: `watch --pid` of a process in another network namespace found none
+/// of its connections (sock_diag answers for the namespace of the socket that
+/// asks). Now its sockets are dumped from its namespace, and the watched lines
+/// name it; its sysctls are read there too (this namespace's keepalive time is
+/// one nobody else has: the unset idle reads back as it).
+#[test]
+fn watch_pid_finds_the_connections_of_a_process_in_another_network_namespace() {
+    if !root_or_skip("watch --pid in another namespace") {
+        return;
+    }
+    let Some(ns) = lab_namespace("o23w") else {
+        return;
+    };
+    common::netns::ip(&[
+        "netns",
+        "exec",
+        &ns.a,
+        "sysctl",
+        "-qw",
+        "net.ipv4.tcp_keepalive_time=4321",
+    ])
+    .expect("sysctl in the namespace");
+    let owner = Owner::start(&["ip", "netns", "exec", &ns.a], &["pair", "77"]);
+    let events = watch_for(&["--pid", owner.pid(), "--for", "2s"]);
+    let joined = watched(&events);
+    assert_eq!(joined.len(), 2, "both ends: {events:?}");
+    for w in &joined {
+        assert_eq!(
+            w["pid"].as_u64().map(|p| p.to_string()).as_deref(),
+            Some(owner.pid())
+        );
+        let label = w["netns"].as_str().unwrap_or_default();
+        assert!(label.starts_with(&format!("{} (net:[", ns.a)), "{w}");
+    }
+    let idles: Vec<u64> = joined.iter().filter_map(|w| w["idle_s"].as_u64()).collect();
+    assert!(idles.contains(&77) && idles.contains(&4321), "{idles:?}");
+    let note = events
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .find(|m| m.contains("another network namespace"));
+    assert!(note.is_some_and(|m| m.contains(&ns.a)), "{events:?}");
+}
+
+/// Item 7: a process whose main thread exited while a worker thread holds its
+/// sockets (a zombie leader: /proc/PID/fd lists nothing, /proc/PID/ns/net is
+/// gone). `watch --pid` said 0 sockets and `tune --pid` failed with "cannot enter
+/// the network namespace ... No such file or directory". Both now go through a
+/// live thread's /proc/PID/task/TID/ (and pidfd_getfd through a PIDFD_THREAD
+/// pidfd of it).
+#[test]
+fn a_process_whose_main_thread_exited_is_watched_and_tuned_through_its_threads() {
+    let owner = Owner::start(&[], &["zombie"]);
+    let (pid, port) = (owner.pid().to_string(), owner.port().to_string());
+    let events = watch_for(&["--pid", &pid, "--port", &port, "--for", "1500ms"]);
+    let joined = watched(&events);
+    assert_eq!(joined.len(), 2, "{events:?}");
+    for w in &joined {
+        assert_eq!(w["pid"].as_u64().map(|p| p.to_string()), Some(pid.clone()));
+        assert_eq!(w["settings_read"], true, "{w}");
+    }
+    let (code, events, err) = common::run_json(&[
+        "tune", "--pid", &pid, "--port", &port, "--idle", "33", "--json",
+    ]);
+    let end = end_of(&events);
+    assert_eq!(code, 0, "{err} {end}");
+    let tuned: Vec<&Value> = events.iter().filter(|e| e["event"] == "tuned").collect();
+    assert_eq!(tuned.len(), 2, "{events:?}");
+    for t in tuned {
+        assert!(t["error"].is_null(), "{t}");
+        assert_eq!(t["after"]["idle_s"], 33, "{t}");
+    }
+}
+
+/// Item 6: sockets passed with SCM_RIGHTS. The receiver's connection was never
+/// picked up (it was already in the dump as another's), the sender kept it after
+/// closing its copy, and a socket in flight was labelled "owner not visible ...
+/// run watch as root" while running as root.
+#[test]
+fn sockets_passed_with_scm_rights_follow_their_holder() {
+    if !root_or_skip("SCM_RIGHTS") {
+        return;
+    }
+    let name = format!("tcpalive-o23-{}", std::process::id());
+    let listener = Owner::start(&[], &["pair"]);
+    let port = listener.port().to_string();
+    let receiver = Owner::start(&[], &["receiver", &name]);
+    let mut sender = Owner::start(&[], &["sender", &name, &port]);
+    let local = sender.port().to_string();
+    let watch = |pid: &str| {
+        Proc::spawn(&[
+            "watch",
+            "--json",
+            "--interval",
+            "100ms",
+            "--pid",
+            pid,
+            "--port",
+            &port,
+            "--for",
+            "20s",
+        ])
+    };
+    let of_sender = watch(sender.pid());
+    let of_receiver = watch(receiver.pid());
+    let ours = |e: &Value| {
+        e["event"] == "watched" && e["local"].as_str().is_some_and(|l| l.ends_with(&local))
+    };
+    let joined = of_sender.until(Duration::from_secs(10), "the sender's connection", ours);
+    let id = joined.last().map(|e| e["conn"].clone()).expect("joined");
+    of_receiver.until(Duration::from_secs(10), "the receiver's first pass", |e| {
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no established TCP connection"))
+    });
+    sender.tell("go");
+    assert_eq!(sender.line().trim(), "passed");
+    let got = of_receiver.until(Duration::from_secs(10), "the passed connection", ours);
+    let w = got.last().expect("watched");
+    assert_eq!(
+        w["pid"].as_u64().map(|p| p.to_string()).as_deref(),
+        Some(receiver.pid()),
+        "{w}"
+    );
+    let left = of_sender.until(Duration::from_secs(10), "the sender's end of it", |e| {
+        e["event"] == "end" && e["conn"] == id
+    });
+    let message = left
+        .last()
+        .and_then(|e| e["message"].as_str())
+        .unwrap_or("");
+    assert!(
+        message.contains("no longer held by --pid")
+            && message.contains(&format!("held by {} (python3)", receiver.pid())),
+        "{message}"
+    );
+    // In flight: sent, never received, the sender's copy closed.
+    let inflight = Owner::start(&[], &["inflight", &port]);
+    let local = inflight.port().to_string();
+    let events = watch_for(&["--port", &port, "--for", "1500ms"]);
+    let w = watched(&events)
+        .into_iter()
+        .find(|e| e["local"].as_str().is_some_and(|l| l.ends_with(&local)))
+        .unwrap_or_else(|| panic!("in-flight socket not watched: {events:?}"));
+    assert_eq!(w["owner_unknown"], "no-process", "{w}");
+    let why = w["settings_unread_reason"].as_str().unwrap_or_default();
+    assert!(why.starts_with("held by no process: in flight"), "{why}");
+    assert!(!why.contains("run watch as root"), "{why}");
+}
+
+/// Item 8 (a): inside a PID namespace without its own /proc, the PID a user
+/// gives is looked up in the parent's numbering: `watch --pid 1` named the
+/// host's init. Now both commands refuse and say why.
+#[test]
+fn a_pid_under_a_pid_namespace_without_its_own_proc_is_refused_not_misnamed() {
+    if !root_or_skip("PID namespace") {
+        return;
+    }
+    for args in [
+        vec!["watch", "--pid", "1", "--for", "1s"],
+        vec!["tune", "--pid", "1", "--idle", "30", "--dry-run"],
+    ] {
+        let out = Command::new("unshare")
+            .args(["--pid", "--fork", bin()])
+            .args(&args)
+            .output()
+            .expect("unshare");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("PID 1 cannot be looked up: /proc belongs to another PID namespace"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+/// Item 8 (b): "its descendants hold connections too" was said of descendants
+/// holding nothing, and the next line said they hold 0 sockets.
+#[test]
+fn the_descendants_note_claims_only_what_they_hold() {
+    let mut sh = common::Reaped(
+        Command::new("sh")
+            .args(["-c", "sleep 30 & wait"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("sh"),
+    );
+    let pid = sh.0.id().to_string();
+    wait_for("sh's child", Duration::from_secs(5), || {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .is_ok_and(|c| !c.trim().is_empty())
+    });
+    let events = watch_for(&["--pid", &pid, "--for", "500ms"]);
+    let messages: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    assert!(
+        !messages.iter().any(|m| m.contains("hold connections too")),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.contains(
+            "its descendants are watched with it (1 process(es), holding 0 socket(s) of any kind now)"
+        )),
+        "{messages:?}"
+    );
+    let _ = sh.0.kill();
+}
+
+/// `setpriv` prefix running a command as nobody.
+const NOBODY: [&str; 4] = [
+    "setpriv",
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+];
+
+/// Item 8 (c, d): a non-dumpable process of the same user was said to belong to
+/// another user ("run watch as that user"), and `tune`'s errors said "watch".
+/// Now: not dumpable, what that means, and what works; no command named that is
+/// not the one running.
+#[test]
+fn a_non_dumpable_process_of_the_same_user_is_named_as_such() {
+    if !root_or_skip("non-dumpable") {
+        return;
+    }
+    let owner = Owner::start(&NOBODY, &["nodump"]);
+    let other = Owner::start(&[], &["pair"]);
+    for (pid, cause) in [
+        (owner.pid(), "it is not dumpable"),
+        (other.pid(), "belongs to another user"),
+    ] {
+        for cmd in [
+            vec!["watch", "--pid", pid, "--for", "1s"],
+            vec!["tune", "--pid", pid, "--idle", "30"],
+        ] {
+            let out = Command::new(NOBODY[0])
+                .args(&NOBODY[1..])
+                .arg(bin())
+                .args(&cmd)
+                .output()
+                .expect("setpriv");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{cmd:?}: {err}");
+            assert!(err.contains(cause), "{cmd:?}: {err}");
+            if cause.contains("dumpable") {
+                assert!(!err.contains("another user"), "{cmd:?}: {err}");
+                assert!(err.contains("root or CAP_SYS_PTRACE"), "{cmd:?}: {err}");
+            }
+            if cmd[0] == "tune" {
+                assert!(!err.contains("watch"), "{cmd:?}: {err}");
+            }
+        }
+    }
+}
+
+/// Item 12: `lab` as a user whose user namespace forbids network namespaces
+/// (user.max_net_namespaces = 0 there) named the limit of the user namespace it
+/// had just made ("user.max_net_namespaces (2147483647) is reached"), not the 0
+/// that refused. The host's limits are not touched: the 0 is set in a throw-away
+/// user namespace (made by root, mapping ids 0-65535) and `lab` runs there as
+/// nobody.
+#[test]
+fn lab_names_the_limit_that_refused() {
+    if !root_or_skip("lab limit") {
+        return;
+    }
+    const SETUP: &str = r#"
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+go_r, go_w = os.pipe(); mapped_r, mapped_w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    if libc.unshare(0x10000000) != 0:
+        sys.exit("unshare: " + os.strerror(ctypes.get_errno()))
+    os.write(go_w, b"x"); os.read(mapped_r, 1)
+    os.setresgid(0, 0, 0); os.setresuid(0, 0, 0)
+    open("/proc/sys/user/max_net_namespaces", "w").write("0")
+    os.setgroups([]); os.setresgid(65534, 65534, 65534); os.setresuid(65534, 65534, 65534)
+    os.execv(sys.argv[1], sys.argv[1:])
+os.read(go_r, 1)
+for f in ("uid_map", "gid_map"):
+    open(f"/proc/{pid}/{f}", "w").write("0 0 65536")
+os.write(mapped_w, b"x")
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", SETUP, bin(), "lab", "cable-pull"])
+        .output()
+        .expect("python3");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "user.max_net_namespaces is 0 in the user namespace tcpalive started in, which \
+             disables network namespaces"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("2147483647"), "{err}");
+}

@@ -178,10 +178,12 @@ fn select(cfg: &TuneConfig, filter: &AddressFilter) -> Result<(Vec<Target>, Look
     let mut owner: HashMap<u32, (u32, i32)> = HashMap::new();
     let mut names: HashMap<u32, Option<String>> = HashMap::new();
     let mut looked = LookedAt::default();
-    let root = procfs::socket_fds(cfg.pid).map_err(|e| RunError::Io {
+    let proc_error = |e: procfs::ProcError| RunError::Io {
         op: "read the sockets of --pid",
         source: std::io::Error::other(e.to_string()),
-    })?;
+    };
+    procfs::check_pid_namespace(cfg.pid).map_err(proc_error)?;
+    let root = procfs::socket_fds(cfg.pid).map_err(proc_error)?;
     let mut root = Some(root);
     for pid in std::iter::once(cfg.pid).chain(procfs::descendants(cfg.pid)) {
         let fds = match root.take() {

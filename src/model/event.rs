@@ -327,6 +327,17 @@ pub struct WatchFacts {
     /// This host's own conntrack entry of the connection, when it has one (and
     /// conntrack could be read: CAP_NET_ADMIN).
     pub conntrack: Option<ConntrackFacts>,
+    /// The network namespace the connection lives in, when it is not watch's own
+    /// (`watch --pid` of a process in a container or a lab namespace): its
+    /// `ip netns` name when it has one, and `net:[INODE]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
+    /// Why `pid` is absent: "unaccepted" (still in its listener's accept queue),
+    /// "no-process" (watch may read every process's descriptors and none holds
+    /// it: in flight with SCM_RIGHTS, being closed, or the kernel's own), or
+    /// "not-visible" (its owner may be a process this user cannot inspect).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_unknown: Option<&'static str>,
 }
 
 /// A watched connection's conntrack entry on this host (`model::watch::conntrack_facts`).

@@ -71,6 +71,11 @@ impl PidInodes {
     /// not among it is known not to be its.
     pub fn reread(&mut self, held: HashSet<u32>, fresh: impl Iterator<Item = u32>) {
         self.held = held;
+        // A socket passed to the process (SCM_RIGHTS) was another's when last read.
+        if !self.not_held.is_empty() {
+            let held = &self.held;
+            self.not_held.retain(|inode| !held.contains(inode));
+        }
         for inode in fresh {
             if !self.held.contains(&inode) {
                 self.not_held.insert(inode);
@@ -137,6 +142,19 @@ mod tests {
         p.reread(HashSet::new(), [7, 10].into_iter());
         assert!(!p.holds(7));
         assert!(!p.needs_reread([7, 10].into_iter()));
+    }
+
+    /// A socket seen while another process held it, then passed to this one with
+    /// SCM_RIGHTS: the next read makes it the process's, and no longer another's.
+    #[test]
+    fn a_socket_passed_to_the_process_becomes_its() {
+        let mut p = PidInodes::new(HashSet::from([7]));
+        assert!(p.needs_reread([7, 9].into_iter()));
+        p.reread(HashSet::from([7]), [7, 9].into_iter());
+        assert!(!p.holds(9));
+        p.reread(HashSet::from([7, 9]), [7, 9].into_iter());
+        assert!(p.holds(9));
+        assert_eq!(p.not_held(), 0);
     }
 
     #[test]

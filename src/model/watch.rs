@@ -290,15 +290,23 @@ pub fn conntrack_warning(
 
 /// `--pid` with descendants: which processes are watched with it. `pid` and
 /// `named` (at most [`NAMED_DESCENDANTS`] of them) are as shown ("123 (nginx)");
-/// `descendants` counts them all. `None` without descendants.
-pub fn descendants_note(pid: &str, named: &[String], descendants: usize) -> Option<String> {
+/// `descendants` counts them all, `sockets` the sockets (of any kind) they hold
+/// now: a service's connections are often its workers', but a descendant may
+/// hold none, so the note claims nothing more. `None` without descendants.
+pub fn descendants_note(
+    pid: &str,
+    named: &[String],
+    descendants: usize,
+    sockets: usize,
+) -> Option<String> {
     if descendants == 0 {
         return None;
     }
     let shown = &named[..named.len().min(NAMED_DESCENDANTS)];
     let more = descendants.saturating_sub(shown.len());
     Some(format!(
-        "--pid {pid}: its descendants hold connections too and are watched with it: {}{}",
+        "--pid {pid}: its descendants are watched with it ({descendants} process(es), holding \
+         {sockets} socket(s) of any kind now): {}{}",
         shown.join(", "),
         if more > 0 {
             format!(" and {more} more")

@@ -321,7 +321,15 @@ fn watched_line(w: &WatchFacts) -> String {
     let owner = match (&w.pid, &w.process) {
         (Some(pid), Some(name)) => format!("pid {pid} ({name})"),
         (Some(pid), None) => format!("pid {pid}"),
-        _ => format!("owner not visible (uid {})", w.uid),
+        _ => match w.owner_unknown {
+            Some("no-process") => format!("held by no process (uid {})", w.uid),
+            Some("unaccepted") => format!("not accepted yet (uid {})", w.uid),
+            _ => format!("owner not visible (uid {})", w.uid),
+        },
+    };
+    let owner = match &w.netns {
+        Some(ns) => format!("{owner} in netns {ns}"),
+        None => owner,
     };
     let keepalive = match w.keepalive {
         Some(true) => "keepalive on".to_string(),

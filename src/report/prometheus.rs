@@ -476,6 +476,8 @@ mod tests {
             probes_out: 0,
             settle_s: None,
             conntrack: None,
+            netns: None,
+            owner_unknown: None,
         })
     }
 

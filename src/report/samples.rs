@@ -379,6 +379,8 @@ pub fn one_of_each() -> Vec<Event> {
                 established_timeout_s: Some(432_000),
                 keepalive_after_expiry: false,
             }),
+            netns: None,
+            owner_unknown: None,
         }),
         EventKind::Tuned(TuneFacts {
             pid: 4242,

@@ -185,23 +185,23 @@ fn a_judged_end_is_marked_inferred_with_its_evidence() {
 
 #[test]
 fn descendants_are_named_up_to_ten_and_the_rest_counted() {
-    assert_eq!(descendants_note("7 (nginx)", &[], 0), None);
+    assert_eq!(descendants_note("7 (nginx)", &[], 0, 0), None);
     let two = ["8 (nginx)".to_string(), "9 (nginx)".to_string()];
     assert_eq!(
-        descendants_note("7 (nginx)", &two, 2).as_deref(),
+        descendants_note("7 (nginx)", &two, 2, 3).as_deref(),
         Some(
-            "--pid 7 (nginx): its descendants hold connections too and are watched with it: \
-             8 (nginx), 9 (nginx)"
+            "--pid 7 (nginx): its descendants are watched with it (2 process(es), holding 3 \
+             socket(s) of any kind now): 8 (nginx), 9 (nginx)"
         )
     );
     let many: Vec<String> = (0..12).map(|p| p.to_string()).collect();
-    let note = descendants_note("7", &many, 12).expect("note");
+    let note = descendants_note("7", &many, 12, 0).expect("note");
     assert!(
         note.ends_with(": 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 and 2 more"),
         "{note}"
     );
     // Named fewer than there are (the caller named only ten).
-    let note = descendants_note("7", &many[..10], 40).expect("note");
+    let note = descendants_note("7", &many[..10], 40, 0).expect("note");
     assert!(note.ends_with(", 9 and 30 more"), "{note}");
 }
 

@@ -48,30 +48,49 @@ fn sysctl(path: &str) -> Option<i64> {
         .and_then(|s| s.trim().parse().ok())
 }
 
-/// The limit behind an ENOSPC from unshare: a namespace-count sysctl of this user
-/// namespace (0 disables, any other value is a count already reached).
-fn limit_why(name: &str, kind: &str, root: bool) -> String {
+/// The limit behind an ENOSPC from unshare. The kernel counts a new namespace
+/// against the limit of the creator's user namespace and of every ancestor
+/// (kernel/ucount.c, `inc_ucount`), and a new user namespace starts with every
+/// limit at its maximum (2147483647): so the limit that refused is the first one
+/// of the chain, read from where tcpalive started, that is 0 (or, failing that,
+/// one that is reached). `chain` is the value in tcpalive's own user namespace
+/// (read before it made one) and, when it made one, the value inside it.
+fn limit_why(name: &str, kind: &str, root: bool, chain: &[Option<i64>]) -> String {
     let alternative = if root {
         String::new()
     } else {
         format!(", {ROOT_ALTERNATIVE}")
     };
-    match sysctl(&format!("user/{name}")) {
-        Some(0) => format!(
-            "user.{name} is 0, which disables {kind} namespaces; allow them with \
-             `sysctl -w user.{name}=1000`{alternative}"
-        ),
+    let inner = chain.len() > 1;
+    let place = |i: usize| {
+        if !inner {
+            ""
+        } else if i == 0 {
+            " in the user namespace tcpalive started in"
+        } else {
+            " in the user namespace tcpalive made"
+        }
+    };
+    if let Some(i) = chain.iter().position(|v| *v == Some(0)) {
+        return format!(
+            "user.{name} is 0{}, which disables {kind} namespaces; allow them with \
+             `sysctl -w user.{name}=1000`{alternative}",
+            place(i)
+        );
+    }
+    match chain.first().copied().flatten() {
         Some(n) => format!(
-            "the limit user.{name} ({n}) is reached; raise it with \
-             `sysctl -w user.{name}=N`{alternative}"
+            "the limit user.{name} ({n}){} is reached (or one of an enclosing user namespace, \
+             which cannot be read from here); raise it with `sysctl -w user.{name}=N`{alternative}",
+            place(0)
         ),
         None => format!("a limit on {kind} namespaces is reached{alternative}"),
     }
 }
 
-fn user_namespace_why(errno: Errno) -> String {
+fn user_namespace_why(errno: Errno, limits: &Limits) -> String {
     match errno {
-        Errno::ENOSPC => limit_why("max_user_namespaces", "user", false),
+        Errno::ENOSPC => limit_why("max_user_namespaces", "user", false, &[limits.user]),
         Errno::EPERM if sysctl("kernel/unprivileged_userns_clone") == Some(0) => format!(
             "kernel.unprivileged_userns_clone is 0: this kernel forbids user namespaces to \
              unprivileged users; allow them with `sysctl -w kernel.unprivileged_userns_clone=1`, \
@@ -107,11 +126,26 @@ fn map_why(errno: Errno) -> String {
     ROOT_ALTERNATIVE.to_string()
 }
 
-fn network_namespace_why(errno: Errno, root: bool) -> String {
+fn network_namespace_why(errno: Errno, root: bool, chain: &[Option<i64>]) -> String {
     match errno {
-        Errno::ENOSPC => limit_why("max_net_namespaces", "network", root),
+        Errno::ENOSPC => limit_why("max_net_namespaces", "network", root, chain),
         Errno::EPERM if root => "root without CAP_SYS_ADMIN (a container?)".to_string(),
         _ => ROOT_ALTERNATIVE.to_string(),
+    }
+}
+
+/// The namespace-count limits of the user namespace this process started in.
+struct Limits {
+    user: Option<i64>,
+    net: Option<i64>,
+}
+
+impl Limits {
+    fn read() -> Limits {
+        Limits {
+            user: sysctl("user/max_user_namespaces"),
+            net: sysctl("user/max_net_namespaces"),
+        }
     }
 }
 
@@ -131,6 +165,9 @@ fn write_proc(path: &'static str, text: &str) -> Result<(), NamespaceError> {
 pub fn enter_private_network() -> Result<Private, NamespaceError> {
     // SAFETY: geteuid/getegid have no preconditions and cannot fail.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    // Read before making a user namespace: inside it they read as its own limits
+    // (all at the maximum), not the ones that refuse.
+    let limits = Limits::read();
     if uid == 0 {
         match unshare(CloneFlags::CLONE_NEWNET) {
             Ok(()) => return Ok(Private::NetworkOnly),
@@ -140,7 +177,7 @@ pub fn enter_private_network() -> Result<Private, NamespaceError> {
                 return Err(NamespaceError {
                     step: "unshare(CLONE_NEWNET)",
                     errno,
-                    why: network_namespace_why(errno, true),
+                    why: network_namespace_why(errno, true, &[limits.net]),
                 });
             }
         }
@@ -149,7 +186,7 @@ pub fn enter_private_network() -> Result<Private, NamespaceError> {
     unshare(CloneFlags::CLONE_NEWUSER).map_err(|errno| NamespaceError {
         step: "unshare(CLONE_NEWUSER)",
         errno,
-        why: user_namespace_why(errno),
+        why: user_namespace_why(errno, &limits),
     })?;
     // An unprivileged process may map only its own ids, and a gid map needs
     // setgroups(2) denied first (user_namespaces(7)).
@@ -159,7 +196,11 @@ pub fn enter_private_network() -> Result<Private, NamespaceError> {
     unshare(CloneFlags::CLONE_NEWNET).map_err(|errno| NamespaceError {
         step: "unshare(CLONE_NEWNET)",
         errno,
-        why: network_namespace_why(errno, false),
+        why: network_namespace_why(
+            errno,
+            false,
+            &[limits.net, sysctl("user/max_net_namespaces")],
+        ),
     })?;
     Ok(Private::UserAndNetwork { uid, gid })
 }
@@ -220,7 +261,7 @@ mod tests {
         let e = NamespaceError {
             step: "unshare(CLONE_NEWUSER)",
             errno: Errno::EPERM,
-            why: user_namespace_why(Errno::EPERM),
+            why: user_namespace_why(Errno::EPERM, &Limits::read()),
         };
         let text = e.to_string();
         assert!(
@@ -228,12 +269,39 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("sudo tcpalive lab"), "{text}");
-        let threaded = user_namespace_why(Errno::EINVAL);
+        let threaded = user_namespace_why(Errno::EINVAL, &Limits::read());
         assert!(threaded.contains("more than one thread"), "{threaded}");
         // This kernel has the limits as files: the message names the sysctl.
         if sysctl("user/max_user_namespaces").is_some() {
-            let why = user_namespace_why(Errno::ENOSPC);
+            let why = user_namespace_why(Errno::ENOSPC, &Limits::read());
             assert!(why.contains("user.max_user_namespaces"), "{why}");
         }
+    }
+
+    /// The limit that refused is the 0 of the namespace tcpalive started in, not
+    /// the maximum its own new user namespace starts with.
+    #[test]
+    fn the_refusing_limit_is_named_not_the_new_namespaces_maximum() {
+        let why = limit_why(
+            "max_net_namespaces",
+            "network",
+            false,
+            &[Some(0), Some(2147483647)],
+        );
+        assert!(
+            why.starts_with(
+                "user.max_net_namespaces is 0 in the user namespace tcpalive started in, which \
+                 disables network namespaces"
+            ),
+            "{why}"
+        );
+        assert!(!why.contains("2147483647"), "{why}");
+        let root = limit_why("max_net_namespaces", "network", true, &[Some(0)]);
+        assert!(
+            root.starts_with("user.max_net_namespaces is 0, which"),
+            "{root}"
+        );
+        let reached = limit_why("max_net_namespaces", "network", true, &[Some(5)]);
+        assert!(reached.contains("(5) is reached"), "{reached}");
     }
 }

@@ -13,14 +13,18 @@
 //! its wrappers only in 2.36, so the raw syscalls are made through `libc::syscall`.
 
 use std::fs;
-use std::io::ErrorKind;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
 use socket2::SockRef;
 use thiserror::Error;
 
+use super::procfs::{self, ProcError};
 use crate::model::predict::Effective;
+
+/// pidfd_open(2)'s PIDFD_THREAD (Linux 6.9+): a pidfd of one thread, not of a
+/// thread-group leader; its value is O_EXCL.
+const PIDFD_THREAD: libc::c_int = libc::O_EXCL;
 
 #[derive(Debug, Error)]
 pub enum PidfdError {
@@ -33,6 +37,18 @@ pub enum PidfdError {
     NotPermitted(u32),
     #[error("pidfd_getfd is not available on this kernel (Linux 5.6 or later is needed)")]
     Unsupported,
+    #[error(
+        "the main thread of PID {pid} has exited; its sockets are held by its thread {tid}, \
+         which pidfd_open can open only on Linux 6.9 or later (PIDFD_THREAD): {source}"
+    )]
+    ThreadUnsupported {
+        pid: u32,
+        tid: u32,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Proc(ProcError),
     #[error("PID {pid} does not hold socket inode {inode} (closed in between?)")]
     NotHeld { pid: u32, inode: u32 },
     #[error("{op} on socket inode {inode} of PID {pid}: {source}")]
@@ -49,37 +65,29 @@ impl PidfdError {
     /// Whether reading failed for lack of permission or kernel support (fall back to
     /// inference), rather than because the socket went away.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, PidfdError::NotPermitted(_) | PidfdError::Unsupported)
+        matches!(
+            self,
+            PidfdError::NotPermitted(_)
+                | PidfdError::Unsupported
+                | PidfdError::ThreadUnsupported { .. }
+                | PidfdError::Proc(ProcError::NeedsPrivilege(_) | ProcError::NotDumpable(_))
+        )
     }
 }
 
-/// The descriptor number under which `pid` holds socket `inode`.
+/// The descriptor number under which `pid` holds socket `inode` (read through a
+/// live thread when the main thread exited, see [`procfs::live_thread`]).
 fn fd_of(pid: u32, inode: u32) -> Result<i32, PidfdError> {
-    let dir = format!("/proc/{pid}/fd");
-    let entries = fs::read_dir(&dir).map_err(|e| match e.kind() {
-        ErrorKind::NotFound => PidfdError::NoSuchProcess(pid),
-        ErrorKind::PermissionDenied => PidfdError::NotPermitted(pid),
-        _ => PidfdError::Io {
-            op: "list the descriptors",
-            pid,
-            inode,
-            source: e,
-        },
+    let fds = procfs::socket_fds(pid).map_err(|e| match e {
+        ProcError::NoSuchProcess(_) => PidfdError::NoSuchProcess(pid),
+        other => PidfdError::Proc(other),
     })?;
-    let want = format!("socket:[{inode}]");
-    for entry in entries.flatten() {
-        if let Ok(target) = fs::read_link(entry.path())
-            && target.as_os_str() == want.as_str()
-            && let Some(fd) = entry.file_name().to_str().and_then(|s| s.parse().ok())
-        {
-            return Ok(fd);
-        }
-    }
-    Err(PidfdError::NotHeld { pid, inode })
+    fds.get(&inode)
+        .copied()
+        .ok_or(PidfdError::NotHeld { pid, inode })
 }
 
-fn syscall_error(pid: u32, inode: u32, op: &'static str) -> PidfdError {
-    let e = std::io::Error::last_os_error();
+fn errno_error(pid: u32, inode: u32, op: &'static str, e: std::io::Error) -> PidfdError {
     match e.raw_os_error() {
         Some(libc::ESRCH) => PidfdError::NoSuchProcess(pid),
         Some(libc::EPERM) | Some(libc::EACCES) => PidfdError::NotPermitted(pid),
@@ -94,6 +102,28 @@ fn syscall_error(pid: u32, inode: u32, op: &'static str) -> PidfdError {
     }
 }
 
+/// pidfd_open(`pid`, `flags`) then pidfd_getfd of its descriptor `fd`: a
+/// close-on-exec duplicate, or the errno of whichever call failed.
+fn getfd(pid: u32, flags: libc::c_int, fd: i32) -> std::io::Result<OwnedFd> {
+    let pid_t =
+        libc::pid_t::try_from(pid).map_err(|_| std::io::Error::from_raw_os_error(libc::ESRCH))?;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid_t, flags) };
+    if pidfd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: pidfd_open returned a fresh descriptor that nothing else owns.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
+    // SAFETY: pidfd_getfd takes a pidfd, a target descriptor number and flags (0),
+    // and returns a new close-on-exec descriptor or -1.
+    let dup = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+    if dup < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: as above, a fresh descriptor we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(dup as i32) })
+}
+
 /// Opens the socket `inode` that process `pid` holds: a duplicate of the owner's
 /// descriptor (close-on-exec). Options set through it change the owner's socket.
 /// Close it as soon as possible: while it is open the socket outlives its owner's
@@ -106,22 +136,27 @@ pub fn open_socket(pid: u32, inode: u32) -> Result<OwnedFd, PidfdError> {
 /// As [`open_socket`] when the descriptor number is already known (from a scan of
 /// `/proc/PID/fd`): no directory read. The duplicate is checked to be `inode`.
 pub fn open_socket_fd(pid: u32, fd: i32, inode: u32) -> Result<OwnedFd, PidfdError> {
-    let pid_t = libc::pid_t::try_from(pid).map_err(|_| PidfdError::NoSuchProcess(pid))?;
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid_t, 0) };
-    if pidfd < 0 {
-        return Err(syscall_error(pid, inode, "pidfd_open"));
-    }
-    // SAFETY: pidfd_open returned a fresh descriptor that nothing else owns.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
-    // SAFETY: pidfd_getfd takes a pidfd, a target descriptor number and flags (0),
-    // and returns a new close-on-exec descriptor or -1.
-    let dup = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
-    if dup < 0 {
-        return Err(syscall_error(pid, inode, "pidfd_getfd"));
-    }
-    // SAFETY: as above, a fresh descriptor we now own.
-    let dup = unsafe { OwnedFd::from_raw_fd(dup as i32) };
+    let dup = match getfd(pid, 0, fd) {
+        // The main thread exited (a zombie leader): pidfd_getfd through it finds
+        // no descriptor table (ESRCH), a pidfd of a live thread does
+        // (docs/kernel-facts.md, "A process whose main thread exited").
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => match procfs::live_thread(pid) {
+            Some(tid) => getfd(tid, PIDFD_THREAD, fd).map_err(|e| {
+                if e.raw_os_error() == Some(libc::EINVAL) {
+                    PidfdError::ThreadUnsupported {
+                        pid,
+                        tid,
+                        source: e,
+                    }
+                } else {
+                    errno_error(pid, inode, "pidfd_getfd (through a live thread)", e)
+                }
+            })?,
+            None => return Err(errno_error(pid, inode, "pidfd_getfd", e)),
+        },
+        Err(e) => return Err(errno_error(pid, inode, "pidfd_getfd", e)),
+        Ok(dup) => dup,
+    };
     // The descriptor number may have been closed and reused since /proc was read.
     let file = fs::File::from(dup);
     let meta = file.metadata().map_err(|e| PidfdError::Io {
@@ -184,6 +219,7 @@ pub fn read_effective(fd: &OwnedFd) -> Result<Effective, (&'static str, std::io:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::ErrorKind;
     use std::net::{TcpListener, TcpStream};
     use std::time::Duration;
 
@@ -234,6 +270,69 @@ mod tests {
         }
         let got = read_settings_fd(std::process::id(), other, inode).expect("found again");
         assert!(!got.keepalive);
+    }
+
+    /// docs/kernel-facts.md, "A process whose main thread exited": a Python
+    /// process whose main thread calls SYS_exit while a worker holds a socket.
+    #[test]
+    fn a_zombie_leaders_socket_is_reached_through_a_live_thread() {
+        const ZOMBIE: &str = r#"
+import ctypes, os, socket, sys, threading, time
+libc = ctypes.CDLL(None, use_errno=True)
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen()
+def worker():
+    while ") Z " not in open(f"/proc/{os.getpid()}/stat").read():
+        time.sleep(0.01)
+    print(l.fileno(), threading.get_native_id(), flush=True)
+    sys.stdin.read(); os._exit(0)
+threading.Thread(target=worker).start()
+libc.syscall(60, 0)
+"#;
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", ZOMBIE])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+            &mut line,
+        )
+        .expect("line");
+        let pid = child.id();
+        let words: Vec<i64> = line
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        let (fd, tid) = (words[0] as i32, words[1] as u32);
+        let leader_fds = fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count());
+        let leader_ns = fs::read_link(format!("/proc/{pid}/ns/net")).map_err(|e| e.kind());
+        let via_leader = getfd(pid, 0, fd).map_err(|e| e.raw_os_error());
+        let tid_plain = getfd(tid, 0, fd).map_err(|e| e.raw_os_error());
+        let via_thread = getfd(tid, PIDFD_THREAD, fd).map(|_| ());
+        let found = procfs::socket_fds(pid).map(|m| m.values().copied().collect::<Vec<_>>());
+        let opened = fd_of(pid, inode_of_fd(pid, tid, fd))
+            .and_then(|f| open_socket_fd(pid, f, inode_of_fd(pid, tid, fd)).map(|_| f));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(
+            leader_fds.ok(),
+            Some(0),
+            "the leader's fd directory lists nothing"
+        );
+        assert_eq!(leader_ns, Err(ErrorKind::NotFound));
+        assert_eq!(via_leader.err(), Some(Some(libc::ESRCH)));
+        assert_eq!(tid_plain.err(), Some(Some(libc::ENOENT)));
+        assert!(via_thread.is_ok(), "PIDFD_THREAD: {via_thread:?}");
+        assert_eq!(found.ok(), Some(vec![fd]));
+        assert_eq!(opened.ok(), Some(fd));
+    }
+
+    fn inode_of_fd(pid: u32, tid: u32, fd: i32) -> u32 {
+        fs::metadata(format!("/proc/{pid}/task/{tid}/fd/{fd}"))
+            .expect("stat the thread's fd")
+            .ino() as u32
     }
 
     #[test]

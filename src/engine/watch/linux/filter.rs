@@ -1,9 +1,13 @@
 //! `watch`'s filters, resolved: `--port` and `--peer` decided from the dump alone,
 //! `--pid` by the socket inodes the process and its descendants hold (re-read when
-//! an unknown inode appears), and the notes that say which processes are watched
-//! or why nothing matched.
+//! an unknown inode appears, and the known processes' descriptors at least every
+//! [`PID_REREAD`], so that a socket passed with SCM_RIGHTS joins its receiver and
+//! leaves its sender), the network namespace `--pid` lives in (its sockets are
+//! dumped from there), and the notes that say which processes are watched or why
+//! nothing matched.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use super::{RUN, Watch, as_io};
 use crate::engine::event_loop::{EventLoop, Resolved};
@@ -11,9 +15,17 @@ use crate::engine::run::{Reporter, RunError};
 use crate::engine::watch::WatchOptions;
 use crate::model::event::{EventKind, Outcome};
 use crate::model::filter::{AddressFilter, PidInodes};
+use crate::model::sample::TCP_ESTABLISHED;
 use crate::model::watch;
+use crate::sys::nsenter::NetNs;
 use crate::sys::procfs;
 use crate::sys::sockdiag::DiagEntry;
+
+/// How often the descriptors of `--pid`'s processes are read again when no new
+/// socket asked for it: a socket another process passes to them (or they pass
+/// away) over a unix socket with SCM_RIGHTS was already in the dump, so nothing
+/// else shows that it changed hands. One directory read per process.
+const PID_REREAD: Duration = Duration::from_secs(1);
 
 /// The user's filters, resolved. The port is also given to the kernel.
 pub(super) struct Filter {
@@ -24,6 +36,20 @@ pub(super) struct Filter {
     pub(super) pids: Vec<u32>,
     /// Socket inodes the `--pid` process holds, and ones known not to be its.
     pub(super) inodes: PidInodes,
+    /// How many sockets the descendants hold, as last read.
+    descendant_sockets: usize,
+    /// When the descriptors were last read.
+    read_at: Option<Instant>,
+    /// Whether the last `settle_pid` read them (so watched sockets are checked).
+    pub(super) reread_now: bool,
+    /// Watched sockets found in none of the processes' tables, and since when
+    /// (one that is in flight or being closed is given one more read).
+    unheld: HashMap<u64, Instant>,
+    /// `--pid`'s network namespace when it is not ours: dumps, destroy
+    /// notifications, conntrack and sysctls are read there.
+    pub(super) netns: Option<NetNs>,
+    /// How it is named in the watched lines ("lab-a (net:[4026532301])").
+    pub(super) netns_label: Option<String>,
 }
 
 impl Filter {
@@ -53,48 +79,104 @@ impl Filter {
             pid: options.pid,
             pids: Vec::new(),
             inodes: PidInodes::default(),
+            descendant_sockets: 0,
+            read_at: None,
+            reread_now: false,
+            unheld: HashMap::new(),
+            netns: None,
+            netns_label: None,
         };
         if let Some(pid) = f.pid {
+            procfs::check_pid_namespace(pid).map_err(pid_error)?;
             f.inodes = PidInodes::new(f.read_pid_inodes(pid)?);
+            f.netns = other_netns(pid)?;
+            f.netns_label = f.netns.as_ref().map(NetNs::label);
         }
         Ok(Ok(f))
+    }
+
+    /// Runs `work` in `--pid`'s network namespace (on a thread of its own, when it
+    /// is not ours): sockets made there (sock_diag, conntrack) keep answering
+    /// for it, and /proc/sys/net read there is its own.
+    pub(super) fn in_netns<T: Send>(&self, work: impl FnOnce() -> T + Send) -> Result<T, RunError> {
+        match &self.netns {
+            None => Ok(work()),
+            Some(ns) => ns
+                .run(work)
+                .map_err(RunError::io("enter the network namespace of --pid")),
+        }
     }
 
     /// The socket inodes of `pid` and of its descendants (which hold a service's
     /// connections: nginx workers, PostgreSQL backends, sshd sessions).
     fn read_pid_inodes(&mut self, pid: u32) -> Result<HashSet<u32>, RunError> {
-        let mut inodes = procfs::socket_inodes(pid).map_err(pid_error)?;
         self.pids = vec![pid];
-        for child in procfs::descendants(pid) {
+        self.pids.extend(procfs::descendants(pid));
+        self.read_known()
+    }
+
+    /// The socket inodes of the processes last found (`--pid` first).
+    fn read_known(&mut self) -> Result<HashSet<u32>, RunError> {
+        self.read_at = Some(Instant::now());
+        let Some((&pid, children)) = self.pids.split_first() else {
+            return Ok(HashSet::new());
+        };
+        let mut inodes = procfs::socket_inodes(pid).map_err(pid_error)?;
+        let mut below = HashSet::new();
+        for &child in children {
             // A descendant that exited or is not ours to read holds nothing we see.
             if let Ok(set) = procfs::socket_inodes(child) {
-                inodes.extend(set);
+                below.extend(set);
             }
-            self.pids.push(child);
         }
+        self.descendant_sockets = below.len();
+        inodes.extend(below);
         Ok(inodes)
     }
 
-    /// `--pid`: re-reads the process's descriptors once if some inode is new.
+    /// `--pid`: re-reads the processes' descriptors if some inode is new (with
+    /// their descendants), else every [`PID_REREAD`] (the processes known).
     pub(super) fn settle_pid(&mut self, fresh: &[DiagEntry]) -> Result<(), RunError> {
+        self.reread_now = false;
         let Some(pid) = self.pid else { return Ok(()) };
         let inodes = fresh.iter().map(|e| e.inode);
-        if !self.inodes.needs_reread(inodes.clone()) {
+        let new = self.inodes.needs_reread(inodes.clone());
+        let due = self.read_at.is_none_or(|t| t.elapsed() >= PID_REREAD);
+        if !new && !due {
             return Ok(());
         }
-        let held = match self.read_pid_inodes(pid) {
+        let read = if new {
+            self.read_pid_inodes(pid)
+        } else {
+            self.read_known()
+        };
+        let held = match read {
             Ok(set) => set,
             // The process exited: its sockets go as they go; nothing new is its.
             Err(_) if procfs::process_name(pid).is_none() => HashSet::new(),
             Err(e) => return Err(e),
         };
         self.inodes.reread(held, inodes);
+        self.reread_now = true;
         Ok(())
     }
 
     pub(super) fn matches_pid(&self, e: &DiagEntry) -> bool {
         self.pid.is_none() || self.inodes.holds(e.inode)
     }
+}
+
+/// `pid`'s network namespace when it is not ours. One that cannot be opened
+/// (another user's process) is taken to be ours: its descriptors cannot be read
+/// either, and that error says why.
+fn other_netns(pid: u32) -> Result<Option<NetNs>, RunError> {
+    let theirs = match NetNs::of(pid) {
+        Ok(ns) => ns,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return Ok(None),
+        Err(e) => return Err(RunError::io("open the network namespace of --pid")(e)),
+    };
+    let ours = NetNs::current().map_err(RunError::io("open this network namespace"))?;
+    Ok((theirs.inode != ours.inode).then_some(theirs))
 }
 
 fn pid_error(e: procfs::ProcError) -> RunError {
@@ -114,6 +196,18 @@ impl Watch {
             Some(n) => format!("{p} ({n})"),
             None => p.to_string(),
         };
+        if let Some(label) = &self.filter.netns_label {
+            rep.emit(
+                RUN,
+                EventKind::Warning {
+                    message: format!(
+                        "--pid {}: it lives in another network namespace, {label}: its sockets \
+                         are dumped there and its sysctls read there",
+                        named(pid)
+                    ),
+                },
+            )?;
+        }
         let children = &self.filter.pids[1.min(self.filter.pids.len())..];
         if children.is_empty() {
             return Ok(());
@@ -123,7 +217,12 @@ impl Watch {
             .take(watch::NAMED_DESCENDANTS)
             .map(|&p| named(p))
             .collect();
-        match watch::descendants_note(&named(pid), &list, children.len()) {
+        match watch::descendants_note(
+            &named(pid),
+            &list,
+            children.len(),
+            self.filter.descendant_sockets,
+        ) {
             Some(message) => rep.emit(RUN, EventKind::Warning { message }),
             None => Ok(()),
         }
@@ -148,6 +247,76 @@ impl Watch {
             self.filter.inodes.held(),
         );
         rep.emit(RUN, EventKind::Warning { message })
+    }
+
+    /// `--pid`, after its processes' descriptors were read again: a watched
+    /// connection still established that none of them holds any more was passed
+    /// on (SCM_RIGHTS) and its copy closed: it leaves the watch, its end naming
+    /// who holds it now. One found in no process at all (in flight, or closed
+    /// between the dump and the read) is given one more read first.
+    pub(super) fn handed_over(
+        &mut self,
+        rep: &mut Reporter,
+        now: Duration,
+    ) -> Result<(), RunError> {
+        if self.filter.pid.is_none() || !self.filter.reread_now {
+            return Ok(());
+        }
+        let generation = self.generation;
+        let unheld: Vec<(u64, u32)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                c.generation == generation
+                    && c.gone_at.is_none()
+                    && c.last.state == TCP_ESTABLISHED
+                    && !self.filter.inodes.holds(c.last.inode)
+            })
+            .map(|(&cookie, c)| (cookie, c.last.inode))
+            .collect();
+        let still: HashSet<u64> = unheld.iter().map(|(c, _)| *c).collect();
+        self.filter.unheld.retain(|c, _| still.contains(c));
+        for (cookie, inode) in unheld {
+            let holders = procfs::holders_of(inode, &self.filter.pids);
+            let first_seen = *self
+                .filter
+                .unheld
+                .entry(cookie)
+                .or_insert_with(Instant::now);
+            let whom = if holders.is_empty() {
+                if first_seen.elapsed() < PID_REREAD / 2 {
+                    continue;
+                }
+                "no process holds it now (in flight over a unix socket, SCM_RIGHTS, or being \
+                 closed)"
+                    .to_string()
+            } else {
+                let named: Vec<String> = holders
+                    .iter()
+                    .take(watch::NAMED_DESCENDANTS)
+                    .map(|(p, n)| format!("{p} ({n})"))
+                    .collect();
+                format!("it is held by {} now", named.join(", "))
+            };
+            let Some(conn) = self.conns.remove(&cookie) else {
+                continue;
+            };
+            self.filter.unheld.remove(&cookie);
+            self.owners.forget(inode);
+            let end = conn.timeline.end(
+                now,
+                Outcome::Alive,
+                None,
+                format!(
+                    "still established but no longer held by --pid {} or its descendants (passed \
+                     on with SCM_RIGHTS and closed there?): {whom}; no longer watched",
+                    self.filter.pid.unwrap_or_default()
+                ),
+            );
+            let end = rep.end(conn.id, end)?;
+            self.tally.record(&end);
+        }
+        Ok(())
     }
 }
 
@@ -185,6 +354,12 @@ mod tests {
             pid: Some(std::process::id()),
             pids: Vec::new(),
             inodes: PidInodes::default(),
+            descendant_sockets: 0,
+            read_at: None,
+            reread_now: false,
+            unheld: HashMap::new(),
+            netns: None,
+            netns_label: None,
         };
         // 1000 passes, each seeing 100 new connections of other processes.
         for pass in 0..1000u32 {

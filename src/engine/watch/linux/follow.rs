@@ -18,7 +18,7 @@ use crate::model::timeline::Timeline;
 use crate::model::watch::{self, EndClues, HiddenTimer};
 use crate::sys::conntrack::{self, ConntrackError, TCP_CONNTRACK_ESTABLISHED};
 use crate::sys::pidfd;
-use crate::sys::procfs::Owner;
+use crate::sys::procfs::{self, Owner};
 use crate::sys::sockdiag::{DiagEntry, TCP_ESTABLISHED, TimerKind};
 use crate::sys::sysctl;
 
@@ -104,11 +104,7 @@ impl Watch {
             );
         }
         let Some(owner) = owner else {
-            return Err(
-                "its owner is not visible to this user: run watch as root (or as the owner) \
-                 to read the settings exactly"
-                    .to_string(),
-            );
+            return Err(procfs::no_owner_reason().to_string());
         };
         if let Some(why) = self.unreadable.get(&owner.pid) {
             return Err(why.clone());
@@ -216,6 +212,13 @@ impl Watch {
             probes_out: 0,
             settle_s: None,
             conntrack,
+            netns: self.filter.netns_label.clone(),
+            owner_unknown: match owner {
+                Some(_) => None,
+                None if e.inode == 0 => Some("unaccepted"),
+                None if procfs::sees_every_process() => Some("no-process"),
+                None => Some("not-visible"),
+            },
         }
     }
 

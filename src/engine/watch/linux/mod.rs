@@ -126,14 +126,24 @@ pub fn run(
             return Ok(end);
         }
     };
+    // Everything read from the kernel per network namespace comes from --pid's
+    // (filter::Filter::in_netns): the dumps, the notifications, conntrack, sysctls.
+    let diag = filter
+        .in_netns(SockDiag::open)?
+        .map_err(diag_error("watch connections"))?;
+    let ns = filter.in_netns(|| {
+        let ct = (conntrack::established_timeout(), conntrack::tcp_loose());
+        (sysctl::read_here(), ct)
+    })?;
+    let (ns, (ct_established, ct_loose)) = ns;
     let mut w = Watch {
-        diag: SockDiag::open().map_err(diag_error("watch connections"))?,
+        diag,
         destroy: None,
         filter,
         owners: Owners::default(),
         conns: HashMap::new(),
-        defaults: sysctl::system_defaults(),
-        retries2: sysctl::system_retries2(),
+        defaults: ns.defaults,
+        retries2: ns.retries2,
         next_id: 1,
         generation: 0,
         batch: Vec::new(),
@@ -144,8 +154,8 @@ pub fn run(
         destroy_lost: false,
         dump_uncertainty: Duration::ZERO,
         conntrack: None,
-        ct_established: conntrack::established_timeout(),
-        ct_loose: conntrack::tcp_loose(),
+        ct_established,
+        ct_loose,
         interval: options.interval,
         wheel: sysctl::kernel_params().wheel,
         due: BinaryHeap::new(),
@@ -155,7 +165,7 @@ pub fn run(
     if options.dump_once {
         return w.dump_once(rep);
     }
-    match DestroyListener::open() {
+    match w.filter.in_netns(DestroyListener::open)? {
         Ok(l) => {
             lp.watch(l.fd(), DESTROY, false)?;
             w.destroy = Some(l);
@@ -172,7 +182,7 @@ pub fn run(
         )?,
     }
     w.pid_note(rep)?;
-    match Conntrack::open() {
+    match w.filter.in_netns(Conntrack::open)? {
         Ok(ct) => w.conntrack = Some(ct),
         Err(e) => w.conntrack_unavailable(rep, &e)?,
     }
@@ -308,6 +318,7 @@ impl Watch {
             self.join(rep, now, e)?;
         }
         self.fresh = fresh;
+        self.handed_over(rep, now)?;
         let gone: Vec<u64> = self
             .conns
             .iter()
