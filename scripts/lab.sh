@@ -13,6 +13,11 @@
 # --nat-loose sets tcp_loose 1: an outbound packet of a forgotten flow is picked up
 # as new (the mapping comes back), so only the inbound direction dies.
 # nat-limit runs `tcpalive idle-limit` (with the remaining options) instead of connect.
+# firewall-limit does the same through a stateful firewall without NAT (conntrack
+# timeout --ct-timeout, tcp_loose 1) that lets one side's packets pass even for a
+# flow it forgot (picked up again) and drops the other side's silently: --firewall
+# in (default) drops the server's, as a firewall in front of clients does; --firewall
+# out the client's (one in front of a server: only SYNs open flows from outside).
 # proxy-limit does the same through a TCP proxy in the router namespace (--proxy
 # haproxy: `mode tcp`, `timeout client/server`; nginx: stream `proxy_timeout`;
 # socat: `-T`), each closing flows idle for --proxy-timeout seconds (default 6).
@@ -107,6 +112,7 @@ cable-pull-direct|cd|direct|timeout||cable pull on a direct veth pair: the local
 nat-drop|nd|nat|timeout|--idle 12 --intvl 1 --cnt 2|NAT router forgets idle flows after --ct-timeout (8 s): keepalive idle 12 s is too late, its first probe is dropped (--nat-reset: answered with RST)
 nat-kept|nk|nat|alive|--idle 5 --intvl 1 --cnt 2 --for 20|NAT router forgets idle flows after --ct-timeout (8 s): keepalive idle 5 s refreshes the flow in time
 nat-limit|nl|nat|alive||idle-limit through the NAT router: finds --ct-timeout within +-1 s (args go to idle-limit, not connect)
+firewall-limit|fl|firewall|alive||idle-limit through a one-way stateful firewall (routed, no NAT) forgetting idle flows after --ct-timeout: --firewall in (default) silently drops the packets of a forgotten flow from the server side, the client side picked up again; --firewall out the other way
 proxy-limit|pl|router|alive||idle-limit through a TCP proxy in the router (--proxy haproxy, nginx or socat; --proxy-timeout S, default 6): finds its idle timeout, drop mode closed
 zero-window-uto|zu|switch|timeout|--send-every 50ms --send-size 65536 --user-timeout 4s|peer stops reading (listen --no-read --rcvbuf 4096) but its kernel answers every window probe: the user timeout ends it 4 s after the first window probe
 zero-window-pull|zp|switch|timeout|--send-every 50ms --send-size 65536|peer stops reading, then its cable is pulled: tcp_retries2 (2 in the client namespace) unanswered window probes end it
@@ -123,6 +129,8 @@ usage() {
 usage: scripts/lab.sh list
        scripts/lab.sh SCENARIO [--out DIR] [--pcap] [--fault-after SECONDS] [--max-wait SECONDS]
                                [--ct-timeout S] [--nat-reset] [--nat-loose]   (nat-* scenarios)
+                               [--ct-timeout S] [--firewall in|out]            (firewall-limit)
+                               [--proxy haproxy|nginx|socat] [--proxy-timeout S] (proxy-limit)
                                [tcpalive connect options, e.g. --idle 5 --intvl 5 --cnt 3]
 Defaults passed to connect: --idle 1 --intvl 1 --cnt 3 (any you give replaces its default).
 nat-limit passes the options to idle-limit instead, e.g. --direction out --verify --idle 6.
@@ -168,6 +176,7 @@ MAX_WAIT=60
 CT_TIMEOUT=8
 NAT_RESET=0
 NAT_LOOSE=0
+FIREWALL=in
 PROXY=socat
 PROXY_TIMEOUT=6
 PROXY_PID=''
@@ -183,6 +192,7 @@ while [ $# -gt 0 ]; do
         --ct-timeout) [ $# -ge 2 ] || usage; CT_TIMEOUT=$2; shift 2 ;;
         --nat-reset) NAT_RESET=1; shift ;;
         --nat-loose) NAT_LOOSE=1; shift ;;
+        --firewall) [ $# -ge 2 ] || usage; FIREWALL=$2; shift 2 ;;
         --proxy) [ $# -ge 2 ] || usage; PROXY=$2; shift 2 ;;
         --proxy-timeout) [ $# -ge 2 ] || usage; PROXY_TIMEOUT=$2; shift 2 ;;
         *) USER_ARGS+=("$1"); shift ;;
@@ -202,7 +212,7 @@ add_default() {  # add_default FLAG [VALUE]
 # nat-* scenarios bring their own keepalive (nat-limit runs idle-limit instead); a
 # default the scenario sets itself is left out (clap rejects repeated flags)
 case $SCENARIO in
-    nat-*|proxy-*) ;;
+    nat-*|proxy-*|firewall-*) ;;
     *) for flag in --idle --intvl --cnt; do
            case $flag in --idle|--intvl) value=1 ;; *) value=3 ;; esac
            scen_has "$flag" || add_default "$flag" "$value"
@@ -224,9 +234,12 @@ ip netns list >/dev/null 2>&1 || unavailable "'ip netns' does not work here"
 if [ "$PCAP" = 1 ]; then
     command -v tcpdump >/dev/null || unavailable "needs tcpdump for packet capture (apt-get install tcpdump)"
 fi
-if [ "$TOPO" = nat ]; then
+if [ "$TOPO" = nat ] || [ "$TOPO" = firewall ]; then
     command -v nft >/dev/null || unavailable "needs nft from nftables for the NAT router (apt-get install nftables)"
     case $CT_TIMEOUT in ''|*[!0-9]*) echo "lab: --ct-timeout takes whole seconds" >&2; exit $EXIT_USAGE ;; esac
+fi
+if [ "$TOPO" = firewall ]; then
+    case $FIREWALL in in|out) ;; *) echo "lab: --firewall takes in or out" >&2; exit $EXIT_USAGE ;; esac
 fi
 if [ "$SCENARIO" = proxy-limit ]; then
     case $PROXY_TIMEOUT in ''|*[!0-9]*) echo "lab: --proxy-timeout takes whole seconds" >&2; exit $EXIT_USAGE ;; esac
@@ -363,6 +376,7 @@ setup_topology() {
         ip -n "$NS_C" route add default via "$RC_ADDR" && ip -n "$NS_S" route add default via "$RS_ADDR" \
             || unavailable "cannot add routes"
         [ "$TOPO" = nat ] && setup_nat
+        [ "$TOPO" = firewall ] && setup_firewall
     fi
 }
 
@@ -383,6 +397,33 @@ table inet tca_nat {
 NFT
     ip netns exec "$NS_R" sysctl -qw net.netfilter.nf_conntrack_tcp_timeout_established="$CT_TIMEOUT" \
         net.netfilter.nf_conntrack_tcp_loose="$NAT_LOOSE" 2>"$WORK/nft.err" \
+        || unavailable "cannot set the conntrack timeouts in $NS_R: $(cat "$WORK/nft.err")"
+}
+
+# A stateful firewall, routed (no NAT): new flows only from the open side
+# (--firewall in: the client's; out: SYNs from the client, anything from the
+# server), established ones both ways. Its conntrack forgets an idle flow after
+# CT_TIMEOUT s; with tcp_loose 1 (Linux's default) a later packet from the open
+# side is picked up as a new flow and passes, one from the other side is new and
+# not allowed: dropped without an answer.
+setup_firewall() {
+    local open=$DEV_RC syn=''
+    if [ "$FIREWALL" = out ]; then
+        open=$DEV_RS
+        syn="iifname \"$DEV_RC\" tcp flags & (fin|syn|rst|ack) == syn ct state new accept"
+    fi
+    ip netns exec "$NS_R" nft -f - <<NFT 2>"$WORK/nft.err" || unavailable "nft failed in $NS_R: $(cat "$WORK/nft.err")"
+table inet tca_fw {
+    chain forward_filter {
+        type filter hook forward priority filter; policy drop;
+        ct state established,related accept
+        iifname "$open" accept
+        $syn
+    }
+}
+NFT
+    ip netns exec "$NS_R" sysctl -qw net.netfilter.nf_conntrack_tcp_timeout_established="$CT_TIMEOUT" \
+        net.netfilter.nf_conntrack_tcp_loose=1 2>"$WORK/nft.err" \
         || unavailable "cannot set the conntrack timeouts in $NS_R: $(cat "$WORK/nft.err")"
 }
 
@@ -476,7 +517,7 @@ LISTEN_ARGS=(--once --json)
 # the monitor reconnects, so its listener must accept more than one connection
 [ "$SCENARIO" = reconnect ] && LISTEN_ARGS=(--json)
 # idle-limit opens many test flows at once
-case $SCENARIO in nat-limit|proxy-limit) LISTEN_ARGS=(--json) ;; esac
+case $SCENARIO in nat-limit|proxy-limit|firewall-limit) LISTEN_ARGS=(--json) ;; esac
 RESET_AFTER=''
 if [ "$SCENARIO" = aborts ]; then RESET_AFTER=1.5s; LISTEN_ARGS+=(--reset-after "$RESET_AFTER"); fi
 # a peer whose application stopped reading: its 4 KiB receive buffer fills at once
@@ -547,7 +588,7 @@ CFG
     CT_TIMEOUT=$PROXY_TIMEOUT
 fi
 
-if [ "$SCENARIO" = nat-limit ] || [ "$SCENARIO" = proxy-limit ]; then
+if [ "$SCENARIO" = nat-limit ] || [ "$SCENARIO" = proxy-limit ] || [ "$SCENARIO" = firewall-limit ]; then
     [ "$MAX_WAIT_GIVEN" = 1 ] || MAX_WAIT=300
     log "idle-limit ${USER_ARGS[*]+"${USER_ARGS[*]}"} (conntrack timeout ${CT_TIMEOUT}s, $([ "$NAT_RESET" = 1 ] && echo reset || echo drop))"
     ip netns exec "$NS_C" "$BIN" idle-limit "$TARGET" --json "${USER_ARGS[@]+"${USER_ARGS[@]}"}" \
@@ -566,20 +607,23 @@ if [ "$SCENARIO" = nat-limit ] || [ "$SCENARIO" = proxy-limit ]; then
     stop_pid "$LISTEN_PID" TERM; LISTEN_PID=''
     # pass: the limit found is the configured timeout within +-1 s, nothing left
     jq -n -R -c --arg ct "$CT_TIMEOUT" --arg reset "$NAT_RESET" --arg rc "$IL_RC" --arg orphans "$ORPHANS" \
-        --arg scen "$SCENARIO" --arg proxy "$PROXY" "$JQ_LIB"'
+        --arg scen "$SCENARIO" --arg proxy "$PROXY" --arg fw "$FIREWALL" "$JQ_LIB"'
         ($ct | tonumber) as $ct | ($rc | tonumber? // 0) as $rc | ($orphans | tonumber) as $orphans
-        | ([events | select(.event == "end")] | last) as $end_ev
+        | [events] as $evs | ($evs | map(select(.event == "end")) | last) as $end_ev
         | if $end_ev == null then {scenario: $scen, pass: false, reason: "no end line", exit_code: $rc, orphans: $orphans}
           else $end_ev.idle_limit_s as $limit
             | {scenario: $scen, proxy: (if $scen == "proxy-limit" then $proxy else null end),
                orphans: $orphans, drops: $end_ev.drops,
-               pass: (($limit | type) == "number" and $limit - $ct <= 1 and $ct - $limit <= 1 and $orphans == 0),
+               firewall: (if $scen == "firewall-limit" then $fw else null end),
+               pass: (($limit | type) == "number" and $limit - $ct <= 1 and $ct - $limit <= 1 and $orphans == 0
+                      and ($scen != "firewall-limit" or $end_ev.direction == $fw)),
                ct_timeout_s: $ct, nat_reset: ($reset == "1"),
                idle_limit_s: $limit, resolution_s: $end_ev.resolution_s,
                direction: $end_ev.direction, drop_mode: $end_ev.drop_mode,
-               exit_code: $rc, wall_s: $end_ev.t, flows: $end_ev.flows}
+               exit_code: $rc, wall_s: $end_ev.t, flows: $end_ev.flows,
+               measure_s: ($evs | map(select(.event == "idle-round" and .round == 0) | .t) | first // $end_ev.t)}
           end' "$WORK/idle-limit.jsonl" > "$WORK/verdict.json" || die "cannot read $WORK/idle-limit.jsonl with jq"
-    { echo "== idle-limit ($NS_C -> $TARGET via $([ "$SCENARIO" = proxy-limit ] && echo "$PROXY in" || echo NAT) $NS_R)"; jq -n -R -r "$JQ_LIB timeline" "$WORK/idle-limit.jsonl"; sed 's/^/  stderr: /' "$WORK/idle-limit.err" | head -20; echo "  exit code: $IL_RC"; }
+    { echo "== idle-limit ($NS_C -> $TARGET via $(case $SCENARIO in proxy-limit) echo "$PROXY in" ;; firewall-limit) echo "a one-way firewall ($FIREWALL) in" ;; *) echo NAT ;; esac) $NS_R)"; jq -n -R -r "$JQ_LIB timeline" "$WORK/idle-limit.jsonl"; sed 's/^/  stderr: /' "$WORK/idle-limit.err" | head -20; echo "  exit code: $IL_RC"; }
     jq -r 'def f(k): if has(k) then .[k] | tostring else "" end;
         "\(if .pass == true then "PASS" else "FAIL" end) \(f("scenario")): idle limit \(f("idle_limit_s"))s +-\(f("resolution_s"))s"
         + " (configured \(f("ct_timeout_s"))s), direction \(f("direction")), drop mode \(f("drop_mode")),"

@@ -32,6 +32,9 @@ const PONG_TIMEOUT: Duration = Duration::from_secs(5);
 const OUTSTANDING_MAX: usize = 16;
 /// `SAW` reports kept at most (one per test flow; the run opens fewer).
 const SAW_MAX: usize = 65_536;
+/// The control flow's latest round trips kept: the checks' timeouts use the
+/// longest of them (see [`Control::path_rtt`]).
+const RTTS_KEPT: usize = 3;
 
 pub(super) struct Control {
     pub(super) sock: Socket,
@@ -45,6 +48,8 @@ pub(super) struct Control {
     /// The highest flow id opened so far (a `SAW` for a later one is a lie).
     pub(super) last_flow: u64,
     addr: SocketAddr,
+    /// The latest round trips of `WATCH` and the `PING`s, newest last.
+    rtts: VecDeque<Duration>,
 }
 
 /// A run id nobody else uses: std's per-process random hash keys (seeded from
@@ -92,7 +97,9 @@ impl Control {
             saw: HashMap::new(),
             last_flow: 0,
             addr,
+            rtts: VecDeque::new(),
         };
+        let mut watch_sent = Duration::ZERO;
         lp.watch(c.sock.as_fd(), CONTROL, true)?;
         let mut connected = false;
         loop {
@@ -137,6 +144,7 @@ impl Control {
                     lp.unwatch(c.sock.as_fd());
                     return Ok(Opened::Stopped(connect_failed_end(addr, &e)));
                 }
+                watch_sent = rep.clock.now();
                 connected = true;
                 lp.unwatch(c.sock.as_fd());
                 lp.watch(c.sock.as_fd(), CONTROL, false)?;
@@ -155,6 +163,7 @@ impl Control {
                 return Ok(Opened::Stopped(end));
             }
             if watching {
+                c.note_rtt(rep.clock.now().saturating_sub(watch_sent));
                 c.next_ping = rep.clock.now().saturating_add(PING_EVERY);
                 return Ok(Opened::Open(Box::new(c)));
             }
@@ -211,9 +220,12 @@ impl Control {
                     for msg in self.lines.feed(&buf[..n]) {
                         match msg {
                             Message::Pong(seq) => {
-                                if !self.outstanding.iter().any(|&(s, _)| s == seq) {
+                                let Some(&(_, sent)) =
+                                    self.outstanding.iter().find(|&&(s, _)| s == seq)
+                                else {
                                     return Err(self.broken(&format!("PONG {seq} for no PING")));
-                                }
+                                };
+                                self.note_rtt(now.saturating_sub(sent));
                                 self.outstanding.retain(|&(s, _)| s > seq);
                             }
                             Message::Saw { seq, what } => {
@@ -248,8 +260,34 @@ impl Control {
                 }
             }
         }
-        let _ = now;
         Ok(())
+    }
+
+    fn note_rtt(&mut self, rtt: Duration) {
+        if self.rtts.len() >= RTTS_KEPT {
+            self.rtts.pop_front();
+        }
+        self.rtts.push_back(rtt);
+    }
+
+    /// The round trip a check should allow for now: the longest of the control
+    /// flow's latest ones, or the age of a `PING` still unanswered if that is
+    /// longer. It includes the listener's time to answer, which is what a check
+    /// waits for: while the run's flows are being set up (hundreds at once) that
+    /// is far longer than the path's, and a check then must not mistake a slow
+    /// answer for a drop. (Each flow's own set-up round trip is inflated by that
+    /// same burst, and stays so long after it.)
+    pub(super) fn path_rtt(&self, now: Duration) -> Duration {
+        let waiting = self
+            .outstanding
+            .front()
+            .map_or(Duration::ZERO, |&(_, sent)| now.saturating_sub(sent));
+        self.rtts
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or_default()
+            .max(waiting)
     }
 
     /// One wake-up of the loop: reads the control flow if it is `ready`, then

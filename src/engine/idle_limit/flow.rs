@@ -31,10 +31,13 @@ pub(super) enum Phase {
     Idle {
         since: Duration,
     },
-    /// The check's `PING` is out (`follow_up`: after an `in` check got nothing).
+    /// The check's `PING` is out (`follow_up`: after an `in` check got nothing),
+    /// `idle` after the flow went idle: for `out`, the idle time the check stands
+    /// for (the PING leaves when the loop gets to it, a little after its due time).
     Checking {
         deadline: Duration,
         follow_up: bool,
+        idle: Duration,
     },
 }
 
@@ -48,9 +51,10 @@ pub(super) struct Flow {
     pub(super) phase: Phase,
     /// The round trip of this flow's set-up (HOLD sent to HELD read).
     pub(super) rtt: Duration,
-    /// The path's round trip as the check uses it: the shortest set-up round trip
-    /// of the run. A flow's own can be inflated by the burst of set-ups (every
-    /// flow of a round connects at once), which would only slow the checks down.
+    /// The round trip a check allows for, from the control flow's latest ones
+    /// (Control::path_rtt): a flow's own set-up round trip is inflated by the
+    /// burst of set-ups (every flow connects at once), which would only slow the
+    /// checks down.
     pub(super) path_rtt: Option<Duration>,
     pub(super) lines: LineReader,
     /// The run (its control flow) this flow belongs to.
@@ -201,7 +205,7 @@ impl Flow {
     pub(super) fn failed(&self, now: Duration, e: &std::io::Error, addr: SocketAddr) -> Step {
         match self.phase {
             Phase::Idle { since } => Step::Done(Some(seen(e)), now.saturating_sub(since)),
-            Phase::Checking { .. } => Step::Done(Some(seen(e)), self.idle),
+            Phase::Checking { .. } => Step::Done(Some(seen(e)), self.checked_idle()),
             _ => fatal(
                 Outcome::ConnectFailed,
                 e.raw_os_error(),
@@ -259,7 +263,9 @@ impl Flow {
                     Phase::Idle { since } => {
                         return Step::Done(Some(Seen::Fin), now.saturating_sub(since));
                     }
-                    Phase::Checking { .. } => return Step::Done(Some(Seen::Fin), self.idle),
+                    Phase::Checking { .. } => {
+                        return Step::Done(Some(Seen::Fin), self.checked_idle());
+                    }
                     _ => {
                         return fatal(
                             Outcome::Eof,
@@ -315,9 +321,21 @@ impl Flow {
         let id = self.id;
         match (&self.phase, msg) {
             (Phase::Holding { sent, .. }, Message::Held(seq)) if seq == id => {
-                self.rtt = now.saturating_sub(*sent);
-                self.phase = Phase::Idle { since: now };
-                self.next_refresh = self.refresh.map(|r| now.saturating_add(r));
+                // The flow went idle when HELD arrived, which is when the path saw
+                // its last packet (our ACK of it), not when this loop read it: with
+                // hundreds of flows set up at once that can be a second later, and
+                // every idle time would be counted short by as much. The kernel
+                // says how long ago the last data came (TCP_INFO, in jiffies).
+                let ago = crate::sys::sample(self.sock.as_fd())
+                    .ok()
+                    .flatten()
+                    .map_or(Duration::ZERO, |s| {
+                        Duration::from_millis(s.last_data_recv_ms.into())
+                    });
+                let since = now.saturating_sub(ago).max(*sent);
+                self.rtt = since.saturating_sub(*sent);
+                self.phase = Phase::Idle { since };
+                self.next_refresh = self.refresh.map(|r| since.saturating_add(r));
                 None
             }
             (Phase::Idle { .. } | Phase::Checking { .. }, Message::Pong(seq))
@@ -342,7 +360,7 @@ impl Flow {
                     false => None,
                     true => Some(Seen::Answered),
                 };
-                Some(Step::Done(check, self.idle))
+                Some(Step::Done(check, self.checked_idle()))
             }
             (Phase::Idle { since }, Message::Ping(seq))
                 if seq == id && self.dir == Direction::In =>
@@ -417,7 +435,7 @@ impl Flow {
                 }
                 Step::Pending
             }
-            Phase::Idle { .. } => {
+            Phase::Idle { since } => {
                 let follow_up = self.dir == Direction::In;
                 let timeout = self.check_timeout();
                 if let Err(e) = self.sock.set_tcp_user_timeout(Some(timeout)) {
@@ -433,10 +451,21 @@ impl Flow {
                 self.phase = Phase::Checking {
                     deadline: now.saturating_add(timeout).saturating_add(CHECK_SLACK),
                     follow_up,
+                    idle: now.saturating_sub(since),
                 };
                 Step::Pending
             }
-            Phase::Checking { .. } => Step::Done(Some(Seen::Timeout), self.idle),
+            Phase::Checking { .. } => Step::Done(Some(Seen::Timeout), self.checked_idle()),
+        }
+    }
+
+    /// The idle time a check stands for: for `out`, from the flow going idle to
+    /// our PING; for `in`, the time the listener was asked to wait (its PING, or
+    /// its silence, decides; our follow-up comes after that).
+    fn checked_idle(&self) -> Duration {
+        match (self.dir, &self.phase) {
+            (Direction::Out, Phase::Checking { idle, .. }) => *idle,
+            _ => self.idle,
         }
     }
 

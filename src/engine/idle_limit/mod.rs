@@ -4,9 +4,10 @@
 //! A control flow (control.rs) registers the run with the listener first; it
 //! stays busy, carries the listener's view of each test flow's end (`SAW`) and
 //! this side's `DONE`, and the listener closes the run's flows when it ends.
-//! Each round opens its test flows together (keepalive off on this side; `HOLD`
-//! turns it off on the listener's, model::heartbeat), holds each idle for one
-//! duration of the round's plan (model::idle_limit) and checks it: `out` sends
+//! The measurement is one round (model::idle_limit::grid): its test flows open
+//! together (keepalive off on this side; `HOLD` turns it off on the listener's,
+//! model::heartbeat), each held idle for one duration of the grid and then
+//! checked (`--verify`'s one flow is round 0): `out` sends
 //! `PING` and waits for `PONG`; `in` waits for the listener's `PING`, and when it
 //! does not come sends one itself to learn how the path kills the flow. A check
 //! bounds its own send with TCP_USER_TIMEOUT: no answer within it is a silent
@@ -34,8 +35,6 @@ const RUN: u64 = 0;
 /// Past a check's user timeout, how long before silence is declared by us (the
 /// kernel's abort comes at its next retransmission, up to one RTO later).
 const CHECK_SLACK: Duration = Duration::from_millis(500);
-/// Rounds after the first that refine the bracket, at most.
-const MAX_ROUNDS: u32 = 4;
 /// The progress line is redrawn this often on a terminal.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 /// While stdout still has lines to write, the progress line waits this long.
@@ -93,6 +92,15 @@ impl Progress {
         }
     }
 
+    /// The columns a progress line may take: one less than the terminal's
+    /// (a line as wide as the terminal wraps on some), 80 when unknown.
+    fn width(&self) -> usize {
+        terminal_size::terminal_size_of(std::io::stderr())
+            .map_or(80, |(w, _)| usize::from(w.0))
+            .saturating_sub(1)
+            .max(20)
+    }
+
     fn tick(&self) -> Option<Duration> {
         self.on.then_some(self.next)
     }
@@ -146,11 +154,11 @@ struct Measure {
     counts: Counts,
     next_id: u64,
     progress: Progress,
-    /// The shortest set-up round trip seen (see [`Flow::path_rtt`]).
-    min_rtt: Option<Duration>,
     control: Box<Control>,
     /// `--verify` behind a proxy: the flow sends data this often (model::VerifyPlan).
     refresh: Option<Duration>,
+    /// How far the grid finds a limit within `--resolution` (model::fine_to).
+    fine_to: Duration,
 }
 
 impl Measure {
@@ -324,17 +332,21 @@ fn run_round(
             m.progress.clear();
             return Ok(RoundEnd::Done);
         }
-        if let Some(r) = flows.iter().filter(|f| f.held()).map(|f| f.rtt).min() {
-            m.min_rtt = Some(m.min_rtt.map_or(r, |seen| seen.min(r)));
-        }
-        for f in &mut flows {
-            f.path_rtt = m.min_rtt;
-        }
         let now = rep.clock.now();
+        let path_rtt = m.control.path_rtt(now);
+        for f in &mut flows {
+            f.path_rtt = Some(path_rtt);
+        }
         let next = flows.iter().map(Flow::deadline).min();
         if m.progress.due(now) {
             let next_in = next.map(|n| n.saturating_sub(now));
-            let text = summary::progress(round, flows.len(), &m.brackets(), next_in);
+            let text = summary::progress(
+                round == 0,
+                flows.len(),
+                &m.brackets(),
+                next_in,
+                m.progress.width(),
+            );
             m.progress.show(now, &text);
         }
         let wake = [next, m.progress.tick(), Some(m.control.deadline())]
@@ -451,6 +463,20 @@ fn facts(
 /// shortest failure died (both ends' views).
 fn message(cfg: &IdleLimitOptions, m: &Measure, v: &model::Verdict) -> String {
     let mut text = summary::summary(v, &cfg.directions, cfg.max, m.counts);
+    if let Some((_, half)) = v.limit
+        && half > cfg.resolution
+    {
+        // One round: past the fine part of the grid its flows are 4 % apart.
+        text.push_str(&format!(
+            "; +-{} and not +-{}: {} flows per direction reach +-{} up to {} only (more \
+             --parallel, a shorter --max or --direction out|in make the grid finer)",
+            secs_text(half),
+            secs_text(cfg.resolution),
+            cfg.parallel / cfg.directions.len(),
+            secs_text(cfg.resolution),
+            secs_text(m.fine_to)
+        ));
+    }
     for (dir, d) in m.drops() {
         text.push_str(&format!(
             "; {dir}: {} by the {} (this side saw {}, the listener {})",
@@ -463,7 +489,7 @@ fn message(cfg: &IdleLimitOptions, m: &Measure, v: &model::Verdict) -> String {
     text
 }
 
-/// Measures the idle limit of the path to `cfg.target` in rounds, then checks
+/// Measures the idle limit of the path to `cfg.target` in one round, then checks
 /// `--verify`'s keepalive against it; returns the `end` it emitted.
 pub fn run(
     cfg: &IdleLimitOptions,
@@ -508,37 +534,22 @@ pub fn run(
         counts: Counts::default(),
         next_id: 1,
         progress: Progress::new(),
-        min_rtt: None,
         control,
         refresh: None,
+        fine_to: Duration::ZERO,
     };
+    // One round: a second would cost another limit's worth of waiting (see
+    // model::idle_limit::grid); the grid is as fine as the budget allows.
     let budget = cfg.parallel / cfg.directions.len();
-    let mut plan: Vec<(Direction, Duration)> = cfg
+    let grid = model::grid(cfg.max, cfg.resolution, budget);
+    m.fine_to = model::fine_to(&grid, cfg.resolution);
+    let plan: Vec<(Direction, Duration)> = cfg
         .directions
         .iter()
-        .flat_map(|&dir| {
-            model::round1(cfg.max, cfg.resolution, budget)
-                .into_iter()
-                .map(move |d| (dir, d))
-        })
+        .flat_map(|&dir| grid.iter().map(move |&d| (dir, d)))
         .collect();
-    let mut round = 1;
-    while !plan.is_empty() && round <= MAX_ROUNDS {
-        if let RoundEnd::Stopped(end) =
-            run_round(round, &plan, None, cfg, addr, &mut m, rep, &mut lp)?
-        {
-            return m.end(rep, *end);
-        }
-        round += 1;
-        plan = cfg
-            .directions
-            .iter()
-            .flat_map(|&dir| {
-                model::refine(&m.bracket(dir), cfg.resolution, budget)
-                    .into_iter()
-                    .map(move |d| (dir, d))
-            })
-            .collect();
+    if let RoundEnd::Stopped(end) = run_round(1, &plan, None, cfg, addr, &mut m, rep, &mut lp)? {
+        return m.end(rep, *end);
     }
     if let Some(end) = await_reports(&mut m, rep, &mut lp)? {
         return m.end(rep, *end);

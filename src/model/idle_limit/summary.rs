@@ -65,7 +65,7 @@ pub fn facts(v: &Verdict, directions: &[Direction], max: Duration, c: Counts) ->
 pub fn summary(v: &Verdict, directions: &[Direction], max: Duration, c: Counts) -> String {
     let mut text = match (v.limit, v.direction, v.drop_mode) {
         (Some((t, r)), Some(dir), Some(mode)) => format!(
-            "idle limit {} +-{} (direction {dir}, dropped {}) in {} round(s), {} flows",
+            "idle limit {} +-{} (direction {dir}, dropped {}), {} flows in {} round",
             secs_text(t),
             secs_text(r),
             match mode {
@@ -73,8 +73,11 @@ pub fn summary(v: &Verdict, directions: &[Direction], max: Duration, c: Counts) 
                 DropMode::Reset => "with a reset",
                 DropMode::Closed => "closed with a FIN",
             },
-            c.rounds,
-            c.flows
+            c.flows,
+            match c.rounds {
+                1 => "one",
+                _ => "no",
+            }
         ),
         _ => format!(
             "no idle limit up to {} (direction {}): every flow survived its idle period",
@@ -179,15 +182,21 @@ fn verified_text(
     }
 }
 
-/// The terminal's progress line: the round, the flows still waiting, each
-/// direction's bracket so far, and the time to the next check.
+/// The terminal's progress line: what is running (the measurement, its one round,
+/// or `--verify`'s flow), the flows still waiting, each direction's bracket so
+/// far, and the time to the next check; at most `width` columns (a line wider
+/// than the terminal wraps, and erasing it would leave its first part behind).
 pub fn progress(
-    round: u32,
+    verify: bool,
     waiting: usize,
     brackets: &[(Direction, Bracket)],
     next_check_in: Option<Duration>,
+    width: usize,
 ) -> String {
-    let mut text = format!("idle-limit: round {round}, {waiting} flow(s) waiting");
+    let mut text = match verify {
+        false => format!("idle-limit: one round, {waiting} flow(s) waiting"),
+        true => "idle-limit: limit measured, --verify's flow waiting".to_string(),
+    };
     for (dir, b) in brackets {
         match b.hi {
             Some((hi, _)) => text.push_str(&format!(
@@ -205,7 +214,10 @@ pub fn progress(
     if let Some(next) = next_check_in {
         text.push_str(&format!("; next check in {}s", next.as_secs()));
     }
-    text
+    match text.char_indices().nth(width) {
+        Some((cut, _)) => text[..cut].to_string(),
+        None => text,
+    }
 }
 
 #[cfg(test)]
@@ -218,7 +230,7 @@ mod tests {
     }
 
     const COUNTS: Counts = Counts {
-        rounds: 2,
+        rounds: 1,
         flows: 40,
         bytes: 400,
     };
@@ -245,7 +257,7 @@ mod tests {
         let text = summary(&v, &[Direction::Out], s(3600.0), COUNTS);
         assert!(
             text.starts_with(
-                "idle limit 110s +-10s (direction out, dropped silently) in 2 round(s), 40 flows; "
+                "idle limit 110s +-10s (direction out, dropped silently), 40 flows in one round; "
             ),
             "{text}"
         );
@@ -258,7 +270,7 @@ mod tests {
         assert_eq!(f.idle_limit_s, Some(110.0));
         assert_eq!(f.drop_mode, Some("silent"));
         assert_eq!(f.directions_tested, "out");
-        assert_eq!((f.rounds, f.flows, f.bytes_sent), (2, 40, 400));
+        assert_eq!((f.rounds, f.flows, f.bytes_sent), (1, 40, 400));
         assert_eq!(f.recommended_idle_s, Some(66));
         assert_eq!(f.below_rfc5382, Some(true));
     }
@@ -327,13 +339,18 @@ mod tests {
             ),
         ];
         assert_eq!(
-            progress(1, 3, &brackets, Some(s(4.5))),
-            "idle-limit: round 1, 3 flow(s) waiting; out: limit in 10s..20s; in: survived 5s; \
+            progress(false, 3, &brackets, Some(s(4.5)), 200),
+            "idle-limit: one round, 3 flow(s) waiting; out: limit in 10s..20s; in: survived 5s; \
              next check in 4s"
         );
         assert_eq!(
-            progress(2, 0, &[], None),
-            "idle-limit: round 2, 0 flow(s) waiting"
+            progress(true, 1, &[], None, 200),
+            "idle-limit: limit measured, --verify's flow waiting"
+        );
+        // never wider than the terminal (a wrapped line is not erased whole)
+        assert_eq!(
+            progress(false, 3, &brackets, None, 30),
+            "idle-limit: one round, 3 flow("
         );
     }
 }
