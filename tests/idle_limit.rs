@@ -389,3 +389,42 @@ fn a_hold_flood_does_not_stall_listen() {
         events.len()
     );
 }
+
+/// A listener that dies mid-measurement (SIGKILL: its kernel closes every flow
+/// with a FIN, as a proxy would) is never read as a path that closes idle flows:
+/// the control flow's end ends the run as an error naming it, with no limit.
+#[test]
+fn a_listener_that_dies_mid_run_yields_no_limit() {
+    let l = Proc::spawn(&["listen", "127.0.0.1:0", "--json"]);
+    let addr = common::listening_addr(&l).to_string();
+    let mut client = Proc::spawn(&[
+        "idle-limit",
+        &addr,
+        "--max",
+        "20",
+        "--direction",
+        "out",
+        "--json",
+    ]);
+    // the first check (1.8 s) survived: the flows are held, the run is going
+    loop {
+        let v = client.next_event(Duration::from_secs(10), "an idle-check");
+        if v["event"] == "idle-check" {
+            assert_eq!(v["result"], "survived", "{v}");
+            break;
+        }
+    }
+    l.signal(libc::SIGKILL);
+    let (rest, status) = client.finish(Duration::from_secs(15));
+    let rest = parse_all(&rest);
+    let end = end_of(&rest);
+    assert_ne!(status.code(), Some(0), "{end}");
+    assert_ne!(end["outcome"], "limit-found", "{end}");
+    assert_eq!(end["idle_limit_s"], Value::Null, "{end}");
+    assert!(
+        end["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("control flow")),
+        "{end}"
+    );
+}

@@ -564,9 +564,17 @@ fn assert_idle_limit(run: &LabRun, ct: f64, mode: &str, direction: &str) {
     let end = end(run);
     let limit = f(end, "idle_limit_s");
     let resolution = f(end, "resolution_s");
-    // (+1 ms: the JSON's times are rounded to the millisecond)
+    // +50 ms: a proxy arms its timer from its own clock, which its loop reads
+    // once per turn (haproxy, 1000 flows at once, closed 2-31 ms before T counted
+    // from HELD's arrival here; scripts/bench-idle-limit.sh). nginx moves a timer
+    // only when the new expiry is 300 ms or more away (NGX_TIMER_LAZY_DELAY): a
+    // flow armed when HOLD passed is closed up to 300 ms before T after HELD.
+    let early = match run.verdict["proxy"].as_str() {
+        Some("nginx") => 0.35,
+        _ => 0.05,
+    };
     assert!(
-        (limit - ct).abs() <= resolution + 0.001,
+        limit - ct <= resolution + 0.05 && ct - limit <= resolution + early,
         "idle limit {limit}s +-{resolution}s, configured {ct}s: {end}"
     );
     assert!(resolution <= 1.0, "resolution {resolution}: {end}");
@@ -764,7 +772,7 @@ fn lab_idle_limit_through_a_one_way_firewall() {
         assert_eq!(end["outcome"], "limit-found", "{end}");
         let (limit, resolution) = (f(end, "idle_limit_s"), f(end, "resolution_s"));
         assert!(
-            (limit - 10.0).abs() <= resolution + 0.001 && resolution <= 1.0,
+            (limit - 10.0).abs() <= resolution + 0.05 && resolution <= 1.0,
             "{dropped}: {limit}s +-{resolution}s: {end}"
         );
         assert_eq!(end["direction"], dropped, "{end}");

@@ -354,6 +354,19 @@ impl Control {
         Ok(())
     }
 
+    /// Sends a `PING` now (the next is due a second later); its seq, for
+    /// [`Control::answered`].
+    pub(super) fn ping_now(&mut self, now: Duration) -> Result<u64, Box<EndFacts>> {
+        self.next_ping = now;
+        self.on_deadline(now)?;
+        Ok(self.seq)
+    }
+
+    /// The `PONG` to `PING` `seq` has come.
+    pub(super) fn answered(&self, seq: u64) -> bool {
+        !self.outstanding.iter().any(|&(s, _)| s == seq)
+    }
+
     /// `DONE`: the listener closes test flow `seq`. A failure shows on the next
     /// read of the control flow.
     pub(super) fn done(&mut self, seq: u64) {

@@ -615,20 +615,29 @@ pub fn run(
 
 /// Waits (up to [`REPORT_GRACE`]) for the listener's report on each direction's
 /// shortest `in` failure that has none yet: the drop mode there is what happened
-/// to the listener's packet. The control flow is served meanwhile.
+/// to the listener's packet. The control flow is served meanwhile, and one more
+/// `PING` on it must be answered first: a listener that died as the last flows
+/// were checked closes them all with a FIN, which alone reads as a proxy's idle
+/// timeout; its control flow's end then names it instead (a proxy keeps the
+/// busy control flow).
 fn await_reports(
     m: &mut Measure,
     rep: &mut Reporter,
     lp: &mut EventLoop<'_>,
 ) -> Result<Option<Box<EndFacts>>, RunError> {
     let until = rep.clock.now().saturating_add(REPORT_GRACE);
+    let alive = match m.control.ping_now(rep.clock.now()) {
+        Ok(seq) => seq,
+        Err(end) => return Ok(Some(end)),
+    };
     loop {
         let missing = m
             .shortest_failures()
             .iter()
             .any(|r| r.dir == Direction::In && !m.control.saw.contains_key(&r.id));
         let now = rep.clock.now();
-        if !missing || now >= until {
+        // (an unanswered PING ends the run by itself, after Control's timeout)
+        if m.control.answered(alive) && (!missing || now >= until) {
             return Ok(None);
         }
         let woke = lp.wait(&rep.clock, Some(m.control.deadline().min(until)))?;
