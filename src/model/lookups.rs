@@ -69,13 +69,18 @@ pub enum Pending {
 pub struct Lookups {
     wheel: Wheel,
     kind: Pending,
-    /// Run time at which the pending timer is due (its nominal expiry).
+    /// Run time at which the pending timer is due (its nominal expiry), and how
+    /// much earlier than the truth it may be (a dump's readings are stamped with
+    /// the time before the dump; the kernel read the socket up to the dump's
+    /// length later).
     due: Option<Duration>,
-    /// The timer's delay when armed, as far as the readings tell (the largest
-    /// time-to-expiry read for this arming): it sets the wheel's lateness bound.
+    due_uncertainty: Duration,
+    /// At most the timer's delay when armed: it was armed after the reading
+    /// before the one that first showed it. It sets the wheel's lateness bound
+    /// (an upper bound, so a late timer is never given up on too soon).
     armed: Duration,
     /// Run time of the last reading.
-    seen_at: Duration,
+    seen_at: Option<Duration>,
 }
 
 impl Lookups {
@@ -84,16 +89,19 @@ impl Lookups {
             wheel,
             kind: Pending::None,
             due: None,
+            due_uncertainty: Duration::ZERO,
             armed: Duration::ZERO,
-            seen_at: Duration::ZERO,
+            seen_at: None,
         }
     }
 
-    /// A reading taken at `at` (a dump's or a look-up's): the timer pending and
-    /// its time to expiry. The kernel shows a timer already due but not yet run
-    /// as expiring in 0: its due time stays the one read before.
-    pub fn seen(&mut self, at: Duration, kind: Pending, expires: Duration) {
-        self.seen_at = at;
+    /// A reading taken at `at` (a dump's or a look-up's; `uncertainty`: how much
+    /// later the kernel may have read it): the timer pending and its time to
+    /// expiry. The kernel shows a timer already due but not yet run as expiring
+    /// in 0: its due time stays the one read before. Readings of one arming
+    /// agree within their uncertainty; the most certain due time is kept.
+    pub fn seen(&mut self, at: Duration, kind: Pending, expires: Duration, uncertainty: Duration) {
+        let prev = self.seen_at.replace(at);
         if !matches!(
             kind,
             Pending::Keepalive | Pending::ZeroWindow | Pending::Retransmit
@@ -103,19 +111,29 @@ impl Lookups {
             return;
         }
         let due = at.saturating_add(expires);
+        let tolerance = SAME_ARMING
+            .saturating_add(self.due_uncertainty)
+            .saturating_add(uncertainty);
         let same_arming = self.kind == kind
             && self
                 .due
-                .is_some_and(|d| d.abs_diff(due) <= SAME_ARMING || expires.is_zero());
+                .is_some_and(|d| d.abs_diff(due) <= tolerance || expires.is_zero());
         self.kind = kind;
         if same_arming {
-            if !expires.is_zero() {
+            if !expires.is_zero() && uncertainty <= self.due_uncertainty {
                 self.due = Some(due);
+                self.due_uncertainty = uncertainty;
             }
-            self.armed = self.armed.max(expires);
         } else {
             self.due = Some(due);
-            self.armed = expires;
+            self.due_uncertainty = uncertainty;
+            // Armed after the previous reading; without one, assumed armed at
+            // most twice as far ahead as what is left.
+            self.armed = match prev {
+                Some(p) if p < at => due.saturating_sub(p),
+                _ => expires.saturating_mul(2),
+            }
+            .max(expires);
         }
     }
 
@@ -154,7 +172,7 @@ impl Lookups {
                 now.saturating_add(step)
             };
             if self.kind == Pending::Retransmit {
-                at.max(self.seen_at.saturating_add(floor))
+                at.max(self.seen_at.unwrap_or(now).saturating_add(floor))
             } else {
                 at
             }
@@ -197,11 +215,11 @@ mod tests {
     #[test]
     fn a_keepalive_timer_is_looked_up_just_after_its_expiry() {
         let mut l = hz250();
-        l.seen(ms(1000), Pending::Keepalive, ms(4000));
+        l.seen(ms(1000), Pending::Keepalive, ms(4000), Duration::ZERO);
         assert_eq!(l.due(), Some((Pending::Keepalive, ms(5000))));
         assert_eq!(l.next(ms(1000), ms(200), &[]), Some(ms(5003)));
         // A later reading of the same arming moves nothing.
-        l.seen(ms(2000), Pending::Keepalive, ms(3002));
+        l.seen(ms(2000), Pending::Keepalive, ms(3002), Duration::ZERO);
         assert_eq!(l.next(ms(2000), ms(200), &[]), Some(ms(5005)));
     }
 
@@ -209,9 +227,9 @@ mod tests {
     fn a_late_timer_is_stepped_for_while_the_wheel_allows_then_rarely() {
         let mut l = hz250();
         // Armed 5 s ahead: level 2 at HZ=250, up to 260 ms late.
-        l.seen(ms(0), Pending::Keepalive, ms(5000));
+        l.seen(ms(0), Pending::Keepalive, ms(5000), Duration::ZERO);
         // At the expiry the kernel shows 0 left; the due time stays.
-        l.seen(ms(5003), Pending::Keepalive, ms(0));
+        l.seen(ms(5003), Pending::Keepalive, ms(0), Duration::ZERO);
         assert_eq!(l.due(), Some((Pending::Keepalive, ms(5000))));
         assert_eq!(l.next(ms(5003), ms(200), &[]), Some(ms(5013)));
         // 160 ms late: steps of late/8 = 20 ms.
@@ -219,7 +237,7 @@ mod tests {
         // Past 260 + 100 ms the wheel would have fired it: once a second.
         assert_eq!(l.next(ms(5400), ms(200), &[]), Some(ms(6400)));
         // Fired: the kernel re-armed it for intvl (2 s).
-        l.seen(ms(5410), Pending::Keepalive, ms(1990));
+        l.seen(ms(5410), Pending::Keepalive, ms(1990), Duration::ZERO);
         assert_eq!(l.due(), Some((Pending::Keepalive, ms(7400))));
         assert_eq!(l.next(ms(5410), ms(200), &[]), Some(ms(7403)));
     }
@@ -229,8 +247,8 @@ mod tests {
         // Armed 20 s ahead: level 3, up to 2.05 s late; 1 s late, late/8 would be
         // 125 ms: capped so that a firing is read within 50 ms.
         let mut l = hz250();
-        l.seen(ms(0), Pending::Keepalive, ms(20_000));
-        l.seen(ms(21_000), Pending::Keepalive, ms(0));
+        l.seen(ms(0), Pending::Keepalive, ms(20_000), Duration::ZERO);
+        l.seen(ms(21_000), Pending::Keepalive, ms(0), Duration::ZERO);
         assert_eq!(l.next(ms(21_000), ms(200), &[]), Some(ms(21_050)));
     }
 
@@ -239,11 +257,11 @@ mod tests {
         // The worst case of a 5 s timer at HZ=250 (fires 260 ms late): how many
         // look-ups find it not yet run.
         let mut l = hz250();
-        l.seen(ms(0), Pending::Keepalive, ms(5000));
+        l.seen(ms(0), Pending::Keepalive, ms(5000), Duration::ZERO);
         let mut now = l.next(ms(0), ms(200), &[]).expect("due");
         let mut n = 0;
         while now < ms(5260) {
-            l.seen(now, Pending::Keepalive, ms(0));
+            l.seen(now, Pending::Keepalive, ms(0), Duration::ZERO);
             now = l.next(now, ms(200), &[]).expect("due");
             n += 1;
         }
@@ -253,17 +271,17 @@ mod tests {
     #[test]
     fn a_retransmission_timer_is_followed_at_most_once_an_interval() {
         let mut l = hz250();
-        l.seen(ms(1000), Pending::Retransmit, ms(20));
+        l.seen(ms(1000), Pending::Retransmit, ms(20), Duration::ZERO);
         assert_eq!(l.next(ms(1000), ms(200), &[]), Some(ms(1200)));
         // A backed-off retransmission further out is looked up at its expiry.
-        l.seen(ms(1200), Pending::Retransmit, ms(1600));
+        l.seen(ms(1200), Pending::Retransmit, ms(1600), Duration::ZERO);
         assert_eq!(l.next(ms(1200), ms(200), &[]), Some(ms(2803)));
     }
 
     #[test]
     fn no_timer_means_no_look_up_unless_asked() {
         let mut l = hz250();
-        l.seen(ms(1000), Pending::None, ms(0));
+        l.seen(ms(1000), Pending::None, ms(0), Duration::ZERO);
         assert_eq!(l.next(ms(1000), ms(200), &[]), None);
         assert_eq!(
             l.next(ms(1000), ms(200), &[Some(ms(2000)), None]),
@@ -271,17 +289,48 @@ mod tests {
         );
         // A time already past is not a reason to look again at once.
         assert_eq!(l.next(ms(3000), ms(200), &[Some(ms(2000))]), None);
-        l.seen(ms(1000), Pending::Other, ms(0));
+        l.seen(ms(1000), Pending::Other, ms(0), Duration::ZERO);
         assert_eq!(l.due(), None);
+    }
+
+    #[test]
+    fn an_early_dump_reading_neither_moves_the_due_time_nor_shrinks_the_arming() {
+        let mut l = hz250();
+        // A look-up just after a probe: re-armed 3 s ahead.
+        l.seen(ms(10_000), Pending::Keepalive, ms(3000), Duration::ZERO);
+        // A dump that started at 11 s read the socket at 11.9 s (1 s long).
+        l.seen(ms(11_000), Pending::Keepalive, ms(1100), ms(1000));
+        assert_eq!(l.due(), Some((Pending::Keepalive, ms(13_000))));
+        assert_eq!(l.next(ms(11_000), ms(200), &[]), Some(ms(13_003)));
+        // 300 ms late: within the 3 s arming's 260 ms bound + margin, still
+        // stepped for (a 1.1 s arming would have been given up on at 136 ms).
+        l.seen(ms(13_300), Pending::Keepalive, ms(0), Duration::ZERO);
+        assert_eq!(
+            l.next(ms(13_300), ms(200), &[]),
+            Some(ms(13_337) + Duration::from_micros(500))
+        );
+    }
+
+    #[test]
+    fn a_new_arming_first_read_by_a_dump_is_corrected_by_the_next_look_up() {
+        let mut l = hz250();
+        l.seen(ms(0), Pending::None, ms(0), Duration::ZERO);
+        // Keepalive switched on meanwhile; the dump's reading is up to 0.9 s early.
+        l.seen(ms(1000), Pending::Keepalive, ms(4100), ms(900));
+        assert_eq!(l.next(ms(1000), ms(200), &[]), Some(ms(5103)));
+        // The look-up then finds 0.9 s left: the same arming, now exact.
+        l.seen(ms(5103), Pending::Keepalive, ms(897), Duration::ZERO);
+        assert_eq!(l.due(), Some((Pending::Keepalive, ms(6000))));
+        assert_eq!(l.next(ms(5103), ms(200), &[]), Some(ms(6003)));
     }
 
     #[test]
     fn a_switched_timer_starts_a_new_arming() {
         let mut l = hz250();
-        l.seen(ms(0), Pending::Keepalive, ms(5000));
-        l.seen(ms(100), Pending::Retransmit, ms(0));
+        l.seen(ms(0), Pending::Keepalive, ms(5000), Duration::ZERO);
+        l.seen(ms(100), Pending::Retransmit, ms(0), Duration::ZERO);
         assert_eq!(l.due(), Some((Pending::Retransmit, ms(100))));
-        l.seen(ms(300), Pending::Keepalive, ms(7000));
+        l.seen(ms(300), Pending::Keepalive, ms(7000), Duration::ZERO);
         assert_eq!(l.due(), Some((Pending::Keepalive, ms(7300))));
     }
 }

@@ -152,6 +152,25 @@ impl SockDiag {
         port: Option<u16>,
         mut each: impl FnMut(&DiagEntry),
     ) -> Result<usize, SockDiagError> {
+        self.start_dump(family, states, port)?;
+        let mut count = 0;
+        self.receive(|e| {
+            count += 1;
+            each(e)
+        })?;
+        Ok(count)
+    }
+
+    /// Starts a dump as [`SockDiag::dump`] does; its answers are read by
+    /// [`SockDiag::dump_step`], a piece at a time, so that a caller with other
+    /// work (`watch`'s look-ups, on another socket) is not held for a whole walk
+    /// of a large table.
+    pub fn start_dump(
+        &mut self,
+        family: u8,
+        states: u32,
+        port: Option<u16>,
+    ) -> Result<(), SockDiagError> {
         let socket_id = if family == AF_INET6 {
             SocketId::new_v6()
         } else {
@@ -159,12 +178,19 @@ impl SockDiag {
         };
         let request = self.request(family, states, socket_id, true, port);
         self.sock.send(&request, 0).map_err(SockDiagError::Send)?;
-        let mut count = 0;
-        self.receive(|e| {
-            count += 1;
-            each(e)
-        })?;
-        Ok(count)
+        Ok(())
+    }
+
+    /// Reads answers of the dump [`SockDiag::start_dump`] began until it is done
+    /// (`true`) or `until` has passed (`false`: call again). Each receive takes
+    /// one netlink skb (about a hundred sockets); the kernel walks the table
+    /// further only when asked for the next one.
+    pub fn dump_step(
+        &mut self,
+        until: std::time::Instant,
+        each: impl FnMut(&DiagEntry),
+    ) -> Result<bool, SockDiagError> {
+        self.receive_until(Some(until), each)
     }
 
     /// Dumps IPv4 then IPv6.
@@ -278,7 +304,17 @@ impl SockDiag {
     }
 
     /// Reads answers until the dump's DONE (or the single answer of a lookup).
-    fn receive(&mut self, mut each: impl FnMut(&DiagEntry)) -> Result<(), SockDiagError> {
+    fn receive(&mut self, each: impl FnMut(&DiagEntry)) -> Result<(), SockDiagError> {
+        self.receive_until(None, each).map(|_| ())
+    }
+
+    /// As [`SockDiag::receive`], stopping after the receive that ends past
+    /// `until`; returns whether the answer is complete.
+    fn receive_until(
+        &mut self,
+        until: Option<std::time::Instant>,
+        mut each: impl FnMut(&DiagEntry),
+    ) -> Result<bool, SockDiagError> {
         loop {
             let n = loop {
                 match self.sock.recv(&mut &mut self.buf[..], 0) {
@@ -294,7 +330,7 @@ impl SockDiag {
                     .map_err(|e| SockDiagError::Malformed(e.to_string()))?;
                 let len = (msg.length() as usize).min(data.len());
                 match msg.message_type() {
-                    NLMSG_DONE => return Ok(()),
+                    NLMSG_DONE => return Ok(true),
                     NLMSG_ERROR => {
                         let payload = msg.payload();
                         let code = payload
@@ -302,7 +338,7 @@ impl SockDiag {
                             .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
                             .unwrap_or(-libc::EPROTO);
                         if code == 0 {
-                            return Ok(());
+                            return Ok(true);
                         }
                         return Err(SockDiagError::Refused(std::io::Error::from_raw_os_error(
                             -code,
@@ -322,7 +358,10 @@ impl SockDiag {
                 data = &data[nla_align(len).min(data.len())..];
             }
             if single {
-                return Ok(());
+                return Ok(true);
+            }
+            if until.is_some_and(|t| std::time::Instant::now() >= t) {
+                return Ok(false);
             }
         }
     }

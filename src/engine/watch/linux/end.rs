@@ -154,6 +154,7 @@ impl Watch {
         let Some(conn) = self.conns.remove(&cookie) else {
             return Ok(());
         };
+        self.ended.insert(cookie);
         let owner_holds = match (&destroyed, &conn.owner, conn.gone_at) {
             (None, Some(o), Some(_)) => procfs::holds(o.pid, conn.last.inode),
             _ => None,

@@ -400,7 +400,8 @@ impl Watch {
     /// After a reading at `now`: when the connection is looked up next, by its
     /// timer, the end of its settling or its predicted give-up.
     fn schedule(&mut self, conn: &mut Conn, e: &DiagEntry, now: Duration) {
-        conn.lookups.seen(now, pending(e.timer), e.expires);
+        conn.lookups
+            .seen(now, pending(e.timer), e.expires, self.dump_uncertainty);
         let gives_up = conn
             .timeline
             .gives_up_at()

@@ -41,6 +41,9 @@ use crate::sys::sockdiag::{
 };
 use crate::sys::sysctl;
 
+const AF_INET: u8 = libc::AF_INET as u8;
+const AF_INET6: u8 = libc::AF_INET6 as u8;
+
 use filter::Filter;
 use follow::Conn;
 
@@ -70,8 +73,31 @@ fn diag_error(op: &'static str) -> impl FnOnce(SockDiagError) -> RunError {
     }
 }
 
+/// A discovery dump under way: read a piece at a time between look-ups.
+struct Discovery {
+    family: u8,
+    dumped: usize,
+    /// CPU time of the steps so far.
+    cost: Duration,
+    /// Run time when it began: the time its readings are stamped with.
+    before: Duration,
+}
+
+/// How long one step of a discovery dump may read before the loop looks at
+/// its other work (look-ups due, destroy notifications, signals).
+const DUMP_STEP: Duration = Duration::from_millis(5);
+/// A discovery period up to this long is not said in a warning.
+const NOTE_PERIOD_OVER: Duration = Duration::from_secs(1);
+
 struct Watch {
+    /// For exact look-ups; `dumper` carries the discovery dumps, so a dump in
+    /// progress never has to finish before a look-up.
     diag: SockDiag,
+    dumper: SockDiag,
+    discovery: Option<Discovery>,
+    /// Connections that ended since the current dump began: a reading of theirs
+    /// taken before the end is no new connection.
+    ended: HashSet<u64>,
     destroy: Option<DestroyListener>,
     filter: Filter,
     owners: Owners,
@@ -131,6 +157,10 @@ pub fn run(
     let diag = filter
         .in_netns(SockDiag::open)?
         .map_err(diag_error("watch connections"))?;
+    // Discovery dumps have a socket of their own, so a look-up never waits for one.
+    let dumper = filter
+        .in_netns(SockDiag::open)?
+        .map_err(diag_error("watch connections"))?;
     let ns = filter.in_netns(|| {
         let ct = (conntrack::established_timeout(), conntrack::tcp_loose());
         (sysctl::read_here(), ct)
@@ -138,6 +168,9 @@ pub fn run(
     let (ns, (ct_established, ct_loose)) = ns;
     let mut w = Watch {
         diag,
+        dumper,
+        discovery: None,
+        ended: HashSet::new(),
         destroy: None,
         filter,
         owners: Owners::default(),
@@ -202,8 +235,10 @@ pub fn run(
         if woke == Woke::Ready && lp.is_ready(DESTROY) {
             w.destroyed(rep, now)?;
         }
-        if now >= next_pass {
-            let (dumped, cost) = w.pass(rep)?;
+        if w.discovery.is_none() && now >= next_pass {
+            w.begin_pass(rep)?;
+        }
+        if let Some((dumped, cost)) = w.step_pass(rep)? {
             if first_pass {
                 first_pass = false;
                 w.nothing_matched_note(rep, options)?;
@@ -216,11 +251,24 @@ pub fn run(
         }
         w.look_up_due(rep)?;
         w.judge_overdue(rep)?;
-        let wake = [Some(next_pass), stop_at, w.next_wake()]
-            .into_iter()
-            .flatten()
-            .min();
+        // A dump under way goes on at once, after a look at the descriptors.
+        let wake = if w.discovery.is_some() {
+            Some(rep.clock.now())
+        } else {
+            [Some(next_pass), stop_at, w.next_wake()]
+                .into_iter()
+                .flatten()
+                .min()
+        };
         woke = lp.wait(&rep.clock, wake)?;
+        if w.discovery.is_some()
+            && woke == Woke::Deadline
+            && let Some(outcome) = signals.pending()
+        {
+            // Between two steps of a dump the loop does not poll: a signal is
+            // taken here, so it never waits for a whole dump.
+            woke = Woke::Signal(outcome);
+        }
     }
 }
 
@@ -270,23 +318,90 @@ impl Watch {
         Ok(end)
     }
 
-    /// One discovery dump and its matching. Returns how many sockets it dumped
-    /// and the CPU time the dump and the updates of known connections took (the
-    /// part that grows with the socket count; joins are events, not counted).
-    fn pass(&mut self, rep: &mut Reporter) -> Result<(usize, Duration), RunError> {
+    /// Begins a discovery dump (IPv4, then IPv6).
+    fn begin_pass(&mut self, rep: &mut Reporter) -> Result<(), RunError> {
+        self.generation += 1;
+        self.batch.clear();
+        self.ended.clear();
+        let cpu = thread_cpu_time();
+        self.dumper
+            .start_dump(AF_INET, watch_states(), self.filter.addresses.port)
+            .map_err(diag_error("dump the kernel's socket table (sock_diag)"))?;
+        self.discovery = Some(Discovery {
+            family: AF_INET,
+            dumped: 0,
+            cost: thread_cpu_time().saturating_sub(cpu),
+            before: rep.clock.now(),
+        });
+        Ok(())
+    }
+
+    /// Reads the dump under way for up to [`DUMP_STEP`], keeping the sockets that
+    /// matter: watched ones (whatever their state) and ESTABLISHED ones that
+    /// pass the address filters. When the dump is complete, matches it and
+    /// returns how many sockets it dumped and the CPU time it and the updates of
+    /// known connections took (the part that grows with the socket count; joins
+    /// are events, not counted).
+    fn step_pass(&mut self, rep: &mut Reporter) -> Result<Option<(usize, Duration)>, RunError> {
+        let Some(mut d) = self.discovery.take() else {
+            return Ok(None);
+        };
+        let cpu = thread_cpu_time();
+        let conns = &self.conns;
+        let filter = &self.filter;
+        let batch = &mut self.batch;
+        let mut n = 0;
+        let done = self
+            .dumper
+            .dump_step(Instant::now() + DUMP_STEP, |e| {
+                n += 1;
+                if conns.contains_key(&e.cookie)
+                    || (e.state == TCP_ESTABLISHED
+                        && filter.addresses.matches(e.local, Some(e.peer)))
+                {
+                    batch.push(*e);
+                }
+            })
+            .map_err(diag_error("dump the kernel's socket table (sock_diag)"))?;
+        d.dumped += n;
+        let complete = done && d.family == AF_INET6;
+        if done && d.family == AF_INET {
+            self.dumper
+                .start_dump(AF_INET6, watch_states(), self.filter.addresses.port)
+                .map_err(diag_error("dump the kernel's socket table (sock_diag)"))?;
+            d.family = AF_INET6;
+        }
+        d.cost = d.cost.saturating_add(thread_cpu_time().saturating_sub(cpu));
+        if !complete {
+            self.discovery = Some(d);
+            return Ok(None);
+        }
+        let cost = self.finish_pass(rep, d.before)?;
+        Ok(Some((d.dumped, d.cost.saturating_add(cost))))
+    }
+
+    /// Matches a complete dump: new connections join, known ones are updated,
+    /// missing ones vanished. Returns the CPU time of the updates.
+    fn finish_pass(&mut self, rep: &mut Reporter, before: Duration) -> Result<Duration, RunError> {
         // The kernel reads its counters somewhere between these two times; on a
         // loaded host they can be far apart. Contacts are placed from the time
         // before the dump: an estimate that is early is never taken for a new
         // contact (only a later one is), so a slow dump cannot invent contacts
         // or hide probe answers. A socket that is gone is stamped with the time
         // after: it may have gone just before the kernel looked, so never early.
-        let cpu = thread_cpu_time();
-        let before = rep.clock.now();
-        let dumped = self.collect()?;
         let after = rep.clock.now();
-        let mut cost = thread_cpu_time().saturating_sub(cpu);
         self.dump_uncertainty = after.saturating_sub(before);
         let now = before;
+        self.fresh.clear();
+        let ended = &self.ended;
+        self.fresh.extend(
+            self.batch
+                .iter()
+                .filter(|e| !self.conns.contains_key(&e.cookie) && !ended.contains(&e.cookie)),
+        );
+        self.filter.settle_pid(&self.fresh)?;
+        let filter = &self.filter;
+        self.fresh.retain(|e| filter.matches_pid(e));
         let in_dump: HashSet<u64> = self.batch.iter().map(|e| e.cookie).collect();
         self.unaccepted.retain(|c, _| in_dump.contains(c));
         let unaccepted = &mut self.unaccepted;
@@ -307,12 +422,13 @@ impl Watch {
         let cpu = thread_cpu_time();
         let batch = std::mem::take(&mut self.batch);
         for e in &batch {
-            if self.conns.contains_key(&e.cookie) {
+            // A look-up during the dump read it later than the dump did.
+            if self.conns.get(&e.cookie).is_some_and(|c| c.last_at <= now) {
                 self.update(rep, now, e)?;
             }
         }
         self.batch = batch;
-        cost = cost.saturating_add(thread_cpu_time().saturating_sub(cpu));
+        let cost = thread_cpu_time().saturating_sub(cpu);
         let fresh = std::mem::take(&mut self.fresh);
         for e in &fresh {
             self.join(rep, now, e)?;
@@ -330,7 +446,7 @@ impl Watch {
         }
         // Destroy notifications that may have come meanwhile.
         self.destroyed(rep, after)?;
-        Ok((dumped, cost))
+        Ok(cost)
     }
 
     /// Looks up every connection whose own look-up is due: its reading updates
@@ -411,7 +527,7 @@ impl Watch {
     }
 
     /// Says, in a run warning, when the socket table is too large to dump every
-    /// `--interval` within the budget: how often it is dumped instead and how
+    /// `--interval` (or every second) within the budget: how often it is dumped instead and how
     /// soon a new connection joins. Said again when that changes twofold.
     fn discovery_note(
         &mut self,
@@ -423,7 +539,9 @@ impl Watch {
         let changed = self
             .said_period
             .is_none_or(|s| period > s.saturating_mul(2) || period.saturating_mul(2) < s);
-        if period <= self.interval || !changed {
+        // A second or less is not worth a warning (a first, cold dump of a few
+        // sockets can cost a few milliseconds).
+        if period <= self.interval.max(NOTE_PERIOD_OVER) || !changed {
             return Ok(());
         }
         self.said_period = Some(period);
