@@ -90,7 +90,13 @@ async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                clients.make_room(MAX_CLIENTS - 1);
+                if clients.make_room(MAX_CLIENTS - 1) > 0 {
+                    // An aborted task closes its connection when the runtime
+                    // next runs it; let it, before accepting more, so that the
+                    // descriptors held never exceed the cap (without this, a
+                    // burst of accepts went 15 past it before yielding).
+                    tokio::task::yield_now().await;
+                }
                 let id = clients.next_id();
                 let guard = Registered {
                     clients: Arc::clone(&clients),
@@ -136,15 +142,18 @@ impl Clients {
         self.lock().insert(id, task);
     }
 
-    /// Closes the oldest connections until at most `keep` are left.
-    fn make_room(&self, keep: usize) {
+    /// Closes the oldest connections until at most `keep` are left; how many.
+    fn make_room(&self, keep: usize) -> usize {
         let mut live = self.lock();
+        let mut closed = 0;
         while live.len() > keep {
             let Some((_, oldest)) = live.pop_first() else {
                 break;
             };
             oldest.abort();
+            closed += 1;
         }
+        closed
     }
 }
 
