@@ -12,7 +12,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::config::{Endpoint, SendPlan};
 use crate::engine::event_loop::{EventLoop, Resolved, Woke};
 use crate::engine::run::{Reporter, RunError, stop_message};
-use crate::engine::session::{Plan, Session};
+use crate::engine::session::{Events, Plan, Session};
 use crate::model::event::{EndFacts, EventKind, Outcome};
 use crate::model::heartbeat::HeartbeatConfig;
 use crate::model::outcome::{classify_errno, errno_name, errno_text};
@@ -137,7 +137,7 @@ pub fn follow(
             };
         }
     };
-    rep.emit_all(conn, events)?;
+    events.emit(rep, conn)?;
     lp.watch(session.fd(), SOCK, false)?;
     let end = follow_session(conn, &mut session, cfg, rep, lp, stop_at);
     lp.unwatch(session.fd());
@@ -160,7 +160,7 @@ fn follow_session(
             .min();
         let woke = lp.wait(&rep.clock, wake)?;
         let now = rep.clock.now();
-        let mut events = Vec::new();
+        let mut events = Events::new();
         let end = match woke {
             Woke::Signal(outcome) => {
                 Some(session.finish(now, outcome, stop_message(outcome, None), &mut events))
@@ -181,7 +181,7 @@ fn follow_session(
                 session.finish(now, Outcome::Alive, message, &mut events)
             })
         });
-        rep.emit_all(conn, events)?;
+        events.emit(rep, conn)?;
         if let Some(end) = end {
             return Ok(end);
         }

@@ -19,7 +19,7 @@ use crate::engine::connection::{self, ConnectOptions, Dialed};
 use crate::engine::event_loop::{EventLoop, Signals, Woke};
 use crate::engine::listener;
 use crate::engine::run::{Reporter, RunError, stop_message};
-use crate::engine::session::{Plan, Session};
+use crate::engine::session::{Events, Plan, Session};
 use crate::model::event::{EndFacts, EventKind, Outcome};
 use crate::model::lab::{Action, Arming, FLAP_DOWN, Injected, Scenario, Trigger, fault_when};
 use crate::sys;
@@ -314,15 +314,15 @@ pub fn run(cfg: &LabOptions, rep: &mut Reporter, signals: &Signals) -> Result<En
         peer_reading: true,
     };
     lab.watch_connector(now, &events);
-    rep.emit_all(CONN, events)?;
+    events.emit(rep, CONN)?;
     if cfg.both {
-        rep.emit_all(PEER, peer_events)?;
+        peer_events.emit(rep, PEER)?;
     }
     let end = follow(&mut lab, &mut conn, rep, &mut lp)?;
     if let Some(mut peer) = lab.peer.take()
         && cfg.both
     {
-        let mut events = Vec::new();
+        let mut events = Events::new();
         let now = rep.clock.now();
         let end = peer.finish(
             now,
@@ -330,7 +330,7 @@ pub fn run(cfg: &LabOptions, rep: &mut Reporter, signals: &Signals) -> Result<En
             "the lab ended".to_string(),
             &mut events,
         );
-        rep.emit_all(PEER, events)?;
+        events.emit(rep, PEER)?;
         rep.emit(PEER, EventKind::End(end))?;
     }
     rep.end(CONN, lab.predicted(end, conn.last_contact()))
@@ -363,9 +363,9 @@ fn follow(
         let now = rep.clock.now();
 
         if let Woke::Signal(outcome) = woke {
-            let mut events = Vec::new();
+            let mut events = Events::new();
             let end = conn.finish(now, outcome, stop_message(outcome, None), &mut events);
-            rep.emit_all(CONN, events)?;
+            events.emit(rep, CONN)?;
             return Ok(end);
         }
 
@@ -375,7 +375,7 @@ fn follow(
         if let Some(peer) = lab.peer.as_mut()
             && (peer_ready || peer_due)
         {
-            let mut events = Vec::new();
+            let mut events = Events::new();
             let mut end = None;
             if peer_ready {
                 end = peer.on_ready(now, &mut events);
@@ -384,7 +384,7 @@ fn follow(
                 end = peer.on_wake(now, &mut events);
             }
             if lab.cfg.both {
-                rep.emit_all(PEER, events)?;
+                events.emit(rep, PEER)?;
             }
             if let Some(end) = end {
                 if let Some(peer) = lab.peer.take() {
@@ -396,7 +396,7 @@ fn follow(
             }
         }
 
-        let mut events = Vec::new();
+        let mut events = Events::new();
         let mut end = None;
         if lp.is_ready(CONN) {
             end = conn.on_ready(now, &mut events);
@@ -405,7 +405,7 @@ fn follow(
             end = conn.on_wake(now, &mut events);
         }
         lab.watch_connector(now, &events);
-        rep.emit_all(CONN, events)?;
+        events.emit(rep, CONN)?;
         if let Some(end) = end {
             return Ok(end);
         }
@@ -414,9 +414,9 @@ fn follow(
             lab.inject(now, conn, lp, rep)?;
             // Sample at once: a FIN or RST is already there, and a send plan
             // starting now writes its first bytes.
-            let mut events = Vec::new();
+            let mut events = Events::new();
             let end = conn.on_wake(now, &mut events);
-            rep.emit_all(CONN, events)?;
+            events.emit(rep, CONN)?;
             if let Some(end) = end {
                 return Ok(end);
             }
@@ -435,13 +435,13 @@ fn follow(
         }
 
         if stop_at.is_some_and(|s| now >= s) {
-            let mut events = Vec::new();
+            let mut events = Events::new();
             let message = format!(
                 "{} with the peer alive",
                 stop_message(Outcome::Alive, run_for)
             );
             let end = conn.finish(now, Outcome::Alive, message, &mut events);
-            rep.emit_all(CONN, events)?;
+            events.emit(rep, CONN)?;
             return Ok(end);
         }
     }

@@ -13,7 +13,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::config::Fault;
 use crate::engine::event_loop::{EventLoop, Woke};
 use crate::engine::run::{Reporter, RunError, Throttle, stop_message};
-use crate::engine::session::{Plan, Request, Role, Session};
+use crate::engine::session::{Events, Plan, Request, Role, Session};
 use crate::model::event::{EndFacts, EventKind, Outcome};
 use crate::model::expect::Tally;
 use crate::model::heartbeat::HeartbeatConfig;
@@ -277,10 +277,10 @@ pub fn serve(
             let message = stop_message(outcome, cfg.run_for);
             let ids: Vec<u64> = table.sessions.keys().copied().collect();
             for id in ids {
-                let mut events = Vec::new();
+                let mut events = Events::new();
                 if let Some(s) = table.sessions.get_mut(&id) {
                     let end = s.finish(now, outcome, message.clone(), &mut events);
-                    rep.emit_all(id, events)?;
+                    events.emit(rep, id)?;
                     let end = rep.end(id, end)?;
                     table.remove(id, &end);
                 }
@@ -298,7 +298,7 @@ pub fn serve(
         // The connections held first: their EOFs free table slots for new ones.
         for r in ready.iter().filter(|r| r.token != LISTENER) {
             let id = r.token;
-            let mut events = Vec::new();
+            let mut events = Events::new();
             let end = match table.sessions.get_mut(&id) {
                 Some(s) => s.on_ready(now, &mut events),
                 None => continue,
@@ -333,7 +333,7 @@ pub fn serve(
             let Some(Reverse((_, id))) = table.timers.pop() else {
                 break;
             };
-            let mut events = Vec::new();
+            let mut events = Events::new();
             let end = match table.sessions.get_mut(&id) {
                 Some(s) => {
                     s.scheduled = None;
@@ -354,12 +354,12 @@ fn finish_step(
     rep: &mut Reporter,
     table: &mut Table,
     id: u64,
-    events: Vec<EventKind>,
+    events: Events,
     end: Option<EndFacts>,
     once: bool,
     now: Duration,
 ) -> Result<Option<EndFacts>, RunError> {
-    rep.emit_all(id, events)?;
+    events.emit(rep, id)?;
     match end {
         Some(end) => {
             let end = end_session(rep, table, id, end, now)?;
@@ -454,7 +454,7 @@ fn serve_requests(
     let requests = s.take_requests();
     let peer = s.peer().ip();
     for req in requests {
-        let mut events = Vec::new();
+        let mut events = Events::new();
         let ended = match req {
             Request::Watch(run) => {
                 let runs_of_peer = table.runs.values().filter(|r| r.peer == peer).count();
@@ -539,7 +539,7 @@ fn serve_requests(
                 None
             }
         };
-        rep.emit_all(id, events)?;
+        events.emit(rep, id)?;
         if let Some(end) = ended {
             end_session(rep, table, id, end, now)?;
             return Ok(());
@@ -654,7 +654,7 @@ fn accept_all(
             table.lp.watch(session.fd(), id, false)?;
         }
         table.sessions.insert(id, session);
-        rep.emit_all(id, events)?;
+        events.emit(rep, id)?;
         table.schedule(id, now);
     }
     // More may be pending: the listening socket stays readable and comes back in

@@ -22,10 +22,18 @@
 //! the reader makes no progress, so signals always end the run. Where no thread
 //! can be started, writes go to stdout directly, as before.
 //!
+//! When stdout is a regular file or /dev/null, which no reader can hold up, the
+//! hand-off writes the batch itself while the writer has nothing in hand (same
+//! order, no thread wake-up: at one probe a second that wake-up was a third of
+//! `connect --json`'s CPU); a write that takes longer than [`DIRECT_SLOW`] (a
+//! congested disk) turns this off for the rest of the run.
+//!
 //! The queue itself is one per process (there is one stdout), started once
 //! before the run clock; nothing here is switched per event.
 
 use std::io::Write;
+use std::os::fd::AsFd;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -46,6 +54,9 @@ const HAND_OFF_AT: usize = 64 * 1024;
 /// counted) while a slow reader takes a large hand-off.
 const WRITE_PIECE: usize = 16 * 1024;
 const WRITER_STACK: usize = 128 * 1024;
+/// A direct write (see the module's doc) slower than this hands the rest of
+/// the run's output to the writer thread.
+pub const DIRECT_SLOW: Duration = Duration::from_millis(10);
 
 /// Whether an event's lines may be dropped when stdout is not being read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,6 +201,8 @@ impl State {
 
 struct Shared {
     state: Mutex<State>,
+    /// stdout is a regular file or /dev/null, and no direct write was slow yet.
+    direct: AtomicBool,
     /// Something was dropped or held since the reporter last asked: only then
     /// does [`Output::take_dropped`] take the lock (it is asked at every event).
     attention: AtomicBool,
@@ -220,6 +233,7 @@ fn queue() -> Option<&'static Arc<Shared>> {
 fn start() -> Option<Arc<Shared>> {
     let shared = Arc::new(Shared {
         state: Mutex::new(State::new()),
+        direct: AtomicBool::new(no_reader_can_hold_stdout()),
         attention: AtomicBool::new(false),
         changed: Condvar::new(),
     });
@@ -232,13 +246,61 @@ fn start() -> Option<Arc<Shared>> {
         .map(|_| shared)
 }
 
+/// Whether stdout is a regular file or /dev/null: written without a reader, so a
+/// write there never waits for one (a pipe, a socket or a terminal can).
+fn no_reader_can_hold_stdout() -> bool {
+    let Ok(fd) = std::io::stdout().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    let Ok(meta) = std::fs::File::from(fd).metadata() else {
+        return false;
+    };
+    let kind = meta.file_type();
+    kind.is_file()
+        || (kind.is_char_device()
+            && std::fs::metadata("/dev/null")
+                .is_ok_and(|null| null.file_type().is_char_device() && null.rdev() == meta.rdev()))
+}
+
 /// Hands the lines committed since the last hand-off to the writer: the event
 /// loop calls this before it waits, so each wake-up's events go out together.
+/// To a regular file or /dev/null, with the writer idle and nothing before them
+/// still queued, they are written here instead (see the module's doc).
 pub fn hand_off() {
-    if let Some(shared) = QUEUE.get().and_then(Option::as_ref)
-        && let Some(mut st) = shared.lock()
-        && st.hand_off()
+    let Some(shared) = QUEUE.get().and_then(Option::as_ref) else {
+        return;
+    };
+    let Some(mut st) = shared.lock() else {
+        return;
+    };
+    if shared.direct.load(Ordering::Relaxed)
+        && st.writer_idle
+        && st.outgoing.is_empty()
+        && st.writing == 0
+        && st.held.is_empty()
+        && !st.closed
+        && !st.batch.is_empty()
     {
+        let started = Instant::now();
+        let result = {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&st.batch).and_then(|_| out.flush())
+        };
+        if started.elapsed() > DIRECT_SLOW {
+            shared.direct.store(false, Ordering::Relaxed);
+        }
+        let n = st.batch.len();
+        st.batch.clear();
+        st.written = st.written.saturating_add(n as u64);
+        st.progress_at = Instant::now();
+        if result.is_err() {
+            // As in the writer: the reporter sees `closed` at its next event.
+            st.closed = true;
+            st.staged.clear();
+        }
+        return;
+    }
+    if st.hand_off() {
         shared.changed.notify_all();
     }
 }

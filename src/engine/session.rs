@@ -15,6 +15,7 @@ use std::time::Duration;
 use socket2::Socket;
 
 use crate::config::{Fault, SendPlan};
+use crate::engine::run::{Reporter, RunError};
 use crate::model::event::{EndFacts, EventKind, Outcome};
 pub use crate::model::heartbeat::Saw;
 use crate::model::heartbeat::{Due, Heartbeat, HeartbeatConfig, LineReader, Message, RawReply};
@@ -94,6 +95,59 @@ fn filler_line(size: usize) -> Vec<u8> {
     bytes
 }
 
+/// The events of one wake-up, in order. Those a kernel fact dates before the
+/// wake-up (an answered keepalive probe, its answer and the new idle start: the
+/// answer's arrival, tcpi_last_ack_recv) are stamped with that run time; the others
+/// with the time they are emitted.
+#[derive(Debug, Default)]
+pub struct Events {
+    kinds: Vec<EventKind>,
+    /// (index in `kinds`, run time), ascending by index.
+    dated: Vec<(usize, Duration)>,
+}
+
+impl Events {
+    pub fn new() -> Events {
+        Events::default()
+    }
+
+    pub fn push(&mut self, kind: EventKind) {
+        self.kinds.push(kind);
+    }
+
+    fn push_dated(&mut self, at: Option<Duration>, kind: EventKind) {
+        if let Some(at) = at {
+            self.dated.push((self.kinds.len(), at));
+        }
+        self.kinds.push(kind);
+    }
+
+    /// Emits them all, each with its stamp, with one clock reading for the rest.
+    pub fn emit(self, rep: &mut Reporter, conn: u64) -> Result<(), RunError> {
+        if self.kinds.is_empty() {
+            return Ok(());
+        }
+        let now = rep.clock.now();
+        let mut dated = self.dated.into_iter().peekable();
+        for (i, kind) in self.kinds.into_iter().enumerate() {
+            let at = match dated.next_if(|&(j, _)| j == i) {
+                Some((_, at)) => at.min(now),
+                None => now,
+            };
+            rep.emit_at(at, conn, kind)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for Events {
+    type Target = [EventKind];
+
+    fn deref(&self) -> &[EventKind] {
+        &self.kinds
+    }
+}
+
 pub struct Session {
     sock: Socket,
     peer: SocketAddr,
@@ -134,7 +188,7 @@ impl Session {
         sock: Socket,
         now: Duration,
         plan: &Plan,
-    ) -> Result<(Session, Vec<EventKind>), (std::io::Error, Socket)> {
+    ) -> Result<(Session, Events), (std::io::Error, Socket)> {
         let looked = addr_of(sock.local_addr()).and_then(|local| {
             let peer = addr_of(sock.peer_addr())?;
             Ok((local, peer, sockopt::read_back(&sock)?))
@@ -149,10 +203,9 @@ impl Session {
             h.include_in(&mut facts);
         }
         let timeline = Timeline::new(eff, params, now);
-        let mut events = vec![
-            EventKind::Connected { local, peer },
-            EventKind::Config(facts),
-        ];
+        let mut events = Events::new();
+        events.push(EventKind::Connected { local, peer });
+        events.push(EventKind::Config(facts));
         let fault = plan.fault.map(|f| {
             let after = match f {
                 Fault::Close(d) | Fault::Reset(d) => d,
@@ -208,10 +261,11 @@ impl Session {
         }
     }
 
-    fn sample(&mut self, now: Duration, out: &mut Vec<EventKind>) {
+    fn sample(&mut self, now: Duration, out: &mut Events) {
         // A failed TCP_INFO read only costs detail; the outcome comes from read().
         if let Ok(Some(s)) = sys::sample(self.sock.as_fd()) {
-            out.extend(self.timeline.observe(now, &s));
+            self.timeline
+                .observe_dated(now, &s, |at, kind| out.push_dated(at, kind));
         }
     }
 
@@ -236,7 +290,7 @@ impl Session {
     }
 
     /// The socket is readable or reported an error: sample, then read.
-    pub fn on_ready(&mut self, now: Duration, out: &mut Vec<EventKind>) -> Option<EndFacts> {
+    pub fn on_ready(&mut self, now: Duration, out: &mut Events) -> Option<EndFacts> {
         self.sample(now, out);
         if self.no_read {
             return self.on_hangup(now);
@@ -289,7 +343,7 @@ impl Session {
 
     /// Bytes from the peer: heartbeat replies and `PING`s to answer; everything
     /// else is counted by the kernel (TCP_INFO) and dropped.
-    fn on_data(&mut self, now: Duration, bytes: &[u8], out: &mut Vec<EventKind>) {
+    fn on_data(&mut self, now: Duration, bytes: &[u8], out: &mut Events) {
         if let Some(hb) = self.heartbeat.as_mut().filter(|h| h.raw()) {
             for reply in hb.on_raw_bytes(bytes, now) {
                 out.push(match reply {
@@ -395,7 +449,7 @@ impl Session {
         seq: u64,
         wake_ms: u32,
         uto_ms: u32,
-        out: &mut Vec<EventKind>,
+        out: &mut Events,
     ) -> Option<EndFacts> {
         self.role = Role::Test { run, seq };
         self.hold(now, seq, wake_ms, uto_ms, out);
@@ -405,14 +459,7 @@ impl Session {
     /// `HOLD`: this connection is an idle-limit test flow. Nothing of ours may
     /// refresh the path's state: keepalive and heartbeats go off (the new settings
     /// are reported), then `HELD` confirms; the `in` check's `PING` is scheduled.
-    fn hold(
-        &mut self,
-        now: Duration,
-        seq: u64,
-        wake_ms: u32,
-        uto_ms: u32,
-        out: &mut Vec<EventKind>,
-    ) {
+    fn hold(&mut self, now: Duration, seq: u64, wake_ms: u32, uto_ms: u32, out: &mut Events) {
         if let Err(e) = self.sock.set_keepalive(false) {
             out.push(EventKind::Warning {
                 message: format!("HOLD {seq}: cannot turn keepalive off ({e}); not held"),
@@ -473,7 +520,7 @@ impl Session {
     }
 
     /// The heartbeat schedule's due actions: send, or give up on a hung peer.
-    fn heartbeats(&mut self, now: Duration, out: &mut Vec<EventKind>) -> Option<EndFacts> {
+    fn heartbeats(&mut self, now: Duration, out: &mut Events) -> Option<EndFacts> {
         while let Some(due) = self.heartbeat.as_mut().and_then(|h| h.poll(now)) {
             match due {
                 Due::Send { seq, bytes } => {
@@ -516,7 +563,7 @@ impl Session {
     }
 
     /// A timer fired: sample the kernel, inject a due fault, write a due send.
-    pub fn on_wake(&mut self, now: Duration, out: &mut Vec<EventKind>) -> Option<EndFacts> {
+    pub fn on_wake(&mut self, now: Duration, out: &mut Events) -> Option<EndFacts> {
         self.sample(now, out);
         if let (Role::Control { run }, Some(at)) = (self.role, self.silent_at)
             && now >= at
@@ -627,7 +674,7 @@ impl Session {
         now: Duration,
         outcome: Outcome,
         message: String,
-        out: &mut Vec<EventKind>,
+        out: &mut Events,
     ) -> EndFacts {
         self.sample(now, out);
         self.end(now, outcome, None, message)

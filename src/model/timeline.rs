@@ -8,9 +8,14 @@
 //! alone by an answer, so after an answered probe the next one comes at
 //! max(probe + intvl, answer + idle)) and, while the peer advertises a zero window,
 //! the zero-window probe timer. The observer wakes just after the next firing the
-//! model predicts; when the kernel's timer is late (its wheel rounds timers up, see
-//! [`crate::model::wheel`]) it samples again in short steps that grow with the
-//! lateness, so an event is never much later than the kernel's action.
+//! model predicts. The kernel's timer wheel rounds timers up ([`crate::model::wheel`]):
+//! a keepalive timer the kernel re-armed from its own firing fires a whole number of
+//! wheel buckets later, known to a jiffy, and otherwise somewhere up to the wheel's
+//! late bound after its due time. While an answer is expected, one look after the
+//! latest firing time suffices, since the answer's arrival (tcpi_last_ack_recv)
+//! dates the probe; when no answer dates it (a silent peer), or the window is wide,
+//! the looks start at the earliest time and step, growing with the lateness, so an
+//! event is never much later than the kernel's action.
 //!
 //! Whenever the prediction changes (an answer, data, a window change, a late timer)
 //! a `prediction` event says so; the `end` carries the prediction that was in force
@@ -35,6 +40,10 @@ const CONTACT_JITTER: Duration = Duration::from_millis(10);
 const DUE_SLACK: Duration = Duration::from_millis(3);
 /// The shortest step between samples while waiting for a late timer.
 const MIN_STEP: Duration = Duration::from_millis(10);
+/// A probe expected to be answered, whose firing the wheel puts in a window no
+/// wider than this, gets one look after the window: it is then reported at most
+/// this much (plus [`DUE_SLACK`]) after the wire even when no answer dates it.
+const ONE_LOOK: Duration = Duration::from_millis(40);
 /// A prediction that moves less than this is not news.
 const PREDICTION_MOVE: Duration = Duration::from_millis(20);
 /// The TCP states reached only after the peer's FIN.
@@ -54,6 +63,17 @@ struct ZeroWindow {
     seen_backoff: u32,
     seen_segs_out: u32,
     timer: WindowProbes,
+}
+
+/// A keepalive timer firing that sent a probe: between `lo` and `hi` (model clock),
+/// at a multiple of `gran` jiffies (its wheel level's granularity); `armed_at` is the
+/// model's arming time of the re-arm the kernel made there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Firing {
+    lo: Duration,
+    hi: Duration,
+    gran: u64,
+    armed_at: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +134,13 @@ pub struct Timeline {
     /// Keepalive probes already out, unanswered, at the first sample (`watch`
     /// joined a connection whose probing had begun): never reported as new ones.
     probes_at_join: u32,
+    /// The keepalive firing that sent the last probe seen, as far as the samples
+    /// and the wheel place it: the next firing is planned from it.
+    last_firing: Option<Firing>,
+    /// The events of the sample being folded in that a kernel fact dates before the
+    /// sample (an answered probe, dated by its answer's arrival): their index range
+    /// in the fold's list and that time (model clock).
+    dated: Option<(std::ops::Range<usize>, Duration)>,
 }
 
 impl Timeline {
@@ -153,6 +180,8 @@ impl Timeline {
             sampled_at: now,
             timer_uncertainty: Duration::ZERO,
             probes_at_join: 0,
+            last_firing: None,
+            dated: None,
         }
     }
 
@@ -207,6 +236,7 @@ impl Timeline {
         self.eff = eff;
         self.params.retries2 = retries2;
         self.busy_detect_after = eff.busy_detect_after(retries2);
+        self.last_firing = None;
         if self.probes_seen == 0 {
             self.ka = KeepaliveTimer {
                 probes_out: 0,
@@ -232,6 +262,7 @@ impl Timeline {
     pub fn kernel_timer_at(&mut self, at: Duration, uncertainty: Duration) {
         let at = at.saturating_add(self.offset);
         self.timer_uncertainty = uncertainty;
+        self.last_firing = None;
         self.ka.armed_at = self.sampled_at.min(at);
         self.ka.fires_at = at;
         self.prediction_now_in_force();
@@ -318,9 +349,37 @@ impl Timeline {
         }
     }
 
-    fn probe_sent(&mut self, n: u32, now: Duration, out: &mut Vec<EventKind>) {
+    /// Probe `n` went out between `seen.0` and `seen.1` (the sample before that did
+    /// not show it and the one that did, or just before its answer); the model
+    /// takes it as sent at `now`.
+    fn probe_sent(
+        &mut self,
+        n: u32,
+        now: Duration,
+        seen: (Duration, Duration),
+        out: &mut Vec<EventKind>,
+    ) {
         let due = self.ka.next_probe(&self.eff);
         let armed_at = self.ka.next_probe_armed_at(&self.eff);
+        // Where the wheel let it fire, narrowed by the samples; a sample past the
+        // wheel's window is believed over the model.
+        let (wlo, whi) = self.probe_window();
+        let lo = seen.0.max(wlo).min(seen.1);
+        let hi = if seen.0 > whi {
+            seen.1
+        } else {
+            seen.1.min(whi).max(lo)
+        };
+        self.last_firing = self
+            .params
+            .wheel
+            .granularity(due.saturating_sub(armed_at))
+            .map(|gran| Firing {
+                lo,
+                hi,
+                gran,
+                armed_at: now,
+            });
         out.push(EventKind::Probe {
             n,
             due,
@@ -412,13 +471,39 @@ impl Timeline {
 
     /// Folds in one kernel sample taken at run time `now`.
     pub fn observe(&mut self, now: Duration, s: &TcpSample) -> Vec<EventKind> {
+        let mut out = Vec::new();
+        self.observe_dated(now, s, |_, k| out.push(k));
+        out
+    }
+
+    /// As [`Timeline::observe`], handing each event to `push` with the run time it
+    /// happened at when a kernel fact dates it before the sample (an answered
+    /// probe, its answer and the idle start: the answer's arrival,
+    /// tcpi_last_ack_recv), else `None` (it happened by the sample).
+    pub fn observe_dated(
+        &mut self,
+        now: Duration,
+        s: &TcpSample,
+        mut push: impl FnMut(Option<Duration>, EventKind),
+    ) {
         if !self.observed {
-            return self.baseline(now, s);
+            for k in self.baseline(now, s) {
+                push(None, k);
+            }
+            return;
         }
         let model_now = now.saturating_add(self.offset);
+        self.dated = None;
         let out = self.fold(model_now, s);
         self.sampled_at = model_now;
-        out.into_iter().map(|k| self.to_run(k)).collect()
+        let dated = self.dated.take();
+        for (i, k) in out.into_iter().enumerate() {
+            let at = dated
+                .as_ref()
+                .filter(|(range, _)| range.contains(&i))
+                .map(|(_, at)| at.saturating_sub(self.offset));
+            push(at, self.to_run(k));
+        }
     }
 
     /// [`Timeline::observe`] on the model's clock.
@@ -474,20 +559,30 @@ impl Timeline {
                 self.contact(contact, traffic);
             }
         } else if contact_moved {
+            let first = out.len();
             if !traffic {
                 self.answered_probe(contact, &mut out);
             }
             self.contact(contact, traffic);
             if !traffic {
                 out.push(EventKind::Idle { since: contact });
+                // The answer's arrival dates the probe, its answer and the new idle
+                // start (not before the sample that did not show them yet).
+                if out[first..]
+                    .iter()
+                    .any(|k| matches!(k, EventKind::ProbeAcked { .. }))
+                {
+                    self.dated = Some((first..out.len(), contact.max(self.sampled_at)));
+                }
             }
         } else if s.unacked == 0 && s.notsent_bytes == 0 && self.eff.keepalive {
             let probes = s.probes as u32;
             if !self.window_open && (now >= self.ka.next_probe(&self.eff) || probes > 0) {
                 out.push(self.window_event());
             }
+            let seen = (self.sampled_at, now);
             for n in self.probes_seen + 1..=probes {
-                self.probe_sent(n, now, &mut out);
+                self.probe_sent(n, now, seen, &mut out);
             }
         }
         // Keepalive does not run while data waits (stuck in flight, queued, or
@@ -565,11 +660,15 @@ impl Timeline {
         // no sample caught them while they were out.
         let mut sent = self.probes_seen;
         let first_new = out.len();
+        // The answer came at `contact`, read in jiffies: the probe left up to a
+        // jiffy (the reading's rounding) and a round trip before it.
+        let jiffy = self.params.wheel.jiffy().unwrap_or(CONTACT_JITTER);
+        let seen = (self.sampled_at.max(contact.saturating_sub(jiffy)), contact);
         while contact.saturating_add(slack) >= self.ka.next_probe(&self.eff)
             && sent < u8::MAX as u32
         {
             sent += 1;
-            self.probe_sent(sent, contact, out);
+            self.probe_sent(sent, contact, seen, out);
         }
         // The last probe out is the one answered (the others' answers were lost);
         // seen out and answered in one sample, its answer's line says both.
@@ -1044,7 +1143,7 @@ impl Timeline {
             let step = (self.rto / 4).clamp(MIN_STEP, Duration::from_millis(200));
             Some(now.saturating_add(step))
         } else if self.eff.keepalive {
-            Some(after(self.ka.next_probe(&self.eff)))
+            Some(self.probe_wake(now))
         } else {
             None
         };
@@ -1053,6 +1152,49 @@ impl Timeline {
             (a, b) => a.or(b),
         };
         wake.map(|w| w.saturating_sub(self.offset))
+    }
+
+    /// Where the wheel puts the firing that sends the next keepalive probe (model
+    /// clock): when the pending timer is the one the kernel re-armed at the last
+    /// probe's firing, exactly [`Wheel::rearmed_after`] after that firing, which the
+    /// samples place to within a jiffy or a step; else from its due time to the
+    /// wheel's late bound.
+    ///
+    /// [`Wheel::rearmed_after`]: crate::model::wheel::Wheel::rearmed_after
+    fn probe_window(&self) -> (Duration, Duration) {
+        let due = self.ka.next_probe(&self.eff);
+        let rearmed = self
+            .last_firing
+            .filter(|f| f.armed_at == self.ka.armed_at && due == self.ka.fires_at)
+            .and_then(|f| {
+                let armed = self.ka.fires_at.saturating_sub(self.ka.armed_at);
+                let after = self.params.wheel.rearmed_after(armed, f.gran)?;
+                Some((f.lo.saturating_add(after), f.hi.saturating_add(after)))
+            });
+        rearmed.unwrap_or_else(|| {
+            let armed = due.saturating_sub(self.ka.next_probe_armed_at(&self.eff));
+            (due, due.saturating_add(self.params.wheel.late_bound(armed)))
+        })
+    }
+
+    /// When to look for the next keepalive probe (model clock). A probe expected to
+    /// be answered (none out yet) whose window is at most [`ONE_LOOK`] wide gets one
+    /// look just after the window: its answer dates it. Otherwise the looks start
+    /// at the window's opening and step by an eighth of the time since, at least
+    /// [`MIN_STEP`], so a probe nothing dates is reported within a step of the wire
+    /// and a timer late beyond the window is still followed.
+    fn probe_wake(&self, now: Duration) -> Duration {
+        let (lo, hi) = self.probe_window();
+        let first = lo.saturating_add(DUE_SLACK);
+        let last = hi.saturating_add(DUE_SLACK);
+        if self.probes_seen == 0 && hi.saturating_sub(lo) <= ONE_LOOK && now < last {
+            return last;
+        }
+        if now < first {
+            return first;
+        }
+        let late = now - first;
+        now.saturating_add((late / 8).clamp(MIN_STEP, Duration::from_secs(1)))
     }
 
     /// The `end` facts for an outcome decided at `now`: the prediction is the one

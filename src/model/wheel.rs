@@ -46,6 +46,43 @@ impl Wheel {
         }
     }
 
+    /// One jiffy, when HZ is known.
+    pub fn jiffy(&self) -> Option<Duration> {
+        self.hz
+            .map(|hz| Duration::from_nanos(1_000_000_000 / hz as u64))
+    }
+
+    /// The granularity (jiffies) of the level a timer armed `armed` ahead lands in,
+    /// when HZ is known: the firing of such a timer is at a multiple of it.
+    pub fn granularity(&self, armed: Duration) -> Option<u64> {
+        let jiffy = self.jiffy()?.as_nanos() as u64;
+        let delta = (armed.as_nanos() as u64).div_ceil(jiffy);
+        Some(level_granularity(delta.saturating_sub(1)))
+    }
+
+    /// How long after its arming a timer of `armed` fires when it was armed from
+    /// the callback of a timer whose firing was a multiple of `aligned` jiffies
+    /// (the keepalive timer re-arms itself so, `inet_csk_reset_keepalive_timer`
+    /// with the callback's `jiffies`): `calc_index` rounds the expiry up past the
+    /// next multiple of its level's granularity `g`, and with `g` dividing the
+    /// arming jiffy that is exactly `g * (armed_jiffies / g + 1)` jiffies, whatever
+    /// the absolute jiffies. The level is chosen from `delta - 1`: the callback runs
+    /// with the wheel's clock one ahead of the firing (`__run_timers`). `None` when
+    /// HZ is unknown or `g` does not divide `aligned` (a longer level: the rounding
+    /// depends on jiffies this process cannot see).
+    pub fn rearmed_after(&self, armed: Duration, aligned: u64) -> Option<Duration> {
+        let jiffy = self.jiffy()?;
+        let delta = (armed.as_nanos() as u64).div_ceil(jiffy.as_nanos() as u64);
+        let g = level_granularity(delta.saturating_sub(1));
+        if aligned == 0 || aligned % g != 0 {
+            return None;
+        }
+        let jiffies = g.saturating_mul(delta / g + 1);
+        Some(Duration::from_nanos(
+            jiffies.saturating_mul(jiffy.as_nanos() as u64),
+        ))
+    }
+
     /// "HZ=250" or "HZ assumed (100..1000)", for explanations.
     pub fn describe(&self) -> String {
         match self.hz {
@@ -107,6 +144,27 @@ mod tests {
         assert_eq!(w.late_bound(ms(12_000)), ms(650));
         assert!(w.late_bound(ms(1000)) >= Wheel::new(Some(250)).late_bound(ms(1000)));
         assert!(w.describe().contains("unknown"));
+    }
+
+    #[test]
+    fn a_timer_rearmed_from_an_aligned_firing_fires_a_whole_number_of_buckets_later() {
+        let w = Wheel::new(Some(250));
+        // Measured here (HZ=250, loopback, keepalive re-armed from its callback):
+        // idle 1 intvl 1 probes 1.024 s apart, intvl 2 s 2.016 s, intvl 3 s 3.072 s.
+        assert_eq!(w.rearmed_after(ms(1000), 8), Some(ms(1024)));
+        assert_eq!(w.rearmed_after(ms(2000), 8), Some(ms(2016)));
+        assert_eq!(w.rearmed_after(ms(3000), 64), Some(ms(3072)));
+        // A 3 s timer (level 2, 64 jiffies) from a level-1 firing: not known.
+        assert_eq!(w.rearmed_after(ms(3000), 8), None);
+        assert_eq!(Wheel::new(None).rearmed_after(ms(1000), 8), None);
+        assert_eq!(w.granularity(ms(1000)), Some(8));
+        assert_eq!(w.granularity(ms(3000)), Some(64));
+        // Within the late bound, never early.
+        for armed in [200, 1000, 2000, 3000, 12_000] {
+            let g = w.granularity(ms(armed)).unwrap_or(1);
+            let after = w.rearmed_after(ms(armed), g).unwrap_or_default();
+            assert!(after > ms(armed) && after <= ms(armed) + w.late_bound(ms(armed)));
+        }
     }
 
     #[test]

@@ -37,8 +37,29 @@ fn names(events: &[EventKind]) -> Vec<&'static str> {
 }
 
 #[test]
-fn wakes_just_after_the_predicted_probe() {
+fn wakes_once_just_after_the_latest_time_the_wheel_allows_for_the_probe() {
+    // The first probe's timer was armed at the handshake, at a jiffy this process
+    // cannot see: at HZ=250 the wheel fires the 1 s timer 0-36 ms after its due
+    // time (calc_index rounds up to 8 jiffies, plus the jiffy TCP arms from). The
+    // probe is expected to be answered, and the answer (tcpi_last_ack_recv) dates
+    // it: one look after the window, not looks stepping through it.
     let t = timeline();
+    assert_eq!(t.next_wake(ms(10)), Some(ms(1039)));
+    // With HZ unknown the window is the worst over common HZ (90 ms at HZ=100):
+    // too wide for one look, the looks start at the due time.
+    let eff = Effective {
+        keepalive: true,
+        idle_s: 1,
+        intvl_s: 1,
+        cnt: 3,
+        user_timeout_ms: 0,
+    };
+    let params = KernelParams {
+        wheel: crate::model::wheel::Wheel::new(None),
+        ..KernelParams::default()
+    };
+    let mut t = Timeline::new(eff, params, ms(0));
+    t.observe(ms(0), &TcpSample::default());
     assert_eq!(t.next_wake(ms(10)), Some(ms(1003)));
 }
 
@@ -54,8 +75,13 @@ fn unanswered_probes_then_schedule_moves_by_intvl() {
             dead_at: Some(ms(4000))
         }
     );
-    // The kernel arms the next probe intvl after this one went out.
-    assert_eq!(t.next_wake(ms(1006)), Some(ms(2008)));
+    // The kernel re-armed the timer for intvl from the firing that sent probe 1,
+    // which the samples put between 1.000 s (the due time) and 1.005 s; the wheel
+    // rounds that re-arm to exactly 256 jiffies (1.024 s, measured: probes 1.024 s
+    // apart at HZ=250). No answer will date probe 2, so the looks start at the
+    // earliest time it can go out, plus the slack.
+    assert_eq!(t.next_wake(ms(1006)), Some(ms(2027)));
+    assert_eq!(t.next_wake(ms(2027)), Some(ms(2037)));
     let ev = t.observe(ms(2030), &at(2030, 0, 2));
     assert_eq!(
         ev,
@@ -104,9 +130,60 @@ fn answered_probe_restarts_idle() {
         matches!(&ev[4], EventKind::Prediction(p) if p.restated),
         "{ev:?}"
     );
-    // The timer stays where the probe left it (1 s after the probe, 2.000); that
-    // firing finds 0.998 s of idle and re-arms for the rest: answer + idle.
-    assert_eq!(t.next_wake(ms(1011)), Some(ms(2005)));
+    // The timer stays where the probe left it: re-armed for 1 s at its firing,
+    // which the answer at 1.002 s (read in 4 ms jiffies) puts between 1.000 and
+    // 1.002 s; the wheel fires that re-arm 1.024 s later. One look, after it.
+    assert_eq!(t.next_wake(ms(1011)), Some(ms(2029)));
+}
+
+#[test]
+fn an_answered_probe_is_dated_by_its_answer_not_by_the_sample() {
+    let mut t = timeline();
+    let mut dated = Vec::new();
+    // The look at 1.039 s finds probe 1 answered at 1.026 s (tcpi_last_ack_recv).
+    t.observe_dated(ms(1039), &at(1039, 1026, 0), |at, k| {
+        dated.push((at, k.name()))
+    });
+    assert_eq!(
+        dated,
+        [
+            (Some(ms(1026)), "probe-window"),
+            (Some(ms(1026)), "probe"),
+            (Some(ms(1026)), "probe-acked"),
+            (Some(ms(1026)), "idle"),
+            (None, "prediction"),
+        ]
+    );
+    // Steady state: each probe 1.024 s after the previous firing, one look each.
+    assert_eq!(t.next_wake(ms(1040)), Some(ms(2053)));
+    let ev = t.observe(ms(2053), &at(2053, 2050, 0));
+    assert_eq!(
+        names(&ev),
+        ["probe-window", "probe", "probe-acked", "idle", "prediction"]
+    );
+    assert_eq!(t.next_wake(ms(2054)), Some(ms(3077)));
+    // Undated events (a probe nobody answered) are the sample's.
+    let mut dated = Vec::new();
+    t.observe_dated(ms(3077), &at(3077, 2050, 1), |at, k| {
+        dated.push((at, k.name()))
+    });
+    assert_eq!(dated, [(None, "probe-window"), (None, "probe")]);
+}
+
+#[test]
+fn a_look_that_misses_the_planned_firing_steps_on() {
+    // The firing is not where the wheel model put it (the softirq ran late, a
+    // probe could not be sent): the looks step from the window's opening, growing
+    // with the lateness, and the late warning still needs a sample to prove it.
+    let mut t = timeline();
+    t.observe(ms(1039), &at(1039, 1026, 0));
+    assert_eq!(t.next_wake(ms(1040)), Some(ms(2053)));
+    let ev = t.observe(ms(2053), &at(2053, 1026, 0));
+    assert_eq!(names(&ev), ["probe-window"]);
+    assert_eq!(t.next_wake(ms(2053)), Some(ms(2063)));
+    let ev = t.observe(ms(2063), &at(2063, 2060, 0));
+    assert_eq!(names(&ev), ["probe", "probe-acked", "idle", "prediction"]);
+    assert!(warnings(&ev).is_empty(), "{ev:?}");
 }
 
 #[test]
@@ -198,7 +275,10 @@ fn late_kernel_timer_is_sampled_in_short_steps() {
     let mut t = timeline();
     let ev = t.observe(ms(1004), &at(1004, 0, 0));
     assert_eq!(names(&ev), ["probe-window"]);
-    assert_eq!(t.next_wake(ms(1004)), Some(ms(1014)));
+    // Inside the wheel's 36 ms: the one look after it.
+    assert_eq!(t.next_wake(ms(1004)), Some(ms(1039)));
+    // Beyond it: steps of an eighth of the lateness, at least 10 ms.
+    assert_eq!(t.next_wake(ms(1039)), Some(ms(1049)));
     assert_eq!(t.next_wake(ms(1803)), Some(ms(1903)));
 }
 
