@@ -150,7 +150,12 @@ impl State {
             self.release_held();
         }
         if self.held.is_empty() && self.fits(self.staged.len()) {
-            self.batch.extend_from_slice(&self.staged);
+            if self.batch.is_empty() {
+                // The first event of a wake-up: its buffer becomes the batch.
+                std::mem::swap(&mut self.batch, &mut self.staged);
+            } else {
+                self.batch.extend_from_slice(&self.staged);
+            }
         } else if !give_up {
             return false;
         } else if delivery == Delivery::Always {
@@ -435,9 +440,14 @@ impl Write for Stdout {
             return Err(std::io::ErrorKind::BrokenPipe.into());
         }
         if !self.buf.is_empty() {
-            st.staged.extend_from_slice(&self.buf);
+            if st.staged.is_empty() {
+                // No copy: the buffers trade places (both keep their capacity).
+                std::mem::swap(&mut st.staged, &mut self.buf);
+            } else {
+                st.staged.extend_from_slice(&self.buf);
+                self.buf.clear();
+            }
             st.staged_events = st.staged_events.saturating_add(1);
-            self.buf.clear();
         }
         Ok(())
     }
