@@ -74,7 +74,7 @@ impl Wheel {
         let jiffy = self.jiffy()?;
         let delta = (armed.as_nanos() as u64).div_ceil(jiffy.as_nanos() as u64);
         let g = level_granularity(delta.saturating_sub(1));
-        if aligned == 0 || aligned % g != 0 {
+        if aligned == 0 || !aligned.is_multiple_of(g) {
             return None;
         }
         let jiffies = g.saturating_mul(delta / g + 1);
