@@ -299,6 +299,9 @@ pub fn serve(
         for r in ready.iter().filter(|r| r.token != LISTENER) {
             let id = r.token;
             let mut events = Events::new();
+            // Each connection's own time: its sample dates contacts from it, and
+            // the connections before it in this wake-up took time.
+            let now = rep.clock.now();
             let end = match table.sessions.get_mut(&id) {
                 Some(s) => s.on_ready(now, &mut events),
                 None => continue,
@@ -334,6 +337,7 @@ pub fn serve(
                 break;
             };
             let mut events = Events::new();
+            let now = rep.clock.now();
             let end = match table.sessions.get_mut(&id) {
                 Some(s) => {
                     s.scheduled = None;
