@@ -565,6 +565,8 @@ fn sigint_in_the_first_milliseconds_of_idle_limit_ends_it_with_output() {
 ///   socket NAME and holds them.
 /// - `sender NAME PORT`: connects to 127.0.0.1:PORT; on "go" passes the
 ///   connection to NAME's receiver and closes its own copy.
+/// - `forker PORT`: connects to 127.0.0.1:PORT; on "go" forks a child that
+///   keeps the connection and closes its own copy.
 /// - `inflight PORT`: connects to 127.0.0.1:PORT, sends the connection over a
 ///   socketpair of its own that it never reads, and closes its copy: the socket
 ///   is in no process's descriptor table.
@@ -615,6 +617,15 @@ elif role == "sender":
     socket.send_fds(u, [b"x"], [c.fileno()])
     c.close()
     say("passed")
+elif role == "forker":
+    c = socket.create_connection(("127.0.0.1", int(sys.argv[2])))
+    say(os.getpid(), c.getsockname()[1])
+    sys.stdin.readline()
+    child = os.fork()
+    if child == 0:
+        sys.stdin.close(); time.sleep(60); os._exit(0)
+    c.close()
+    say("forked", child)
 elif role == "inflight":
     c = socket.create_connection(("127.0.0.1", int(sys.argv[2])))
     s1, s2 = socket.socketpair()
@@ -1016,4 +1027,50 @@ sys.exit(os.waitstatus_to_exitcode(status))
         "{err}"
     );
     assert!(!err.contains("2147483647"), "{err}");
+}
+
+/// Item 6's re-read must not take a socket from a descendant: a server that
+/// forks per connection and closes its copy (PostgreSQL, sshd) hands it to a
+/// new descendant, which the re-read of the known processes alone does not see.
+#[test]
+fn a_socket_handed_to_a_new_descendant_stays_watched() {
+    let listener = Owner::start(&[], &["pair"]);
+    let port = listener.port().to_string();
+    let mut forker = Owner::start(&[], &["forker", &port]);
+    let local = forker.port().to_string();
+    let watch = Proc::spawn(&[
+        "watch",
+        "--json",
+        "--interval",
+        "100ms",
+        "--pid",
+        forker.pid(),
+        "--port",
+        &port,
+        "--for",
+        "20s",
+    ]);
+    let ours = |e: &Value| {
+        e["event"] == "watched" && e["local"].as_str().is_some_and(|l| l.ends_with(&local))
+    };
+    let joined = watch.until(Duration::from_secs(10), "the connection", ours);
+    let id = joined.last().map(|e| e["conn"].clone()).expect("joined");
+    forker.tell("go");
+    let said = forker.line();
+    let child: u32 = said
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("forker said {said:?}"));
+    // Three re-reads of the descriptors (one a second) see only the child hold it.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        let Some(e) = watch.recv(left) else { break };
+        assert!(
+            !(e["event"] == "end" && e["conn"] == id),
+            "ended while its new descendant {child} holds it: {e}"
+        );
+    }
+    // SAFETY: kill(2) of the child this test's owner forked.
+    unsafe { libc::kill(child as i32, libc::SIGKILL) };
 }

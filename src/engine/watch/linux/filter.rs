@@ -42,6 +42,8 @@ pub(super) struct Filter {
     read_at: Option<Instant>,
     /// Whether the last `settle_pid` read them (so watched sockets are checked).
     pub(super) reread_now: bool,
+    /// Whether that read looked for new descendants too.
+    read_full: bool,
     /// Watched sockets found in none of the processes' tables, and since when
     /// (one that is in flight or being closed is given one more read).
     unheld: HashMap<u64, Instant>,
@@ -82,6 +84,7 @@ impl Filter {
             descendant_sockets: 0,
             read_at: None,
             reread_now: false,
+            read_full: false,
             unheld: HashMap::new(),
             netns: None,
             netns_label: None,
@@ -101,9 +104,19 @@ impl Filter {
     pub(super) fn in_netns<T: Send>(&self, work: impl FnOnce() -> T + Send) -> Result<T, RunError> {
         match &self.netns {
             None => Ok(work()),
-            Some(ns) => ns
-                .run(work)
-                .map_err(RunError::io("enter the network namespace of --pid")),
+            Some(ns) => ns.run(work).map_err(|e| {
+                let e = match e.kind() {
+                    std::io::ErrorKind::PermissionDenied => std::io::Error::new(
+                        e.kind(),
+                        format!(
+                            "{e}: setns(2) needs CAP_SYS_ADMIN over it (root); without it none \
+                             of its sockets can be seen"
+                        ),
+                    ),
+                    _ => e,
+                };
+                RunError::io("enter the network namespace of --pid")(e)
+            }),
         }
     }
 
@@ -145,19 +158,40 @@ impl Filter {
         if !new && !due {
             return Ok(());
         }
-        let read = if new {
+        let held = self.read(pid, new)?;
+        self.inodes.reread(held, inodes);
+        self.reread_now = true;
+        self.read_full = new;
+        Ok(())
+    }
+
+    /// The sockets of the tree (`full`: its descendants found again) or of the
+    /// processes known. A `--pid` that exited holds nothing.
+    fn read(&mut self, pid: u32, full: bool) -> Result<HashSet<u32>, RunError> {
+        let read = if full {
             self.read_pid_inodes(pid)
         } else {
             self.read_known()
         };
-        let held = match read {
-            Ok(set) => set,
+        match read {
+            Ok(set) => Ok(set),
             // The process exited: its sockets go as they go; nothing new is its.
-            Err(_) if procfs::process_name(pid).is_none() => HashSet::new(),
-            Err(e) => return Err(e),
-        };
-        self.inodes.reread(held, inodes);
-        self.reread_now = true;
+            Err(_) if procfs::process_name(pid).is_none() => Ok(HashSet::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads the whole tree again unless the last read did: a socket the known
+    /// processes no longer hold may be held by a new descendant (a server that
+    /// forks per connection, then closes its copy: PostgreSQL, sshd).
+    fn reread_tree(&mut self) -> Result<(), RunError> {
+        let Some(pid) = self.pid else { return Ok(()) };
+        if self.read_full {
+            return Ok(());
+        }
+        let held = self.read(pid, true)?;
+        self.inodes.reread(held, std::iter::empty());
+        self.read_full = true;
         Ok(())
     }
 
@@ -263,17 +297,24 @@ impl Watch {
             return Ok(());
         }
         let generation = self.generation;
-        let unheld: Vec<(u64, u32)> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| {
-                c.generation == generation
-                    && c.gone_at.is_none()
-                    && c.last.state == TCP_ESTABLISHED
-                    && !self.filter.inodes.holds(c.last.inode)
-            })
-            .map(|(&cookie, c)| (cookie, c.last.inode))
-            .collect();
+        let unheld = |w: &Watch| -> Vec<(u64, u32)> {
+            w.conns
+                .iter()
+                .filter(|(_, c)| {
+                    c.generation == generation
+                        && c.gone_at.is_none()
+                        && c.last.state == TCP_ESTABLISHED
+                        && !w.filter.inodes.holds(c.last.inode)
+                })
+                .map(|(&cookie, c)| (cookie, c.last.inode))
+                .collect()
+        };
+        let mut unheld_now = unheld(self);
+        if !unheld_now.is_empty() && !self.filter.read_full {
+            self.filter.reread_tree()?;
+            unheld_now = unheld(self);
+        }
+        let unheld = unheld_now;
         let still: HashSet<u64> = unheld.iter().map(|(c, _)| *c).collect();
         self.filter.unheld.retain(|c, _| still.contains(c));
         for (cookie, inode) in unheld {
@@ -357,6 +398,7 @@ mod tests {
             descendant_sockets: 0,
             read_at: None,
             reread_now: false,
+            read_full: false,
             unheld: HashMap::new(),
             netns: None,
             netns_label: None,
