@@ -3,8 +3,9 @@
 [--keep-alive] [--kinds K,...] [--json FILE]: hostile clients against an HTTP endpoint on
 127.0.0.1 (tcpalive watch --metrics) while scrapes are timed.
 
-N connections (default 1000) are held open for S seconds (default 30), a quarter
-of each kind:
+N connections (default 1000) are held open for S seconds (default 30), shared
+out in turn among the kinds (--kinds, default all four; --attacker-nice N runs
+them at that nice value):
   silent      connect and send nothing;
   slowloris   a request head one byte every second, never finished;
   oversized   a 100 KB header, never reading the answer;
@@ -265,6 +266,8 @@ def main():
     ap.add_argument("--keep-alive", action="store_true")
     ap.add_argument("--gap", type=float, default=1.0, help="least seconds between reopens of one client")
     ap.add_argument("--json", help="write the figures here as JSON")
+    ap.add_argument("--attacker-nice", type=int, default=0,
+                    help="the attackers' nice value (the scraper keeps its own)")
     ap.add_argument("--kinds", default=",".join(KINDS), help="which kinds, shared out in turn")
     a = ap.parse_args()
     kinds = a.kinds.split(",")
@@ -275,6 +278,8 @@ def main():
     child = os.fork() if a.clients > 0 else -1
     if child == 0:
         os.close(r)
+        if a.attacker_nice:
+            os.nice(a.attacker_nice)
         try:
             attack(a.port, a.clients, kinds, a.seconds, a.gap, w)
         finally:
