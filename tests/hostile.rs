@@ -786,6 +786,10 @@ fn a_signal_ends_the_wait_for_an_unread_stdout_after_the_run_ended() {
         match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
+            // A handshake the kernel completed into the accept queue just as the
+            // listening socket closed: the queued connection is reset, which says
+            // the same (the run is over).
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
             // A full backlog as the run stops accepting: try again.
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
             Err(e) => panic!("connect: {e}"),
