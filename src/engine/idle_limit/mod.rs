@@ -55,10 +55,10 @@ pub struct IdleLimitOptions {
     pub target: Endpoint,
     /// The longest idle period tested.
     pub max: Duration,
-    /// The bracket is refined until it is this narrow.
+    /// The grid's step is 1.8 x this as far as `parallel` reaches.
     pub resolution: Duration,
     pub directions: Vec<Direction>,
-    /// Test flows per round, over all directions.
+    /// Test flows of the one round, over all directions.
     pub parallel: usize,
     pub verify: Option<VerifyOptions>,
     pub connect_timeout: Duration,
