@@ -27,7 +27,9 @@ read -r -a extra <<<"${IDLE_LIMIT_ARGS:-}"
 [ $# -gt 0 ] || set -- 10 30 60 120 300
 [ -x "$bin" ] || { echo "bench-idle-limit: no $bin (cargo build --release, or set TCPALIVE)" >&2; exit 2; }
 work=$(mktemp -d /tmp/bench-idle-limit.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+# kept when a run missed, for its logs (lab.sh --out DIR keeps every file)
+keep=0
+trap '[ "$keep" = 1 ] && echo "bench-idle-limit: the runs are in $work" >&2 || rm -rf "$work"' EXIT
 
 # run KEY T ARGS...: one lab run in the background, its verdict in $work/KEY
 run() {
@@ -73,4 +75,5 @@ for t in "$@"; do
         [ -z "$(sed -n 2p <<<"$row")" ] || fail=1
     done
 done
+keep=$fail
 exit $fail

@@ -605,7 +605,9 @@ if [ "$SCENARIO" = nat-limit ] || [ "$SCENARIO" = proxy-limit ] || [ "$SCENARIO"
     sleep 2
     ORPHANS=$(ip netns exec "$NS_S" ss -Htan "( sport = :$PORT )" | grep -cv -e '^LISTEN' -e '^TIME-WAIT')
     stop_pid "$LISTEN_PID" TERM; LISTEN_PID=''
-    # pass: the limit found is the configured timeout within +-1 s, nothing left
+    # pass: the limit found is the configured timeout within the resolution it states
+    # (+350 ms: nginx moves a timer only 300 ms or more; docs/kernel-facts.md) or 1 s,
+    # nothing left
     jq -n -R -c --arg ct "$CT_TIMEOUT" --arg reset "$NAT_RESET" --arg rc "$IL_RC" --arg orphans "$ORPHANS" \
         --arg scen "$SCENARIO" --arg proxy "$PROXY" --arg fw "$FIREWALL" "$JQ_LIB"'
         ($ct | tonumber) as $ct | ($rc | tonumber? // 0) as $rc | ($orphans | tonumber) as $orphans
@@ -615,7 +617,8 @@ if [ "$SCENARIO" = nat-limit ] || [ "$SCENARIO" = proxy-limit ] || [ "$SCENARIO"
             | {scenario: $scen, proxy: (if $scen == "proxy-limit" then $proxy else null end),
                orphans: $orphans, drops: $end_ev.drops,
                firewall: (if $scen == "firewall-limit" then $fw else null end),
-               pass: (($limit | type) == "number" and $limit - $ct <= 1 and $ct - $limit <= 1 and $orphans == 0
+               pass: (($limit | type) == "number" and ($limit - $ct | fabs) <= ([1, $end_ev.resolution_s + 0.35] | max)
+                      and $orphans == 0
                       and ($scen != "firewall-limit" or $end_ev.direction == $fw)),
                ct_timeout_s: $ct, nat_reset: ($reset == "1"),
                idle_limit_s: $limit, resolution_s: $end_ev.resolution_s,

@@ -32,6 +32,11 @@ const PONG_TIMEOUT: Duration = Duration::from_secs(5);
 const OUTSTANDING_MAX: usize = 16;
 /// `SAW` reports kept at most (one per test flow; the run opens fewer).
 const SAW_MAX: usize = 65_536;
+/// What this side has to send on the control flow and could not yet, at most:
+/// past it the listener has stopped reading for long.
+const OUTBOX_MAX: usize = 1 << 20;
+/// A send the socket could not take yet is tried again this soon.
+const FLUSH_RETRY: Duration = Duration::from_millis(10);
 /// The control flow's latest round trips kept: the checks' timeouts use the
 /// longest of them (see [`Control::path_rtt`]).
 const RTTS_KEPT: usize = 3;
@@ -50,6 +55,13 @@ pub(super) struct Control {
     addr: SocketAddr,
     /// The latest round trips of `WATCH` and the `PING`s, newest last.
     rtts: VecDeque<Duration>,
+    /// Lines not yet written, and when to try again. A round's flows end
+    /// together (a proxy closes every flow past its timeout at once): hundreds of
+    /// `DONE`s written one by one are hundreds of small segments, whose buffer
+    /// overhead filled the socket's send buffer (EAGAIN ended a run behind
+    /// haproxy); they are written together, once per loop turn.
+    outbox: Vec<u8>,
+    flush_at: Option<Duration>,
 }
 
 /// A run id nobody else uses: std's per-process random hash keys (seeded from
@@ -98,6 +110,8 @@ impl Control {
             last_flow: 0,
             addr,
             rtts: VecDeque::new(),
+            outbox: Vec::new(),
+            flush_at: None,
         };
         let mut watch_sent = Duration::ZERO;
         lp.watch(c.sock.as_fd(), CONTROL, true)?;
@@ -170,15 +184,56 @@ impl Control {
         }
     }
 
+    /// Queues a line and writes what the socket takes.
     fn send(&mut self, msg: &Message) -> std::io::Result<()> {
+        self.queue(msg)?;
+        self.write_out()
+    }
+
+    /// Queues a line, to be written with the others of this loop turn.
+    fn queue(&mut self, msg: &Message) -> std::io::Result<()> {
         let bytes = msg.encode();
-        let n = (&self.sock).write(&bytes)?;
-        if n < bytes.len() {
+        if self.outbox.len().saturating_add(bytes.len()) > OUTBOX_MAX {
             return Err(std::io::Error::new(
                 ErrorKind::WriteZero,
-                "the control flow's send buffer is full",
+                "the listener has not read the control flow for long (1 MiB waits)",
             ));
         }
+        self.outbox.extend_from_slice(&bytes);
+        Ok(())
+    }
+
+    /// Writes what the socket takes now; the rest waits for the next try.
+    fn write_out(&mut self) -> std::io::Result<()> {
+        while !self.outbox.is_empty() {
+            match (&self.sock).write(&self.outbox) {
+                Ok(0) => {
+                    return Err(std::io::Error::new(
+                        ErrorKind::WriteZero,
+                        "the control flow takes no more data",
+                    ));
+                }
+                Ok(n) => {
+                    self.outbox.drain(..n);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the queued lines; a failure ends the run.
+    fn flush(&mut self, now: Duration) -> Result<(), Box<EndFacts>> {
+        if let Err(e) = self.write_out() {
+            return Err(fatal_end(
+                crate::model::outcome::classify_errno(e.raw_os_error().unwrap_or(0)),
+                e.raw_os_error(),
+                format!("the control flow to {} failed: {e}", self.addr),
+            ));
+        }
+        self.flush_at = (!self.outbox.is_empty()).then(|| now.saturating_add(FLUSH_RETRY));
         Ok(())
     }
 
@@ -300,7 +355,7 @@ impl Control {
         if self.deadline() <= now {
             self.on_deadline(now)?;
         }
-        Ok(())
+        self.flush(now)
     }
 
     /// The control flow is readable.
@@ -312,12 +367,14 @@ impl Control {
         })
     }
 
-    /// When [`Control::on_deadline`] is due next.
+    /// When [`Control::step`] is due next: the next `PING`, the timeout of one
+    /// unanswered, or lines waiting to be written.
     pub(super) fn deadline(&self) -> Duration {
-        match self.outstanding.front() {
+        let due = match self.outstanding.front() {
             Some(&(_, sent)) => self.next_ping.min(sent.saturating_add(PONG_TIMEOUT)),
             None => self.next_ping,
-        }
+        };
+        self.flush_at.map_or(due, |at| at.min(due))
     }
 
     /// Sends the next `PING`; a `PING` unanswered for [`PONG_TIMEOUT`] ends the run.
@@ -343,7 +400,7 @@ impl Control {
             if self.outstanding.len() < OUTSTANDING_MAX {
                 self.outstanding.push_back((self.seq, now));
             }
-            if let Err(e) = self.send(&Message::Ping(self.seq)) {
+            if let Err(e) = self.queue(&Message::Ping(self.seq)) {
                 return Err(fatal_end(
                     crate::model::outcome::classify_errno(e.raw_os_error().unwrap_or(0)),
                     e.raw_os_error(),
@@ -359,6 +416,7 @@ impl Control {
     pub(super) fn ping_now(&mut self, now: Duration) -> Result<u64, Box<EndFacts>> {
         self.next_ping = now;
         self.on_deadline(now)?;
+        self.flush(now)?;
         Ok(self.seq)
     }
 
@@ -367,9 +425,11 @@ impl Control {
         !self.outstanding.iter().any(|&(s, _)| s == seq)
     }
 
-    /// `DONE`: the listener closes test flow `seq`. A failure shows on the next
-    /// read of the control flow.
-    pub(super) fn done(&mut self, seq: u64) {
-        let _ = self.send(&Message::Done(seq));
+    /// `DONE`: the listener closes test flow `seq`; written with the loop turn's
+    /// other lines (a full queue shows at the next write).
+    pub(super) fn done(&mut self, seq: u64, now: Duration) {
+        if self.queue(&Message::Done(seq)).is_ok() && self.flush_at.is_none() {
+            self.flush_at = Some(now);
+        }
     }
 }

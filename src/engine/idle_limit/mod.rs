@@ -322,7 +322,7 @@ fn run_round(
             let hi = shortest_failure.get(&flows[i].dir);
             if round > 0 && hi.is_some_and(|&h| flows[i].idle >= h) {
                 let f = flows.swap_remove(i);
-                m.control.done(f.id);
+                m.control.done(f.id, rep.clock.now());
                 f.close(lp, true);
             } else {
                 i += 1;
@@ -430,7 +430,7 @@ fn run_round(
                             keepalive_idle_s: f.keepalive_idle_s,
                         },
                     )?;
-                    m.control.done(f.id);
+                    m.control.done(f.id, now);
                     f.close(lp, seen.is_some());
                 }
                 Step::Fatal(end) => {
