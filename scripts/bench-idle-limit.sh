@@ -13,9 +13,9 @@
 # the default 300 is fine to about 100 s), PROXY (haproxy, nginx or socat; default
 # socat), IDLE_LIMIT_ARGS (more idle-limit options, e.g. "--direction out").
 # "Within resolution": |found - T| <= the resolution the end states + 50 ms (a
-# proxy arms its idle timer from its own clock, read once per loop turn: with
-# 1000 flows at once haproxy closed flows 2-31 ms before T, counted from HELD's
-# arrival on this side). The wall time is the measurement's (idle-limit's clock at its end, or at
+# proxy's own timer: with 1000 flows at once haproxy closed flows 2-31 ms before
+# T, counted from HELD's arrival on this side; nginx, whose timers move only by
+# 300 ms or more, needs more, docs/kernel-facts.md). The wall time is the measurement's (idle-limit's clock at its end, or at
 # --verify's start): it includes connecting, every check and the wait for the
 # listener's last report. Needs root (network namespaces), nft, jq and the proxy.
 set -euo pipefail
@@ -64,7 +64,7 @@ for t in "$@"; do
             | (if .scenario == "proxy-limit" then .proxy else "NAT (drop)" end) as $box
             | (.measure_s // .wall_s) as $wall
             | (if .idle_limit_s == null then false
-               else ((.idle_limit_s - $t) | fabs) <= .resolution_s + 0.05 end) as $within
+               else ((.idle_limit_s - $t) | fabs) <= .resolution_s + (if .proxy == "nginx" then 0.35 else 0.05 end) end) as $within
             | ($wall <= 1.2 * $t + 5) as $fast
             | "| \($t) s | \($box) | \(.idle_limit_s // "none") s | +-\(.resolution_s // "-") s | \(.drop_mode // "-")"
               + " | \($wall) s | \(if $wall == null then "-" else ($wall / $t * 100 | round / 100) end)"

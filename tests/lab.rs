@@ -564,9 +564,9 @@ fn assert_idle_limit(run: &LabRun, ct: f64, mode: &str, direction: &str) {
     let end = end(run);
     let limit = f(end, "idle_limit_s");
     let resolution = f(end, "resolution_s");
-    // +50 ms: a proxy arms its timer from its own clock, which its loop reads
-    // once per turn (haproxy, 1000 flows at once, closed 2-31 ms before T counted
-    // from HELD's arrival here; scripts/bench-idle-limit.sh). nginx moves a timer
+    // +50 ms: a proxy's own timer (haproxy, 1000 flows at once, closed 2-31 ms
+    // before T counted from HELD's arrival here, most likely its clock as read at
+    // the start of a loop turn; scripts/bench-idle-limit.sh). nginx moves a timer
     // only when the new expiry is 300 ms or more away (NGX_TIMER_LAZY_DELAY): a
     // flow armed when HOLD passed is closed up to 300 ms before T after HELD.
     let early = match run.verdict["proxy"].as_str() {
