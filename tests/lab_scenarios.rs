@@ -556,8 +556,11 @@ fn a_forbidding_sysctl_is_named() {
 fn as_root_the_lab_needs_only_a_network_namespace() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        skip("as root", "not root");
-        return;
+        return common::lab_skipped(
+            "lab_scenarios",
+            "the lab as root",
+            "not root (root needs only a network namespace)",
+        );
     }
     let out = Command::new(bin())
         .args(["lab", "aborts", "--json"])

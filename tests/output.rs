@@ -21,15 +21,8 @@ use common::bin;
 /// Sockets watch joins: both ends of SOCKETS / 2 loopback connections.
 const SOCKETS: usize = 50_000;
 
-fn require_lab() -> bool {
-    std::env::var("TCPALIVE_REQUIRE_LAB").is_ok_and(|v| v == "1")
-}
-
 fn skip(what: &str, why: &str) {
-    if require_lab() {
-        panic!("{what}: {why} (TCPALIVE_REQUIRE_LAB=1)");
-    }
-    eprintln!("SKIPPED {what}: {why}");
+    common::lab_skipped("output", what, why);
 }
 
 /// A network namespace of this test's own, removed on drop.

@@ -226,8 +226,11 @@ fn an_unprivileged_tuner_is_told_what_it_needs() {
     let owner = Owner::start(python(), "127.0.0.1", addr.port(), "connect");
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED: needs root to drop to nobody");
-        return;
+        return common::lab_skipped(
+            "tune",
+            "an unprivileged tuner",
+            "not root (it drops to nobody to be refused)",
+        );
     }
     let out = Command::new("setpriv")
         .args([

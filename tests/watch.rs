@@ -504,8 +504,11 @@ fn without_permission_settings_are_inferred_and_labelled_with_a_range() {
             .output()
             .is_err()
     {
-        eprintln!("SKIPPED: needs root and setpriv");
-        return;
+        return common::lab_skipped(
+            "watch",
+            "watching without permission",
+            "needs root (it drops to nobody with setpriv) and setpriv",
+        );
     }
     let (l, port) = listener("127.0.0.1:0");
     let (client, _server) = pair(&l);

@@ -60,12 +60,12 @@ fn postgres_backend_found_through_the_postmaster_with_its_user_timeout_read() {
     let (Some(bin), true, true) = (bin, root, have_user) else {
         let why =
             "the PostgreSQL watch test needs root, the postgres user and /usr/lib/postgresql/*/bin";
-        assert!(
-            std::env::var("TCPALIVE_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-            "{why} (TCPALIVE_REQUIRE_POSTGRES=1)"
-        );
-        eprintln!("SKIPPED: {why}");
-        return;
+        let require: &[&str] = if root {
+            &["TCPALIVE_REQUIRE_POSTGRES"]
+        } else {
+            &["TCPALIVE_REQUIRE_POSTGRES", "TCPALIVE_REQUIRE_LAB"]
+        };
+        return common::skipped("watch_postgres", "the PostgreSQL watch", why, require);
     };
     let dir = std::env::temp_dir().join(format!("tcpalive-pg-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

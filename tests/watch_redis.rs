@@ -47,12 +47,13 @@ fn available(what: &str) -> bool {
     if missing.is_empty() {
         return true;
     }
-    let why = format!("{what} needs {}", missing.join(", "));
-    assert!(
-        std::env::var("TCPALIVE_REQUIRE_REDIS").as_deref() != Ok("1"),
-        "{why} (TCPALIVE_REQUIRE_REDIS=1)"
-    );
-    eprintln!("SKIPPED: {why}");
+    let why = format!("needs {}", missing.join(", "));
+    let require: &[&str] = if is_root() {
+        &["TCPALIVE_REQUIRE_REDIS"]
+    } else {
+        &["TCPALIVE_REQUIRE_REDIS", "TCPALIVE_REQUIRE_LAB"]
+    };
+    common::skipped("watch_redis", what, &why, require);
     false
 }
 

@@ -354,13 +354,25 @@ pub fn with_nofile(cmd: &mut Command, limit: u64) -> &mut Command {
 /// `cargo test --release --features lab` then passes without root; the rootless
 /// lab tests (`tests/lab_scenarios.rs`, `demo`) still run.
 pub fn lab_skipped(test_file: &str, what: &str, why: &str) {
-    assert!(
-        std::env::var("TCPALIVE_REQUIRE_LAB").as_deref() != Ok("1"),
-        "{what} cannot run: {why} (TCPALIVE_REQUIRE_LAB=1)"
-    );
-    eprintln!(
-        "SKIPPED: {what}: {why}; run it as root: sudo -E cargo test --release --features lab --test {test_file}"
-    );
+    skipped(test_file, what, why, &["TCPALIVE_REQUIRE_LAB"]);
+}
+
+/// As [`lab_skipped`], for a test that needs root or a package (redis-server,
+/// postgres): a failure when any variable of `require` is 1 (.ci/run sets them
+/// all), else one SKIPPED line with the command that runs it.
+pub fn skipped(test_file: &str, what: &str, why: &str, require: &[&str]) {
+    for var in require {
+        assert!(
+            std::env::var(var).as_deref() != Ok("1"),
+            "{what} cannot run: {why} ({var}=1)"
+        );
+    }
+    let how = if is_root() {
+        "install what it needs, then: cargo test --release --features lab --test"
+    } else {
+        "run it as root: sudo -E cargo test --release --features lab --test"
+    };
+    eprintln!("SKIPPED: {what}: {why}; {how} {test_file}");
 }
 
 /// Whether this process is root (the network-namespace lab needs it).
