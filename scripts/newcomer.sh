@@ -52,9 +52,13 @@ fi
 chown -R "$user:$group" "$work/repo" "$work/home" "$work/cargo"
 
 printf 'newcomer.sh: as %s in %s, running:\n%s\n' "$user" "$work/repo" "$commands" >&2
-# NEWCOMER_NO_FAIL_FAST=1 (diagnosis): cargo test goes on past a failing file.
+# Diagnosis: NEWCOMER_NO_FAIL_FAST=1 goes on past a failing test file;
+# NEWCOMER_TEST_ARGS (e.g. "--test readme") is added to the cargo test line.
 if [ "${NEWCOMER_NO_FAIL_FAST:-0}" = 1 ]; then
   commands=$(printf '%s\n' "$commands" | sed '/^cargo test/s/$/ --no-fail-fast/')
+fi
+if [ -n "${NEWCOMER_TEST_ARGS:-}" ]; then
+  commands=$(printf '%s\n' "$commands" | sed "/^cargo test/s|\$| $NEWCOMER_TEST_ARGS|")
 fi
 script=$(printf 'set -e\n%s\n' "$commands")
 unshare -m --propagation private bash -c '

@@ -372,7 +372,14 @@ pub fn skipped(test_file: &str, what: &str, why: &str, require: &[&str]) {
     } else {
         "run it as root: sudo -E cargo test --release --features lab --test"
     };
-    eprintln!("SKIPPED: {what}: {why}; {how} {test_file}");
+    // Straight to the stderr descriptor, not through eprintln!: the test
+    // harness captures the print macros of a test that passes, and a skip must
+    // be seen in `cargo test`'s output.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "SKIPPED: {what}: {why}; {how} {test_file}"
+    );
 }
 
 /// Whether this process is root (the network-namespace lab needs it).
