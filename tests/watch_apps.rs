@@ -505,8 +505,11 @@ fn busy_run() -> Option<BusyRun> {
             other => panic!("socat did not connect: {other:?}"),
         }
     };
+    // The socket's owner is socat, or the shell of its SYSTEM address, which
+    // inherits the descriptor: the socket is matched by its peer.
+    let peer = format!("{}:7000", pair.addr_b);
     let mut seen = watch.until(Duration::from_secs(10), "socat's socket", |e| {
-        e["event"] == "watched" && e["process"] == "socat"
+        e["event"] == "watched" && e["peer"] == peer.as_str()
     });
     let conn = seen.last().expect("watched")["conn"].clone();
     // Data flows for a while (watch sees the RTO of a live path), then the cable goes.
@@ -566,9 +569,15 @@ fn busy_run() -> Option<BusyRun> {
 }
 
 /// A silent client in b (socat reading, keepalive off) connected to a's server
-/// at `addr_a:7000`, and `watch --pid SERVER` in a; returns the watched line of
-/// the server's socket with local port 7000, and the events so far.
-fn join_server_socket(pair: &Pair, watch: &Proc, process: &str) -> (Reaped, Value, Vec<Value>) {
+/// at `addr_a:7000`, then `watch --pid SERVER --interval 50ms` in a (started once
+/// the connection is up, so it joins at once, whenever the server forked its
+/// workers); returns watch, the watched line of the server's socket with local
+/// port 7000, and the events so far.
+fn join_server_socket(
+    pair: &Pair,
+    server: u32,
+    process: &str,
+) -> (Reaped, Proc, Value, Vec<Value>) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let client = loop {
         let mut child = Pair::exec(&pair.b, "socat")
@@ -585,6 +594,21 @@ fn join_server_socket(pair: &Pair, watch: &Proc, process: &str) -> (Reaped, Valu
             other => panic!("the client did not connect to {process}: {other:?}"),
         }
     };
+    let watch = Proc::spawn_argv(&[
+        "ip",
+        "netns",
+        "exec",
+        &pair.a,
+        bin_path(),
+        "watch",
+        "--pid",
+        &server.to_string(),
+        "--interval",
+        "50ms",
+        "--json",
+        "--for",
+        "30s",
+    ]);
     let port = |e: &Value| e["local"].as_str().is_some_and(|l| l.ends_with(":7000"));
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let mut seen = Vec::new();
@@ -601,7 +625,7 @@ fn join_server_socket(pair: &Pair, watch: &Proc, process: &str) -> (Reaped, Valu
             break e;
         }
     };
-    (client, w, seen)
+    (client, watch, w, seen)
 }
 
 /// Reads a log file that a server writes, until `pred` finds a line, with a
@@ -710,22 +734,7 @@ fn lab_nginx_so_keepalive_read_exactly_and_ends_as_nginx_does() {
             .spawn()
             .expect("start nginx"),
     );
-    let watch = Proc::spawn_argv(&[
-        "ip",
-        "netns",
-        "exec",
-        &pair.a,
-        bin_path(),
-        "watch",
-        "--pid",
-        &nginx.0.id().to_string(),
-        "--interval",
-        "50ms",
-        "--json",
-        "--for",
-        "30s",
-    ]);
-    let (_client, w, mut seen) = join_server_socket(&pair, &watch, "nginx");
+    let (_client, watch, w, mut seen) = join_server_socket(&pair, nginx.0.id(), "nginx");
     assert_eq!(w["settings_read"], true, "{w}");
     for (field, value) in [("idle_s", 2), ("intvl_s", 1), ("cnt", 2)] {
         assert_eq!(w[field], value, "{field}: {w}");
@@ -810,22 +819,7 @@ fn lab_haproxy_tcpka_read_exactly_and_ends_as_haproxy_does() {
             .args(["-db", "-f"])
             .arg(&conf),
     );
-    let watch = Proc::spawn_argv(&[
-        "ip",
-        "netns",
-        "exec",
-        &pair.a,
-        bin_path(),
-        "watch",
-        "--pid",
-        &haproxy.pid().to_string(),
-        "--interval",
-        "50ms",
-        "--json",
-        "--for",
-        "30s",
-    ]);
-    let (_client, w, mut seen) = join_server_socket(&pair, &watch, "haproxy");
+    let (_client, watch, w, mut seen) = join_server_socket(&pair, haproxy.pid() as u32, "haproxy");
     assert_eq!(w["settings_read"], true, "{w}");
     for (field, value) in [("idle_s", 2), ("intvl_s", 1), ("cnt", 2)] {
         assert_eq!(w[field], value, "clitcpka {field}: {w}");
