@@ -284,6 +284,74 @@ pub fn busy_give_up(
     (at, late)
 }
 
+/// What the samples showed of the retransmission timer on the busy path: its
+/// latest firing, read from `tcpi_last_data_sent` at the sample that first showed
+/// it (after a timeout only the head segment is sent, so the latest data
+/// transmission is that firing's retransmission).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Firing {
+    /// Run time of the `n`-th firing, as read: the kernel's stamp is one jiffy
+    /// coarse and the sample's own time uncertain by `uncertainty`.
+    pub at: Duration,
+    pub uncertainty: Duration,
+    /// tcpi_retransmits: firings so far in this episode.
+    pub n: u32,
+    /// tcpi_rto now: what the timer was re-armed for at that firing.
+    pub rto: Duration,
+    /// tcpi_rto >> tcpi_backoff: the RTO the backoff doubles.
+    pub base: Duration,
+}
+
+/// The busy path without a user timeout, from the timer's latest firing seen
+/// (`firing`): the range `(earliest, latest)` of run times at which the kernel
+/// gives up. The firings still to come are `rto`, then doubling up to `rto_max`,
+/// each up to the wheel's bound late, never early. The budget counts from the
+/// original send of the head segment: at the latest one base before the first
+/// firing, which lies the nominal intervals before this one; earlier by up to one
+/// base more (a tail-loss probe re-arms the first timeout from its own time) and
+/// by the lateness of the firings before. An earlier send moves the end only when
+/// it makes an earlier firing cross the budget, and the range says so.
+pub fn busy_give_up_after(
+    firing: Firing,
+    budget: Duration,
+    rto_max: Duration,
+    wheel: crate::model::wheel::Wheel,
+) -> (Duration, Duration) {
+    let base = firing.base.max(RTO_MIN);
+    // From the send to the first firing, then between firings up to this one.
+    let mut back = base;
+    let mut past_late = wheel.late_bound(base);
+    let mut interval = base;
+    for _ in 1..firing.n.min(64) {
+        interval = interval.saturating_mul(2).min(rto_max);
+        back = back.saturating_add(interval);
+        past_late = past_late.saturating_add(wheel.late_bound(interval));
+    }
+    let send_hi = firing.at.saturating_sub(back);
+    let send_lo = send_hi
+        .saturating_sub(base)
+        .saturating_sub(past_late)
+        .saturating_sub(firing.uncertainty);
+    // Nominal time of each firing to come, and the most it may be late by then.
+    let (mut nominal, mut late) = (firing.at, firing.uncertainty);
+    let mut interval = firing.rto.max(RTO_MIN).min(rto_max);
+    let mut earliest = None;
+    for _ in 0..1024 {
+        nominal = nominal.saturating_add(interval);
+        late = late.saturating_add(wheel.late_bound(interval));
+        let low = nominal.saturating_sub(firing.uncertainty);
+        if earliest.is_none() && nominal.saturating_add(late) >= send_lo.saturating_add(budget) {
+            earliest = Some(low.max(send_lo.saturating_add(budget)));
+        }
+        if low >= send_hi.saturating_add(budget) {
+            return (earliest.unwrap_or(low), nominal.saturating_add(late));
+        }
+        interval = interval.saturating_mul(2).min(rto_max);
+    }
+    let end = nominal.saturating_add(late);
+    (earliest.unwrap_or(end), end)
+}
+
 pub fn window_probe_interval(
     base: Duration,
     backoff: u32,

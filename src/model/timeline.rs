@@ -38,6 +38,8 @@ use crate::model::schedule::{
 const CONTACT_JITTER: Duration = Duration::from_millis(10);
 /// Sample this long after a predicted probe, so the kernel's timer has fired.
 const DUE_SLACK: Duration = Duration::from_millis(3);
+/// tcpi_last_data_sent counts jiffies: 10 ms at HZ=100, the coarsest common.
+const STAMP_JIFFY: Duration = Duration::from_millis(10);
 /// The shortest step between samples while waiting for a late timer.
 const MIN_STEP: Duration = Duration::from_millis(10);
 /// A probe expected to be answered, whose firing the wheel puts in a window no
@@ -106,6 +108,9 @@ pub struct Timeline {
     /// Run time of the first retransmission of the current episode: the kernel
     /// counts the user timeout (and tcp_retries2's budget) from there.
     retrans_since: Option<Duration>,
+    /// The retransmission timer's latest firing seen (run time, as the sample
+    /// read it) and how many there were: the busy range counts from it.
+    last_firing: Option<(Duration, u32)>,
     observed: bool,
     fin_counted: bool,
     /// The prediction last emitted, and the one in force at the last contact.
@@ -169,6 +174,7 @@ impl Timeline {
             backoff: 0,
             unacked_since: None,
             retrans_since: None,
+            last_firing: None,
             observed: false,
             fin_counted: false,
             shown: None,
@@ -823,8 +829,16 @@ impl Timeline {
             if s.state == TCP_ESTABLISHED {
                 self.retransmits_seen = 0;
                 self.retrans_since = None;
+                self.last_firing = None;
             }
             return;
+        }
+        if n > self.retransmits_seen && s.state == TCP_ESTABLISHED {
+            // The latest data transmission is this firing's retransmission.
+            self.last_firing = Some((
+                now.saturating_sub(Duration::from_millis(s.last_data_sent_ms as u64)),
+                n,
+            ));
         }
         if self.retrans_since.is_none() {
             // Every data transmission, retransmissions included, stamps
@@ -895,6 +909,45 @@ impl Timeline {
     fn busy_prediction(&self, first_seen: Duration) -> Prediction {
         let base =
             Duration::from_nanos((self.rto.as_nanos() >> self.backoff.min(31)) as u64).max(RTO_MIN);
+        // A firing seen, its count matching the backoff (an ICMP error undoes a
+        // doubling, RFC 6069, and the firings then say less): the range from it.
+        if let Some((at, n)) = self.last_firing.filter(|&(_, n)| n == self.backoff) {
+            let firing = schedule::Firing {
+                at,
+                uncertainty: self.uncertainty.saturating_add(STAMP_JIFFY),
+                n,
+                rto: self.rto,
+                base,
+            };
+            let (earliest, latest) = schedule::busy_give_up_after(
+                firing,
+                self.busy_detect_after,
+                self.params.rto_max,
+                self.params.wheel,
+            );
+            return Prediction {
+                detect_s: None,
+                path: Path::Busy,
+                since: self.last_contact,
+                dead_at: Some(earliest),
+                late_by_up_to: latest.saturating_sub(earliest),
+                bound: Bound::Retries2,
+                probes: 0,
+                restated: false,
+                explain: format!(
+                    "data in flight: keepalive is suspended; the kernel checks the tcp_retries2 \
+                     budget ({}, tcp_retries2 {}) only when the retransmission timer fires: from \
+                     its firing #{n} (this socket's RTO {} doubled to {}), the firing that ends it \
+                     comes up to {:.3}s later than this (timer wheel, and the original send's \
+                     time, known only from the firings)",
+                    secs_text(self.busy_detect_after),
+                    self.params.retries2,
+                    secs_text(base),
+                    secs_text(self.rto),
+                    latest.saturating_sub(earliest).as_secs_f64(),
+                ),
+            };
+        }
         let (start_lo, start_hi) = match self.unacked_since {
             Some(sent) => (sent, sent),
             None => (first_seen.saturating_sub(base), first_seen),

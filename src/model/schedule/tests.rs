@@ -259,3 +259,61 @@ fn the_busy_path_ends_at_the_first_rto_firing_past_the_budget() {
     let (at, _) = busy_give_up(RTO_MIN, budget, RTO_MAX, wheel);
     assert_eq!(at, budget);
 }
+
+/// The lab's busy sender (RTO 0.204 s, tcp_retries2 5, HZ=250): socat's own
+/// ETIMEDOUT came 12.864 to 13.113 s after the first firing in 10 runs
+/// (tests/watch_apps.rs, which read that firing from tcpi_last_data_sent).
+#[test]
+fn busy_range_from_the_first_firing_holds_the_lab_ends() {
+    let wheel = crate::model::wheel::Wheel::new(Some(250));
+    let budget = crate::model::predict::retransmission_budget(5);
+    let first = Firing {
+        at: Duration::from_secs(10),
+        uncertainty: Duration::from_millis(5),
+        n: 1,
+        rto: Duration::from_millis(408),
+        base: Duration::from_millis(204),
+    };
+    let (lo, hi) = busy_give_up_after(first, budget, RTO_MAX, wheel);
+    // Five firings to come: 0.408 + 0.816 + 1.632 + 3.264 + 6.528 = 12.648 s.
+    assert_eq!(lo, Duration::from_millis(10_000 + 12_648 - 5));
+    for real in [12_864, 13_113] {
+        let real = Duration::from_millis(10_000 + real);
+        assert!(lo <= real && real <= hi, "{lo:?}..{hi:?}");
+    }
+    assert!(hi - lo < Duration::from_millis(700), "{lo:?}..{hi:?}");
+    // Once the fifth firing is seen, only the last one's lateness is left.
+    let fifth = Firing {
+        at: Duration::from_millis(10_000 + 6_120),
+        n: 5,
+        rto: Duration::from_millis(6_528),
+        ..first
+    };
+    let (lo5, hi5) = busy_give_up_after(fifth, budget, RTO_MAX, wheel);
+    assert_eq!(lo5, lo);
+    assert!(hi5 - lo5 <= Duration::from_millis(300), "{lo5:?}..{hi5:?}");
+}
+
+/// A send earlier than the latest the firings allow can make an earlier firing
+/// cross the budget: the range then reaches back to it.
+#[test]
+fn busy_range_spans_two_firings_when_the_send_time_decides() {
+    let wheel = crate::model::wheel::Wheel::new(Some(250));
+    // A 1 s budget, RTO 200 ms, the first firing at 10.2 s (the send at 10.0 s
+    // at the latest): the next ones at 10.6 and 11.4 s; the third ends it.
+    let first = Firing {
+        at: Duration::from_millis(10_200),
+        uncertainty: Duration::ZERO,
+        n: 1,
+        rto: Duration::from_millis(400),
+        base: Duration::from_millis(200),
+    };
+    let (lo, hi) = busy_give_up_after(first, Duration::from_secs(1), RTO_MAX, wheel);
+    assert!(lo <= Duration::from_millis(11_400), "{lo:?}");
+    assert!(hi >= Duration::from_millis(11_400), "{hi:?}");
+    // With a budget of 0.7 s: the second firing (0.6 s after the latest send)
+    // ends it only if the send was earlier; the third surely does.
+    let (lo, hi) = busy_give_up_after(first, Duration::from_millis(700), RTO_MAX, wheel);
+    assert_eq!(lo, Duration::from_millis(10_600), "{lo:?}");
+    assert!(hi >= Duration::from_millis(11_400), "{hi:?}");
+}

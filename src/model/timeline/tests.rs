@@ -746,3 +746,49 @@ fn probes_out_at_the_join_predate_it_and_are_never_late_probes() {
     let ev = t.observe(ms(11_300), &at(11_300, 8_000, 2));
     assert_eq!(names(&ev)[..2], ["probe", "warning"], "{ev:?}");
 }
+
+/// The busy path with tcp_retries2 5 (budget 12.6 s), RTO 0.204 s: the kernel
+/// gives up at the sixth firing, 12.648 s after the first plus the wheel's
+/// lateness. Read from the firing a sample shows (tcpi_last_data_sent), the range
+/// holds that whether the sample shows the first firing or, at a sparse
+/// interval, the second (before, the second was taken for the first and the
+/// range started 0.408 s too late), and it carries no slack for the send time
+/// the firings already bound.
+#[test]
+fn busy_range_counts_from_the_firing_the_sample_shows() {
+    let eff = Effective {
+        keepalive: true,
+        idle_s: 2,
+        intvl_s: 1,
+        cnt: 2,
+        user_timeout_ms: 0,
+    };
+    let params = KernelParams {
+        retries2: 5,
+        wheel: crate::model::wheel::Wheel::new(Some(250)),
+        ..KernelParams::default()
+    };
+    // The first firing at 0.970 s; the kernel's end no earlier than 13.618 s.
+    let earliest_real = ms(970 + 12_648);
+    for (now, n, rto, sent_ago) in [(1_000, 1, 408, 30), (1_400, 2, 816, 22)] {
+        let mut t = Timeline::new(eff, params, ms(0));
+        t.observe(ms(0), &TcpSample::default());
+        let mut s = at(now, 760, 0);
+        s.unacked = 1;
+        s.retransmits = n;
+        s.backoff = n;
+        s.rto_us = rto * 1000;
+        s.last_data_sent_ms = sent_ago;
+        let ev = t.observe(ms(now), &s);
+        let p = prediction_of(&ev).expect("a busy prediction");
+        assert_eq!(p.path, Path::Busy, "{p:?}");
+        let lo = p.dead_at.expect("an end");
+        let hi = lo + p.late_by_up_to;
+        assert!(lo <= earliest_real, "sample at {now}: {lo:?}");
+        // The lab's ends (socat's ETIMEDOUT) came 12.864..13.113 s after the first firing.
+        for real in [12_864, 13_113] {
+            assert!(ms(970 + real) <= hi, "sample at {now}: {lo:?}..{hi:?}");
+        }
+        assert!(p.late_by_up_to < ms(700), "sample at {now}: {p:?}");
+    }
+}
