@@ -116,6 +116,11 @@ pub struct Timeline {
     /// The prediction last emitted, and the one in force at the last contact.
     shown: Option<Prediction>,
     at_contact: Option<Prediction>,
+    /// The settings or the kernel's timer changed since the last contact: until
+    /// the next contact, each new prediction is the one in force (a change read
+    /// in the same sample as the probe it already caused is first modelled
+    /// without that probe).
+    changed_since_contact: bool,
     /// How long before run time 0 the last contact was at the first sample (`watch`
     /// joins connections whose last contact precedes the watch). The model keeps
     /// its times shifted by this much, so they never go below zero; events and the
@@ -179,6 +184,7 @@ impl Timeline {
             fin_counted: false,
             shown: None,
             at_contact: None,
+            changed_since_contact: false,
             offset: Duration::ZERO,
             probe_answer_known: false,
             uncertainty: Duration::ZERO,
@@ -257,6 +263,7 @@ impl Timeline {
     fn prediction_now_in_force(&mut self) {
         if self.observed {
             self.at_contact = Some(self.prediction().with_detect());
+            self.changed_since_contact = true;
         }
     }
 
@@ -1144,7 +1151,19 @@ impl Timeline {
             old.path == p.path && old.bound == p.bound && old.probes == p.probes && !detect_moved
         });
         let p = Prediction { restated, ..p };
-        if contact || self.at_contact.is_none() {
+        if contact {
+            self.changed_since_contact = false;
+        }
+        // Beyond the timer wheel's lateness it is a different promise, not a drift.
+        let moved = self
+            .at_contact
+            .as_ref()
+            .is_some_and(|a| match (a.dead_at, p.dead_at) {
+                (Some(x), Some(y)) => x.abs_diff(y) > a.late_by_up_to + PREDICTION_MOVE,
+                (None, None) => false,
+                _ => true,
+            });
+        if contact || self.at_contact.is_none() || (self.changed_since_contact && moved) {
             self.at_contact = Some(p.clone());
         }
         if changed {

@@ -792,3 +792,29 @@ fn busy_range_counts_from_the_firing_the_sample_shows() {
         assert!(p.late_by_up_to < ms(700), "sample at {now}: {p:?}");
     }
 }
+
+/// Settings re-tuned to 2/1/2 after idle had already passed (socat watched late
+/// under load, then `tune --pid`): TCP_KEEPIDLE fires the timer at once, so the
+/// sample that reads the change already shows the first probe and the timer
+/// re-armed for intvl. The end cites the prediction in force (dead 1 s after the
+/// second probe), not the one made before the probe was folded in (which took the
+/// re-armed timer for the first probe: 1 s later; the lab's end said 5.031 s
+/// against a real 4.077 s).
+#[test]
+fn the_end_cites_the_prediction_made_after_a_change_not_before_its_probe() {
+    let mut t = timeline_with(7200, 75, 9, 0);
+    let eff = Effective {
+        keepalive: true,
+        idle_s: 2,
+        intvl_s: 1,
+        cnt: 2,
+        user_timeout_ms: 0,
+    };
+    t.set_settings(eff, 15);
+    t.kernel_timer_at(ms(3_030), ms(5));
+    t.observe(ms(2_300), &at(2_300, 0, 1));
+    t.observe(ms(3_100), &at(3_100, 0, 2));
+    let end = t.end(ms(4_100), Outcome::Timeout, None, String::new());
+    let predicted = end.predicted_detect_s.expect("a prediction");
+    assert!((predicted - 4.03).abs() < 0.1, "{predicted}");
+}
