@@ -110,7 +110,7 @@ pub struct Timeline {
     retrans_since: Option<Duration>,
     /// The retransmission timer's latest firing seen (run time, as the sample
     /// read it) and how many there were: the busy range counts from it.
-    last_firing: Option<(Duration, u32)>,
+    rtx_firing: Option<(Duration, u32)>,
     observed: bool,
     fin_counted: bool,
     /// The prediction last emitted, and the one in force at the last contact.
@@ -179,7 +179,7 @@ impl Timeline {
             backoff: 0,
             unacked_since: None,
             retrans_since: None,
-            last_firing: None,
+            rtx_firing: None,
             observed: false,
             fin_counted: false,
             shown: None,
@@ -836,13 +836,13 @@ impl Timeline {
             if s.state == TCP_ESTABLISHED {
                 self.retransmits_seen = 0;
                 self.retrans_since = None;
-                self.last_firing = None;
+                self.rtx_firing = None;
             }
             return;
         }
         if n > self.retransmits_seen && s.state == TCP_ESTABLISHED {
             // The latest data transmission is this firing's retransmission.
-            self.last_firing = Some((
+            self.rtx_firing = Some((
                 now.saturating_sub(Duration::from_millis(s.last_data_sent_ms as u64)),
                 n,
             ));
@@ -918,7 +918,7 @@ impl Timeline {
             Duration::from_nanos((self.rto.as_nanos() >> self.backoff.min(31)) as u64).max(RTO_MIN);
         // A firing seen, its count matching the backoff (an ICMP error undoes a
         // doubling, RFC 6069, and the firings then say less): the range from it.
-        if let Some((at, n)) = self.last_firing.filter(|&(_, n)| n == self.backoff) {
+        if let Some((at, n)) = self.rtx_firing.filter(|&(_, n)| n == self.backoff) {
             let firing = schedule::Firing {
                 at,
                 uncertainty: self.uncertainty.saturating_add(STAMP_JIFFY),

@@ -20,6 +20,8 @@
 //! - An owner's abort (SO_LINGER 0) zeroes the counters and the peer port.
 
 pub use crate::model::event::Certainty;
+use std::time::Duration;
+
 use crate::model::event::Outcome;
 use crate::model::infer::{Knowledge, Source};
 use crate::model::sample::{
@@ -78,6 +80,9 @@ pub struct Verdict {
 
 const PEER_FIN_STATES: [u8; 2] = [TCP_CLOSE_WAIT, TCP_LAST_ACK];
 const OWNER_FIN_STATES: [u8; 4] = [TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_CLOSING, TCP_TIME_WAIT];
+/// The timer wheel and the millisecond counters: how much sooner than idle a
+/// probe may seem to have gone out.
+const PROBE_TOLERANCE: Duration = Duration::from_millis(250);
 
 fn state_name(state: u8) -> &'static str {
     match state {
@@ -320,9 +325,18 @@ fn kernel_gave_up(ev: &Evidence, info: &TcpSample) -> Option<Verdict> {
             format!("{retransmits} retransmission(s) outstanding when the socket left"),
         ));
     }
+    // A keepalive probe goes out only once idle has passed since the last
+    // receive, and any answer resets the count: probes out sooner than the idle
+    // held prove the settings changed since they were read (an owner or `tune`
+    // set them between two looks), so they say nothing certain about cnt.
+    let idle_held = Duration::from_secs(k.effective().idle_s.into());
+    let contradicted =
+        probes > 0 && info.since_contact().saturating_add(PROBE_TOLERANCE) < idle_held;
     // How many unanswered probes make the kernel give up, when known.
-    let read =
-        k.cnt_source == Source::ReadBack && k.user_timeout_source == Source::ReadBack && !k.stale;
+    let read = k.cnt_source == Source::ReadBack
+        && k.user_timeout_source == Source::ReadBack
+        && !k.stale
+        && !contradicted;
     let limit = k.effective().idle_schedule().map(|s| s.probes);
     match (read, limit) {
         (true, Some(limit)) if probes >= limit => Some(verdict(
@@ -351,7 +365,15 @@ fn kernel_gave_up(ev: &Evidence, info: &TcpSample) -> Option<Verdict> {
                 "ended with {probes} keepalive probe(s) unanswered: the kernel gave up \
                  (ETIMEDOUT), or a probe met RST"
             ),
-            if k.stale {
+            if contradicted {
+                format!(
+                    "{probes} probe(s) out {:.3}s after the last contact, before the idle {}s \
+                     read allows: the settings changed since they were read; if the kernel gave \
+                     up, the socket's cnt is {probes} or a user timeout ended it",
+                    info.since_contact().as_secs_f64(),
+                    k.effective().idle_s
+                )
+            } else if k.stale {
                 format!(
                     "the settings read (cnt {}) changed at run time and could not be read \
                      again: if the kernel gave up, the socket's cnt is {probes} or a user \

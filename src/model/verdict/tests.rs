@@ -21,6 +21,10 @@ fn last() -> TcpSample {
         bytes_sent: 6,
         data_segs_in: 1,
         data_segs_out: 1,
+        // Quiet for longer than any idle the rows hold (7200 s): their probes are
+        // ones the settings allow.
+        last_data_recv_ms: 8_000_000,
+        last_ack_recv_ms: 8_000_000,
         ..TcpSample::default()
     }
 }
@@ -338,5 +342,40 @@ fn assumed_cnt_contradicted_by_the_kernel_is_said() {
         v.evidence.contains("the socket's cnt is 1"),
         "{}",
         v.evidence
+    );
+}
+
+/// socat re-tuned from 7200/75/9 to 2/1/2 between two looks (watch joined late
+/// under load and did not look again before the end): the socket left with 2
+/// probes out 7.9 s after the last contact. Probes that early contradict the
+/// idle 7200 s read at join: not "reset, certain" (a probe below the cnt read met
+/// RST), which is what the lab's end said, but ambiguous, saying why.
+#[test]
+fn probes_out_before_the_idle_read_allows_are_not_judged_on_those_settings() {
+    let ev = Evidence {
+        settings: Knowledge::read(Effective {
+            keepalive: true,
+            idle_s: 7200,
+            intvl_s: 75,
+            cnt: 9,
+            user_timeout_ms: 0,
+        }),
+        destroyed: destroyed(|i| {
+            i.probes = 2;
+            i.last_ack_recv_ms = 7_905;
+            i.last_data_recv_ms = 7_905;
+        }),
+        ..base()
+    };
+    let v = judge(&ev);
+    assert_eq!(
+        (v.outcome, v.certainty),
+        (Outcome::Ambiguous, Certainty::Ambiguous),
+        "{v:?}"
+    );
+    assert!(
+        v.evidence
+            .contains("the settings changed since they were read"),
+        "{v:?}"
     );
 }
