@@ -315,7 +315,7 @@ impl Watch {
             conn.clues.established(info, e.send_queue);
         }
         hidden_timer_warning(rep, &mut conn, e, self.retries2)?;
-        self.schedule(&mut conn, e, now);
+        self.schedule(&mut conn, e, now, None);
         self.conns.insert(e.cookie, conn);
         Ok(())
     }
@@ -351,6 +351,7 @@ impl Watch {
             && conn.know.keepalive == Some(false)
             && !changed;
         let mut restate = None;
+        let mut rearmed = false;
         if !settling && conn.settle_until.take().is_some() {
             // Settled: what was held back is stated now (with keepalive switched
             // on meanwhile, the new config says so and the prediction follows).
@@ -369,6 +370,7 @@ impl Watch {
                 conn.timeline
                     .kernel_timer_at(now.saturating_add(e.expires), self.dump_uncertainty);
             }
+            rearmed = changed_why.is_some() && e.timer == TimerKind::KeepAlive;
             facts.changed = changed_why;
             rep.emit(conn.id, EventKind::Config(facts))?;
             conn.config_sent = true;
@@ -392,14 +394,28 @@ impl Watch {
         hidden_timer_warning(rep, &mut conn, e, retries2)?;
         conn.last = *e;
         conn.last_at = now;
-        self.schedule(&mut conn, e, now);
+        // Its owner just re-armed the timer (a changed setting): the probe may be
+        // due at once, where the wheel allows a late firing only a few
+        // milliseconds, and a loaded host runs timers later than that. It is
+        // read again no sooner than --interval, as a dump would (looked at 16 ms
+        // after such a due time, tests/watch_apps.rs's re-tuned socat was warned
+        // about as a late probe at load 13).
+        let rearmed = rearmed.then(|| now.saturating_add(self.interval));
+        self.schedule(&mut conn, e, now, rearmed);
         self.conns.insert(e.cookie, conn);
         Ok(())
     }
 
     /// After a reading at `now`: when the connection is looked up next, by its
-    /// timer, the end of its settling or its predicted give-up.
-    fn schedule(&mut self, conn: &mut Conn, e: &DiagEntry, now: Duration) {
+    /// timer, the end of its settling or its predicted give-up, not before
+    /// `not_before`.
+    fn schedule(
+        &mut self,
+        conn: &mut Conn,
+        e: &DiagEntry,
+        now: Duration,
+        not_before: Option<Duration>,
+    ) {
         conn.lookups
             .seen(now, pending(e.timer), e.expires, self.dump_uncertainty);
         let gives_up = conn
@@ -408,7 +424,8 @@ impl Watch {
             .map(|t| t.saturating_add(DUE_SLACK));
         let next = conn
             .lookups
-            .next(now, self.interval, &[conn.settle_until, gives_up]);
+            .next(now, self.interval, &[conn.settle_until, gives_up])
+            .map(|t| not_before.map_or(t, |nb| t.max(nb)));
         if next != conn.next_lookup {
             if let Some(t) = next {
                 self.due.push(Reverse((t, e.cookie)));
