@@ -166,11 +166,20 @@ fn each_socket(pid: u32, mut each: impl FnMut(i32, u32)) -> Result<(), ProcError
         }
         Ok(())
     };
-    read(&format!("/proc/{pid}/fd"), &mut listed)?;
-    if listed == 0
-        && let Some(tid) = live_thread(pid)
-    {
-        read(&format!("/proc/{pid}/task/{tid}/fd"), &mut listed)?;
+    // A zombie leader's own fd directory is not only empty but root's (the
+    // kernel owns the /proc entries of a task without an mm by root), so for a
+    // normal user it is refused: go to the live thread first, not after.
+    match live_thread(pid) {
+        Some(tid) => read(&format!("/proc/{pid}/task/{tid}/fd"), &mut listed)?,
+        None => {
+            read(&format!("/proc/{pid}/fd"), &mut listed)?;
+            // The leader may have exited between the two reads.
+            if listed == 0
+                && let Some(tid) = live_thread(pid)
+            {
+                read(&format!("/proc/{pid}/task/{tid}/fd"), &mut listed)?;
+            }
+        }
     }
     Ok(())
 }
@@ -357,19 +366,22 @@ impl Owners {
             else {
                 continue;
             };
-            let Ok(mut fds) = fs::read_dir(proc_entry.path().join("fd")) else {
-                continue;
-            };
-            // A zombie leader lists nothing: its live threads hold its descriptors.
-            let mut first = fds.next();
+            let mut fds = fs::read_dir(proc_entry.path().join("fd")).ok();
+            // A zombie leader lists nothing (and, to a normal user, refuses: its
+            // entries are root's once it has no mm): its live threads hold its
+            // descriptors.
+            let mut first = fds.as_mut().and_then(|f| f.next());
             if first.is_none()
                 && let Some(tid) = live_thread(pid)
                 && let Ok(mut task_fds) =
                     fs::read_dir(proc_entry.path().join(format!("task/{tid}/fd")))
             {
                 first = task_fds.next();
-                fds = task_fds;
+                fds = Some(task_fds);
             }
+            let Some(fds) = fds else {
+                continue;
+            };
             let mut name = None;
             for fd in first.into_iter().chain(fds).flatten() {
                 let Some(inode) = socket_inode_of(&fd.path()) else {
