@@ -55,6 +55,24 @@ pub(super) struct Filter {
 }
 
 impl Filter {
+    /// A filter by these addresses and `--pid`, before anything of the process
+    /// has been read.
+    fn unread(addresses: AddressFilter, pid: Option<u32>) -> Filter {
+        Filter {
+            addresses,
+            pid,
+            pids: Vec::new(),
+            inodes: PidInodes::default(),
+            descendant_sockets: 0,
+            read_at: None,
+            reread_now: false,
+            read_full: false,
+            unheld: HashMap::new(),
+            netns: None,
+            netns_label: None,
+        }
+    }
+
     /// The filters, `--peer` resolved in the event loop (a signal during a slow
     /// lookup comes back as `Err(outcome)`).
     pub(super) fn new(
@@ -72,23 +90,14 @@ impl Filter {
             },
             None => None,
         };
-        let mut f = Filter {
-            addresses: AddressFilter {
+        let mut f = Filter::unread(
+            AddressFilter {
                 port: options.port,
                 peer_ips,
                 peer_port: options.peer.as_ref().and_then(|p| p.port),
             },
-            pid: options.pid,
-            pids: Vec::new(),
-            inodes: PidInodes::default(),
-            descendant_sockets: 0,
-            read_at: None,
-            reread_now: false,
-            read_full: false,
-            unheld: HashMap::new(),
-            netns: None,
-            netns_label: None,
-        };
+            options.pid,
+        );
         if let Some(pid) = f.pid {
             procfs::check_pid_namespace(pid).map_err(pid_error)?;
             f.inodes = PidInodes::new(f.read_pid_inodes(pid)?);
@@ -390,19 +399,7 @@ mod tests {
     /// `--pid` of this test process, its descriptors read from /proc at each reread.
     #[test]
     fn not_pid_set_holds_only_sockets_still_open() {
-        let mut f = Filter {
-            addresses: AddressFilter::default(),
-            pid: Some(std::process::id()),
-            pids: Vec::new(),
-            inodes: PidInodes::default(),
-            descendant_sockets: 0,
-            read_at: None,
-            reread_now: false,
-            read_full: false,
-            unheld: HashMap::new(),
-            netns: None,
-            netns_label: None,
-        };
+        let mut f = Filter::unread(AddressFilter::default(), Some(std::process::id()));
         // 1000 passes, each seeing 100 new connections of other processes.
         for pass in 0..1000u32 {
             let fresh: Vec<DiagEntry> = (0..100)
